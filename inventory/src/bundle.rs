@@ -1,0 +1,169 @@
+//! Bundles: a certificate chain, its private key and what certresponder knows about them.
+//! The store keeps every bundle a certificate has had, so any deployment can be rolled back.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{InventoryError, Location};
+use crate::inspect::{self, Fingerprints, encode_pem};
+use crate::model::ManagedCert;
+
+/// PEM text of a private key. Its `Debug` and `Display` never show the key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretPem(String);
+
+impl SecretPem {
+    /// Wraps key PEM text.
+    pub fn new(pem: String) -> Self {
+        Self(pem)
+    }
+
+    /// The key text, for writing to a 0600 file or handing to a crypto library.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretPem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretPem([redacted])")
+    }
+}
+
+/// Where a bundle stands in a certificate's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BundleState {
+    /// Deployed now.
+    Current,
+    /// Deployed before; a rollback target.
+    Previous,
+    /// Revoked at its CA; never restored unless forced.
+    Revoked,
+}
+
+impl fmt::Display for BundleState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Current => "current",
+            Self::Previous => "previous",
+            Self::Revoked => "revoked",
+        })
+    }
+}
+
+/// A certificate chain with its key and metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bundle {
+    /// Stable id: the first 16 hex digits of the leaf's SHA-256 fingerprint.
+    pub id: String,
+    /// The inventory name it belongs to.
+    pub cert_id: String,
+    /// Leaf certificate, PEM.
+    pub leaf_pem: String,
+    /// Intermediates, PEM, leaf excluded.
+    pub chain_pem: String,
+    /// The private key, when the inventory names one.
+    pub key_pem: Option<SecretPem>,
+    /// Fingerprints of the leaf.
+    pub fingerprints: Fingerprints,
+    /// Leaf serial, hex.
+    pub serial: String,
+    /// Leaf issuer DN.
+    pub issuer: String,
+    /// Leaf notAfter.
+    pub not_after: DateTime<Utc>,
+    /// When certresponder recorded it.
+    pub created_at: DateTime<Utc>,
+    /// How it entered the history: `registered` (read from disk) or `issued`.
+    pub origin: String,
+    /// State.
+    pub state: BundleState,
+}
+
+impl Bundle {
+    /// Reads the bundle an entry's files hold now: the leaf from `cert`, intermediates from
+    /// `chain` (else the rest of `cert`, else the rest of `fullchain`) and the key.
+    pub fn read_current(entry: &ManagedCert, now: DateTime<Utc>) -> Result<Self, InventoryError> {
+        let at = Location {
+            file: entry.source.clone(),
+            entry: Some(format!("\"{}\"", entry.name)),
+            field: None,
+        };
+        let read = |p: &PathBuf, field: &str| {
+            std::fs::read(p).map_err(|e| InventoryError::UnreadablePath {
+                at: at.field(field),
+                path: p.clone(),
+                reason: e.to_string(),
+            })
+        };
+        let unparseable = |p: &PathBuf, field: &str, source| InventoryError::Unparseable {
+            at: at.field(field),
+            path: p.clone(),
+            source,
+        };
+        let cert_bytes = read(&entry.paths.cert, "cert")?;
+        let certs = inspect::read_certificates(&cert_bytes)
+            .map_err(|e| unparseable(&entry.paths.cert, "cert", e))?;
+        let (leaf_der, rest) = certs
+            .split_first()
+            .ok_or_else(|| unparseable(&entry.paths.cert, "cert", no_cert()))?;
+        let leaf = inspect::inspect_certificate_der(leaf_der)
+            .map_err(|e| unparseable(&entry.paths.cert, "cert", e))?;
+        let chain: Vec<Vec<u8>> = if let Some(chain) = &entry.paths.chain {
+            inspect::read_certificates(&read(chain, "chain")?)
+                .map_err(|e| unparseable(chain, "chain", e))?
+        } else if !rest.is_empty() {
+            rest.to_vec()
+        } else if let Some(full) = &entry.paths.fullchain {
+            let all = inspect::read_certificates(&read(full, "fullchain")?)
+                .map_err(|e| unparseable(full, "fullchain", e))?;
+            all.into_iter().skip(1).collect()
+        } else {
+            Vec::new()
+        };
+        let key_pem = match &entry.paths.key {
+            Some(k) => {
+                let bytes = read(k, "key")?;
+                inspect::read_private_key(&bytes).map_err(|e| unparseable(k, "key", e))?;
+                let text = String::from_utf8(bytes).map_err(|_| {
+                    unparseable(
+                        k,
+                        "key",
+                        inspect::InspectError::Unsupported {
+                            what: "private key",
+                            reason: "DER key files are read but bundles keep PEM; convert the key to PEM".into(),
+                        },
+                    )
+                })?;
+                Some(SecretPem::new(text))
+            }
+            None => None,
+        };
+        Ok(Self {
+            id: leaf.fingerprints.cert_sha256[..16].to_string(),
+            cert_id: entry.name.to_string(),
+            leaf_pem: encode_pem("CERTIFICATE", leaf_der),
+            chain_pem: chain.iter().map(|c| encode_pem("CERTIFICATE", c)).collect(),
+            key_pem,
+            serial: leaf.serial.clone(),
+            issuer: leaf.issuer.clone(),
+            not_after: leaf.not_after,
+            fingerprints: leaf.fingerprints,
+            created_at: now,
+            origin: "registered".into(),
+            state: BundleState::Current,
+        })
+    }
+}
+
+fn no_cert() -> inspect::InspectError {
+    inspect::InspectError::Unparseable {
+        what: "certificate",
+        reason: "no certificate in the file".into(),
+    }
+}

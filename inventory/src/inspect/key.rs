@@ -1,0 +1,419 @@
+//! Keys: the public-key summary shared by certificates, CSRs and key files, and private-key
+//! parsing (PKCS#8, PKCS#1, SEC1) that derives the public half so that a key can be matched
+//! to its certificate. Private key bytes never leave this module in a printable form.
+
+use serde::Serialize;
+
+use super::der;
+use super::error::InspectError;
+
+const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+const OID_RSA_PSS: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a];
+const OID_EC: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+const OID_ED25519: &[u8] = &[0x2b, 0x65, 0x70];
+const OID_ED448: &[u8] = &[0x2b, 0x65, 0x71];
+const OID_P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+const OID_P384: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
+const OID_P521: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x23];
+const OID_SECP256K1: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x0a];
+
+/// Names a curve by the DER content of its OID.
+pub(crate) fn curve_name(oid: &[u8]) -> String {
+    match oid {
+        OID_P256 => "P-256".into(),
+        OID_P384 => "P-384".into(),
+        OID_P521 => "P-521".into(),
+        OID_SECP256K1 => "secp256k1".into(),
+        other => dotted_oid(other),
+    }
+}
+
+/// Formats OID content octets as dotted decimal.
+fn dotted_oid(bytes: &[u8]) -> String {
+    let mut arcs: Vec<u128> = Vec::new();
+    let mut acc: u128 = 0;
+    for &b in bytes {
+        acc = (acc << 7) | u128::from(b & 0x7f);
+        if b & 0x80 == 0 {
+            arcs.push(acc);
+            acc = 0;
+        }
+    }
+    let mut out = String::new();
+    if let Some(&first) = arcs.first() {
+        let (a, b) = if first < 40 {
+            (0, first)
+        } else if first < 80 {
+            (1, first - 40)
+        } else {
+            (2, first - 80)
+        };
+        out = format!("{a}.{b}");
+        for arc in &arcs[1..] {
+            out.push_str(&format!(".{arc}"));
+        }
+    }
+    out
+}
+
+/// A public key, summarised. The raw material is kept (not serialised) for matching and
+/// for the weak-key checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "algorithm", rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum KeyInfo {
+    /// RSA.
+    Rsa {
+        /// Modulus size in bits.
+        bits: usize,
+        /// Public exponent, decimal (hex with `0x` when it does not fit in 64 bits).
+        exponent: String,
+        /// Modulus, big-endian without leading zeros.
+        #[serde(skip)]
+        modulus: Vec<u8>,
+        /// Exponent, big-endian without leading zeros.
+        #[serde(skip)]
+        exponent_bytes: Vec<u8>,
+    },
+    /// ECDSA / ECDH on a Weierstrass curve.
+    Ec {
+        /// `P-256`, `P-384`, `P-521`, `secp256k1`, `explicit` or a dotted OID.
+        curve: String,
+        /// The encoded point.
+        #[serde(skip)]
+        point: Vec<u8>,
+    },
+    /// Ed25519 (RFC 8410).
+    Ed25519 {
+        /// The 32-byte public key.
+        #[serde(skip)]
+        public: Vec<u8>,
+    },
+    /// Ed448 (RFC 8410).
+    Ed448 {
+        /// The 57-byte public key.
+        #[serde(skip)]
+        public: Vec<u8>,
+    },
+    /// Any other algorithm (DSA, GOST, post-quantum...).
+    Other {
+        /// Dotted OID of the algorithm.
+        oid: String,
+    },
+}
+
+impl KeyInfo {
+    pub(crate) fn rsa(n: &[u8], e: &[u8]) -> Self {
+        let modulus = der::strip_leading_zeros(n).to_vec();
+        let exponent_bytes = der::strip_leading_zeros(e).to_vec();
+        let bits = match modulus.first() {
+            Some(&top) if top != 0 => modulus.len() * 8 - top.leading_zeros() as usize,
+            _ => 0,
+        };
+        let exponent = if exponent_bytes.len() <= 8 {
+            exponent_bytes
+                .iter()
+                .fold(0u64, |acc, &b| (acc << 8) | u64::from(b))
+                .to_string()
+        } else {
+            format!("0x{}", hex::encode(&exponent_bytes))
+        };
+        Self::Rsa {
+            bits,
+            exponent,
+            modulus,
+            exponent_bytes,
+        }
+    }
+
+    pub(crate) fn ec(curve: String, point: Vec<u8>) -> Self {
+        Self::Ec { curve, point }
+    }
+
+    /// A short human description: `RSA-2048`, `ECDSA P-256`, `Ed25519`.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Rsa { bits, .. } => format!("RSA-{bits}"),
+            Self::Ec { curve, .. } => format!("ECDSA {curve}"),
+            Self::Ed25519 { .. } => "Ed25519".into(),
+            Self::Ed448 { .. } => "Ed448".into(),
+            Self::Other { oid } => format!("other ({oid})"),
+        }
+    }
+
+    /// The key-profile name this key corresponds to, if it is one certresponder issues.
+    pub fn profile_name(&self) -> Option<&'static str> {
+        match self {
+            Self::Rsa { bits: 2048, .. } => Some("rsa-2048"),
+            Self::Rsa { bits: 3072, .. } => Some("rsa-3072"),
+            Self::Rsa { bits: 4096, .. } => Some("rsa-4096"),
+            Self::Ec { curve, .. } if curve == "P-256" => Some("ecdsa-p256"),
+            Self::Ec { curve, .. } if curve == "P-384" => Some("ecdsa-p384"),
+            Self::Ed25519 { .. } => Some("ed25519"),
+            _ => None,
+        }
+    }
+
+    /// Size in bits (RSA modulus, curve order, 256 for Ed25519, 456 for Ed448).
+    pub fn bits(&self) -> usize {
+        match self {
+            Self::Rsa { bits, .. } => *bits,
+            Self::Ec { curve, .. } => match curve.as_str() {
+                "P-256" | "secp256k1" => 256,
+                "P-384" => 384,
+                "P-521" => 521,
+                _ => 0,
+            },
+            Self::Ed25519 { .. } => 256,
+            Self::Ed448 { .. } => 456,
+            Self::Other { .. } => 0,
+        }
+    }
+
+    /// Whether two summaries describe the same public key.
+    pub fn same_public_key(&self, other: &Self) -> bool {
+        match (self, other) {
+            (
+                Self::Rsa {
+                    modulus: n1,
+                    exponent_bytes: e1,
+                    ..
+                },
+                Self::Rsa {
+                    modulus: n2,
+                    exponent_bytes: e2,
+                    ..
+                },
+            ) => n1 == n2 && e1 == e2,
+            (Self::Ec { curve: c1, point: p1 }, Self::Ec { curve: c2, point: p2 }) => {
+                c1 == c2 && p1 == p2
+            }
+            (Self::Ed25519 { public: a }, Self::Ed25519 { public: b })
+            | (Self::Ed448 { public: a }, Self::Ed448 { public: b }) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// The encoding a private key was found in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyFormat {
+    /// RFC 5958 / PKCS#8 `PrivateKeyInfo` (`BEGIN PRIVATE KEY`).
+    Pkcs8,
+    /// RFC 8017 / PKCS#1 `RSAPrivateKey` (`BEGIN RSA PRIVATE KEY`).
+    Pkcs1,
+    /// RFC 5915 / SEC1 `ECPrivateKey` (`BEGIN EC PRIVATE KEY`).
+    Sec1,
+}
+
+/// A private key's public half and encoding. Holds no secret material.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PrivateKeyInfo {
+    /// How the key was encoded.
+    pub format: KeyFormat,
+    /// The public key derived from it.
+    pub public: KeyInfo,
+}
+
+fn bad(reason: impl Into<String>) -> InspectError {
+    InspectError::unparseable("private key", reason)
+}
+
+/// Parses a DER private key of the given format.
+pub(crate) fn parse_private_key_der(
+    der_bytes: &[u8],
+    format: KeyFormat,
+) -> Result<PrivateKeyInfo, InspectError> {
+    let public = match format {
+        KeyFormat::Pkcs1 => parse_pkcs1(der_bytes)?,
+        KeyFormat::Sec1 => parse_sec1(der_bytes, None)?,
+        KeyFormat::Pkcs8 => parse_pkcs8(der_bytes)?,
+    };
+    Ok(PrivateKeyInfo { format, public })
+}
+
+/// Tries each format in turn, for DER files that carry no label.
+pub(crate) fn parse_private_key_der_any(der_bytes: &[u8]) -> Result<PrivateKeyInfo, InspectError> {
+    let mut reasons = Vec::new();
+    for format in [KeyFormat::Pkcs8, KeyFormat::Pkcs1, KeyFormat::Sec1] {
+        match parse_private_key_der(der_bytes, format) {
+            Ok(k) => return Ok(k),
+            Err(e) => reasons.push(format!("{format:?}: {e}")),
+        }
+    }
+    Err(bad(format!(
+        "not a PKCS#8, PKCS#1 or SEC1 private key ({})",
+        reasons.join("; ")
+    )))
+}
+
+fn parse_pkcs1(input: &[u8]) -> Result<KeyInfo, InspectError> {
+    let (seq, rest) =
+        der::expect_tlv(input, der::TAG_SEQUENCE, "RSAPrivateKey is not a SEQUENCE").map_err(bad)?;
+    if !rest.is_empty() {
+        return Err(bad("trailing bytes after RSAPrivateKey"));
+    }
+    let fields = der::children(seq.content).map_err(bad)?;
+    if fields.len() < 9 || fields[..9].iter().any(|f| f.tag != der::TAG_INTEGER) {
+        return Err(bad("RSAPrivateKey must hold nine INTEGERs (version, n, e, d, p, q, ...)"));
+    }
+    Ok(KeyInfo::rsa(fields[1].content, fields[2].content))
+}
+
+fn ec_alg(curve: &[u8]) -> Option<&'static aws_lc_rs::signature::EcdsaSigningAlgorithm> {
+    use aws_lc_rs::signature as s;
+    match curve {
+        OID_P256 => Some(&s::ECDSA_P256_SHA256_ASN1_SIGNING),
+        OID_P384 => Some(&s::ECDSA_P384_SHA384_ASN1_SIGNING),
+        OID_P521 => Some(&s::ECDSA_P521_SHA512_ASN1_SIGNING),
+        _ => None,
+    }
+}
+
+/// SEC1 `ECPrivateKey`; `outer_curve` is the curve named by a PKCS#8 wrapper.
+fn parse_sec1(input: &[u8], outer_curve: Option<&[u8]>) -> Result<KeyInfo, InspectError> {
+    let (seq, _) =
+        der::expect_tlv(input, der::TAG_SEQUENCE, "ECPrivateKey is not a SEQUENCE").map_err(bad)?;
+    let fields = der::children(seq.content).map_err(bad)?;
+    let (Some(version), Some(scalar)) = (fields.first(), fields.get(1)) else {
+        return Err(bad("ECPrivateKey is missing its version or key"));
+    };
+    if version.tag != der::TAG_INTEGER || version.content != [1] {
+        return Err(bad("ECPrivateKey version must be 1"));
+    }
+    if scalar.tag != der::TAG_OCTET_STRING || scalar.content.is_empty() {
+        return Err(bad("ECPrivateKey key is not an OCTET STRING"));
+    }
+    let mut curve = outer_curve;
+    let mut embedded_public = None;
+    for f in &fields[2..] {
+        match f.tag {
+            0xa0 => {
+                let (oid, _) = der::expect_tlv(f.content, der::TAG_OID, "EC parameters are not a named curve")
+                    .map_err(|_| {
+                        InspectError::Unsupported {
+                            what: "private key",
+                            reason: "EC key with explicit curve parameters".into(),
+                        }
+                    })?;
+                curve = Some(oid.content);
+            }
+            0xa1 => {
+                let (bits, _) = der::expect_tlv(f.content, der::TAG_BIT_STRING, "EC public key is not a BIT STRING")
+                    .map_err(bad)?;
+                embedded_public = bits.content.get(1..).map(<[u8]>::to_vec);
+            }
+            _ => {}
+        }
+    }
+    let curve = curve.ok_or_else(|| bad("EC private key names no curve"))?;
+    let point = match ec_alg(curve) {
+        Some(alg) => {
+            // Re-wrap as SEC1 with the curve so that aws-lc can derive the public point
+            // from the scalar itself (a stored public key could be wrong).
+            let der_bytes = sec1_with_curve(scalar.content, curve);
+            let pair = aws_lc_rs::signature::EcdsaKeyPair::from_private_key_der(alg, &der_bytes)
+                .map_err(|e| bad(format!("EC private key rejected: {e}")))?;
+            aws_lc_rs::signature::KeyPair::public_key(&pair).as_ref().to_vec()
+        }
+        None => embedded_public.ok_or_else(|| InspectError::Unsupported {
+            what: "private key",
+            reason: format!(
+                "cannot derive the public key on curve {} and the key file does not carry it",
+                curve_name(curve)
+            ),
+        })?,
+    };
+    Ok(KeyInfo::ec(curve_name(curve), point))
+}
+
+fn sec1_with_curve(scalar: &[u8], curve: &[u8]) -> Vec<u8> {
+    let mut body = vec![der::TAG_INTEGER, 1, 1];
+    der::push_header(&mut body, der::TAG_OCTET_STRING, scalar.len());
+    body.extend_from_slice(scalar);
+    let mut oid = Vec::new();
+    der::push_header(&mut oid, der::TAG_OID, curve.len());
+    oid.extend_from_slice(curve);
+    der::push_header(&mut body, 0xa0, oid.len());
+    body.extend_from_slice(&oid);
+    let mut out = Vec::new();
+    der::push_header(&mut out, der::TAG_SEQUENCE, body.len());
+    out.extend_from_slice(&body);
+    out
+}
+
+fn parse_pkcs8(input: &[u8]) -> Result<KeyInfo, InspectError> {
+    let (seq, rest) =
+        der::expect_tlv(input, der::TAG_SEQUENCE, "PrivateKeyInfo is not a SEQUENCE").map_err(bad)?;
+    if !rest.is_empty() {
+        return Err(bad("trailing bytes after PrivateKeyInfo"));
+    }
+    let fields = der::children(seq.content).map_err(bad)?;
+    let (Some(version), Some(alg), Some(key)) = (fields.first(), fields.get(1), fields.get(2)) else {
+        return Err(bad("PrivateKeyInfo needs a version, an algorithm and a key"));
+    };
+    if version.tag != der::TAG_INTEGER || alg.tag != der::TAG_SEQUENCE || key.tag != der::TAG_OCTET_STRING
+    {
+        return Err(bad("PrivateKeyInfo fields have the wrong types"));
+    }
+    let alg_fields = der::children(alg.content).map_err(bad)?;
+    let oid = alg_fields
+        .first()
+        .filter(|f| f.tag == der::TAG_OID)
+        .ok_or_else(|| bad("PrivateKeyInfo algorithm has no OID"))?;
+    match oid.content {
+        OID_RSA | OID_RSA_PSS => parse_pkcs1(key.content),
+        OID_EC => {
+            let curve = alg_fields
+                .get(1)
+                .filter(|f| f.tag == der::TAG_OID)
+                .map(|f| f.content);
+            parse_sec1(key.content, curve)
+        }
+        OID_ED25519 => {
+            let (seed, _) = der::expect_tlv(key.content, der::TAG_OCTET_STRING, "Ed25519 key is not an OCTET STRING")
+                .map_err(bad)?;
+            let pair = aws_lc_rs::signature::Ed25519KeyPair::from_seed_unchecked(seed.content)
+                .map_err(|e| bad(format!("Ed25519 key rejected: {e}")))?;
+            Ok(KeyInfo::Ed25519 {
+                public: aws_lc_rs::signature::KeyPair::public_key(&pair).as_ref().to_vec(),
+            })
+        }
+        OID_ED448 => {
+            // RFC 8410 §7: a v2 OneAsymmetricKey may carry the public key as [1].
+            let public = fields
+                .iter()
+                .find(|f| f.tag == 0x81)
+                .and_then(|f| f.content.get(1..))
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| InspectError::Unsupported {
+                    what: "private key",
+                    reason: "Ed448 key without its public key; certresponder cannot derive it".into(),
+                })?;
+            Ok(KeyInfo::Ed448 { public })
+        }
+        other => Err(InspectError::Unsupported {
+            what: "private key",
+            reason: format!("algorithm {}", dotted_oid(other)),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dotted() {
+        assert_eq!(dotted_oid(OID_P256), "1.2.840.10045.3.1.7");
+        assert_eq!(dotted_oid(OID_ED25519), "1.3.101.112");
+    }
+
+    #[test]
+    fn rsa_bits_and_exponent() {
+        let k = KeyInfo::rsa(&[0x00, 0x80, 0, 0], &[0x01, 0x00, 0x01]);
+        assert_eq!(k.bits(), 24);
+        assert!(matches!(k, KeyInfo::Rsa { ref exponent, .. } if exponent == "65537"));
+    }
+}

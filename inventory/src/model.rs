@@ -1,0 +1,199 @@
+//! The inventory model: what a managed certificate is, as written in inventory files.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// The inventory name of a managed certificate: `[a-z0-9][a-z0-9._-]*`, at most 64 bytes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CertId(String);
+
+impl CertId {
+    /// Checks and wraps a name.
+    pub fn new(name: &str) -> Result<Self, String> {
+        let mut chars = name.chars();
+        let first_ok = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        let rest_ok = chars.all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')
+        });
+        if !first_ok || !rest_ok {
+            return Err(format!(
+                "`{name}` is not a valid name: use lower-case letters, digits, '.', '_' and '-', starting with a letter or digit"
+            ));
+        }
+        if name.len() > 64 {
+            return Err(format!("`{name}` is longer than 64 characters"));
+        }
+        Ok(Self(name.to_string()))
+    }
+
+    /// The name as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for CertId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::new(&s)
+    }
+}
+
+impl From<CertId> for String {
+    fn from(c: CertId) -> Self {
+        c.0
+    }
+}
+
+impl fmt::Display for CertId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+macro_rules! name_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant,)+
+        }
+
+        impl $name {
+            /// Every accepted spelling, for error messages and hints.
+            pub const NAMES: &'static [&'static str] = &[$($text),+];
+
+            /// The inventory spelling.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $text,)+ }
+            }
+
+            /// Parses the inventory spelling.
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($text => Some(Self::$variant),)+ _ => None }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+name_enum! {
+    /// What identity the certificate gives its holder; decides key usages and EKUs.
+    CertKind {
+        /// A TLS server (serverAuth).
+        TlsServer => "tls-server",
+        /// A TLS client (clientAuth).
+        TlsClient => "tls-client",
+        /// Both ends of mutual TLS (serverAuth and clientAuth).
+        TlsMutual => "tls-mutual",
+        /// A workload or service account authenticating with a client certificate.
+        ServiceAccount => "service-account",
+        /// An agent (automation, CI runner, bot) authenticating with a client certificate.
+        Agent => "agent",
+        /// Code or artefact signing.
+        CodeSigning => "code-signing",
+    }
+}
+
+name_enum! {
+    /// Whether the certificate chains to a publicly trusted CA.
+    Trust {
+        /// Publicly trusted: the Baseline Requirements' certificate rules and CT apply.
+        Public => "public",
+        /// Internal PKI.
+        Private => "private",
+    }
+}
+
+name_enum! {
+    /// The key a reissue generates.
+    KeyProfile {
+        /// ECDSA on P-256.
+        EcdsaP256 => "ecdsa-p256",
+        /// ECDSA on P-384.
+        EcdsaP384 => "ecdsa-p384",
+        /// RSA, 2048-bit modulus.
+        Rsa2048 => "rsa-2048",
+        /// RSA, 3072-bit modulus.
+        Rsa3072 => "rsa-3072",
+        /// RSA, 4096-bit modulus.
+        Rsa4096 => "rsa-4096",
+        /// Ed25519.
+        Ed25519 => "ed25519",
+    }
+}
+
+/// Where a certificate's files live.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Paths {
+    /// The leaf certificate (it may also carry the chain after the leaf).
+    pub cert: PathBuf,
+    /// The private key.
+    pub key: Option<PathBuf>,
+    /// The intermediate chain, without the leaf.
+    pub chain: Option<PathBuf>,
+    /// Leaf followed by the chain.
+    pub fullchain: Option<PathBuf>,
+}
+
+/// A TLS endpoint that serves the certificate, checked after a deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyEndpoint {
+    /// `host:port` (IPv6 as `[::1]:443`).
+    pub address: String,
+    /// Server name to send; when absent, none is sent.
+    pub sni: Option<String>,
+}
+
+/// One managed certificate, as registered from an inventory file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManagedCert {
+    /// Inventory name.
+    pub name: CertId,
+    /// Who answers for it (a team, a mailbox); required.
+    pub owner: String,
+    /// Free-form tags that policies match on.
+    pub tags: Vec<String>,
+    /// Identity kind.
+    pub kind: CertKind,
+    /// Public or private trust.
+    pub trust: Trust,
+    /// Id of the issuer (from the config's `[[issuer]]` list) that reissues it.
+    pub issuer: Option<String>,
+    /// Key to generate on reissue; when absent, the current key's type is kept.
+    pub key_profile: Option<KeyProfile>,
+    /// File locations.
+    pub paths: Paths,
+    /// Shell command that makes the service pick up a new bundle.
+    pub reload: Option<String>,
+    /// Endpoints to verify after deployment.
+    pub verify: Vec<VerifyEndpoint>,
+    /// The inventory file this entry comes from.
+    pub source: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(CertId::new("web-01.prod_a").is_ok());
+        assert!(CertId::new("Web").is_err());
+        assert!(CertId::new("-web").is_err());
+        assert!(CertId::new("").is_err());
+        assert!(CertId::new(&"a".repeat(65)).is_err());
+        assert_eq!(KeyProfile::parse("rsa-3072"), Some(KeyProfile::Rsa3072));
+        assert_eq!(Trust::Public.as_str(), "public");
+    }
+}

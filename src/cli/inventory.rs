@@ -1,0 +1,574 @@
+//! `certresponder inventory {add,list,show,remove,validate}`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use certresponder_inventory::{
+    InventoryError, LoadOptions, did_you_mean, inventory_files, load_files,
+};
+use chrono::Utc;
+use clap::Subcommand;
+use serde_json::json;
+
+use super::table::{Cell, Tone, render};
+use super::{CliError, input_error, load_config};
+use crate::config::Config;
+use crate::registry::{LiveState, SyncReport, sync};
+use crate::store::{CertRecord, CertStatus, SledStore, Store};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum InventoryCommand {
+    /// Validate an inventory file and install it in the inventory directory
+    Add {
+        /// The inventory file (TOML with one or more [[cert]] entries)
+        file: PathBuf,
+        /// Overwrite a file of the same name already in the inventory directory
+        #[arg(long)]
+        replace: bool,
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
+    /// List managed certificates with their expiry and state
+    List {
+        /// Include certificates removed from the inventory (their history is kept)
+        #[arg(long)]
+        all: bool,
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one certificate: entry, live certificate, bundle history, events
+    Show {
+        /// Inventory name
+        name: String,
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take a certificate out of the inventory; its history stays in the store
+    Remove {
+        /// Inventory name
+        name: String,
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check inventory files (default: the whole inventory directory)
+    Validate {
+        /// Files to check together with the rest of the inventory directory
+        files: Vec<PathBuf>,
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(crate) fn run(cmd: InventoryCommand, config: Option<&Path>) -> Result<ExitCode, CliError> {
+    let cfg = load_config(config)?;
+    match cmd {
+        InventoryCommand::Add {
+            file,
+            replace,
+            json,
+        } => add(&cfg, &file, replace, json),
+        InventoryCommand::List { all, json } => list(&cfg, all, json),
+        InventoryCommand::Show { name, json } => show(&cfg, &name, json),
+        InventoryCommand::Remove { name, json } => remove(&cfg, &name, json),
+        InventoryCommand::Validate { files, json } => validate(&cfg, &files, json),
+    }
+}
+
+pub(crate) fn open_store(cfg: &Config) -> Result<SledStore, CliError> {
+    Ok(SledStore::open(&cfg.db_path())?)
+}
+
+fn full_checks(cfg: &Config) -> LoadOptions {
+    LoadOptions {
+        check_files: true,
+        known_issuers: Some(cfg.issuer_ids()),
+    }
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// Files of the inventory directory that are not among `given`.
+fn other_inventory_files(cfg: &Config, given: &[PathBuf]) -> Vec<PathBuf> {
+    if !cfg.inventory_dir.is_dir() {
+        return Vec::new();
+    }
+    inventory_files(&cfg.inventory_dir)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|f| !given.iter().any(|g| same_file(f, g)))
+        .collect()
+}
+
+fn print_errors(errors: &[InventoryError]) {
+    for e in errors {
+        eprintln!("error: {e}");
+    }
+}
+
+fn add(cfg: &Config, file: &Path, replace: bool, json: bool) -> Result<ExitCode, CliError> {
+    let bytes = std::fs::read(file)
+        .map_err(|e| input_error(format!("{}: cannot read the file: {e}", file.display())))?;
+    let Some(file_name) = file.file_name().filter(|_| file.extension().is_some_and(|e| e == "toml"))
+    else {
+        return Err(input_error(format!(
+            "{}: inventory files must end in .toml",
+            file.display()
+        )));
+    };
+    let dest = cfg.inventory_dir.join(file_name);
+    let in_place = same_file(file, &dest);
+    let mut files = other_inventory_files(cfg, &[file.to_path_buf(), dest.clone()]);
+    files.push(file.to_path_buf());
+    let report = load_files(&files, &full_checks(cfg));
+    let errors: Vec<InventoryError> = report
+        .errors
+        .into_iter()
+        .filter(|e| same_file(&e.location().file, file))
+        .collect();
+    if !errors.is_empty() {
+        print_errors(&errors);
+        eprintln!(
+            "{}: not added ({} error{})",
+            file.display(),
+            errors.len(),
+            if errors.len() == 1 { "" } else { "s" }
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let names: Vec<String> = report
+        .entries
+        .iter()
+        .filter(|e| same_file(&e.source, file))
+        .map(|e| e.name.to_string())
+        .collect();
+    if !in_place {
+        if dest.exists() && !replace && std::fs::read(&dest).ok().as_deref() != Some(bytes.as_slice()) {
+            return Err(input_error(format!(
+                "{} already exists in the inventory directory; pass --replace to overwrite it",
+                dest.display()
+            )));
+        }
+        certresponder_inventory::fs::create_dir_with_mode(&cfg.inventory_dir, 0o755)
+            .with_context(|| format!("creating {}", cfg.inventory_dir.display()))?;
+        certresponder_inventory::fs::write_atomic(&dest, &bytes, 0o644)
+            .with_context(|| format!("installing {}", dest.display()))?;
+    }
+    let store = open_store(cfg)?;
+    let sync_report = sync(&store, cfg, Utc::now())?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "file": file,
+                "installed_as": dest,
+                "entries": names,
+                "registered": sync_report.registered,
+                "updated": sync_report.updated,
+                "new_bundles": sync_report.new_bundles.iter().map(|(n, b)| json!({"name": n, "bundle": b})).collect::<Vec<_>>(),
+            }))?
+        );
+    } else {
+        println!(
+            "added {} as {} ({} certificate{})",
+            file.display(),
+            dest.display(),
+            names.len(),
+            if names.len() == 1 { "" } else { "s" }
+        );
+        for name in &names {
+            let state = if sync_report.registered.contains(name) {
+                "registered"
+            } else if sync_report.updated.contains(name) {
+                "updated"
+            } else {
+                "unchanged"
+            };
+            let bundle = sync_report
+                .new_bundles
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, b)| format!(", bundle {b} recorded"))
+                .unwrap_or_default();
+            println!("  {name}: {state}{bundle}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status_of(
+    rec: &CertRecord,
+    live: Option<&LiveState>,
+    in_error: bool,
+    cfg: &Config,
+) -> (String, Tone) {
+    if rec.status == CertStatus::Removed {
+        return ("removed".into(), Tone::Plain);
+    }
+    let Some(live) = live else {
+        let text = if in_error { "! INVALID ENTRY" } else { "! NOT CHECKED" };
+        return (text.into(), Tone::Alert);
+    };
+    if let Some(p) = live.problems.first() {
+        let text = if p.contains("does not match") {
+            "! KEY MISMATCH"
+        } else if p.contains("cannot read") {
+            "! UNREADABLE"
+        } else {
+            "! UNPARSEABLE"
+        };
+        return (text.into(), Tone::Alert);
+    }
+    match &live.cert {
+        Some(c) => {
+            let left = c.seconds_left(Utc::now());
+            if left <= 0 {
+                ("! EXPIRED".into(), Tone::Alert)
+            } else if left < i64::from(cfg.expiry_warning_days) * 86_400 {
+                ("! EXPIRING".into(), Tone::Warn)
+            } else {
+                ("ok".into(), Tone::Plain)
+            }
+        }
+        None => ("! UNPARSEABLE".into(), Tone::Alert),
+    }
+}
+
+/// Whole days left, counting a started day: a certificate issued for 90 days shows 90.
+fn days_left(seconds: i64) -> i64 {
+    if seconds > 0 { (seconds + 86_399) / 86_400 } else { seconds.div_euclid(86_400) }
+}
+
+fn error_files(report: &SyncReport) -> Vec<PathBuf> {
+    report.errors.iter().map(|e| e.location().file.clone()).collect()
+}
+
+fn list(cfg: &Config, all: bool, json: bool) -> Result<ExitCode, CliError> {
+    let store = open_store(cfg)?;
+    let report = sync(&store, cfg, Utc::now())?;
+    let bad_files = error_files(&report);
+    let records: Vec<CertRecord> = store
+        .list_certs()?
+        .into_iter()
+        .filter(|r| all || r.status == CertStatus::Active)
+        .collect();
+    if json {
+        let mut items = Vec::new();
+        for rec in &records {
+            let name = rec.entry.name.to_string();
+            let live = report.live.get(&name);
+            let (status, _) = status_of(rec, live, bad_files.contains(&rec.entry.source), cfg);
+            let cert = live.and_then(|l| l.cert.as_ref());
+            let bundles = store.bundles(&name)?;
+            items.push(json!({
+                "name": name,
+                "owner": rec.entry.owner,
+                "tags": rec.entry.tags,
+                "kind": rec.entry.kind,
+                "trust": rec.entry.trust,
+                "issuer": rec.entry.issuer,
+                "record": rec.status,
+                "status": status.trim_start_matches("! ").to_lowercase().replace(' ', "_"),
+                "key": cert.map(|c| c.key.describe()),
+                "not_after": cert.map(|c| c.not_after),
+                "days_left": cert.map(|c| days_left(c.seconds_left(Utc::now()))),
+                "problems": live.map(|l| l.problems.clone()).unwrap_or_default(),
+                "bundles": bundles.len(),
+                "current_bundle": bundles.iter().rev().find(|b| b.state == certresponder_inventory::BundleState::Current).map(|b| b.id.clone()),
+            }));
+        }
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "certificates": items,
+                "inventory_errors": report.errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            }))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if records.is_empty() {
+        println!(
+            "no certificates registered; add an inventory file with `certresponder inventory add FILE` (inventory directory: {})",
+            cfg.inventory_dir.display()
+        );
+    } else {
+        let now = Utc::now();
+        let rows: Vec<Vec<Cell>> = records
+            .iter()
+            .map(|rec| {
+                let name = rec.entry.name.to_string();
+                let live = report.live.get(&name);
+                let (status, tone) =
+                    status_of(rec, live, bad_files.contains(&rec.entry.source), cfg);
+                let cert = live.and_then(|l| l.cert.as_ref());
+                let days = cert.map(|c| days_left(c.seconds_left(now)));
+                vec![
+                    Cell::plain(name),
+                    Cell::plain(rec.entry.owner.clone()),
+                    Cell::plain(rec.entry.kind.as_str()),
+                    Cell::plain(rec.entry.trust.as_str()),
+                    Cell::plain(rec.entry.issuer.clone().unwrap_or_else(|| "-".into())),
+                    Cell::plain(cert.map_or("-".into(), |c| c.key.describe())),
+                    Cell::plain(cert.map_or("-".into(), |c| c.not_after.format("%Y-%m-%d").to_string())),
+                    Cell::toned(days.map_or("-".into(), |d| d.to_string()), tone),
+                    Cell::toned(status, tone),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            render(
+                &["NAME", "OWNER", "KIND", "TRUST", "ISSUER", "KEY", "EXPIRES", "DAYS", "STATUS"],
+                &rows
+            )
+        );
+    }
+    for name in &report.removed {
+        println!("note: {name} is no longer in the inventory; marked removed (history kept)");
+    }
+    if !report.errors.is_empty() {
+        eprintln!("inventory errors (affected certificates keep their last registered entry):");
+        print_errors(&report.errors);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn unknown_name(store: &dyn Store, name: &str) -> Result<CliError, CliError> {
+    let names: Vec<String> = store
+        .list_certs()?
+        .into_iter()
+        .map(|r| r.entry.name.to_string())
+        .collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let hint = did_you_mean(name, &refs)
+        .map(|s| format!("; did you mean `{s}`?"))
+        .unwrap_or_default();
+    Ok(input_error(format!("no certificate named `{name}` is registered{hint}")))
+}
+
+fn show(cfg: &Config, name: &str, json: bool) -> Result<ExitCode, CliError> {
+    let store = open_store(cfg)?;
+    let report = sync(&store, cfg, Utc::now())?;
+    let Some(rec) = store.get_cert(name)? else {
+        return Err(unknown_name(&store, name)?);
+    };
+    let bundles = store.bundles(name)?;
+    let events = store.events(Some(name))?;
+    let live = report.live.get(name);
+    let (status, _) = status_of(&rec, live, error_files(&report).contains(&rec.entry.source), cfg);
+    if json {
+        let bundles_json: Vec<_> = bundles
+            .iter()
+            .map(|b| {
+                json!({
+                    "id": b.id, "state": b.state, "origin": b.origin, "serial": b.serial,
+                    "issuer": b.issuer, "not_after": b.not_after, "created_at": b.created_at,
+                    "fingerprints": b.fingerprints, "has_key": b.key_pem.is_some(),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "entry": rec.entry,
+                "record": rec.status,
+                "registered_at": rec.registered_at,
+                "updated_at": rec.updated_at,
+                "status": status.trim_start_matches("! ").to_lowercase().replace(' ', "_"),
+                "certificate": live.and_then(|l| l.cert.as_ref()),
+                "problems": live.map(|l| l.problems.clone()).unwrap_or_default(),
+                "bundles": bundles_json,
+                "events": events,
+            }))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let e = &rec.entry;
+    let opt = |p: &Option<PathBuf>| p.as_ref().map_or("-".to_string(), |p| p.display().to_string());
+    println!("name:         {}", e.name);
+    println!("status:       {status}");
+    println!("owner:        {}", e.owner);
+    println!("kind:         {}", e.kind);
+    println!("trust:        {}", e.trust);
+    println!("issuer:       {}", e.issuer.as_deref().unwrap_or("-"));
+    println!(
+        "key profile:  {}",
+        e.key_profile.map_or("(same type as the current key)".to_string(), |p| p.to_string())
+    );
+    println!("tags:         {}", if e.tags.is_empty() { "-".into() } else { e.tags.join(", ") });
+    println!("cert:         {}", e.paths.cert.display());
+    println!("key:          {}", opt(&e.paths.key));
+    println!("chain:        {}", opt(&e.paths.chain));
+    println!("fullchain:    {}", opt(&e.paths.fullchain));
+    println!("reload:       {}", e.reload.as_deref().unwrap_or("-"));
+    for v in &e.verify {
+        println!("verify:       {} (SNI {})", v.address, v.sni.as_deref().unwrap_or("none"));
+    }
+    println!("inventory:    {}", e.source.display());
+    println!("registered:   {}", rec.registered_at.format("%Y-%m-%d %H:%M:%S UTC"));
+    if let Some(c) = live.and_then(|l| l.cert.as_ref()) {
+        let days = days_left(c.seconds_left(Utc::now()));
+        println!("certificate:");
+        println!("  subject:    {}", c.subject);
+        println!("  issuer:     {}", c.issuer);
+        println!("  serial:     {}", c.serial);
+        let mut names: Vec<String> = c.dns_names.clone();
+        names.extend(c.ip_addresses.iter().map(ToString::to_string));
+        println!("  names:      {}", if names.is_empty() { "-".into() } else { names.join(", ") });
+        println!("  key:        {}", c.key.describe());
+        println!("  signature:  {}", c.signature_algorithm);
+        println!("  not before: {}", c.not_before.format("%Y-%m-%d %H:%M:%S UTC"));
+        println!("  not after:  {} ({days} days left)", c.not_after.format("%Y-%m-%d %H:%M:%S UTC"));
+        println!("  SCTs:       {}", c.scts.len());
+        println!("  SHA-256:    {}", c.fingerprints.cert_sha256);
+        println!("  SPKI:       {}", c.fingerprints.spki_sha256);
+        println!("  TBS hash:   {}", c.fingerprints.tbs_sha256);
+    }
+    if let Some(l) = live {
+        for p in &l.problems {
+            println!("problem:      {p}");
+        }
+    }
+    println!("history ({} bundle{}):", bundles.len(), if bundles.len() == 1 { "" } else { "s" });
+    let rows: Vec<Vec<Cell>> = bundles
+        .iter()
+        .rev()
+        .map(|b| {
+            vec![
+                Cell::plain(b.id.clone()),
+                Cell::plain(b.state.to_string()),
+                Cell::plain(b.origin.clone()),
+                Cell::plain(b.serial.clone()),
+                Cell::plain(b.not_after.format("%Y-%m-%d").to_string()),
+                Cell::plain(b.created_at.format("%Y-%m-%d %H:%M").to_string()),
+            ]
+        })
+        .collect();
+    for line in render(&["BUNDLE", "STATE", "ORIGIN", "SERIAL", "EXPIRES", "RECORDED"], &rows).lines() {
+        println!("  {line}");
+    }
+    println!("events:");
+    for ev in events.iter().rev().take(10).rev() {
+        println!("  {}  {:<16} {}", ev.at.format("%Y-%m-%d %H:%M:%S"), ev.kind, ev.detail);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn remove(cfg: &Config, name: &str, json: bool) -> Result<ExitCode, CliError> {
+    let store = open_store(cfg)?;
+    sync(&store, cfg, Utc::now())?;
+    let rec = match store.get_cert(name)? {
+        Some(r) if r.status == CertStatus::Active => r,
+        Some(_) => return Err(input_error(format!("`{name}` is already removed from the inventory"))),
+        None => return Err(unknown_name(&store, name)?),
+    };
+    let source = rec.entry.source.clone();
+    let text = std::fs::read_to_string(&source)
+        .with_context(|| format!("reading {}", source.display()))?;
+    let mut doc: toml_edit::DocumentMut = text
+        .parse()
+        .map_err(|e| input_error(format!("{}: not valid TOML: {e}", source.display())))?;
+    let remaining = {
+        let certs = doc
+            .get_mut("cert")
+            .and_then(|c| c.as_array_of_tables_mut())
+            .ok_or_else(|| input_error(format!("{}: has no [[cert]] entries", source.display())))?;
+        let index = certs
+            .iter()
+            .position(|t| t.get("name").and_then(|n| n.as_str()) == Some(name))
+            .ok_or_else(|| input_error(format!("{}: no [[cert]] entry named `{name}`", source.display())))?;
+        certs.remove(index);
+        certs.len()
+    };
+    if remaining == 0 {
+        std::fs::remove_file(&source).with_context(|| format!("removing {}", source.display()))?;
+    } else {
+        certresponder_inventory::fs::write_atomic(&source, doc.to_string().as_bytes(), 0o644)
+            .with_context(|| format!("rewriting {}", source.display()))?;
+    }
+    let report = sync(&store, cfg, Utc::now())?;
+    let kept = store.bundles(name)?.len();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "removed": name,
+                "file": source,
+                "file_deleted": remaining == 0,
+                "bundles_kept": kept,
+                "marked_removed": report.removed.contains(&name.to_string()),
+            }))?
+        );
+    } else {
+        println!(
+            "removed {name} from {}{}; its history ({kept} bundle{}) is kept in the store",
+            source.display(),
+            if remaining == 0 { " (file deleted: it held no other entry)" } else { "" },
+            if kept == 1 { "" } else { "s" }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn validate(cfg: &Config, files: &[PathBuf], json: bool) -> Result<ExitCode, CliError> {
+    let mut all = Vec::new();
+    if files.is_empty() {
+        if !cfg.inventory_dir.is_dir() {
+            return Err(input_error(format!(
+                "{}: the inventory directory does not exist",
+                cfg.inventory_dir.display()
+            )));
+        }
+        all = inventory_files(&cfg.inventory_dir)
+            .with_context(|| format!("reading {}", cfg.inventory_dir.display()))?;
+    } else {
+        for f in files {
+            if !f.is_file() {
+                return Err(input_error(format!("{}: no such file", f.display())));
+            }
+        }
+        all.extend(other_inventory_files(cfg, files));
+        all.extend(files.iter().cloned());
+    }
+    let report = load_files(&all, &full_checks(cfg));
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "valid": report.is_valid(),
+                "files": report.files,
+                "entries": report.entries.len(),
+                "errors": report.errors.iter().map(|e| {
+                    let at = e.location();
+                    json!({"file": at.file, "entry": at.entry, "field": at.field, "message": e.to_string()})
+                }).collect::<Vec<_>>(),
+            }))?
+        );
+    } else {
+        for f in &report.files {
+            if !report.errors.iter().any(|e| &e.location().file == f) {
+                let n = report.entries.iter().filter(|e| &e.source == f).count();
+                println!("{}: ok ({n} certificate{})", f.display(), if n == 1 { "" } else { "s" });
+            }
+        }
+        print_errors(&report.errors);
+        if !report.errors.is_empty() {
+            eprintln!(
+                "{} error{} found",
+                report.errors.len(),
+                if report.errors.len() == 1 { "" } else { "s" }
+            );
+        }
+    }
+    Ok(if report.is_valid() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}

@@ -1,0 +1,69 @@
+//! The command line: `certresponder [--config PATH] <command>`.
+//!
+//! Exit status: 0 success, 1 failure, 2 usage or input error (a bad inventory, config or
+//! argument).
+
+mod inventory;
+mod quickstart;
+pub mod table;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+/// Certificate lifecycle responder: keeps an inventory of certificates, watches them for
+/// compromise signals and answers each with a governed revoke-and-reissue.
+#[derive(Debug, Parser)]
+#[command(name = "certresponder", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file [default: /etc/certresponder/certresponder.toml when it exists]
+    #[arg(long, global = true, env = "CERTRESPONDER_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Register, list, show, remove and validate managed certificates
+    #[command(subcommand)]
+    Inventory(inventory::InventoryCommand),
+    /// Build a self-contained demo (internal CA, sample services) and register it
+    Quickstart(quickstart::QuickstartArgs),
+}
+
+/// A command's failure, with the exit status it maps to.
+#[derive(Debug)]
+pub enum CliError {
+    /// Bad input: exit status 2.
+    Input(anyhow::Error),
+    /// Anything else: exit status 1.
+    Failure(anyhow::Error),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for CliError {
+    fn from(e: E) -> Self {
+        Self::Failure(e.into())
+    }
+}
+
+/// Shorthand for an input error.
+pub(crate) fn input_error(msg: impl std::fmt::Display) -> CliError {
+    CliError::Input(anyhow::anyhow!("{msg}"))
+}
+
+/// Loads the configuration named on the command line; a bad config is an input error.
+pub(crate) fn load_config(path: Option<&std::path::Path>) -> Result<Config, CliError> {
+    Config::load(path).map_err(|e| CliError::Input(e.into()))
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    match cli.command {
+        Command::Inventory(cmd) => inventory::run(cmd, cli.config.as_deref()),
+        Command::Quickstart(args) => quickstart::run(args),
+    }
+}

@@ -1,0 +1,267 @@
+//! The configuration file (`/etc/certresponder/certresponder.toml` by default).
+//!
+//! ```toml
+//! state_dir = "/var/lib/certresponder"          # sled database lives in state_dir/db
+//! inventory_dir = "/etc/certresponder/inventory.d"
+//! expiry_warning_days = 30
+//!
+//! [[issuer]]
+//! id = "internal"
+//! type = "internal-ca"
+//! dir = "/var/lib/certresponder/ca"
+//! ```
+//! Relative paths are taken relative to the directory of the configuration file.
+
+use std::path::{Path, PathBuf};
+
+use certresponder_inventory::did_you_mean;
+use toml::{Table, Value};
+
+/// Where the configuration is read from when `--config` is not given.
+pub const DEFAULT_CONFIG: &str = "/etc/certresponder/certresponder.toml";
+const DEFAULT_STATE_DIR: &str = "/var/lib/certresponder";
+const DEFAULT_INVENTORY_DIR: &str = "/etc/certresponder/inventory.d";
+
+const TOP_FIELDS: &[&str] = &["state_dir", "inventory_dir", "expiry_warning_days", "issuer"];
+const ISSUER_FIELDS: &[&str] = &["id", "type", "dir", "common_name", "validity_days"];
+const ISSUER_TYPES: &[&str] = &["internal-ca", "acme", "command"];
+
+/// A declared issuer. Only the fields every type shares are checked here; each adapter
+/// validates its own.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct IssuerConfig {
+    /// The id inventory entries refer to.
+    pub id: String,
+    /// `internal-ca`, `acme` or `command`.
+    pub kind: String,
+    /// The internal CA's directory (key 0600 and certificate).
+    pub dir: Option<PathBuf>,
+    /// The internal CA's common name.
+    pub common_name: Option<String>,
+    /// Validity of issued certificates, in days (default 90).
+    pub validity_days: u32,
+}
+
+/// The loaded configuration.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Config {
+    /// The file it was read from, if any.
+    pub source: Option<PathBuf>,
+    /// State directory; the sled database is `state_dir/db`.
+    pub state_dir: PathBuf,
+    /// The inventory directory: the source of truth for what is managed.
+    pub inventory_dir: PathBuf,
+    /// Certificates expiring within this many days stand out in listings.
+    pub expiry_warning_days: u32,
+    /// Declared issuers.
+    pub issuers: Vec<IssuerConfig>,
+}
+
+/// A configuration error: names the file and the field.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {}{message}", .file.display(), match .field { Some(f) => format!("field `{f}`: "), None => String::new() })]
+pub struct ConfigError {
+    /// The configuration file.
+    pub file: PathBuf,
+    /// The field, if the error is about one.
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            source: None,
+            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            inventory_dir: PathBuf::from(DEFAULT_INVENTORY_DIR),
+            expiry_warning_days: 30,
+            issuers: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// The sled database directory.
+    pub fn db_path(&self) -> PathBuf {
+        self.state_dir.join("db")
+    }
+
+    /// Ids of the declared issuers.
+    pub fn issuer_ids(&self) -> Vec<String> {
+        self.issuers.iter().map(|i| i.id.clone()).collect()
+    }
+
+    /// Loads the configuration: from `path` when given (it must exist), else from the
+    /// default location when that exists, else the built-in defaults.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        match path {
+            Some(p) => Self::from_file(p),
+            None if Path::new(DEFAULT_CONFIG).exists() => Self::from_file(Path::new(DEFAULT_CONFIG)),
+            None => Ok(Self::default()),
+        }
+    }
+
+    /// Reads and validates one configuration file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            field: None,
+            message: format!("cannot read the configuration: {e}"),
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses configuration text; `path` names the file in errors and anchors relative paths.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let err = |field: Option<&str>, message: String| ConfigError {
+            file: path.to_path_buf(),
+            field: field.map(str::to_string),
+            message,
+        };
+        let table: Table = toml::from_str(text)
+            .map_err(|e| err(None, format!("not valid TOML: {}", e.to_string().trim().replace('\n', " "))))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let resolve = |p: &str| {
+            let p = PathBuf::from(p);
+            if p.is_absolute() { p } else { base.join(p) }
+        };
+        let unknown = |key: &str, known: &[&str], prefix: &str| {
+            let hint = did_you_mean(key, known)
+                .map(|s| format!("; did you mean `{s}`?"))
+                .unwrap_or_else(|| format!(" (known fields: {})", known.join(", ")));
+            err(Some(&format!("{prefix}{key}")), format!("unknown field{hint}"))
+        };
+        for key in table.keys() {
+            if !TOP_FIELDS.contains(&key.as_str()) {
+                return Err(unknown(key, TOP_FIELDS, ""));
+            }
+        }
+        let string = |t: &Table, field: &str, shown: &str| -> Result<Option<String>, ConfigError> {
+            match t.get(field) {
+                None => Ok(None),
+                Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
+                Some(other) => Err(err(
+                    Some(shown),
+                    format!("must be a non-empty string, found {other}"),
+                )),
+            }
+        };
+        let mut cfg = Self {
+            source: Some(path.to_path_buf()),
+            ..Self::default()
+        };
+        if let Some(s) = string(&table, "state_dir", "state_dir")? {
+            cfg.state_dir = resolve(&s);
+        }
+        if let Some(s) = string(&table, "inventory_dir", "inventory_dir")? {
+            cfg.inventory_dir = resolve(&s);
+        }
+        match table.get("expiry_warning_days") {
+            None => {}
+            Some(Value::Integer(n)) if (0..=3650).contains(n) => {
+                cfg.expiry_warning_days = u32::try_from(*n).unwrap_or(30);
+            }
+            Some(other) => {
+                return Err(err(
+                    Some("expiry_warning_days"),
+                    format!("must be a whole number of days from 0 to 3650, found {other}"),
+                ));
+            }
+        }
+        let issuers = match table.get("issuer") {
+            None => &Vec::new(),
+            Some(Value::Array(a)) => a,
+            Some(_) => {
+                return Err(err(
+                    Some("issuer"),
+                    "must be an array of tables, written [[issuer]]".into(),
+                ));
+            }
+        };
+        for (i, value) in issuers.iter().enumerate() {
+            let prefix = format!("issuer[{i}].");
+            let Some(t) = value.as_table() else {
+                return Err(err(Some(&format!("issuer[{i}]")), "must be a table".into()));
+            };
+            for key in t.keys() {
+                if !ISSUER_FIELDS.contains(&key.as_str()) {
+                    return Err(unknown(key, ISSUER_FIELDS, &prefix));
+                }
+            }
+            let id = string(t, "id", &format!("{prefix}id"))?
+                .ok_or_else(|| err(Some(&format!("{prefix}id")), "required field is missing".into()))?;
+            if cfg.issuers.iter().any(|x| x.id == id) {
+                return Err(err(
+                    Some(&format!("{prefix}id")),
+                    format!("issuer id `{id}` is declared twice"),
+                ));
+            }
+            let kind = string(t, "type", &format!("{prefix}type"))?.ok_or_else(|| {
+                err(Some(&format!("{prefix}type")), "required field is missing".into())
+            })?;
+            if !ISSUER_TYPES.contains(&kind.as_str()) {
+                let hint = did_you_mean(&kind, ISSUER_TYPES)
+                    .map(|s| format!("; did you mean `{s}`?"))
+                    .unwrap_or_default();
+                return Err(err(
+                    Some(&format!("{prefix}type")),
+                    format!("`{kind}` is not one of {}{hint}", ISSUER_TYPES.join(", ")),
+                ));
+            }
+            let dir = string(t, "dir", &format!("{prefix}dir"))?.map(|d| resolve(&d));
+            if kind == "internal-ca" && dir.is_none() {
+                return Err(err(
+                    Some(&format!("{prefix}dir")),
+                    "an internal-ca issuer needs `dir`, where its key and certificate live".into(),
+                ));
+            }
+            let validity_days = match t.get("validity_days") {
+                None => 90,
+                Some(Value::Integer(n)) if (1..=3650).contains(n) => u32::try_from(*n).unwrap_or(90),
+                Some(other) => {
+                    return Err(err(
+                        Some(&format!("{prefix}validity_days")),
+                        format!("must be a whole number of days from 1 to 3650, found {other}"),
+                    ));
+                }
+            };
+            cfg.issuers.push(IssuerConfig {
+                id,
+                kind,
+                dir,
+                common_name: string(t, "common_name", &format!("{prefix}common_name"))?,
+                validity_days,
+            });
+        }
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_follow_the_file() {
+        let cfg = Config::parse(
+            Path::new("/etc/cr/certresponder.toml"),
+            "state_dir = \"state\"\n[[issuer]]\nid = \"internal\"\ntype = \"internal-ca\"\ndir = \"ca\"\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.state_dir, PathBuf::from("/etc/cr/state"));
+        assert_eq!(cfg.issuers[0].dir, Some(PathBuf::from("/etc/cr/ca")));
+        assert_eq!(cfg.issuers[0].validity_days, 90);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = Config::parse(Path::new("c.toml"), "state_dri = \"x\"\n").unwrap_err();
+        assert_eq!(e.to_string(), "c.toml: field `state_dri`: unknown field; did you mean `state_dir`?");
+        let e = Config::parse(Path::new("c.toml"), "[[issuer]]\nid = \"a\"\ntype = \"acmee\"\n").unwrap_err();
+        assert!(e.to_string().contains("issuer[0].type"), "{e}");
+        assert!(e.to_string().contains("did you mean `acme`"), "{e}");
+        let e = Config::parse(Path::new("c.toml"), "expiry_warning_days = -1\n").unwrap_err();
+        assert!(e.to_string().contains("expiry_warning_days"), "{e}");
+    }
+}

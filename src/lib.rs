@@ -1,0 +1,9 @@
+//! certresponder: a certificate lifecycle responder. It keeps an inventory of the
+//! certificates an organisation runs, watches them for compromise signals and answers each
+//! signal with a governed revoke-and-reissue, keeping every earlier bundle for rollback.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod registry;
+pub mod store;

@@ -1,0 +1,127 @@
+//! An in-memory store with the same behaviour as the sled one: for tests, and as the second
+//! backend that keeps the [`Store`] interface honest.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use certresponder_inventory::{Bundle, BundleState};
+
+use super::{CertRecord, Event, Store, StoreError, bundle_key, bundle_prefix, decode, encode};
+
+/// A store that lives as long as the process. Values are kept encoded, as on disk, so the
+/// format is exercised the same way.
+#[derive(Default)]
+pub struct MemoryStore {
+    trees: Mutex<BTreeMap<&'static str, BTreeMap<Vec<u8>, Vec<u8>>>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut BTreeMap<&'static str, BTreeMap<Vec<u8>, Vec<u8>>>) -> R) -> Result<R, StoreError> {
+        let mut guard = self
+            .trees
+            .lock()
+            .map_err(|_| StoreError::Backend("memory store lock poisoned".into()))?;
+        Ok(f(&mut guard))
+    }
+}
+
+impl Store for MemoryStore {
+    fn put_cert(&self, rec: &CertRecord) -> Result<(), StoreError> {
+        let v = encode(rec)?;
+        self.with(|t| {
+            t.entry("certs")
+                .or_default()
+                .insert(rec.entry.name.as_str().as_bytes().to_vec(), v);
+        })
+    }
+
+    fn get_cert(&self, name: &str) -> Result<Option<CertRecord>, StoreError> {
+        let v = self.with(|t| t.get("certs").and_then(|c| c.get(name.as_bytes()).cloned()))?;
+        v.map(|v| decode("certs", name.as_bytes(), &v)).transpose()
+    }
+
+    fn list_certs(&self) -> Result<Vec<CertRecord>, StoreError> {
+        let all: Vec<(Vec<u8>, Vec<u8>)> = self.with(|t| {
+            t.get("certs")
+                .map(|c| c.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default()
+        })?;
+        all.iter().map(|(k, v)| decode("certs", k, v)).collect()
+    }
+
+    fn append_bundle(&self, bundle: &Bundle) -> Result<u64, StoreError> {
+        let existing = self.bundles(&bundle.cert_id)?;
+        let next = existing.len() as u64;
+        let mut updates = Vec::new();
+        if bundle.state == BundleState::Current {
+            for (i, mut old) in existing.into_iter().enumerate() {
+                if old.state == BundleState::Current {
+                    old.state = BundleState::Previous;
+                    updates.push((bundle_key(&bundle.cert_id, i as u64), encode(&old)?));
+                }
+            }
+        }
+        updates.push((bundle_key(&bundle.cert_id, next), encode(bundle)?));
+        self.with(|t| {
+            let tree = t.entry("bundles").or_default();
+            for (k, v) in updates {
+                tree.insert(k, v);
+            }
+        })?;
+        Ok(next)
+    }
+
+    fn bundles(&self, name: &str) -> Result<Vec<Bundle>, StoreError> {
+        let prefix = bundle_prefix(name);
+        let all: Vec<(Vec<u8>, Vec<u8>)> = self.with(|t| {
+            t.get("bundles")
+                .map(|b| {
+                    b.range(prefix.clone()..)
+                        .take_while(|(k, _)| k.starts_with(&prefix))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })?;
+        all.iter().map(|(k, v)| decode("bundles", k, v)).collect()
+    }
+
+    fn append_event(&self, mut event: Event) -> Result<u64, StoreError> {
+        let seq = self.with(|t| t.get("events").map_or(0, |e| e.len() as u64))?;
+        event.seq = seq;
+        let v = encode(&event)?;
+        self.with(|t| {
+            t.entry("events").or_default().insert(seq.to_be_bytes().to_vec(), v);
+        })?;
+        Ok(seq)
+    }
+
+    fn events(&self, name: Option<&str>) -> Result<Vec<Event>, StoreError> {
+        let all: Vec<(Vec<u8>, Vec<u8>)> = self.with(|t| {
+            t.get("events")
+                .map(|c| c.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default()
+        })?;
+        let mut out = Vec::new();
+        for (k, v) in &all {
+            let e: Event = decode("events", k, v)?;
+            if name.is_none_or(|n| n == e.cert) {
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn contract() {
+        super::super::contract::run(&super::MemoryStore::new());
+    }
+}

@@ -1,0 +1,206 @@
+//! The store: certresponder's durable state (registered certificates, their bundle
+//! history, events). [`Store`] is the interface; [`sled_store`] is the only code that touches
+//! sled, and [`memory`] is a second backend that proves the interface is backend-neutral.
+//!
+//! Every value carries a format version so that a newer release can migrate older data.
+//! Writes are flushed before they are acknowledged (design invariant 8).
+
+pub mod memory;
+pub mod sled_store;
+
+use certresponder_inventory::{Bundle, ManagedCert};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub use memory::MemoryStore;
+pub use sled_store::SledStore;
+
+/// Format version written with every value.
+pub const FORMAT_VERSION: u8 = 1;
+
+/// Whether a registered certificate is still in the inventory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CertStatus {
+    /// In the inventory.
+    Active,
+    /// Taken out of the inventory; its history is kept.
+    Removed,
+}
+
+/// A registered certificate as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertRecord {
+    /// The inventory entry as last registered.
+    pub entry: ManagedCert,
+    /// Active or removed.
+    pub status: CertStatus,
+    /// First registration.
+    pub registered_at: DateTime<Utc>,
+    /// Last change to the record.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Something that happened to a certificate, for `history` and audits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Position in the event log (assigned by the store).
+    pub seq: u64,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The certificate's inventory name.
+    pub cert: String,
+    /// `registered`, `updated`, `removed`, `bundle_recorded`...
+    pub kind: String,
+    /// Human-readable detail.
+    pub detail: String,
+}
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database cannot be opened.
+    #[error("cannot open the database at {path}: {reason}")]
+    Open {
+        /// The database directory.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The backend failed.
+    #[error("database error: {0}")]
+    Backend(String),
+    /// A stored value cannot be decoded.
+    #[error("database tree `{tree}`, key `{key}`: {reason}")]
+    Corrupt {
+        /// The tree.
+        tree: &'static str,
+        /// The key, printable.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// certresponder's durable state. Implementations flush before returning from a write.
+pub trait Store {
+    /// Inserts or replaces a certificate record.
+    fn put_cert(&self, rec: &CertRecord) -> Result<(), StoreError>;
+    /// One certificate record.
+    fn get_cert(&self, name: &str) -> Result<Option<CertRecord>, StoreError>;
+    /// Every certificate record, active and removed, by name.
+    fn list_certs(&self) -> Result<Vec<CertRecord>, StoreError>;
+    /// Appends a bundle to its certificate's history. A new `current` bundle turns the
+    /// previous `current` into `previous` in the same atomic write.
+    fn append_bundle(&self, bundle: &Bundle) -> Result<u64, StoreError>;
+    /// A certificate's bundles, oldest first.
+    fn bundles(&self, name: &str) -> Result<Vec<Bundle>, StoreError>;
+    /// Appends an event; the store assigns its sequence number.
+    fn append_event(&self, event: Event) -> Result<u64, StoreError>;
+    /// Events, oldest first, for one certificate or all.
+    fn events(&self, name: Option<&str>) -> Result<Vec<Event>, StoreError>;
+}
+
+/// Encodes a value with its format version.
+pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    let mut out = vec![FORMAT_VERSION];
+    serde_json::to_writer(&mut out, value).map_err(|e| StoreError::Backend(e.to_string()))?;
+    Ok(out)
+}
+
+/// Decodes a versioned value.
+pub(crate) fn decode<T: for<'de> Deserialize<'de>>(
+    tree: &'static str,
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        tree,
+        key: String::from_utf8_lossy(key).replace('\0', "/"),
+        reason,
+    };
+    match bytes.split_first() {
+        Some((&FORMAT_VERSION, body)) => {
+            serde_json::from_slice(body).map_err(|e| corrupt(format!("undecodable value: {e}")))
+        }
+        Some((&v, _)) => Err(corrupt(format!(
+            "format version {v} is not one this release reads ({FORMAT_VERSION}); use the release that wrote it"
+        ))),
+        None => Err(corrupt("empty value".into())),
+    }
+}
+
+/// Key of a bundle: the name, a NUL, then the big-endian sequence number, so that a prefix
+/// scan returns a certificate's bundles in order.
+pub(crate) fn bundle_key(name: &str, seq: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(name.len() + 9);
+    k.extend_from_slice(name.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// Prefix of all bundle keys of a certificate.
+pub(crate) fn bundle_prefix(name: &str) -> Vec<u8> {
+    let mut k = name.as_bytes().to_vec();
+    k.push(0);
+    k
+}
+
+#[cfg(test)]
+pub(crate) mod contract {
+    //! The behaviour every backend must have; each backend's tests run it.
+    use super::*;
+    use certresponder_inventory::{BundleState, Fingerprints, SecretPem};
+
+    pub(crate) fn bundle(name: &str, id: &str) -> Bundle {
+        Bundle {
+            id: id.to_string(),
+            cert_id: name.to_string(),
+            leaf_pem: String::new(),
+            chain_pem: String::new(),
+            key_pem: Some(SecretPem::new("k".into())),
+            fingerprints: Fingerprints {
+                cert_sha256: id.to_string(),
+                spki_sha256: String::new(),
+                tbs_sha256: String::new(),
+            },
+            serial: "01".into(),
+            issuer: "CN=x".into(),
+            not_after: Utc::now(),
+            created_at: Utc::now(),
+            origin: "registered".into(),
+            state: BundleState::Current,
+        }
+    }
+
+    pub(crate) fn run(store: &dyn Store) {
+        // Names that share a prefix must not see each other's bundles.
+        store.append_bundle(&bundle("web", "a")).unwrap();
+        store.append_bundle(&bundle("web", "b")).unwrap();
+        store.append_bundle(&bundle("web-2", "c")).unwrap();
+        let web = store.bundles("web").unwrap();
+        assert_eq!(web.iter().map(|b| b.id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(web[0].state, BundleState::Previous);
+        assert_eq!(web[1].state, BundleState::Current);
+        assert_eq!(store.bundles("web-2").unwrap().len(), 1);
+        assert!(store.bundles("we").unwrap().is_empty());
+        for i in 0..3 {
+            let seq = store
+                .append_event(Event {
+                    seq: 0,
+                    at: Utc::now(),
+                    cert: if i == 1 { "other".into() } else { "web".into() },
+                    kind: "registered".into(),
+                    detail: format!("{i}"),
+                })
+                .unwrap();
+            assert!(seq > 0 || i == 0);
+        }
+        let ev = store.events(Some("web")).unwrap();
+        assert_eq!(ev.iter().map(|e| e.detail.as_str()).collect::<Vec<_>>(), ["0", "2"]);
+        assert_eq!(store.events(None).unwrap().len(), 3);
+        assert!(store.get_cert("nope").unwrap().is_none());
+    }
+}

@@ -1,0 +1,199 @@
+//! The sled backend: the only code in certresponder that imports sled.
+//!
+//! Trees: `certs` (name -> CertRecord), `bundles` (name NUL seq -> Bundle), `events`
+//! (seq -> Event), `meta` (`schema` -> format version). Keys are big-endian so that sled's
+//! byte order is numeric order. Every write is flushed before it returns.
+
+use std::path::Path;
+
+use certresponder_inventory::fs::create_dir_with_mode;
+use certresponder_inventory::{Bundle, BundleState};
+
+use super::{
+    CertRecord, Event, FORMAT_VERSION, Store, StoreError, bundle_key, bundle_prefix, decode,
+    encode,
+};
+
+/// A store on a sled database directory.
+pub struct SledStore {
+    db: sled::Db,
+    certs: sled::Tree,
+    bundles: sled::Tree,
+    events: sled::Tree,
+}
+
+fn backend(e: sled::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl SledStore {
+    /// Opens (creating, mode 0700) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let open_err = |reason: String| StoreError::Open {
+            path: path.display().to_string(),
+            reason,
+        };
+        create_dir_with_mode(path, 0o700).map_err(|e| open_err(e.to_string()))?;
+        let db = sled::Config::new().path(path).open().map_err(|e| {
+            let msg = e.to_string();
+            if msg.contains("lock") || msg.contains("WouldBlock") || msg.contains("temporarily unavailable") {
+                open_err(
+                    "it is in use by another certresponder process (the daemon owns the database while it runs)".into(),
+                )
+            } else {
+                open_err(msg)
+            }
+        })?;
+        let tree = |name: &str| db.open_tree(name).map_err(backend);
+        let meta = tree("meta")?;
+        match meta.get(b"schema").map_err(backend)? {
+            None => {
+                meta.insert(b"schema", &[FORMAT_VERSION]).map_err(backend)?;
+            }
+            Some(v) if v.as_ref() == [FORMAT_VERSION] => {}
+            Some(v) => {
+                return Err(open_err(format!(
+                    "the database has schema version {:?}; this release reads {FORMAT_VERSION}",
+                    v.as_ref()
+                )));
+            }
+        }
+        let store = Self {
+            certs: tree("certs")?,
+            bundles: tree("bundles")?,
+            events: tree("events")?,
+            db,
+        };
+        store.flush()?;
+        Ok(store)
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map(|_| ()).map_err(backend)
+    }
+}
+
+impl Store for SledStore {
+    fn put_cert(&self, rec: &CertRecord) -> Result<(), StoreError> {
+        self.certs
+            .insert(rec.entry.name.as_str().as_bytes(), encode(rec)?)
+            .map_err(backend)?;
+        self.flush()
+    }
+
+    fn get_cert(&self, name: &str) -> Result<Option<CertRecord>, StoreError> {
+        self.certs
+            .get(name.as_bytes())
+            .map_err(backend)?
+            .map(|v| decode("certs", name.as_bytes(), &v))
+            .transpose()
+    }
+
+    fn list_certs(&self) -> Result<Vec<CertRecord>, StoreError> {
+        self.certs
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv.map_err(backend)?;
+                decode("certs", &k, &v)
+            })
+            .collect()
+    }
+
+    fn append_bundle(&self, bundle: &Bundle) -> Result<u64, StoreError> {
+        let prefix = bundle_prefix(&bundle.cert_id);
+        let mut batch = sled::Batch::default();
+        let mut next = 0u64;
+        for kv in self.bundles.scan_prefix(&prefix) {
+            let (k, v) = kv.map_err(backend)?;
+            let seq_bytes: [u8; 8] = k[prefix.len()..].try_into().map_err(|_| StoreError::Corrupt {
+                tree: "bundles",
+                key: String::from_utf8_lossy(&k).into_owned(),
+                reason: "bundle key does not end in an 8-byte sequence number".into(),
+            })?;
+            next = u64::from_be_bytes(seq_bytes) + 1;
+            if bundle.state == BundleState::Current {
+                let mut old: Bundle = decode("bundles", &k, &v)?;
+                if old.state == BundleState::Current {
+                    old.state = BundleState::Previous;
+                    batch.insert(k.as_ref(), encode(&old)?);
+                }
+            }
+        }
+        batch.insert(bundle_key(&bundle.cert_id, next), encode(bundle)?);
+        self.bundles.apply_batch(batch).map_err(backend)?;
+        self.flush()?;
+        Ok(next)
+    }
+
+    fn bundles(&self, name: &str) -> Result<Vec<Bundle>, StoreError> {
+        self.bundles
+            .scan_prefix(bundle_prefix(name))
+            .map(|kv| {
+                let (k, v) = kv.map_err(backend)?;
+                decode("bundles", &k, &v)
+            })
+            .collect()
+    }
+
+    fn append_event(&self, mut event: Event) -> Result<u64, StoreError> {
+        let seq = match self.events.last().map_err(backend)? {
+            Some((k, _)) => {
+                let b: [u8; 8] = k.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                    tree: "events",
+                    key: format!("{:?}", k.as_ref()),
+                    reason: "event key is not an 8-byte sequence number".into(),
+                })?;
+                u64::from_be_bytes(b) + 1
+            }
+            None => 0,
+        };
+        event.seq = seq;
+        self.events
+            .insert(seq.to_be_bytes(), encode(&event)?)
+            .map_err(backend)?;
+        self.flush()?;
+        Ok(seq)
+    }
+
+    fn events(&self, name: Option<&str>) -> Result<Vec<Event>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.events.iter() {
+            let (k, v) = kv.map_err(backend)?;
+            let e: Event = decode("events", &k, &v)?;
+            if name.is_none_or(|n| n == e.cert) {
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn contract_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let store = SledStore::open(&path).unwrap();
+            super::super::contract::run(&store);
+        }
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        let store = SledStore::open(&path).unwrap();
+        assert_eq!(store.bundles("web").unwrap().len(), 2);
+        assert_eq!(store.events(None).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn unknown_format_version_is_reported_not_panicked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(&dir.path().join("db")).unwrap();
+        store.certs.insert(b"web", &[9u8, b'{', b'}'][..]).unwrap();
+        let err = store.get_cert("web").unwrap_err().to_string();
+        assert!(err.contains("format version 9"), "{err}");
+    }
+}

@@ -1,0 +1,98 @@
+//! Shared fixtures for the end-to-end tests: a temporary certresponder home with a config,
+//! an inventory directory, and certificates made by rcgen.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+
+/// A temporary certresponder installation.
+pub struct Home {
+    pub dir: tempfile::TempDir,
+}
+
+impl Home {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Self { dir };
+        std::fs::create_dir_all(home.path("inventory")).unwrap();
+        std::fs::write(
+            home.config(),
+            "state_dir = \"state\"\ninventory_dir = \"inventory\"\n\n[[issuer]]\nid = \"internal\"\ntype = \"internal-ca\"\ndir = \"ca\"\n",
+        )
+        .unwrap();
+        home
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.path("certresponder.toml")
+    }
+
+    /// Runs the binary with this home's config.
+    pub fn run(&self, args: &[&str]) -> Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_certresponder"))
+            .arg("--config")
+            .arg(self.config())
+            .args(args)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    }
+
+    /// Runs and parses JSON stdout, asserting the exit status.
+    pub fn json(&self, args: &[&str], status: i32) -> serde_json::Value {
+        let out = self.run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(status),
+            "{args:?}: stdout {} stderr {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("{args:?}: not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
+        })
+    }
+
+    /// Makes a certificate and key for `dns` under `certs/<name>/`; returns (cert, key).
+    pub fn make_cert(&self, name: &str, dns: &str) -> (PathBuf, PathBuf) {
+        let dir = self.path(&format!("certs/{name}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (leaf, key) = issue(dns);
+        let cert = dir.join("cert.pem");
+        let keyp = dir.join("key.pem");
+        std::fs::write(&cert, leaf).unwrap();
+        std::fs::write(&keyp, key).unwrap();
+        (cert, keyp)
+    }
+}
+
+/// Issues a leaf for `dns` from a fresh CA; returns (fullchain PEM, key PEM).
+pub fn issue(dns: &str) -> (String, String) {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let params = CertificateParams::new(vec![dns.to_string()]).unwrap();
+    let leaf = params.signed_by(&key, &issuer).unwrap();
+    (format!("{}{}", leaf.pem(), ca_cert.pem()), key.serialize_pem())
+}
+
+/// One `[[cert]]` entry.
+pub fn entry(name: &str, cert: &Path, key: &Path) -> String {
+    format!(
+        "[[cert]]\nname = \"{name}\"\nowner = \"team-{name}@example.com\"\ntags = [\"prod\"]\nissuer = \"internal\"\ncert = \"{}\"\nkey = \"{}\"\n\n",
+        cert.display(),
+        key.display()
+    )
+}

@@ -22,7 +22,12 @@ pub const DEFAULT_CONFIG: &str = "/etc/certresponder/certresponder.toml";
 const DEFAULT_STATE_DIR: &str = "/var/lib/certresponder";
 const DEFAULT_INVENTORY_DIR: &str = "/etc/certresponder/inventory.d";
 
-const TOP_FIELDS: &[&str] = &["state_dir", "inventory_dir", "expiry_warning_days", "issuer"];
+const TOP_FIELDS: &[&str] = &[
+    "state_dir",
+    "inventory_dir",
+    "expiry_warning_days",
+    "issuer",
+];
 const ISSUER_FIELDS: &[&str] = &["id", "type", "dir", "common_name", "validity_days"];
 const ISSUER_TYPES: &[&str] = &["internal-ca", "acme", "command"];
 
@@ -97,7 +102,9 @@ impl Config {
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
         match path {
             Some(p) => Self::from_file(p),
-            None if Path::new(DEFAULT_CONFIG).exists() => Self::from_file(Path::new(DEFAULT_CONFIG)),
+            None if Path::new(DEFAULT_CONFIG).exists() => {
+                Self::from_file(Path::new(DEFAULT_CONFIG))
+            }
             None => Ok(Self::default()),
         }
     }
@@ -119,9 +126,16 @@ impl Config {
             field: field.map(str::to_string),
             message,
         };
-        let table: Table = toml::from_str(text)
-            .map_err(|e| err(None, format!("not valid TOML: {}", e.to_string().trim().replace('\n', " "))))?;
-        let base = path.parent().unwrap_or(Path::new("."));
+        let table: Table = toml::from_str(text).map_err(|e| {
+            err(
+                None,
+                format!(
+                    "not valid TOML: {}",
+                    e.to_string().trim().replace('\n', " ")
+                ),
+            )
+        })?;
+        let base = path.parent().unwrap_or_else(|| Path::new("."));
         let resolve = |p: &str| {
             let p = PathBuf::from(p);
             if p.is_absolute() { p } else { base.join(p) }
@@ -130,7 +144,10 @@ impl Config {
             let hint = did_you_mean(key, known)
                 .map(|s| format!("; did you mean `{s}`?"))
                 .unwrap_or_else(|| format!(" (known fields: {})", known.join(", ")));
-            err(Some(&format!("{prefix}{key}")), format!("unknown field{hint}"))
+            err(
+                Some(&format!("{prefix}{key}")),
+                format!("unknown field{hint}"),
+            )
         };
         for key in table.keys() {
             if !TOP_FIELDS.contains(&key.as_str()) {
@@ -189,8 +206,12 @@ impl Config {
                     return Err(unknown(key, ISSUER_FIELDS, &prefix));
                 }
             }
-            let id = string(t, "id", &format!("{prefix}id"))?
-                .ok_or_else(|| err(Some(&format!("{prefix}id")), "required field is missing".into()))?;
+            let id = string(t, "id", &format!("{prefix}id"))?.ok_or_else(|| {
+                err(
+                    Some(&format!("{prefix}id")),
+                    "required field is missing".into(),
+                )
+            })?;
             if cfg.issuers.iter().any(|x| x.id == id) {
                 return Err(err(
                     Some(&format!("{prefix}id")),
@@ -198,7 +219,10 @@ impl Config {
                 ));
             }
             let kind = string(t, "type", &format!("{prefix}type"))?.ok_or_else(|| {
-                err(Some(&format!("{prefix}type")), "required field is missing".into())
+                err(
+                    Some(&format!("{prefix}type")),
+                    "required field is missing".into(),
+                )
             })?;
             if !ISSUER_TYPES.contains(&kind.as_str()) {
                 let hint = did_you_mean(&kind, ISSUER_TYPES)
@@ -218,7 +242,9 @@ impl Config {
             }
             let validity_days = match t.get("validity_days") {
                 None => 90,
-                Some(Value::Integer(n)) if (1..=3650).contains(n) => u32::try_from(*n).unwrap_or(90),
+                Some(Value::Integer(n)) if (1..=3650).contains(n) => {
+                    u32::try_from(*n).unwrap_or(90)
+                }
                 Some(other) => {
                     return Err(err(
                         Some(&format!("{prefix}validity_days")),
@@ -257,8 +283,15 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         let e = Config::parse(Path::new("c.toml"), "state_dri = \"x\"\n").unwrap_err();
-        assert_eq!(e.to_string(), "c.toml: field `state_dri`: unknown field; did you mean `state_dir`?");
-        let e = Config::parse(Path::new("c.toml"), "[[issuer]]\nid = \"a\"\ntype = \"acmee\"\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "c.toml: field `state_dri`: unknown field; did you mean `state_dir`?"
+        );
+        let e = Config::parse(
+            Path::new("c.toml"),
+            "[[issuer]]\nid = \"a\"\ntype = \"acmee\"\n",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("issuer[0].type"), "{e}");
         assert!(e.to_string().contains("did you mean `acme`"), "{e}");
         let e = Config::parse(Path::new("c.toml"), "expiry_warning_days = -1\n").unwrap_err();

@@ -100,7 +100,10 @@ pub fn sync(store: &dyn Store, cfg: &Config, now: DateTime<Utc>) -> Result<SyncR
             store.append_event(event(
                 &name,
                 "removed",
-                format!("no longer in the inventory (was in {})", rec.entry.source.display()),
+                format!(
+                    "no longer in the inventory (was in {})",
+                    rec.entry.source.display()
+                ),
                 now,
             ))?;
             report.removed.push(name);
@@ -133,12 +136,21 @@ fn record_entry(
             report.registered.push(name.clone());
         }
         Some(mut rec) if rec.status == CertStatus::Removed || rec.entry != *entry => {
-            let kind = if rec.status == CertStatus::Removed { "registered" } else { "updated" };
+            let kind = if rec.status == CertStatus::Removed {
+                "registered"
+            } else {
+                "updated"
+            };
             rec.entry = entry.clone();
             rec.status = CertStatus::Active;
             rec.updated_at = now;
             store.put_cert(&rec)?;
-            store.append_event(event(&name, kind, format!("from {}", entry.source.display()), now))?;
+            store.append_event(event(
+                &name,
+                kind,
+                format!("from {}", entry.source.display()),
+                now,
+            ))?;
             if kind == "registered" {
                 report.registered.push(name.clone());
             } else {
@@ -154,7 +166,10 @@ fn record_entry(
         entry: Some(format!("\"{name}\"")),
         field: None,
     };
-    let problems: Vec<String> = check_files(entry, &at).iter().map(ToString::to_string).collect();
+    let problems: Vec<String> = check_files(entry, &at)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     let cert = std::fs::read(&entry.paths.cert)
         .ok()
         .and_then(|b| inspect::inspect_certificates(&b).ok())
@@ -188,10 +203,15 @@ fn record_entry(
                     report.new_bundles.push((name.clone(), bundle.id));
                 }
             }
-            Err(e) => report.live.entry(name.clone()).or_insert_with(|| LiveState {
-                cert: None,
-                problems: Vec::new(),
-            }).problems.push(e.to_string()),
+            Err(e) => report
+                .live
+                .entry(name.clone())
+                .or_insert_with(|| LiveState {
+                    cert: None,
+                    problems: Vec::new(),
+                })
+                .problems
+                .push(e.to_string()),
         }
     }
     let live = report.live.entry(name).or_insert_with(|| LiveState {

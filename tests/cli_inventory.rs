@@ -26,7 +26,10 @@ fn register_list_show_remove_register_again() {
 
     let added = home.json(&["inventory", "add", file.to_str().unwrap(), "--json"], 0);
     assert_eq!(added["registered"].as_array().unwrap().len(), 2);
-    assert!(home.path("inventory/team.toml").is_file(), "installed in the inventory dir");
+    assert!(
+        home.path("inventory/team.toml").is_file(),
+        "installed in the inventory dir"
+    );
 
     let list = home.json(&["inventory", "list", "--json"], 0);
     assert_eq!(names(&list), ["api", "web"]);
@@ -37,8 +40,14 @@ fn register_list_show_remove_register_again() {
 
     let show = home.json(&["inventory", "show", "web", "--json"], 0);
     assert_eq!(show["certificate"]["dns_names"][0], "www.example.test");
-    let fp = show["certificate"]["fingerprints"]["cert_sha256"].as_str().unwrap().to_string();
-    assert_eq!(show["bundles"][0]["fingerprints"]["cert_sha256"], fp.as_str());
+    let fp = show["certificate"]["fingerprints"]["cert_sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        show["bundles"][0]["fingerprints"]["cert_sha256"],
+        fp.as_str()
+    );
     assert_eq!(show["bundles"][0]["state"], "current");
     assert_eq!(show["bundles"][0]["has_key"], true);
     // The key never appears in output.
@@ -67,9 +76,21 @@ fn register_list_show_remove_register_again() {
     assert_eq!(added["registered"][0], "web");
     let show = home.json(&["inventory", "show", "web", "--json"], 0);
     assert_eq!(show["record"], "active");
-    assert_eq!(show["bundles"].as_array().unwrap().len(), 1, "same bundle, not recorded twice");
-    let kinds: Vec<&str> = show["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["registered", "bundle_recorded", "removed", "registered"]);
+    assert_eq!(
+        show["bundles"].as_array().unwrap().len(),
+        1,
+        "same bundle, not recorded twice"
+    );
+    let kinds: Vec<&str> = show["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["registered", "bundle_recorded", "removed", "registered"]
+    );
 }
 
 #[test]
@@ -84,7 +105,12 @@ fn a_new_certificate_on_disk_becomes_current_and_the_old_one_previous() {
     std::fs::write(&c, leaf).unwrap();
     std::fs::write(&k, key).unwrap();
     let show = home.json(&["inventory", "show", "web", "--json"], 0);
-    let states: Vec<&str> = show["bundles"].as_array().unwrap().iter().map(|b| b["state"].as_str().unwrap()).collect();
+    let states: Vec<&str> = show["bundles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["state"].as_str().unwrap())
+        .collect();
     assert_eq!(states, ["previous", "current"]);
 }
 
@@ -102,10 +128,17 @@ fn a_broken_inventory_file_loses_nothing_already_stored() {
     assert_eq!(list["certificates"][0]["record"], "active");
     assert_eq!(list["certificates"][0]["status"], "invalid_entry");
     let err = list["inventory_errors"][0].as_str().unwrap();
-    assert!(err.contains("inventory/web.toml") && err.contains("not valid TOML"), "{err}");
+    assert!(
+        err.contains("inventory/web.toml") && err.contains("not valid TOML"),
+        "{err}"
+    );
     // The certificate file becoming garbage is reported, the history kept.
     std::fs::write(home.path("inventory/web.toml"), entry("web", &c, &k)).unwrap();
-    std::fs::write(&c, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").unwrap();
+    std::fs::write(
+        &c,
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
     let list = home.json(&["inventory", "list", "--json"], 0);
     assert_eq!(list["certificates"][0]["status"], "unparseable");
     assert_eq!(list["certificates"][0]["bundles"], 1);
@@ -122,22 +155,46 @@ fn quickstart_builds_a_registered_demo() {
         .env("NO_COLOR", "1")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("! EXPIRING"), "the 7-day agent certificate stands out:\n{stdout}");
+    assert!(
+        stdout.contains("! EXPIRING"),
+        "the 7-day agent certificate stands out:\n{stdout}"
+    );
     let cfg = demo.join("certresponder.toml");
     let list = std::process::Command::new(env!("CARGO_BIN_EXE_certresponder"))
-        .args(["--config", cfg.to_str().unwrap(), "inventory", "list", "--json"])
+        .args([
+            "--config",
+            cfg.to_str().unwrap(),
+            "inventory",
+            "list",
+            "--json",
+        ])
         .output()
         .unwrap();
     let list: Value = serde_json::from_slice(&list.stdout).unwrap();
     assert_eq!(list["certificates"].as_array().unwrap().len(), 5);
-    assert!(list["certificates"].as_array().unwrap().iter().all(|c| c["bundles"] == 1));
+    assert!(
+        list["certificates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["bundles"] == 1)
+    );
     let key = demo.join("services/web-frontend/key.pem");
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(key).unwrap().permissions());
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(key).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);
     assert_eq!(
-        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(demo.join("state/db")).unwrap().permissions()) & 0o777,
+        std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(demo.join("state/db"))
+                .unwrap()
+                .permissions()
+        ) & 0o777,
         0o700
     );
     // Running it again reuses everything.
@@ -156,7 +213,12 @@ fn bad_config_is_an_input_error_naming_file_and_field() {
     let out = home.run(&["inventory", "list"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("certresponder.toml") && err.contains("`inventory_dri`") && err.contains("did you mean `inventory_dir`"), "{err}");
+    assert!(
+        err.contains("certresponder.toml")
+            && err.contains("`inventory_dri`")
+            && err.contains("did you mean `inventory_dir`"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -11,7 +11,10 @@ use serde_json::Value;
 fn only_error(home: &Home, text: &str) -> Value {
     let file = home.path("f.toml");
     std::fs::write(&file, text).unwrap();
-    let v = home.json(&["inventory", "validate", file.to_str().unwrap(), "--json"], 2);
+    let v = home.json(
+        &["inventory", "validate", file.to_str().unwrap(), "--json"],
+        2,
+    );
     assert_eq!(v["valid"], false);
     let errors = v["errors"].as_array().unwrap();
     assert_eq!(errors.len(), 1, "{errors:#?}");
@@ -35,10 +38,18 @@ fn good(home: &Home) -> (String, String) {
 fn missing_owner() {
     let home = Home::new();
     let (c, _) = good(&home);
-    let e = only_error(&home, &format!("[[cert]]\nname = \"web\"\ncert = \"{c}\"\n"));
+    let e = only_error(
+        &home,
+        &format!("[[cert]]\nname = \"web\"\ncert = \"{c}\"\n"),
+    );
     assert_eq!(e["entry"], "#1 \"web\"");
     assert_eq!(e["field"], "owner");
-    assert!(e["message"].as_str().unwrap().contains("required field is missing"));
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("required field is missing")
+    );
 }
 
 #[test]
@@ -48,7 +59,12 @@ fn duplicate_name_in_one_file() {
     let e = only_error(&home, &(entry("web", &c, &k) + &entry("web", &c, &k)));
     assert_eq!(e["entry"], "#2 \"web\"");
     assert_eq!(e["field"], "name");
-    assert!(e["message"].as_str().unwrap().contains("`web` is already used"));
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("`web` is already used")
+    );
 }
 
 #[test]
@@ -61,7 +77,10 @@ fn duplicate_name_across_files() {
     let e = only_error(&home, &entry("web", &c, &k));
     assert_eq!(e["field"], "name");
     let msg = e["message"].as_str().unwrap();
-    assert!(msg.contains("inventory/first.toml"), "names the first file: {msg}");
+    assert!(
+        msg.contains("inventory/first.toml"),
+        "names the first file: {msg}"
+    );
 }
 
 #[test]
@@ -78,7 +97,10 @@ fn unreadable_path() {
     );
     assert_eq!(e["field"], "key");
     let msg = e["message"].as_str().unwrap();
-    assert!(msg.contains("cannot read") && msg.contains("nope/key.pem"), "{msg}");
+    assert!(
+        msg.contains("cannot read") && msg.contains("nope/key.pem"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -88,7 +110,12 @@ fn key_that_does_not_match_the_certificate() {
     let (_, k2) = home.make_cert("b", "b.example.test");
     let e = only_error(&home, &entry("web", &c1, &k2));
     assert_eq!(e["field"], "key");
-    assert!(e["message"].as_str().unwrap().contains("does not match the certificate"));
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not match the certificate")
+    );
 }
 
 #[test]
@@ -97,10 +124,17 @@ fn unknown_field_with_hint() {
     let (c, _) = good(&home);
     let e = only_error(
         &home,
-        &format!("[[cert]]\nname = \"web\"\nowner = \"o\"\ncert = \"{c}\"\nkey_profil = \"rsa-3072\"\n"),
+        &format!(
+            "[[cert]]\nname = \"web\"\nowner = \"o\"\ncert = \"{c}\"\nkey_profil = \"rsa-3072\"\n"
+        ),
     );
     assert_eq!(e["field"], "key_profil");
-    assert!(e["message"].as_str().unwrap().contains("did you mean `key_profile`?"));
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean `key_profile`?")
+    );
 }
 
 #[test]
@@ -112,7 +146,12 @@ fn unknown_issuer() {
         &format!("[[cert]]\nname = \"web\"\nowner = \"o\"\ncert = \"{c}\"\nissuer = \"internl\"\n"),
     );
     assert_eq!(e["field"], "issuer");
-    assert!(e["message"].as_str().unwrap().contains("unknown issuer `internl`; did you mean `internal`?"));
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown issuer `internl`; did you mean `internal`?")
+    );
 }
 
 #[test]
@@ -120,9 +159,20 @@ fn unparseable_certificate() {
     let home = Home::new();
     let bad = home.path("bad.pem");
     std::fs::write(&bad, b"\x30\x82\x01").unwrap();
-    let e = only_error(&home, &format!("[[cert]]\nname = \"web\"\nowner = \"o\"\ncert = \"{}\"\n", bad.display()));
+    let e = only_error(
+        &home,
+        &format!(
+            "[[cert]]\nname = \"web\"\nowner = \"o\"\ncert = \"{}\"\n",
+            bad.display()
+        ),
+    );
     assert_eq!(e["field"], "cert");
-    assert!(e["message"].as_str().unwrap().contains("unparseable certificate"));
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("unparseable certificate")
+    );
 }
 
 #[test]
@@ -133,21 +183,38 @@ fn invalid_values_are_named() {
         ("kind", "\"tls-sever\"", "did you mean `tls-server`?"),
         ("trust", "\"pubic\"", "did you mean `public`?"),
         ("key_profile", "\"rsa-1024\"", "is not one of"),
-        ("verify", "[{ address = \"example.com\" }]", "must be host:port"),
+        (
+            "verify",
+            "[{ address = \"example.com\" }]",
+            "must be host:port",
+        ),
         ("tags", "\"prod\"", "must be an array of strings"),
     ] {
         let e = only_error(
             &home,
-            &format!("[[cert]]\nname = \"web\"\nowner = \"o\"\ncert = \"{c}\"\n{field} = {value}\n"),
+            &format!(
+                "[[cert]]\nname = \"web\"\nowner = \"o\"\ncert = \"{c}\"\n{field} = {value}\n"
+            ),
         );
         let f = e["field"].as_str().unwrap();
         assert!(f.starts_with(field), "{f} for {field}");
         assert!(e["message"].as_str().unwrap().contains(expect), "{e}");
     }
-    let e = only_error(&home, &format!("[[cert]]\nname = \"Web App\"\nowner = \"o\"\ncert = \"{c}\"\n"));
+    let e = only_error(
+        &home,
+        &format!("[[cert]]\nname = \"Web App\"\nowner = \"o\"\ncert = \"{c}\"\n"),
+    );
     assert_eq!(e["field"], "name");
-    let e = only_error(&home, &format!("[[cert]]\nname = \"web\"\nowner = \"o\"\ncert = \"relative/cert.pem\"\n"));
-    assert!(e["message"].as_str().unwrap().contains("must be an absolute path"));
+    let e = only_error(
+        &home,
+        "[[cert]]\nname = \"web\"\nowner = \"o\"\ncert = \"relative/cert.pem\"\n",
+    );
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("must be an absolute path")
+    );
 }
 
 #[test]
@@ -155,5 +222,8 @@ fn syntax_error_names_the_line() {
     let home = Home::new();
     let e = only_error(&home, "[[cert]\nname = \"web\"\n");
     let msg = e["message"].as_str().unwrap();
-    assert!(msg.contains("not valid TOML") && msg.contains("line 1"), "{msg}");
+    assert!(
+        msg.contains("not valid TOML") && msg.contains("line 1"),
+        "{msg}"
+    );
 }

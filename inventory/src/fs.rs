@@ -34,10 +34,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8], new_mode: u32) -> io::Result<()> 
         f.set_permissions(fs::Permissions::from_mode(mode))?;
         if let Some(m) = &existing {
             // Keep the owner of what is replaced; only root may give files away.
-            if let Err(e) = std::os::unix::fs::fchown(&f, Some(m.uid()), Some(m.gid())) {
-                if e.kind() != io::ErrorKind::PermissionDenied {
-                    return Err(e);
-                }
+            if let Err(e) = std::os::unix::fs::fchown(&f, Some(m.uid()), Some(m.gid()))
+                && e.kind() != io::ErrorKind::PermissionDenied
+            {
+                return Err(e);
             }
         }
         f.write_all(bytes)?;
@@ -72,11 +72,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("key.pem");
         write_atomic(&p, b"one", 0o600).unwrap();
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).unwrap();
         write_atomic(&p, b"two", 0o600).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o640);
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
         let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1);
     }

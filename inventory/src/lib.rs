@@ -14,6 +14,7 @@ mod suggest;
 
 pub use bundle::{Bundle, BundleState, SecretPem};
 pub use error::{InventoryError, Location};
+pub use inspect::Fingerprints;
 pub use load::{
     ENTRY_FIELDS, LoadOptions, LoadReport, check_files, inventory_files, load_dir, load_files,
     parse_file,

@@ -254,7 +254,11 @@ fn get_enum<T>(
     errors: &mut Vec<InventoryError>,
 ) -> Option<Option<T>> {
     let Some(s) = get_str(t, at, field, errors) else {
-        return if t.contains_key(field) { None } else { Some(None) };
+        return if t.contains_key(field) {
+            None
+        } else {
+            Some(None)
+        };
     };
     match parse(s) {
         Some(v) => Some(Some(v)),
@@ -350,7 +354,14 @@ fn parse_entry(
         .map(|k| k.unwrap_or(CertKind::TlsServer));
     let trust = get_enum(t, at, "trust", Trust::NAMES, Trust::parse, errors)
         .map(|k| k.unwrap_or(Trust::Private));
-    let key_profile = get_enum(t, at, "key_profile", KeyProfile::NAMES, KeyProfile::parse, errors);
+    let key_profile = get_enum(
+        t,
+        at,
+        "key_profile",
+        KeyProfile::NAMES,
+        KeyProfile::parse,
+        errors,
+    );
     let issuer = get_str(t, at, "issuer", errors).map(str::to_string);
     let reload = get_str(t, at, "reload", errors).map(str::to_string);
     let cert = get_path(t, at, "cert", errors);
@@ -409,7 +420,11 @@ fn parse_verify(t: &Table, at: &Location, errors: &mut Vec<InventoryError>) -> V
         };
         for key in v.keys() {
             if !VERIFY_FIELDS.contains(&key.as_str()) {
-                errors.push(unknown(at.field(format!("{field}.{key}")), key, VERIFY_FIELDS));
+                errors.push(unknown(
+                    at.field(format!("{field}.{key}")),
+                    key,
+                    VERIFY_FIELDS,
+                ));
             }
         }
         let address = match v.get("address") {
@@ -479,7 +494,9 @@ fn is_dns_name(s: &str) -> bool {
         && s.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
@@ -542,39 +559,39 @@ pub fn check_files(entry: &ManagedCert, at: &Location) -> Vec<InventoryError> {
             })
         }) {
             Ok(key) => {
-                if let Some(leaf) = &leaf {
-                    if !key.public.same_public_key(&leaf.key) {
-                        errors.push(InventoryError::KeyMismatch {
-                            at: kat,
-                            cert: entry.paths.cert.clone(),
-                            key: key_path.clone(),
-                        });
-                    }
+                if let Some(leaf) = &leaf
+                    && !key.public.same_public_key(&leaf.key)
+                {
+                    errors.push(InventoryError::KeyMismatch {
+                        at: kat,
+                        cert: entry.paths.cert.clone(),
+                        key: key_path.clone(),
+                    });
                 }
             }
             Err(e) => errors.push(e),
         }
     }
-    if let Some(chain) = &entry.paths.chain {
-        if let Err(e) = read_certs(chain, &at.field("chain")) {
-            errors.push(e);
-        }
+    if let Some(chain) = &entry.paths.chain
+        && let Err(e) = read_certs(chain, &at.field("chain"))
+    {
+        errors.push(e);
     }
     if let Some(fullchain) = &entry.paths.fullchain {
         let fat = at.field("fullchain");
         match read_certs(fullchain, &fat) {
             Ok(certs) => {
-                if let (Some(leaf), Some(first)) = (&leaf, certs.first()) {
-                    if leaf.fingerprints.cert_sha256 != first.fingerprints.cert_sha256 {
-                        errors.push(InventoryError::InvalidValue {
-                            at: fat,
-                            reason: format!(
-                                "the first certificate in {} is not the certificate in {}",
-                                fullchain.display(),
-                                entry.paths.cert.display()
-                            ),
-                        });
-                    }
+                if let (Some(leaf), Some(first)) = (&leaf, certs.first())
+                    && leaf.fingerprints.cert_sha256 != first.fingerprints.cert_sha256
+                {
+                    errors.push(InventoryError::InvalidValue {
+                        at: fat,
+                        reason: format!(
+                            "the first certificate in {} is not the certificate in {}",
+                            fullchain.display(),
+                            entry.paths.cert.display()
+                        ),
+                    });
                 }
             }
             Err(e) => errors.push(e),
@@ -597,9 +614,8 @@ mod tests {
 
     #[test]
     fn minimal_entry_gets_defaults() {
-        let (e, errs) = parse(
-            "[[cert]]\nname = \"web\"\nowner = \"team-web\"\ncert = \"/etc/ssl/web.pem\"\n",
-        );
+        let (e, errs) =
+            parse("[[cert]]\nname = \"web\"\nowner = \"team-web\"\ncert = \"/etc/ssl/web.pem\"\n");
         assert!(errs.is_empty(), "{errs:?}");
         assert_eq!(e[0].kind, CertKind::TlsServer);
         assert_eq!(e[0].trust, Trust::Private);
@@ -618,9 +634,8 @@ mod tests {
 
     #[test]
     fn bad_enum_value_has_hint() {
-        let (_, errs) = parse(
-            "[[cert]]\nname = \"web\"\nowner = \"o\"\ncert = \"/c\"\nkind = \"tls-sever\"\n",
-        );
+        let (_, errs) =
+            parse("[[cert]]\nname = \"web\"\nowner = \"o\"\ncert = \"/c\"\nkind = \"tls-sever\"\n");
         assert!(errs[0].contains("did you mean `tls-server`"), "{errs:?}");
     }
 }

@@ -17,9 +17,8 @@ impl CertId {
         let first_ok = chars
             .next()
             .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-        let rest_ok = chars.all(|c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')
-        });
+        let rest_ok = chars
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
         if !first_ok || !rest_ok {
             return Err(format!(
                 "`{name}` is not a valid name: use lower-case letters, digits, '.', '_' and '-', starting with a letter or digit"

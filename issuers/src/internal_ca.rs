@@ -40,7 +40,9 @@ pub struct InternalCa {
 
 impl std::fmt::Debug for InternalCa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InternalCa").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("InternalCa")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -103,10 +105,11 @@ impl InternalCa {
             path: key_path.clone(),
             reason: format!("not a usable CA key: {e}"),
         })?;
-        let issuer = Issuer::from_ca_cert_pem(&cert_pem, key).map_err(|e| IssuerError::BadState {
-            path: cert_path.clone(),
-            reason: format!("not a usable CA certificate: {e}"),
-        })?;
+        let issuer =
+            Issuer::from_ca_cert_pem(&cert_pem, key).map_err(|e| IssuerError::BadState {
+                path: cert_path.clone(),
+                reason: format!("not a usable CA certificate: {e}"),
+            })?;
         Ok(Self {
             dir: dir.to_path_buf(),
             issuer,
@@ -194,7 +197,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ca = InternalCa::open_or_create(dir.path(), "Test CA").unwrap();
         let mode = std::os::unix::fs::PermissionsExt::mode(
-            &std::fs::metadata(dir.path().join(CA_KEY)).unwrap().permissions(),
+            &std::fs::metadata(dir.path().join(CA_KEY))
+                .unwrap()
+                .permissions(),
         );
         assert_eq!(mode & 0o777, 0o600);
         let key = crate::generate_key(KeyProfile::EcdsaP256).unwrap();

@@ -119,7 +119,9 @@ fn print_errors(errors: &[InventoryError]) {
 fn add(cfg: &Config, file: &Path, replace: bool, json: bool) -> Result<ExitCode, CliError> {
     let bytes = std::fs::read(file)
         .map_err(|e| input_error(format!("{}: cannot read the file: {e}", file.display())))?;
-    let Some(file_name) = file.file_name().filter(|_| file.extension().is_some_and(|e| e == "toml"))
+    let Some(file_name) = file
+        .file_name()
+        .filter(|_| file.extension().is_some_and(|e| e == "toml"))
     else {
         return Err(input_error(format!(
             "{}: inventory files must end in .toml",
@@ -153,7 +155,10 @@ fn add(cfg: &Config, file: &Path, replace: bool, json: bool) -> Result<ExitCode,
         .map(|e| e.name.to_string())
         .collect();
     if !in_place {
-        if dest.exists() && !replace && std::fs::read(&dest).ok().as_deref() != Some(bytes.as_slice()) {
+        if dest.exists()
+            && !replace
+            && std::fs::read(&dest).ok().as_deref() != Some(bytes.as_slice())
+        {
             return Err(input_error(format!(
                 "{} already exists in the inventory directory; pass --replace to overwrite it",
                 dest.display()
@@ -216,7 +221,11 @@ fn status_of(
         return ("removed".into(), Tone::Plain);
     }
     let Some(live) = live else {
-        let text = if in_error { "! INVALID ENTRY" } else { "! NOT CHECKED" };
+        let text = if in_error {
+            "! INVALID ENTRY"
+        } else {
+            "! NOT CHECKED"
+        };
         return (text.into(), Tone::Alert);
     };
     if let Some(p) = live.problems.first() {
@@ -246,11 +255,19 @@ fn status_of(
 
 /// Whole days left, counting a started day: a certificate issued for 90 days shows 90.
 fn days_left(seconds: i64) -> i64 {
-    if seconds > 0 { (seconds + 86_399) / 86_400 } else { seconds.div_euclid(86_400) }
+    if seconds > 0 {
+        (seconds + 86_399) / 86_400
+    } else {
+        seconds.div_euclid(86_400)
+    }
 }
 
 fn error_files(report: &SyncReport) -> Vec<PathBuf> {
-    report.errors.iter().map(|e| e.location().file.clone()).collect()
+    report
+        .errors
+        .iter()
+        .map(|e| e.location().file.clone())
+        .collect()
 }
 
 fn list(cfg: &Config, all: bool, json: bool) -> Result<ExitCode, CliError> {
@@ -318,9 +335,12 @@ fn list(cfg: &Config, all: bool, json: bool) -> Result<ExitCode, CliError> {
                     Cell::plain(rec.entry.kind.as_str()),
                     Cell::plain(rec.entry.trust.as_str()),
                     Cell::plain(rec.entry.issuer.clone().unwrap_or_else(|| "-".into())),
-                    Cell::plain(cert.map_or("-".into(), |c| c.key.describe())),
-                    Cell::plain(cert.map_or("-".into(), |c| c.not_after.format("%Y-%m-%d").to_string())),
-                    Cell::toned(days.map_or("-".into(), |d| d.to_string()), tone),
+                    Cell::plain(cert.map_or_else(|| "-".into(), |c| c.key.describe())),
+                    Cell::plain(cert.map_or_else(
+                        || "-".into(),
+                        |c| c.not_after.format("%Y-%m-%d").to_string(),
+                    )),
+                    Cell::toned(days.map_or_else(|| "-".into(), |d| d.to_string()), tone),
                     Cell::toned(status, tone),
                 ]
             })
@@ -328,7 +348,9 @@ fn list(cfg: &Config, all: bool, json: bool) -> Result<ExitCode, CliError> {
         print!(
             "{}",
             render(
-                &["NAME", "OWNER", "KIND", "TRUST", "ISSUER", "KEY", "EXPIRES", "DAYS", "STATUS"],
+                &[
+                    "NAME", "OWNER", "KIND", "TRUST", "ISSUER", "KEY", "EXPIRES", "DAYS", "STATUS"
+                ],
                 &rows
             )
         );
@@ -353,7 +375,9 @@ fn unknown_name(store: &dyn Store, name: &str) -> Result<CliError, CliError> {
     let hint = did_you_mean(name, &refs)
         .map(|s| format!("; did you mean `{s}`?"))
         .unwrap_or_default();
-    Ok(input_error(format!("no certificate named `{name}` is registered{hint}")))
+    Ok(input_error(format!(
+        "no certificate named `{name}` is registered{hint}"
+    )))
 }
 
 fn show(cfg: &Config, name: &str, json: bool) -> Result<ExitCode, CliError> {
@@ -365,7 +389,12 @@ fn show(cfg: &Config, name: &str, json: bool) -> Result<ExitCode, CliError> {
     let bundles = store.bundles(name)?;
     let events = store.events(Some(name))?;
     let live = report.live.get(name);
-    let (status, _) = status_of(&rec, live, error_files(&report).contains(&rec.entry.source), cfg);
+    let (status, _) = status_of(
+        &rec,
+        live,
+        error_files(&report).contains(&rec.entry.source),
+        cfg,
+    );
     if json {
         let bundles_json: Vec<_> = bundles
             .iter()
@@ -394,7 +423,10 @@ fn show(cfg: &Config, name: &str, json: bool) -> Result<ExitCode, CliError> {
         return Ok(ExitCode::SUCCESS);
     }
     let e = &rec.entry;
-    let opt = |p: &Option<PathBuf>| p.as_ref().map_or("-".to_string(), |p| p.display().to_string());
+    let opt = |p: &Option<PathBuf>| {
+        p.as_ref()
+            .map_or_else(|| "-".to_string(), |p| p.display().to_string())
+    };
     println!("name:         {}", e.name);
     println!("status:       {status}");
     println!("owner:        {}", e.owner);
@@ -403,19 +435,36 @@ fn show(cfg: &Config, name: &str, json: bool) -> Result<ExitCode, CliError> {
     println!("issuer:       {}", e.issuer.as_deref().unwrap_or("-"));
     println!(
         "key profile:  {}",
-        e.key_profile.map_or("(same type as the current key)".to_string(), |p| p.to_string())
+        e.key_profile.map_or_else(
+            || "(same type as the current key)".to_string(),
+            |p| p.to_string()
+        )
     );
-    println!("tags:         {}", if e.tags.is_empty() { "-".into() } else { e.tags.join(", ") });
+    println!(
+        "tags:         {}",
+        if e.tags.is_empty() {
+            "-".into()
+        } else {
+            e.tags.join(", ")
+        }
+    );
     println!("cert:         {}", e.paths.cert.display());
     println!("key:          {}", opt(&e.paths.key));
     println!("chain:        {}", opt(&e.paths.chain));
     println!("fullchain:    {}", opt(&e.paths.fullchain));
     println!("reload:       {}", e.reload.as_deref().unwrap_or("-"));
     for v in &e.verify {
-        println!("verify:       {} (SNI {})", v.address, v.sni.as_deref().unwrap_or("none"));
+        println!(
+            "verify:       {} (SNI {})",
+            v.address,
+            v.sni.as_deref().unwrap_or("none")
+        );
     }
     println!("inventory:    {}", e.source.display());
-    println!("registered:   {}", rec.registered_at.format("%Y-%m-%d %H:%M:%S UTC"));
+    println!(
+        "registered:   {}",
+        rec.registered_at.format("%Y-%m-%d %H:%M:%S UTC")
+    );
     if let Some(c) = live.and_then(|l| l.cert.as_ref()) {
         let days = days_left(c.seconds_left(Utc::now()));
         println!("certificate:");
@@ -424,11 +473,24 @@ fn show(cfg: &Config, name: &str, json: bool) -> Result<ExitCode, CliError> {
         println!("  serial:     {}", c.serial);
         let mut names: Vec<String> = c.dns_names.clone();
         names.extend(c.ip_addresses.iter().map(ToString::to_string));
-        println!("  names:      {}", if names.is_empty() { "-".into() } else { names.join(", ") });
+        println!(
+            "  names:      {}",
+            if names.is_empty() {
+                "-".into()
+            } else {
+                names.join(", ")
+            }
+        );
         println!("  key:        {}", c.key.describe());
         println!("  signature:  {}", c.signature_algorithm);
-        println!("  not before: {}", c.not_before.format("%Y-%m-%d %H:%M:%S UTC"));
-        println!("  not after:  {} ({days} days left)", c.not_after.format("%Y-%m-%d %H:%M:%S UTC"));
+        println!(
+            "  not before: {}",
+            c.not_before.format("%Y-%m-%d %H:%M:%S UTC")
+        );
+        println!(
+            "  not after:  {} ({days} days left)",
+            c.not_after.format("%Y-%m-%d %H:%M:%S UTC")
+        );
         println!("  SCTs:       {}", c.scts.len());
         println!("  SHA-256:    {}", c.fingerprints.cert_sha256);
         println!("  SPKI:       {}", c.fingerprints.spki_sha256);
@@ -439,7 +501,11 @@ fn show(cfg: &Config, name: &str, json: bool) -> Result<ExitCode, CliError> {
             println!("problem:      {p}");
         }
     }
-    println!("history ({} bundle{}):", bundles.len(), if bundles.len() == 1 { "" } else { "s" });
+    println!(
+        "history ({} bundle{}):",
+        bundles.len(),
+        if bundles.len() == 1 { "" } else { "s" }
+    );
     let rows: Vec<Vec<Cell>> = bundles
         .iter()
         .rev()
@@ -454,12 +520,22 @@ fn show(cfg: &Config, name: &str, json: bool) -> Result<ExitCode, CliError> {
             ]
         })
         .collect();
-    for line in render(&["BUNDLE", "STATE", "ORIGIN", "SERIAL", "EXPIRES", "RECORDED"], &rows).lines() {
+    for line in render(
+        &["BUNDLE", "STATE", "ORIGIN", "SERIAL", "EXPIRES", "RECORDED"],
+        &rows,
+    )
+    .lines()
+    {
         println!("  {line}");
     }
     println!("events:");
     for ev in events.iter().rev().take(10).rev() {
-        println!("  {}  {:<16} {}", ev.at.format("%Y-%m-%d %H:%M:%S"), ev.kind, ev.detail);
+        println!(
+            "  {}  {:<16} {}",
+            ev.at.format("%Y-%m-%d %H:%M:%S"),
+            ev.kind,
+            ev.detail
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -469,7 +545,11 @@ fn remove(cfg: &Config, name: &str, json: bool) -> Result<ExitCode, CliError> {
     sync(&store, cfg, Utc::now())?;
     let rec = match store.get_cert(name)? {
         Some(r) if r.status == CertStatus::Active => r,
-        Some(_) => return Err(input_error(format!("`{name}` is already removed from the inventory"))),
+        Some(_) => {
+            return Err(input_error(format!(
+                "`{name}` is already removed from the inventory"
+            )));
+        }
         None => return Err(unknown_name(&store, name)?),
     };
     let source = rec.entry.source.clone();
@@ -486,7 +566,12 @@ fn remove(cfg: &Config, name: &str, json: bool) -> Result<ExitCode, CliError> {
         let index = certs
             .iter()
             .position(|t| t.get("name").and_then(|n| n.as_str()) == Some(name))
-            .ok_or_else(|| input_error(format!("{}: no [[cert]] entry named `{name}`", source.display())))?;
+            .ok_or_else(|| {
+                input_error(format!(
+                    "{}: no [[cert]] entry named `{name}`",
+                    source.display()
+                ))
+            })?;
         certs.remove(index);
         certs.len()
     };
@@ -513,7 +598,11 @@ fn remove(cfg: &Config, name: &str, json: bool) -> Result<ExitCode, CliError> {
         println!(
             "removed {name} from {}{}; its history ({kept} bundle{}) is kept in the store",
             source.display(),
-            if remaining == 0 { " (file deleted: it held no other entry)" } else { "" },
+            if remaining == 0 {
+                " (file deleted: it held no other entry)"
+            } else {
+                ""
+            },
             if kept == 1 { "" } else { "s" }
         );
     }
@@ -558,7 +647,11 @@ fn validate(cfg: &Config, files: &[PathBuf], json: bool) -> Result<ExitCode, Cli
         for f in &report.files {
             if !report.errors.iter().any(|e| &e.location().file == f) {
                 let n = report.entries.iter().filter(|e| &e.source == f).count();
-                println!("{}: ok ({n} certificate{})", f.display(), if n == 1 { "" } else { "s" });
+                println!(
+                    "{}: ok ({n} certificate{})",
+                    f.display(),
+                    if n == 1 { "" } else { "s" }
+                );
             }
         }
         print_errors(&report.errors);
@@ -570,5 +663,9 @@ fn validate(cfg: &Config, files: &[PathBuf], json: bool) -> Result<ExitCode, Cli
             );
         }
     }
-    Ok(if report.is_valid() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+    Ok(if report.is_valid() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }

@@ -117,7 +117,10 @@ pub(crate) fn run(args: QuickstartArgs) -> Result<ExitCode, CliError> {
     let ca_dir = issuer.dir.clone().context("the internal CA has no dir")?;
     let ca = InternalCa::open_or_create(
         &ca_dir,
-        issuer.common_name.as_deref().unwrap_or("certresponder internal CA"),
+        issuer
+            .common_name
+            .as_deref()
+            .unwrap_or("certresponder internal CA"),
     )?;
     println!("internal CA:  {}", ca_dir.join("ca.pem").display());
 
@@ -128,7 +131,10 @@ pub(crate) fn run(args: QuickstartArgs) -> Result<ExitCode, CliError> {
         let svc_dir = dir.join("services").join(svc.name);
         let issued = ensure_service(&ca, svc, &svc_dir, &issuer.id)?;
         if issued {
-            println!("issued:       {} ({}, {} days)", svc.name, svc.profile, svc.days);
+            println!(
+                "issued:       {} ({}, {} days)",
+                svc.name, svc.profile, svc.days
+            );
         }
         inventory.push_str(&entry_toml(svc, &svc_dir, &issuer.id));
     }
@@ -150,7 +156,10 @@ pub(crate) fn run(args: QuickstartArgs) -> Result<ExitCode, CliError> {
         Some(&config_path),
     )?;
     println!();
-    println!("next: certresponder --config {} inventory show web-frontend", config_path.display());
+    println!(
+        "next: certresponder --config {} inventory show web-frontend",
+        config_path.display()
+    );
     Ok(code)
 }
 
@@ -166,15 +175,23 @@ fn ensure_service(
     let existing_ok = std::fs::read(&cert_path)
         .ok()
         .and_then(|c| inspect::inspect_certificates(&c).ok())
-        .zip(std::fs::read(&key_path).ok().and_then(|k| inspect::read_private_key(&k).ok()))
-        .is_some_and(|(certs, key)| certs.first().is_some_and(|c| key.public.same_public_key(&c.key)));
+        .zip(
+            std::fs::read(&key_path)
+                .ok()
+                .and_then(|k| inspect::read_private_key(&k).ok()),
+        )
+        .is_some_and(|(certs, key)| {
+            certs
+                .first()
+                .is_some_and(|c| key.public.same_public_key(&c.key))
+        });
     if existing_ok {
         return Ok(false);
     }
     create_dir_with_mode(dir, 0o755).with_context(|| format!("creating {}", dir.display()))?;
     let key = generate_key(svc.profile)?;
-    let mut params = rcgen::CertificateParams::new(vec![svc.dns.to_string()])
-        .context("building the request")?;
+    let mut params =
+        rcgen::CertificateParams::new(vec![svc.dns.to_string()]).context("building the request")?;
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, svc.dns);
@@ -191,8 +208,12 @@ fn ensure_service(
     write_atomic(&chain, issued.chain_pem.as_bytes(), 0o644)
         .with_context(|| format!("writing {}", chain.display()))?;
     let full = dir.join("fullchain.pem");
-    write_atomic(&full, format!("{}{}", issued.leaf_pem, issued.chain_pem).as_bytes(), 0o644)
-        .with_context(|| format!("writing {}", full.display()))?;
+    write_atomic(
+        &full,
+        format!("{}{}", issued.leaf_pem, issued.chain_pem).as_bytes(),
+        0o644,
+    )
+    .with_context(|| format!("writing {}", full.display()))?;
     Ok(true)
 }
 
@@ -214,7 +235,11 @@ fn entry_toml(svc: &Service, dir: &Path, issuer: &str) -> String {
         path("fullchain.pem"),
     );
     if let Some(addr) = svc.verify {
-        s.push_str(&format!("verify = [{{ address = {}, sni = {} }}]\n", q(addr), q(svc.dns)));
+        s.push_str(&format!(
+            "verify = [{{ address = {}, sni = {} }}]\n",
+            q(addr),
+            q(svc.dns)
+        ));
     }
     s
 }

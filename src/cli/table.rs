@@ -71,9 +71,18 @@ pub fn render(headers: &[&str], rows: &[Vec<Cell>]) -> String {
         }
         out.push('\n');
     };
-    line(headers.iter().map(|h| ((*h).to_string(), Tone::Plain)).collect(), &mut out);
+    line(
+        headers
+            .iter()
+            .map(|h| ((*h).to_string(), Tone::Plain))
+            .collect(),
+        &mut out,
+    );
     for row in rows {
-        line(row.iter().map(|c| (c.text.clone(), c.tone)).collect(), &mut out);
+        line(
+            row.iter().map(|c| (c.text.clone(), c.tone)).collect(),
+            &mut out,
+        );
     }
     out
 }

@@ -12,8 +12,11 @@ use super::{CertRecord, Event, Store, StoreError, bundle_key, bundle_prefix, dec
 /// format is exercised the same way.
 #[derive(Default)]
 pub struct MemoryStore {
-    trees: Mutex<BTreeMap<&'static str, BTreeMap<Vec<u8>, Vec<u8>>>>,
+    trees: Mutex<Trees>,
 }
+
+/// Tree name -> key -> encoded value, as sled lays it out.
+type Trees = BTreeMap<&'static str, BTreeMap<Vec<u8>, Vec<u8>>>;
 
 impl MemoryStore {
     /// An empty store.
@@ -21,7 +24,7 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut BTreeMap<&'static str, BTreeMap<Vec<u8>, Vec<u8>>>) -> R) -> Result<R, StoreError> {
+    fn with<R>(&self, f: impl FnOnce(&mut Trees) -> R) -> Result<R, StoreError> {
         let mut guard = self
             .trees
             .lock()
@@ -96,7 +99,9 @@ impl Store for MemoryStore {
         event.seq = seq;
         let v = encode(&event)?;
         self.with(|t| {
-            t.entry("events").or_default().insert(seq.to_be_bytes().to_vec(), v);
+            t.entry("events")
+                .or_default()
+                .insert(seq.to_be_bytes().to_vec(), v);
         })?;
         Ok(seq)
     }

@@ -181,7 +181,10 @@ pub(crate) mod contract {
         store.append_bundle(&bundle("web", "b")).unwrap();
         store.append_bundle(&bundle("web-2", "c")).unwrap();
         let web = store.bundles("web").unwrap();
-        assert_eq!(web.iter().map(|b| b.id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(
+            web.iter().map(|b| b.id.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
         assert_eq!(web[0].state, BundleState::Previous);
         assert_eq!(web[1].state, BundleState::Current);
         assert_eq!(store.bundles("web-2").unwrap().len(), 1);
@@ -199,7 +202,10 @@ pub(crate) mod contract {
             assert!(seq > 0 || i == 0);
         }
         let ev = store.events(Some("web")).unwrap();
-        assert_eq!(ev.iter().map(|e| e.detail.as_str()).collect::<Vec<_>>(), ["0", "2"]);
+        assert_eq!(
+            ev.iter().map(|e| e.detail.as_str()).collect::<Vec<_>>(),
+            ["0", "2"]
+        );
         assert_eq!(store.events(None).unwrap().len(), 3);
         assert!(store.get_cert("nope").unwrap().is_none());
     }

@@ -10,8 +10,7 @@ use certresponder_inventory::fs::create_dir_with_mode;
 use certresponder_inventory::{Bundle, BundleState};
 
 use super::{
-    CertRecord, Event, FORMAT_VERSION, Store, StoreError, bundle_key, bundle_prefix, decode,
-    encode,
+    CertRecord, Event, FORMAT_VERSION, Store, StoreError, bundle_key, bundle_prefix, decode, encode,
 };
 
 /// A store on a sled database directory.
@@ -105,11 +104,14 @@ impl Store for SledStore {
         let mut next = 0u64;
         for kv in self.bundles.scan_prefix(&prefix) {
             let (k, v) = kv.map_err(backend)?;
-            let seq_bytes: [u8; 8] = k[prefix.len()..].try_into().map_err(|_| StoreError::Corrupt {
-                tree: "bundles",
-                key: String::from_utf8_lossy(&k).into_owned(),
-                reason: "bundle key does not end in an 8-byte sequence number".into(),
-            })?;
+            let seq_bytes: [u8; 8] =
+                k[prefix.len()..]
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt {
+                        tree: "bundles",
+                        key: String::from_utf8_lossy(&k).into_owned(),
+                        reason: "bundle key does not end in an 8-byte sequence number".into(),
+                    })?;
             next = u64::from_be_bytes(seq_bytes) + 1;
             if bundle.state == BundleState::Current {
                 let mut old: Bundle = decode("bundles", &k, &v)?;

@@ -55,7 +55,10 @@ impl Home {
             String::from_utf8_lossy(&out.stderr)
         );
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!("{args:?}: not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
+            panic!(
+                "{args:?}: not JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
         })
     }
 
@@ -85,7 +88,10 @@ pub fn issue(dns: &str) -> (String, String) {
     let key = KeyPair::generate().unwrap();
     let params = CertificateParams::new(vec![dns.to_string()]).unwrap();
     let leaf = params.signed_by(&key, &issuer).unwrap();
-    (format!("{}{}", leaf.pem(), ca_cert.pem()), key.serialize_pem())
+    (
+        format!("{}{}", leaf.pem(), ca_cert.pem()),
+        key.serialize_pem(),
+    )
 }
 
 /// One `[[cert]]` entry.

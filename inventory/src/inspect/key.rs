@@ -185,9 +185,16 @@ impl KeyInfo {
                     ..
                 },
             ) => n1 == n2 && e1 == e2,
-            (Self::Ec { curve: c1, point: p1 }, Self::Ec { curve: c2, point: p2 }) => {
-                c1 == c2 && p1 == p2
-            }
+            (
+                Self::Ec {
+                    curve: c1,
+                    point: p1,
+                },
+                Self::Ec {
+                    curve: c2,
+                    point: p2,
+                },
+            ) => c1 == c2 && p1 == p2,
             (Self::Ed25519 { public: a }, Self::Ed25519 { public: b })
             | (Self::Ed448 { public: a }, Self::Ed448 { public: b }) => a == b,
             _ => false,
@@ -249,14 +256,16 @@ pub(crate) fn parse_private_key_der_any(der_bytes: &[u8]) -> Result<PrivateKeyIn
 }
 
 fn parse_pkcs1(input: &[u8]) -> Result<KeyInfo, InspectError> {
-    let (seq, rest) =
-        der::expect_tlv(input, der::TAG_SEQUENCE, "RSAPrivateKey is not a SEQUENCE").map_err(bad)?;
+    let (seq, rest) = der::expect_tlv(input, der::TAG_SEQUENCE, "RSAPrivateKey is not a SEQUENCE")
+        .map_err(bad)?;
     if !rest.is_empty() {
         return Err(bad("trailing bytes after RSAPrivateKey"));
     }
     let fields = der::children(seq.content).map_err(bad)?;
     if fields.len() < 9 || fields[..9].iter().any(|f| f.tag != der::TAG_INTEGER) {
-        return Err(bad("RSAPrivateKey must hold nine INTEGERs (version, n, e, d, p, q, ...)"));
+        return Err(bad(
+            "RSAPrivateKey must hold nine INTEGERs (version, n, e, d, p, q, ...)",
+        ));
     }
     Ok(KeyInfo::rsa(fields[1].content, fields[2].content))
 }
@@ -290,18 +299,24 @@ fn parse_sec1(input: &[u8], outer_curve: Option<&[u8]>) -> Result<KeyInfo, Inspe
     for f in &fields[2..] {
         match f.tag {
             0xa0 => {
-                let (oid, _) = der::expect_tlv(f.content, der::TAG_OID, "EC parameters are not a named curve")
-                    .map_err(|_| {
-                        InspectError::Unsupported {
-                            what: "private key",
-                            reason: "EC key with explicit curve parameters".into(),
-                        }
-                    })?;
+                let (oid, _) = der::expect_tlv(
+                    f.content,
+                    der::TAG_OID,
+                    "EC parameters are not a named curve",
+                )
+                .map_err(|_| InspectError::Unsupported {
+                    what: "private key",
+                    reason: "EC key with explicit curve parameters".into(),
+                })?;
                 curve = Some(oid.content);
             }
             0xa1 => {
-                let (bits, _) = der::expect_tlv(f.content, der::TAG_BIT_STRING, "EC public key is not a BIT STRING")
-                    .map_err(bad)?;
+                let (bits, _) = der::expect_tlv(
+                    f.content,
+                    der::TAG_BIT_STRING,
+                    "EC public key is not a BIT STRING",
+                )
+                .map_err(bad)?;
                 embedded_public = bits.content.get(1..).map(<[u8]>::to_vec);
             }
             _ => {}
@@ -315,7 +330,9 @@ fn parse_sec1(input: &[u8], outer_curve: Option<&[u8]>) -> Result<KeyInfo, Inspe
             let der_bytes = sec1_with_curve(scalar.content, curve);
             let pair = aws_lc_rs::signature::EcdsaKeyPair::from_private_key_der(alg, &der_bytes)
                 .map_err(|e| bad(format!("EC private key rejected: {e}")))?;
-            aws_lc_rs::signature::KeyPair::public_key(&pair).as_ref().to_vec()
+            aws_lc_rs::signature::KeyPair::public_key(&pair)
+                .as_ref()
+                .to_vec()
         }
         None => embedded_public.ok_or_else(|| InspectError::Unsupported {
             what: "private key",
@@ -344,16 +361,21 @@ fn sec1_with_curve(scalar: &[u8], curve: &[u8]) -> Vec<u8> {
 }
 
 fn parse_pkcs8(input: &[u8]) -> Result<KeyInfo, InspectError> {
-    let (seq, rest) =
-        der::expect_tlv(input, der::TAG_SEQUENCE, "PrivateKeyInfo is not a SEQUENCE").map_err(bad)?;
+    let (seq, rest) = der::expect_tlv(input, der::TAG_SEQUENCE, "PrivateKeyInfo is not a SEQUENCE")
+        .map_err(bad)?;
     if !rest.is_empty() {
         return Err(bad("trailing bytes after PrivateKeyInfo"));
     }
     let fields = der::children(seq.content).map_err(bad)?;
-    let (Some(version), Some(alg), Some(key)) = (fields.first(), fields.get(1), fields.get(2)) else {
-        return Err(bad("PrivateKeyInfo needs a version, an algorithm and a key"));
+    let (Some(version), Some(alg), Some(key)) = (fields.first(), fields.get(1), fields.get(2))
+    else {
+        return Err(bad(
+            "PrivateKeyInfo needs a version, an algorithm and a key",
+        ));
     };
-    if version.tag != der::TAG_INTEGER || alg.tag != der::TAG_SEQUENCE || key.tag != der::TAG_OCTET_STRING
+    if version.tag != der::TAG_INTEGER
+        || alg.tag != der::TAG_SEQUENCE
+        || key.tag != der::TAG_OCTET_STRING
     {
         return Err(bad("PrivateKeyInfo fields have the wrong types"));
     }
@@ -372,12 +394,18 @@ fn parse_pkcs8(input: &[u8]) -> Result<KeyInfo, InspectError> {
             parse_sec1(key.content, curve)
         }
         OID_ED25519 => {
-            let (seed, _) = der::expect_tlv(key.content, der::TAG_OCTET_STRING, "Ed25519 key is not an OCTET STRING")
-                .map_err(bad)?;
+            let (seed, _) = der::expect_tlv(
+                key.content,
+                der::TAG_OCTET_STRING,
+                "Ed25519 key is not an OCTET STRING",
+            )
+            .map_err(bad)?;
             let pair = aws_lc_rs::signature::Ed25519KeyPair::from_seed_unchecked(seed.content)
                 .map_err(|e| bad(format!("Ed25519 key rejected: {e}")))?;
             Ok(KeyInfo::Ed25519 {
-                public: aws_lc_rs::signature::KeyPair::public_key(&pair).as_ref().to_vec(),
+                public: aws_lc_rs::signature::KeyPair::public_key(&pair)
+                    .as_ref()
+                    .to_vec(),
             })
         }
         OID_ED448 => {
@@ -389,7 +417,8 @@ fn parse_pkcs8(input: &[u8]) -> Result<KeyInfo, InspectError> {
                 .map(<[u8]>::to_vec)
                 .ok_or_else(|| InspectError::Unsupported {
                     what: "private key",
-                    reason: "Ed448 key without its public key; certresponder cannot derive it".into(),
+                    reason: "Ed448 key without its public key; certresponder cannot derive it"
+                        .into(),
                 })?;
             Ok(KeyInfo::Ed448 { public })
         }

@@ -142,8 +142,10 @@ pub fn read_public_key(bytes: &[u8]) -> Result<KeyInfo, InspectError> {
 
 fn rsa_public_pkcs1(input: &[u8]) -> Result<KeyInfo, InspectError> {
     let bad = |r: &str| InspectError::unparseable("public key", r.to_string());
-    let (seq, _) = der::expect_tlv(input, der::TAG_SEQUENCE, "RSAPublicKey is not a SEQUENCE").map_err(bad)?;
-    let (n, rest) = der::expect_tlv(seq.content, der::TAG_INTEGER, "RSA modulus missing").map_err(bad)?;
+    let (seq, _) =
+        der::expect_tlv(input, der::TAG_SEQUENCE, "RSAPublicKey is not a SEQUENCE").map_err(bad)?;
+    let (n, rest) =
+        der::expect_tlv(seq.content, der::TAG_INTEGER, "RSA modulus missing").map_err(bad)?;
     let (e, _) = der::expect_tlv(rest, der::TAG_INTEGER, "RSA exponent missing").map_err(bad)?;
     Ok(KeyInfo::rsa(n.content, e.content))
 }
@@ -208,7 +210,9 @@ pub fn inspect_any(bytes: &[u8]) -> Result<Vec<Object>, InspectError> {
     let mut out = Vec::new();
     for b in &blocks {
         let obj = match b.label.as_str() {
-            l if CERT_LABELS.contains(&l) => Object::Certificate(Box::new(inspect_certificate_der(&b.der)?)),
+            l if CERT_LABELS.contains(&l) => {
+                Object::Certificate(Box::new(inspect_certificate_der(&b.der)?))
+            }
             "PRIVATE KEY" | "RSA PRIVATE KEY" | "EC PRIVATE KEY" | "ENCRYPTED PRIVATE KEY" => {
                 let pem = encode_pem(&b.label, &b.der);
                 if b.encrypted {
@@ -218,7 +222,9 @@ pub fn inspect_any(bytes: &[u8]) -> Result<Vec<Object>, InspectError> {
             }
             "PUBLIC KEY" => Object::PublicKey(inspect_spki_der(&b.der)?),
             "RSA PUBLIC KEY" => Object::PublicKey(rsa_public_pkcs1(&b.der)?),
-            "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST" => Object::Csr(Box::new(inspect_csr_der(&b.der)?)),
+            "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST" => {
+                Object::Csr(Box::new(inspect_csr_der(&b.der)?))
+            }
             _ => continue,
         };
         out.push(obj);
@@ -226,7 +232,10 @@ pub fn inspect_any(bytes: &[u8]) -> Result<Vec<Object>, InspectError> {
     if out.is_empty() {
         return Err(InspectError::unparseable(
             what,
-            format!("no certificate, key or CSR among the PEM blocks `{}`", labels(&blocks)),
+            format!(
+                "no certificate, key or CSR among the PEM blocks `{}`",
+                labels(&blocks)
+            ),
         ));
     }
     Ok(out)
@@ -238,8 +247,14 @@ mod tests {
 
     #[test]
     fn empty_and_garbage_are_errors() {
-        assert!(matches!(read_certificates(b""), Err(InspectError::Unparseable { .. })));
-        assert!(matches!(read_certificates(b"  \n"), Err(InspectError::Unparseable { .. })));
+        assert!(matches!(
+            read_certificates(b""),
+            Err(InspectError::Unparseable { .. })
+        ));
+        assert!(matches!(
+            read_certificates(b"  \n"),
+            Err(InspectError::Unparseable { .. })
+        ));
         assert!(inspect_certificates(&[0x30, 0x82, 0x05]).is_err());
         assert!(read_private_key(b"garbage").is_err());
         assert!(read_public_key(&[0u8; 100]).is_err());
@@ -250,13 +265,18 @@ mod tests {
     #[test]
     fn wrong_label_is_named() {
         let pem = encode_pem("PUBLIC KEY", &[0x30, 0x00]);
-        let err = inspect_certificates(pem.as_bytes()).unwrap_err().to_string();
+        let err = inspect_certificates(pem.as_bytes())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("found `PUBLIC KEY`"), "{err}");
     }
 
     #[test]
     fn encrypted_key_is_reported() {
         let pem = encode_pem("ENCRYPTED PRIVATE KEY", &[0x30, 0x00]);
-        assert_eq!(read_private_key(pem.as_bytes()), Err(InspectError::EncryptedKey));
+        assert_eq!(
+            read_private_key(pem.as_bytes()),
+            Err(InspectError::EncryptedKey)
+        );
     }
 }

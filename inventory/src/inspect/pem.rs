@@ -33,9 +33,8 @@ pub fn looks_like_pem(bytes: &[u8]) -> bool {
 /// Parses every PEM block in `bytes`. Text outside the blocks (comments, `openssl x509 -text`
 /// output) is ignored, as OpenSSL does.
 pub fn parse_pem(bytes: &[u8]) -> Result<Vec<PemBlock>, String> {
-    let text = std::str::from_utf8(bytes).map_err(|_| {
-        "the file contains PEM markers but is not valid UTF-8 text".to_string()
-    })?;
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| "the file contains PEM markers but is not valid UTF-8 text".to_string())?;
     let mut blocks = Vec::new();
     let mut lines = text.lines().enumerate();
     while let Some((lineno, line)) = lines.next() {

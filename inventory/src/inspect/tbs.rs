@@ -38,9 +38,8 @@ fn strip_ct_extensions(tbs: &[u8]) -> Result<Option<Vec<u8>>, &'static str> {
         "extensions are not a SEQUENCE",
     )?;
     let exts = der::children(exts.content)?;
-    let is_ct = |e: &Tlv<'_>| {
-        e.content.starts_with(OID_SCT_LIST) || e.content.starts_with(OID_POISON)
-    };
+    let is_ct =
+        |e: &Tlv<'_>| e.content.starts_with(OID_SCT_LIST) || e.content.starts_with(OID_POISON);
     if !exts.iter().any(is_ct) {
         return Ok(None);
     }

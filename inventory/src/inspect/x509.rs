@@ -109,7 +109,10 @@ pub fn inspect_certificate_der(der: &[u8]) -> Result<CertInfo, InspectError> {
     let bad = |reason: String| InspectError::unparseable("certificate", reason);
     let (rest, cert) = X509Certificate::from_der(der).map_err(|e| bad(format!("{e}")))?;
     if !rest.is_empty() {
-        return Err(bad(format!("{} trailing bytes after the certificate", rest.len())));
+        return Err(bad(format!(
+            "{} trailing bytes after the certificate",
+            rest.len()
+        )));
     }
     let tbs = &cert.tbs_certificate;
     let key = key_info_from_spki(&tbs.subject_pki)?;
@@ -226,7 +229,8 @@ pub(crate) fn key_info_from_spki(spki: &SubjectPublicKeyInfo<'_>) -> Result<KeyI
             .map_err(bad)?;
         let (n, rest) =
             der::expect_tlv(seq.content, der::TAG_INTEGER, "RSA modulus missing").map_err(bad)?;
-        let (e, _) = der::expect_tlv(rest, der::TAG_INTEGER, "RSA exponent missing").map_err(bad)?;
+        let (e, _) =
+            der::expect_tlv(rest, der::TAG_INTEGER, "RSA exponent missing").map_err(bad)?;
         return Ok(KeyInfo::rsa(n.content, e.content));
     }
     if alg == OID_EC {

@@ -232,3 +232,16 @@ fn unknown_name_is_an_input_error_with_a_hint() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `web-frontend`"));
 }
+
+#[test]
+fn a_database_held_by_another_process_is_refused_clearly() {
+    let home = Home::new();
+    let _held = certresponder::store::SledStore::open(&home.path("state/db")).unwrap();
+    let out = home.run(&["inventory", "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("in use by another certresponder process"),
+        "{err}"
+    );
+}

@@ -328,7 +328,17 @@ fn list(cfg: &Config, all: bool, json: bool) -> Result<ExitCode, CliError> {
                 let (status, tone) =
                     status_of(rec, live, bad_files.contains(&rec.entry.source), cfg);
                 let cert = live.and_then(|l| l.cert.as_ref());
-                let days = cert.map(|c| days_left(c.seconds_left(now)));
+                // Without a readable certificate (removed, broken), the stored current
+                // bundle still tells when it expires.
+                let not_after = cert.map(|c| c.not_after).or_else(|| {
+                    store.bundles(&name).ok().and_then(|b| {
+                        b.iter()
+                            .rev()
+                            .find(|b| b.state == certresponder_inventory::BundleState::Current)
+                            .map(|b| b.not_after)
+                    })
+                });
+                let days = not_after.map(|t| days_left((t - now).num_seconds()));
                 vec![
                     Cell::plain(name),
                     Cell::plain(rec.entry.owner.clone()),
@@ -336,10 +346,9 @@ fn list(cfg: &Config, all: bool, json: bool) -> Result<ExitCode, CliError> {
                     Cell::plain(rec.entry.trust.as_str()),
                     Cell::plain(rec.entry.issuer.clone().unwrap_or_else(|| "-".into())),
                     Cell::plain(cert.map_or_else(|| "-".into(), |c| c.key.describe())),
-                    Cell::plain(cert.map_or_else(
-                        || "-".into(),
-                        |c| c.not_after.format("%Y-%m-%d").to_string(),
-                    )),
+                    Cell::plain(
+                        not_after.map_or_else(|| "-".into(), |t| t.format("%Y-%m-%d").to_string()),
+                    ),
                     Cell::toned(days.map_or_else(|| "-".into(), |d| d.to_string()), tone),
                     Cell::toned(status, tone),
                 ]

@@ -194,12 +194,32 @@ impl KeyInfo {
                     curve: c2,
                     point: p2,
                 },
-            ) => c1 == c2 && p1 == p2,
+            ) => c1 == c2 && same_ec_point(p1, p2),
             (Self::Ed25519 { public: a }, Self::Ed25519 { public: b })
             | (Self::Ed448 { public: a }, Self::Ed448 { public: b }) => a == b,
             _ => false,
         }
     }
+}
+
+/// Compares two SEC1-encoded points, uncompressed (`04 X Y`) or compressed (`02|03 X`):
+/// equal when X is equal and Y (or its parity) agrees.
+fn same_ec_point(a: &[u8], b: &[u8]) -> bool {
+    if a == b {
+        return true;
+    }
+    let split = |p: &[u8]| -> Option<(Vec<u8>, u8)> {
+        match p.split_first()? {
+            (0x04, xy) if xy.len() % 2 == 0 && !xy.is_empty() => {
+                let (x, y) = xy.split_at(xy.len() / 2);
+                Some((x.to_vec(), y.last()? & 1))
+            }
+            (tag @ (0x02 | 0x03), x) if !x.is_empty() => Some((x.to_vec(), tag & 1)),
+            _ => None,
+        }
+    };
+    let uncompressed_both = a.first() == Some(&0x04) && b.first() == Some(&0x04);
+    !uncompressed_both && matches!((split(a), split(b)), (Some(x), Some(y)) if x == y)
 }
 
 /// The encoding a private key was found in.
@@ -242,6 +262,9 @@ pub(crate) fn parse_private_key_der(
 
 /// Tries each format in turn, for DER files that carry no label.
 pub(crate) fn parse_private_key_der_any(der_bytes: &[u8]) -> Result<PrivateKeyInfo, InspectError> {
+    if is_encrypted_pkcs8(der_bytes) {
+        return Err(InspectError::EncryptedKey);
+    }
     let mut reasons = Vec::new();
     for format in [KeyFormat::Pkcs8, KeyFormat::Pkcs1, KeyFormat::Sec1] {
         match parse_private_key_der(der_bytes, format) {
@@ -253,6 +276,21 @@ pub(crate) fn parse_private_key_der_any(der_bytes: &[u8]) -> Result<PrivateKeyIn
         "not a PKCS#8, PKCS#1 or SEC1 private key ({})",
         reasons.join("; ")
     )))
+}
+
+/// RFC 5958 `EncryptedPrivateKeyInfo`: SEQUENCE { AlgorithmIdentifier, OCTET STRING } and
+/// nothing else, which no plaintext key format looks like.
+fn is_encrypted_pkcs8(input: &[u8]) -> bool {
+    let Ok((seq, rest)) = der::expect_tlv(input, der::TAG_SEQUENCE, "") else {
+        return false;
+    };
+    let Ok(fields) = der::children(seq.content) else {
+        return false;
+    };
+    rest.is_empty()
+        && fields.len() == 2
+        && fields[0].tag == der::TAG_SEQUENCE
+        && fields[1].tag == der::TAG_OCTET_STRING
 }
 
 fn parse_pkcs1(input: &[u8]) -> Result<KeyInfo, InspectError> {
@@ -432,6 +470,26 @@ fn parse_pkcs8(input: &[u8]) -> Result<KeyInfo, InspectError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compressed_points_match_uncompressed() {
+        let mut x = vec![7u8; 32];
+        let y_even = vec![9u8; 31].into_iter().chain([2u8]).collect::<Vec<_>>();
+        let mut unc = vec![4u8];
+        unc.extend(&x);
+        unc.extend(&y_even);
+        let mut comp = vec![2u8];
+        comp.append(&mut x);
+        assert!(same_ec_point(&unc, &comp));
+        comp[0] = 3;
+        assert!(!same_ec_point(&unc, &comp));
+        let mut other = unc.clone();
+        other[40] ^= 1;
+        assert!(
+            !same_ec_point(&unc, &other),
+            "uncompressed points compare exactly"
+        );
+    }
 
     #[test]
     fn dotted() {

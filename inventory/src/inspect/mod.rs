@@ -4,6 +4,7 @@
 //! cannot read: an empty file, truncated DER, a PEM block with the wrong label, random bytes.
 //! Nothing here panics on input.
 
+mod crl;
 mod der;
 mod error;
 mod key;
@@ -11,6 +12,7 @@ mod pem;
 mod tbs;
 mod x509;
 
+pub use crl::{CrlInfo, RevokedEntry, cert_signed_by, crl_signed_by, inspect_crl_der, read_crl};
 pub use error::InspectError;
 pub use key::{KeyFormat, KeyInfo, PrivateKeyInfo};
 pub use pem::{PemBlock, encode_pem, looks_like_pem, parse_pem};
@@ -122,7 +124,7 @@ pub fn read_private_key(bytes: &[u8]) -> Result<PrivateKeyInfo, InspectError> {
 pub fn read_public_key(bytes: &[u8]) -> Result<KeyInfo, InspectError> {
     let what = "public key";
     let Some(blocks) = pem_blocks(bytes, what)? else {
-        return inspect_spki_der(bytes);
+        return inspect_spki_der(bytes).or_else(|e| rsa_public_pkcs1(bytes).map_err(|_| e));
     };
     for b in &blocks {
         match b.label.as_str() {
@@ -193,8 +195,10 @@ pub fn inspect_any(bytes: &[u8]) -> Result<Vec<Object>, InspectError> {
         if let Ok(c) = inspect_certificate_der(bytes) {
             return Ok(vec![Object::Certificate(Box::new(c))]);
         }
-        if let Ok(k) = key::parse_private_key_der_any(bytes) {
-            return Ok(vec![Object::PrivateKey(k)]);
+        match key::parse_private_key_der_any(bytes) {
+            Ok(k) => return Ok(vec![Object::PrivateKey(k)]),
+            Err(InspectError::EncryptedKey) => return Err(InspectError::EncryptedKey),
+            Err(_) => {}
         }
         if let Ok(k) = inspect_spki_der(bytes) {
             return Ok(vec![Object::PublicKey(k)]);

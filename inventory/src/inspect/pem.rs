@@ -24,10 +24,10 @@ impl std::fmt::Debug for PemBlock {
     }
 }
 
-/// Whether the bytes look like PEM text (a BEGIN line appears near the start).
+/// Whether the bytes are PEM text: valid UTF-8 with a `-----BEGIN ` line somewhere. Binary
+/// DER that happens to contain the marker (say, in a subject field) is not PEM.
 pub fn looks_like_pem(bytes: &[u8]) -> bool {
-    let head = &bytes[..bytes.len().min(64 * 1024)];
-    head.windows(11).any(|w| w == b"-----BEGIN ")
+    std::str::from_utf8(bytes).is_ok_and(|t| t.contains("-----BEGIN "))
 }
 
 /// Parses every PEM block in `bytes`. Text outside the blocks (comments, `openssl x509 -text`

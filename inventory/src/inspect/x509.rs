@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use x509_parser::certification_request::X509CertificationRequest;
-use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::extensions::{DistributionPointName, GeneralName, ParsedExtension};
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::x509::SubjectPublicKeyInfo;
 
@@ -22,6 +22,8 @@ const OID_EC: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
 const OID_ED25519: &[u8] = &[0x2b, 0x65, 0x70];
 const OID_ED448: &[u8] = &[0x2b, 0x65, 0x71];
 const OID_SCT_LIST: &[u8] = &[0x2b, 0x06, 0x01, 0x04, 0x01, 0xd6, 0x79, 0x02, 0x04, 0x02];
+/// id-ad-ocsp, 1.3.6.1.5.5.7.48.1.
+const OID_AD_OCSP: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01];
 const OID_POISON: &[u8] = &[0x2b, 0x06, 0x01, 0x04, 0x01, 0xd6, 0x79, 0x02, 0x04, 0x03];
 
 /// The fingerprints certresponder identifies a certificate by.
@@ -76,6 +78,10 @@ pub struct CertInfo {
     pub authority_key_id: Option<String>,
     /// Subject key identifier, hex.
     pub subject_key_id: Option<String>,
+    /// CRL distribution point URLs.
+    pub crl_urls: Vec<String>,
+    /// OCSP responder URLs from the Authority Information Access extension.
+    pub ocsp_urls: Vec<String>,
     /// Whether basicConstraints says CA.
     pub is_ca: bool,
     /// Whether this is an RFC 6962 precertificate (carries the poison extension).
@@ -123,6 +129,8 @@ pub fn inspect_certificate_der(der: &[u8]) -> Result<CertInfo, InspectError> {
     let mut authority_key_id = None;
     let mut subject_key_id = None;
     let mut is_precertificate = false;
+    let mut crl_urls = Vec::new();
+    let mut ocsp_urls = Vec::new();
     for ext in tbs.extensions() {
         match ext.parsed_extension() {
             ParsedExtension::SubjectAlternativeName(san) => {
@@ -161,6 +169,25 @@ pub fn inspect_certificate_der(der: &[u8]) -> Result<CertInfo, InspectError> {
             ParsedExtension::SubjectKeyIdentifier(ski) => {
                 subject_key_id = Some(hex::encode(ski.0));
             }
+            ParsedExtension::CRLDistributionPoints(points) => {
+                for p in points.iter() {
+                    if let Some(DistributionPointName::FullName(names)) = &p.distribution_point {
+                        crl_urls.extend(names.iter().filter_map(|n| match n {
+                            GeneralName::URI(u) => Some((*u).to_string()),
+                            _ => None,
+                        }));
+                    }
+                }
+            }
+            ParsedExtension::AuthorityInfoAccess(aia) => {
+                for d in &aia.accessdescs {
+                    if d.access_method.as_bytes() == OID_AD_OCSP {
+                        if let GeneralName::URI(u) = d.access_location {
+                            ocsp_urls.push(u.to_string());
+                        }
+                    }
+                }
+            }
             ParsedExtension::ParseError { error } => {
                 return Err(bad(format!("extension {}: {error}", ext.oid)));
             }
@@ -195,6 +222,8 @@ pub fn inspect_certificate_der(der: &[u8]) -> Result<CertInfo, InspectError> {
         scts,
         authority_key_id,
         subject_key_id,
+        crl_urls,
+        ocsp_urls,
         is_ca: cert.is_ca(),
         is_precertificate,
         fingerprints: Fingerprints {

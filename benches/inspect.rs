@@ -292,7 +292,7 @@ fn leaf_params(i: usize, kind: Kind, base: OffsetDateTime) -> Result<Certificate
             format!("{host}-{extra}.edge.example.net").try_into()?,
         ));
     }
-    if i % 7 == 0 {
+    if i.is_multiple_of(7) {
         let [a, b] = u16::try_from(i % 65_536)?.to_be_bytes();
         sans.push(SanType::IpAddress([10, 20, a, b].into()));
     }

@@ -15,6 +15,7 @@
 use std::path::{Path, PathBuf};
 
 use certresponder_inventory::did_you_mean;
+use certresponder_issuers::config::{IssuerSpec, parse_issuer};
 use toml::{Table, Value};
 
 /// Where the configuration is read from when `--config` is not given.
@@ -28,24 +29,6 @@ const TOP_FIELDS: &[&str] = &[
     "expiry_warning_days",
     "issuer",
 ];
-const ISSUER_FIELDS: &[&str] = &["id", "type", "dir", "common_name", "validity_days"];
-const ISSUER_TYPES: &[&str] = &["internal-ca", "acme", "command"];
-
-/// A declared issuer. Only the fields every type shares are checked here; each adapter
-/// validates its own.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct IssuerConfig {
-    /// The id inventory entries refer to.
-    pub id: String,
-    /// `internal-ca`, `acme` or `command`.
-    pub kind: String,
-    /// The internal CA's directory (key 0600 and certificate).
-    pub dir: Option<PathBuf>,
-    /// The internal CA's common name.
-    pub common_name: Option<String>,
-    /// Validity of issued certificates, in days (default 90).
-    pub validity_days: u32,
-}
 
 /// The loaded configuration.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -59,7 +42,8 @@ pub struct Config {
     /// Certificates expiring within this many days stand out in listings.
     pub expiry_warning_days: u32,
     /// Declared issuers.
-    pub issuers: Vec<IssuerConfig>,
+    #[serde(skip)]
+    pub issuers: Vec<IssuerSpec>,
 }
 
 /// A configuration error: names the file and the field.
@@ -197,68 +181,18 @@ impl Config {
             }
         };
         for (i, value) in issuers.iter().enumerate() {
-            let prefix = format!("issuer[{i}].");
             let Some(t) = value.as_table() else {
                 return Err(err(Some(&format!("issuer[{i}]")), "must be a table".into()));
             };
-            for key in t.keys() {
-                if !ISSUER_FIELDS.contains(&key.as_str()) {
-                    return Err(unknown(key, ISSUER_FIELDS, &prefix));
-                }
-            }
-            let id = string(t, "id", &format!("{prefix}id"))?.ok_or_else(|| {
-                err(
-                    Some(&format!("{prefix}id")),
-                    "required field is missing".into(),
-                )
-            })?;
-            if cfg.issuers.iter().any(|x| x.id == id) {
+            let spec = parse_issuer(t, base)
+                .map_err(|e| err(Some(&format!("issuer[{i}].{}", e.field)), e.message))?;
+            if cfg.issuers.iter().any(|x| x.id == spec.id) {
                 return Err(err(
-                    Some(&format!("{prefix}id")),
-                    format!("issuer id `{id}` is declared twice"),
+                    Some(&format!("issuer[{i}].id")),
+                    format!("issuer id `{}` is declared twice", spec.id),
                 ));
             }
-            let kind = string(t, "type", &format!("{prefix}type"))?.ok_or_else(|| {
-                err(
-                    Some(&format!("{prefix}type")),
-                    "required field is missing".into(),
-                )
-            })?;
-            if !ISSUER_TYPES.contains(&kind.as_str()) {
-                let hint = did_you_mean(&kind, ISSUER_TYPES)
-                    .map(|s| format!("; did you mean `{s}`?"))
-                    .unwrap_or_default();
-                return Err(err(
-                    Some(&format!("{prefix}type")),
-                    format!("`{kind}` is not one of {}{hint}", ISSUER_TYPES.join(", ")),
-                ));
-            }
-            let dir = string(t, "dir", &format!("{prefix}dir"))?.map(|d| resolve(&d));
-            if kind == "internal-ca" && dir.is_none() {
-                return Err(err(
-                    Some(&format!("{prefix}dir")),
-                    "an internal-ca issuer needs `dir`, where its key and certificate live".into(),
-                ));
-            }
-            let validity_days = match t.get("validity_days") {
-                None => 90,
-                Some(Value::Integer(n)) if (1..=3650).contains(n) => {
-                    u32::try_from(*n).unwrap_or(90)
-                }
-                Some(other) => {
-                    return Err(err(
-                        Some(&format!("{prefix}validity_days")),
-                        format!("must be a whole number of days from 1 to 3650, found {other}"),
-                    ));
-                }
-            };
-            cfg.issuers.push(IssuerConfig {
-                id,
-                kind,
-                dir,
-                common_name: string(t, "common_name", &format!("{prefix}common_name"))?,
-                validity_days,
-            });
+            cfg.issuers.push(spec);
         }
         Ok(cfg)
     }
@@ -276,8 +210,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cfg.state_dir, PathBuf::from("/etc/cr/state"));
-        assert_eq!(cfg.issuers[0].dir, Some(PathBuf::from("/etc/cr/ca")));
-        assert_eq!(cfg.issuers[0].validity_days, 90);
+        let certresponder_issuers::config::IssuerKind::InternalCa(ca) = &cfg.issuers[0].kind else {
+            panic!("not an internal CA")
+        };
+        assert_eq!(ca.dir, PathBuf::from("/etc/cr/ca"));
+        assert_eq!(ca.validity_days, 90);
     }
 
     #[test]

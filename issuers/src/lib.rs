@@ -1,13 +1,22 @@
-//! certresponder's issuers: key generation by profile and the internal certificate
-//! authority. The `Issuer` trait, the ACME and external-command adapters and their
-//! conformance suite build on these.
+//! certresponder's issuers: the [`Issuer`] trait through which the responder issues and
+//! revokes, its adapters (the internal CA, ACME, an external command), key generation by
+//! profile, the storage adapters keep their state in, and the conformance suite every adapter
+//! must pass.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod config;
 mod error;
 pub mod internal_ca;
+mod issuer;
 pub mod keygen;
+pub mod storage;
 
 pub use error::IssuerError;
-pub use internal_ca::{InternalCa, IssuedCert};
+pub use internal_ca::InternalCa;
+pub use issuer::{
+    CertStatus, Identifier, IssueRequest, IssuedChain, Issuer, RenewalWindow, RevocationReason,
+    RevokeRequest,
+};
 pub use keygen::generate_key;
+pub use storage::{IssuerStorage, MemoryStorage};

@@ -8,11 +8,13 @@ use std::time::Duration;
 use anyhow::Context as _;
 use certresponder_inventory::fs::{create_dir_with_mode, write_atomic};
 use certresponder_inventory::{CertKind, KeyProfile, inspect};
-use certresponder_issuers::{InternalCa, generate_key};
+use certresponder_issuers::config::IssuerKind;
+use certresponder_issuers::{InternalCa, IssueRequest, generate_key};
 use clap::Args;
 
 use super::CliError;
 use crate::config::Config;
+use crate::store::{SledStore, Store};
 
 #[derive(Debug, Args)]
 pub(crate) struct QuickstartArgs {
@@ -27,6 +29,7 @@ struct Service {
     kind: CertKind,
     profile: KeyProfile,
     days: u64,
+    profile_name: Option<&'static str>,
     dns: &'static str,
     tags: &'static [&'static str],
     verify: Option<&'static str>,
@@ -39,6 +42,7 @@ const SERVICES: &[Service] = &[
         kind: CertKind::TlsServer,
         profile: KeyProfile::EcdsaP256,
         days: 90,
+        profile_name: None,
         dns: "www.demo.internal",
         tags: &["prod", "edge"],
         verify: Some("127.0.0.1:8443"),
@@ -49,6 +53,7 @@ const SERVICES: &[Service] = &[
         kind: CertKind::TlsServer,
         profile: KeyProfile::Rsa3072,
         days: 90,
+        profile_name: None,
         dns: "api.demo.internal",
         tags: &["prod"],
         verify: None,
@@ -59,6 +64,7 @@ const SERVICES: &[Service] = &[
         kind: CertKind::TlsClient,
         profile: KeyProfile::EcdsaP384,
         days: 60,
+        profile_name: Some("long"),
         dns: "payments.demo.internal",
         tags: &["prod", "pci"],
         verify: None,
@@ -69,6 +75,7 @@ const SERVICES: &[Service] = &[
         kind: CertKind::ServiceAccount,
         profile: KeyProfile::Rsa2048,
         days: 45,
+        profile_name: Some("medium"),
         dns: "reports.demo.internal",
         tags: &["batch"],
         verify: None,
@@ -79,6 +86,7 @@ const SERVICES: &[Service] = &[
         kind: CertKind::Agent,
         profile: KeyProfile::Ed25519,
         days: 7,
+        profile_name: Some("short"),
         dns: "ci-agent-01.demo.internal",
         tags: &["ci"],
         verify: None,
@@ -97,6 +105,8 @@ type = "internal-ca"
 dir = "ca"
 common_name = "certresponder demo CA"
 validity_days = 90
+profiles = { short = 7, medium = 45, long = 60 }
+crl_path = "ca/crl.der"
 "#;
 
 pub(crate) fn run(args: QuickstartArgs) -> Result<ExitCode, CliError> {
@@ -109,34 +119,37 @@ pub(crate) fn run(args: QuickstartArgs) -> Result<ExitCode, CliError> {
             .with_context(|| format!("writing {}", config_path.display()))?;
     }
     let cfg = Config::from_file(&config_path).map_err(|e| CliError::Input(e.into()))?;
-    let issuer = cfg
+    let (issuer_id, ca_cfg) = cfg
         .issuers
         .iter()
-        .find(|i| i.kind == "internal-ca")
+        .find_map(|i| match &i.kind {
+            IssuerKind::InternalCa(c) => Some((i.id.clone(), c.clone())),
+            _ => None,
+        })
         .context("the demo configuration declares no internal-ca issuer")?;
-    let ca_dir = issuer.dir.clone().context("the internal CA has no dir")?;
-    let ca = InternalCa::open_or_create(
-        &ca_dir,
-        issuer
-            .common_name
-            .as_deref()
-            .unwrap_or("certresponder internal CA"),
-    )?;
-    println!("internal CA:  {}", ca_dir.join("ca.pem").display());
-
     let mut inventory = String::from(
         "# Demo inventory written by `certresponder quickstart`.\n# Each [[cert]] is one managed certificate; see the README for every field.\n",
     );
-    for svc in SERVICES {
-        let svc_dir = dir.join("services").join(svc.name);
-        let issued = ensure_service(&ca, svc, &svc_dir, &issuer.id)?;
-        if issued {
-            println!(
-                "issued:       {} ({}, {} days)",
-                svc.name, svc.profile, svc.days
-            );
+    {
+        // The store is closed again before the listing below opens it.
+        let store = SledStore::open(&cfg.db_path())?;
+        let ca = InternalCa::open_or_create(
+            &issuer_id,
+            ca_cfg.clone(),
+            store.issuer_storage(&issuer_id),
+        )?;
+        println!("internal CA:  {}", ca_cfg.dir.join("ca.pem").display());
+        for svc in SERVICES {
+            let svc_dir = dir.join("services").join(svc.name);
+            if ensure_service(&ca, svc, &svc_dir)? {
+                println!(
+                    "issued:       {} ({}, {} days)",
+                    svc.name, svc.profile, svc.days
+                );
+            }
+            inventory.push_str(&entry_toml(svc, &svc_dir, &issuer_id));
         }
-        inventory.push_str(&entry_toml(svc, &svc_dir, &issuer.id));
+        ca.refresh_crl_if_due(Duration::from_secs(86_400))?;
     }
     create_dir_with_mode(&cfg.inventory_dir, 0o755)
         .with_context(|| format!("creating {}", cfg.inventory_dir.display()))?;
@@ -164,12 +177,7 @@ pub(crate) fn run(args: QuickstartArgs) -> Result<ExitCode, CliError> {
 }
 
 /// Issues the service's bundle unless a valid one is already there. Returns whether it issued.
-fn ensure_service(
-    ca: &InternalCa,
-    svc: &Service,
-    dir: &Path,
-    _issuer: &str,
-) -> Result<bool, CliError> {
+fn ensure_service(ca: &InternalCa, svc: &Service, dir: &Path) -> Result<bool, CliError> {
     let cert_path = dir.join("cert.pem");
     let key_path = dir.join("key.pem");
     let existing_ok = std::fs::read(&cert_path)
@@ -197,9 +205,14 @@ fn ensure_service(
         .push(rcgen::DnType::CommonName, svc.dns);
     let csr = params
         .serialize_request(&key)
-        .and_then(|c| c.pem())
         .context("serialising the CSR")?;
-    let issued = ca.issue_from_csr(&csr, svc.kind, Duration::from_secs(svc.days * 86_400))?;
+    let issued = ca.issue_now(&IssueRequest {
+        csr_der: csr.der().to_vec(),
+        identifiers: Vec::new(),
+        kind: svc.kind,
+        profile: svc.profile_name.map(str::to_string),
+        replaces: None,
+    })?;
     write_atomic(&key_path, key.serialize_pem().as_bytes(), 0o600)
         .with_context(|| format!("writing {}", key_path.display()))?;
     write_atomic(&cert_path, issued.leaf_pem.as_bytes(), 0o644)

@@ -13,6 +13,7 @@ use super::{CertRecord, Event, Store, StoreError, bundle_key, bundle_prefix, dec
 #[derive(Default)]
 pub struct MemoryStore {
     trees: Mutex<Trees>,
+    issuers: Mutex<BTreeMap<String, std::sync::Arc<certresponder_issuers::MemoryStorage>>>,
 }
 
 /// Tree name -> key -> encoded value, as sled lays it out.
@@ -34,6 +35,19 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
+    fn issuer_storage(
+        &self,
+        issuer_id: &str,
+    ) -> std::sync::Arc<dyn certresponder_issuers::IssuerStorage> {
+        let mut map = match self.issuers.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        map.entry(issuer_id.to_string())
+            .or_insert_with(|| std::sync::Arc::new(certresponder_issuers::MemoryStorage::new()))
+            .clone()
+    }
+
     fn put_cert(&self, rec: &CertRecord) -> Result<(), StoreError> {
         let v = encode(rec)?;
         self.with(|t| {

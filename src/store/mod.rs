@@ -9,6 +9,7 @@ pub mod memory;
 pub mod sled_store;
 
 use certresponder_inventory::{Bundle, ManagedCert};
+use certresponder_issuers::IssuerStorage;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -100,6 +101,8 @@ pub trait Store {
     fn append_event(&self, event: Event) -> Result<u64, StoreError>;
     /// Events, oldest first, for one certificate or all.
     fn events(&self, name: Option<&str>) -> Result<Vec<Event>, StoreError>;
+    /// The storage an issuer adapter keeps its state in, scoped to its id.
+    fn issuer_storage(&self, issuer_id: &str) -> std::sync::Arc<dyn IssuerStorage>;
 }
 
 /// Encodes a value with its format version.
@@ -201,6 +204,18 @@ pub(crate) mod contract {
                 .unwrap();
             assert!(seq > 0 || i == 0);
         }
+        let a = store.issuer_storage("a");
+        let ab = store.issuer_storage("ab");
+        a.put("cert/01", b"one").unwrap();
+        a.put("cert/02", b"two").unwrap();
+        ab.put("cert/03", b"three").unwrap();
+        assert_eq!(a.get("cert/01").unwrap().as_deref(), Some(&b"one"[..]));
+        assert_eq!(
+            a.scan("cert/").unwrap().len(),
+            2,
+            "issuers do not see each other's keys"
+        );
+        assert_eq!(ab.scan("").unwrap()[0].0, "cert/03");
         let ev = store.events(Some("web")).unwrap();
         assert_eq!(
             ev.iter().map(|e| e.detail.as_str()).collect::<Vec<_>>(),

@@ -1,10 +1,14 @@
 //! The sled backend: the only code in certresponder that imports sled.
 //!
 //! Trees: `certs` (name -> CertRecord), `bundles` (name NUL seq -> Bundle), `events`
-//! (seq -> Event), `meta` (`schema` -> format version). Keys are big-endian so that sled's
+//! (seq -> Event), `issuer_state` (issuer id NUL key -> adapter state), `meta` (`schema` ->
+//! format version). Keys are big-endian so that sled's
 //! byte order is numeric order. Every write is flushed before it returns.
 
 use std::path::Path;
+use std::sync::Arc;
+
+use certresponder_issuers::{IssuerError, IssuerStorage};
 
 use certresponder_inventory::fs::create_dir_with_mode;
 use certresponder_inventory::{Bundle, BundleState};
@@ -16,6 +20,7 @@ use super::{
 /// A store on a sled database directory.
 pub struct SledStore {
     db: sled::Db,
+    issuer_state: sled::Tree,
     certs: sled::Tree,
     bundles: sled::Tree,
     events: sled::Tree,
@@ -61,6 +66,7 @@ impl SledStore {
             certs: tree("certs")?,
             bundles: tree("bundles")?,
             events: tree("events")?,
+            issuer_state: tree("issuer_state")?,
             db,
         };
         store.flush()?;
@@ -72,7 +78,56 @@ impl SledStore {
     }
 }
 
+/// One issuer's slice of the `issuer_state` tree: keys are `issuer id NUL key`.
+struct SledIssuerStorage {
+    db: sled::Db,
+    tree: sled::Tree,
+    prefix: Vec<u8>,
+}
+
+fn storage_err(e: sled::Error) -> IssuerError {
+    IssuerError::Storage(e.to_string())
+}
+
+impl IssuerStorage for SledIssuerStorage {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, IssuerError> {
+        let mut k = self.prefix.clone();
+        k.extend_from_slice(key.as_bytes());
+        Ok(self.tree.get(k).map_err(storage_err)?.map(|v| v.to_vec()))
+    }
+
+    fn put(&self, key: &str, value: &[u8]) -> Result<(), IssuerError> {
+        let mut k = self.prefix.clone();
+        k.extend_from_slice(key.as_bytes());
+        self.tree.insert(k, value).map_err(storage_err)?;
+        self.db.flush().map(|_| ()).map_err(storage_err)
+    }
+
+    fn scan(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, IssuerError> {
+        let mut p = self.prefix.clone();
+        p.extend_from_slice(prefix.as_bytes());
+        self.tree
+            .scan_prefix(p)
+            .map(|kv| {
+                let (k, v) = kv.map_err(storage_err)?;
+                let key = String::from_utf8_lossy(&k[self.prefix.len()..]).into_owned();
+                Ok((key, v.to_vec()))
+            })
+            .collect()
+    }
+}
+
 impl Store for SledStore {
+    fn issuer_storage(&self, issuer_id: &str) -> Arc<dyn IssuerStorage> {
+        let mut prefix = issuer_id.as_bytes().to_vec();
+        prefix.push(0);
+        Arc::new(SledIssuerStorage {
+            db: self.db.clone(),
+            tree: self.issuer_state.clone(),
+            prefix,
+        })
+    }
+
     fn put_cert(&self, rec: &CertRecord) -> Result<(), StoreError> {
         self.certs
             .insert(rec.entry.name.as_str().as_bytes(), encode(rec)?)

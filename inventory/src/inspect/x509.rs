@@ -181,10 +181,10 @@ pub fn inspect_certificate_der(der: &[u8]) -> Result<CertInfo, InspectError> {
             }
             ParsedExtension::AuthorityInfoAccess(aia) => {
                 for d in &aia.accessdescs {
-                    if d.access_method.as_bytes() == OID_AD_OCSP {
-                        if let GeneralName::URI(u) = d.access_location {
-                            ocsp_urls.push(u.to_string());
-                        }
+                    if d.access_method.as_bytes() == OID_AD_OCSP
+                        && let GeneralName::URI(u) = d.access_location
+                    {
+                        ocsp_urls.push(u.to_string());
                     }
                 }
             }

@@ -658,6 +658,24 @@ mod tests {
             ca.issue_now(&req(vec![0x30, 0x03, 1, 2, 3], None)),
             Err(IssuerError::BadCsr(_))
         ));
+        // The shared conformance suite.
+        let conf = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(crate::conformance::run(
+                &ca,
+                &crate::conformance::Options {
+                    names: vec!["c.example.test".into(), "d.example.test".into()],
+                    forbidden_name: Some("evil.example.com".into()),
+                    profile: Some("short".into()),
+                    expected_validity: Some((
+                        Duration::from_secs(86_400),
+                        Duration::from_secs(600),
+                    )),
+                    oracle: None,
+                },
+            ));
+        assert!(conf.unwrap().status_from_adapter);
         // Reloading gives the same CA.
         let again = InternalCa::open_or_create("internal", cfg(dir.path()), storage).unwrap();
         assert_eq!(again.certificate_pem(), ca.certificate_pem());

@@ -5,7 +5,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod command;
 pub mod config;
+pub mod conformance;
 mod error;
 pub mod internal_ca;
 mod issuer;

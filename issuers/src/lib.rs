@@ -5,15 +5,19 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod acme;
 pub mod command;
 pub mod config;
 pub mod conformance;
 mod error;
+pub mod http01;
 pub mod internal_ca;
 mod issuer;
+mod jws;
 pub mod keygen;
 pub mod storage;
 
+pub use acme::AcmeIssuer;
 pub use error::IssuerError;
 pub use internal_ca::InternalCa;
 pub use issuer::{

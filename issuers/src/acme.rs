@@ -1,0 +1,863 @@
+//! The ACME adapter (RFC 8555), on instant-acme: the only module that imports it.
+//!
+//! - The account is created once (with external account binding when configured) and its
+//!   credentials kept as a 0600 file or in the issuer storage.
+//! - Orders are validated by HTTP-01 (the built-in responder, or files under a web root) or
+//!   DNS-01 (a hook command), finalized with our own CSR, and the chain is fetched.
+//! - Requests are retried with backoff on `badNonce`, rate limits (honouring `Retry-After`)
+//!   and server errors, within the configured timeout.
+//! - Revocation carries an RFC 5280 reason and is signed by the account key, or, when the
+//!   certificate's key is given, by that key (RFC 8555 §7.6), which proves possession.
+//! - ARI (RFC 9773) `renewalInfo` and `replaces` are used where the directory offers them.
+//! - Status comes from the certificate's CRL distribution point (fetched, signature-checked
+//!   against the issuing certificate, cached until nextUpdate), else it is `unknown`.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use certresponder_inventory::fs::write_atomic;
+use certresponder_inventory::inspect::{self, encode_pem};
+use chrono::{DateTime, Utc};
+use http::{Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use instant_acme::{
+    Account, AccountCredentials, AuthorizationStatus, BodyWrapper, BytesResponse,
+    CertificateIdentifier, ChallengeType, ExternalAccountKey, HttpClient, NewAccount, NewOrder,
+    OrderStatus, Problem, RetryPolicy, RevocationRequest,
+};
+use rustls_pki_types::CertificateDer;
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+
+use crate::IssuerError;
+use crate::config::{AcmeConfig, Challenge};
+use crate::http01::Http01Responder;
+use crate::issuer::{
+    CertStatus, Identifier, IssueRequest, IssuedChain, Issuer, RenewalWindow, RevocationReason,
+    RevokeRequest,
+};
+use crate::jws::CertKeySigner;
+use crate::storage::IssuerStorage;
+
+type Connector = HttpsConnector<HttpConnector>;
+
+/// The HTTP transport handed to instant-acme: a hyper client that also remembers the
+/// `Retry-After` of the last 429 or 503 answer, which instant-acme does not surface.
+#[derive(Clone)]
+struct Transport {
+    client: HyperClient<Connector, BodyWrapper<Bytes>>,
+    retry_after: Arc<Mutex<Option<Duration>>>,
+}
+
+impl HttpClient for Transport {
+    fn request(
+        &self,
+        req: Request<BodyWrapper<Bytes>>,
+    ) -> Pin<Box<dyn Future<Output = Result<BytesResponse, instant_acme::Error>> + Send>> {
+        let fut = self.client.request(req);
+        let slot = self.retry_after.clone();
+        Box::pin(async move {
+            let rsp = fut
+                .await
+                .map_err(|e| instant_acme::Error::Other(Box::new(e)))?;
+            if matches!(
+                rsp.status(),
+                StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+            ) {
+                if let (Some(d), Ok(mut s)) = (parse_retry_after(rsp.headers()), slot.lock()) {
+                    *s = Some(d);
+                }
+            }
+            Ok(BytesResponse::from(rsp))
+        })
+    }
+}
+
+/// `Retry-After` as seconds or an HTTP date (RFC 9110 §10.2.3).
+fn parse_retry_after(h: &http::HeaderMap) -> Option<Duration> {
+    let v = h.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = DateTime::parse_from_rfc2822(v).ok()?;
+    (when.with_timezone(&Utc) - Utc::now()).to_std().ok()
+}
+
+/// Something provisioned for a challenge, undone when the order is finished.
+enum Provisioned {
+    Token(String),
+    File(PathBuf),
+    Dns(String, String),
+}
+
+/// An ACME issuer.
+pub struct AcmeIssuer {
+    id: String,
+    cfg: AcmeConfig,
+    storage: Arc<dyn IssuerStorage>,
+    transport: Transport,
+    account: OnceCell<Account>,
+    responder: OnceCell<Http01Responder>,
+}
+
+impl std::fmt::Debug for AcmeIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AcmeIssuer")
+            .field("id", &self.id)
+            .field("directory", &self.cfg.directory)
+            .finish_non_exhaustive()
+    }
+}
+
+fn problem_kind(p: &Problem) -> &str {
+    p.r#type
+        .as_deref()
+        .and_then(|t| t.rsplit(':').next())
+        .unwrap_or_default()
+}
+
+/// Maps an instant-acme error to ours; `retry_after` is the last remembered `Retry-After`.
+fn map_acme(e: instant_acme::Error, retry_after: Option<Duration>) -> IssuerError {
+    use instant_acme::Error as E;
+    match e {
+        E::Api(p) => {
+            let detail = p.to_string();
+            match problem_kind(&p) {
+                "rateLimited" => IssuerError::RateLimited {
+                    retry_after,
+                    detail,
+                },
+                "badNonce" => IssuerError::Network(format!("{detail} (retried)")),
+                "serverInternal" => IssuerError::Server(detail),
+                "unauthorized"
+                | "accountDoesNotExist"
+                | "externalAccountRequired"
+                | "userActionRequired" => IssuerError::Unauthorized(detail),
+                "rejectedIdentifier" | "unsupportedIdentifier" | "caa" | "invalidProfile" => {
+                    IssuerError::NotAllowed(detail)
+                }
+                "badCSR" => IssuerError::BadCsr(detail),
+                "alreadyRevoked" => IssuerError::AlreadyRevoked(detail),
+                // A CA that refuses a name in an order says so as `malformed` (Pebble,
+                // Boulder for syntax) or `rejectedIdentifier` (policy): either way, not ours.
+                "malformed" if detail.contains("identifier") => IssuerError::NotAllowed(detail),
+                "malformed" | "badRevocationReason" | "badSignatureAlgorithm" | "badPublicKey" => {
+                    IssuerError::BadRequest(detail)
+                }
+                _ => match p.status {
+                    Some(429) => IssuerError::RateLimited {
+                        retry_after,
+                        detail,
+                    },
+                    Some(s) if s >= 500 => IssuerError::Server(detail),
+                    _ => IssuerError::Protocol(detail),
+                },
+            }
+        }
+        E::Timeout(_) => IssuerError::Timeout("the ACME order did not complete in time".into()),
+        E::Unsupported(what) => {
+            IssuerError::Unsupported(format!("the ACME server does not offer {what}"))
+        }
+        E::Hyper(e) => IssuerError::Network(e.to_string()),
+        E::Other(e) => IssuerError::Network(e.to_string()),
+        E::Http(e) => IssuerError::Protocol(e.to_string()),
+        E::InvalidUri(e) => IssuerError::Protocol(format!("invalid URL from the server: {e}")),
+        E::Json(e) => IssuerError::Protocol(format!("unreadable answer: {e}")),
+        other => IssuerError::Protocol(other.to_string()),
+    }
+}
+
+fn is_bad_nonce(e: &instant_acme::Error) -> bool {
+    matches!(e, instant_acme::Error::Api(p) if problem_kind(p) == "badNonce")
+}
+
+fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> IssuerError + '_ {
+    move |source| IssuerError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl AcmeIssuer {
+    /// Builds the adapter. Nothing is contacted until the first request.
+    pub fn new(
+        id: &str,
+        cfg: AcmeConfig,
+        storage: Arc<dyn IssuerStorage>,
+    ) -> Result<Self, IssuerError> {
+        let config_err = |field: &str, message: String| IssuerError::Config {
+            issuer: id.to_string(),
+            field: field.to_string(),
+            message,
+        };
+        let builder = match &cfg.trust_root {
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(io(path))?;
+                let mut roots = rustls::RootCertStore::empty();
+                let certs = inspect::read_certificates(&pem)
+                    .map_err(|e| config_err("trust_root", format!("{}: {e}", path.display())))?;
+                for der in certs {
+                    roots.add(CertificateDer::from(der)).map_err(|e| {
+                        config_err("trust_root", format!("{}: {e}", path.display()))
+                    })?;
+                }
+                let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::aws_lc_rs::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .map_err(|e| IssuerError::Crypto(e.to_string()))?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+                HttpsConnectorBuilder::new().with_tls_config(tls)
+            }
+            None => HttpsConnectorBuilder::new()
+                .try_with_platform_verifier()
+                .map_err(|e| IssuerError::Crypto(e.to_string()))?,
+        };
+        // Plain HTTP only when the directory itself is configured as http:// (a local CA).
+        let connector = if cfg.directory.starts_with("http://") {
+            builder
+                .https_or_http()
+                .enable_http1()
+                .enable_http2()
+                .build()
+        } else {
+            builder.https_only().enable_http1().enable_http2().build()
+        };
+        Ok(Self {
+            id: id.to_string(),
+            cfg,
+            storage,
+            transport: Transport {
+                client: HyperClient::builder(TokioExecutor::new()).build(connector),
+                retry_after: Arc::default(),
+            },
+            account: OnceCell::new(),
+            responder: OnceCell::new(),
+        })
+    }
+
+    fn take_retry_after(&self) -> Option<Duration> {
+        self.transport
+            .retry_after
+            .lock()
+            .ok()
+            .and_then(|mut s| s.take())
+    }
+
+    fn map(&self, e: instant_acme::Error) -> IssuerError {
+        map_acme(e, self.take_retry_after())
+    }
+
+    /// Runs `op` until it succeeds, retrying what can succeed later (bad nonce, rate limits,
+    /// server and network errors) with exponential backoff, within the configured timeout.
+    async fn retrying<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T, IssuerError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, instant_acme::Error>>,
+    {
+        let deadline = Instant::now() + self.cfg.timeout;
+        let mut delay = Duration::from_millis(250);
+        for attempt in 1u32.. {
+            let e = match op().await {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            let nonce = is_bad_nonce(&e);
+            let err = self.map(e);
+            let wait = match &err {
+                IssuerError::RateLimited {
+                    retry_after: Some(d),
+                    ..
+                } => *d,
+                _ => delay,
+            };
+            if !(nonce || err.is_retryable()) || attempt >= 5 || Instant::now() + wait > deadline {
+                return Err(err);
+            }
+            tracing::warn!(issuer = %self.id, step = what, attempt, error = %err, "retrying");
+            tokio::time::sleep(wait).await;
+            delay = (delay * 2).min(Duration::from_secs(30));
+        }
+        Err(IssuerError::Timeout(what.to_string()))
+    }
+
+    fn builder(&self) -> instant_acme::AccountBuilder {
+        Account::builder_with_http(Box::new(self.transport.clone()))
+    }
+
+    fn load_credentials(&self) -> Result<Option<AccountCredentials>, IssuerError> {
+        let raw = match &self.cfg.account_file {
+            Some(p) if p.exists() => Some(std::fs::read(p).map_err(io(p))?),
+            Some(_) => None,
+            None => self.storage.get("account")?,
+        };
+        raw.map(|r| {
+            serde_json::from_slice(&r).map_err(|e| IssuerError::BadState {
+                path: self
+                    .cfg
+                    .account_file
+                    .clone()
+                    .unwrap_or_else(|| "account".into()),
+                reason: format!("unreadable ACME account credentials: {e}"),
+            })
+        })
+        .transpose()
+    }
+
+    fn save_credentials(&self, creds: &AccountCredentials) -> Result<(), IssuerError> {
+        let bytes = serde_json::to_vec(creds).map_err(|e| IssuerError::Storage(e.to_string()))?;
+        match &self.cfg.account_file {
+            Some(p) => {
+                if let Some(dir) = p.parent() {
+                    certresponder_inventory::fs::create_dir_with_mode(dir, 0o700)
+                        .map_err(io(dir))?;
+                }
+                write_atomic(p, &bytes, 0o600).map_err(io(p))
+            }
+            None => self.storage.put("account", &bytes),
+        }
+    }
+
+    /// The account, created on first use.
+    async fn account(&self) -> Result<&Account, IssuerError> {
+        self.account
+            .get_or_try_init(|| async {
+                if let Some(creds) = self.load_credentials()? {
+                    return self
+                        .builder()
+                        .from_credentials(creds)
+                        .await
+                        .map_err(|e| self.map(e));
+                }
+                let eab = match &self.cfg.eab {
+                    Some((kid, path)) => {
+                        let text = std::fs::read_to_string(path).map_err(io(path))?;
+                        let key = base64::Engine::decode(
+                            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                            text.trim().trim_end_matches('='),
+                        )
+                        .map_err(|e| IssuerError::Config {
+                            issuer: self.id.clone(),
+                            field: "eab_hmac_key_file".into(),
+                            message: format!("{}: not base64url: {e}", path.display()),
+                        })?;
+                        Some(ExternalAccountKey::new(kid.clone(), &key))
+                    }
+                    None => None,
+                };
+                let contact: Vec<&str> = self.cfg.contact.iter().map(String::as_str).collect();
+                let new = NewAccount {
+                    contact: &contact,
+                    terms_of_service_agreed: true,
+                    only_return_existing: false,
+                };
+                let (account, creds) = self
+                    .retrying("create account", || {
+                        self.builder()
+                            .create(&new, self.cfg.directory.clone(), eab.as_ref())
+                    })
+                    .await?;
+                self.save_credentials(&creds)?;
+                tracing::info!(issuer = %self.id, account = account.id(), "ACME account created");
+                Ok(account)
+            })
+            .await
+    }
+
+    async fn responder(&self, addr: std::net::SocketAddr) -> Result<&Http01Responder, IssuerError> {
+        self.responder
+            .get_or_try_init(|| Http01Responder::start(addr))
+            .await
+    }
+
+    async fn run_hook(&self, hook: &PathBuf, args: &[&str]) -> Result<(), IssuerError> {
+        let out = tokio::time::timeout(
+            self.cfg.timeout,
+            tokio::process::Command::new(hook)
+                .args(args)
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .map_err(|_| IssuerError::Timeout(format!("dns-01 hook {}", hook.display())))?
+        .map_err(io(hook))?;
+        if !out.status.success() {
+            return Err(IssuerError::Command {
+                status: out.status.to_string(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn provision(
+        &self,
+        name: &str,
+        token: &str,
+        ka: &instant_acme::KeyAuthorization,
+    ) -> Result<Provisioned, IssuerError> {
+        match &self.cfg.challenge {
+            Challenge::Http01Listen(addr) => {
+                self.responder(*addr).await?.add(token, ka.as_str());
+                Ok(Provisioned::Token(token.to_string()))
+            }
+            Challenge::Http01Webroot(root) => {
+                let dir = root.join(".well-known/acme-challenge");
+                std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+                let path = dir.join(token);
+                write_atomic(&path, ka.as_str().as_bytes(), 0o644).map_err(io(&path))?;
+                Ok(Provisioned::File(path))
+            }
+            Challenge::Dns01Hook(hook) => {
+                let record = format!("_acme-challenge.{}", name.trim_start_matches("*."));
+                let value = ka.dns_value();
+                self.run_hook(hook, &["set", &record, &value]).await?;
+                Ok(Provisioned::Dns(record, value))
+            }
+        }
+    }
+
+    async fn unprovision(&self, items: Vec<Provisioned>) {
+        for item in items {
+            match item {
+                Provisioned::Token(t) => {
+                    if let Some(r) = self.responder.get() {
+                        r.remove(&t);
+                    }
+                }
+                Provisioned::File(p) => {
+                    let _ = std::fs::remove_file(p);
+                }
+                Provisioned::Dns(record, value) => {
+                    if let Challenge::Dns01Hook(hook) = &self.cfg.challenge {
+                        if let Err(e) = self.run_hook(hook, &["clear", &record, &value]).await {
+                            tracing::warn!(issuer = %self.id, error = %e, "dns-01 clean-up failed");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn order(
+        &self,
+        req: &IssueRequest,
+        ids: &[instant_acme::Identifier],
+    ) -> Result<String, IssuerError> {
+        let account = self.account().await?;
+        let profile = req.profile.as_deref().or(self.cfg.profile.as_deref());
+        let replaces = req
+            .replaces
+            .as_deref()
+            .map(|der| CertificateIdentifier::try_from(&CertificateDer::from(der)))
+            .transpose()
+            .ok()
+            .flatten();
+        let make = || {
+            let o = NewOrder::new(ids);
+            match profile {
+                Some(p) => o.profile(p),
+                None => o,
+            }
+        };
+        let plain = make();
+        let new_order = match replaces {
+            Some(r) => make().replaces(r),
+            None => make(),
+        };
+        let mut order = match self
+            .retrying("new order", || account.new_order(&new_order))
+            .await
+        {
+            Err(IssuerError::Unsupported(_)) if req.replaces.is_some() => {
+                // The directory has no renewalInfo: order without `replaces`.
+                self.retrying("new order", || account.new_order(&plain))
+                    .await?
+            }
+            other => other?,
+        };
+        let ty = match self.cfg.challenge {
+            Challenge::Dns01Hook(_) => ChallengeType::Dns01,
+            _ => ChallengeType::Http01,
+        };
+        let mut provisioned = Vec::new();
+        let result: Result<String, IssuerError> = async {
+            let mut authzs = order.authorizations();
+            while let Some(authz) = authzs.next().await {
+                let mut authz = authz.map_err(|e| self.map(e))?;
+                match authz.status {
+                    AuthorizationStatus::Pending => {}
+                    AuthorizationStatus::Valid => continue,
+                    other => {
+                        return Err(IssuerError::Protocol(format!(
+                            "an authorization is {other:?}"
+                        )));
+                    }
+                }
+                let wildcard = authz.wildcard;
+                let mut challenge = authz.challenge(ty.clone()).ok_or_else(|| {
+                    let name = if ty == ChallengeType::Dns01 {
+                        "dns-01"
+                    } else {
+                        "http-01"
+                    };
+                    let hint = if wildcard {
+                        " (a wildcard name needs dns-01)"
+                    } else {
+                        ""
+                    };
+                    IssuerError::Unsupported(format!(
+                        "the CA offers no {name} challenge for this name{hint}"
+                    ))
+                })?;
+                let name = match challenge.identifier().identifier {
+                    instant_acme::Identifier::Dns(d) => d.clone(),
+                    other => format!("{other:?}"),
+                };
+                let ka = challenge.key_authorization();
+                provisioned.push(self.provision(&name, &challenge.token, &ka).await?);
+                challenge.set_ready().await.map_err(|e| self.map(e))?;
+            }
+            let policy = RetryPolicy::new()
+                .initial_delay(Duration::from_millis(100))
+                .backoff(1.5)
+                .timeout(self.cfg.timeout);
+            let status = order.poll_ready(&policy).await.map_err(|e| self.map(e))?;
+            if status != OrderStatus::Ready {
+                let state = order.refresh().await.map_err(|e| self.map(e))?;
+                let why = state.error.clone();
+                return Err(match why {
+                    Some(p) => map_acme(instant_acme::Error::Api(p), None),
+                    None => IssuerError::Protocol(format!("the order is {status:?}, not ready")),
+                });
+            }
+            order
+                .finalize_csr(&req.csr_der)
+                .await
+                .map_err(|e| self.map(e))?;
+            order
+                .poll_certificate(&policy)
+                .await
+                .map_err(|e| self.map(e))
+        }
+        .await;
+        self.unprovision(provisioned).await;
+        result
+    }
+
+    /// The directory document.
+    async fn directory(&self) -> Result<Value, IssuerError> {
+        let (_, body) = self.http(Method::GET, &self.cfg.directory, None).await?;
+        serde_json::from_slice(&body).map_err(|e| IssuerError::Protocol(format!("directory: {e}")))
+    }
+
+    async fn http(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<String>,
+    ) -> Result<(http::response::Parts, Bytes), IssuerError> {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(url)
+            .header(header::USER_AGENT, "certresponder");
+        if body.is_some() {
+            req = req.header(header::CONTENT_TYPE, "application/jose+json");
+        }
+        let req = req
+            .body(BodyWrapper::from(
+                body.map(String::into_bytes).unwrap_or_default(),
+            ))
+            .map_err(|e| IssuerError::Protocol(e.to_string()))?;
+        let rsp = tokio::time::timeout(self.cfg.timeout, self.transport.client.request(req))
+            .await
+            .map_err(|_| IssuerError::Timeout(url.to_string()))?
+            .map_err(|e| IssuerError::Network(format!("{url}: {e}")))?;
+        let (parts, body) = rsp.into_parts();
+        let bytes = body
+            .collect()
+            .await
+            .map_err(|e| IssuerError::Network(format!("{url}: {e}")))?
+            .to_bytes();
+        Ok((parts, bytes))
+    }
+
+    /// Revocation signed by the certificate's own key (RFC 8555 §7.6, `jwk` header).
+    async fn revoke_with_certificate_key(
+        &self,
+        der: &[u8],
+        reason: RevocationReason,
+        key_pem: &str,
+    ) -> Result<(), IssuerError> {
+        let signer = CertKeySigner::from_pem(key_pem)?;
+        let info = inspect::inspect_certificate_der(der)
+            .map_err(|e| IssuerError::BadRequest(e.to_string()))?;
+        let key = inspect::read_private_key(key_pem.as_bytes())
+            .map_err(|e| IssuerError::BadRequest(e.to_string()))?;
+        if !key.public.same_public_key(&info.key) {
+            return Err(IssuerError::BadRequest(
+                "the key given is not the certificate's key".into(),
+            ));
+        }
+        let dir = self.directory().await?;
+        let url_of = |k: &str| {
+            dir.get(k)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| IssuerError::Protocol(format!("the directory has no `{k}`")))
+        };
+        let (nonce_url, revoke_url) = (url_of("newNonce")?, url_of("revokeCert")?);
+        let payload = json!({
+            "certificate": base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, der),
+            "reason": reason.code(),
+        });
+        let nonce_of = |parts: &http::response::Parts| {
+            parts
+                .headers
+                .get("replay-nonce")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let (parts, _) = self.http(Method::HEAD, &nonce_url, None).await?;
+        let mut nonce =
+            nonce_of(&parts).ok_or_else(|| IssuerError::Protocol("no Replay-Nonce".into()))?;
+        for attempt in 1..=5 {
+            let body = signer.sign(&revoke_url, &nonce, &payload)?;
+            let (parts, bytes) = self.http(Method::POST, &revoke_url, Some(body)).await?;
+            if parts.status.is_success() {
+                return Ok(());
+            }
+            let problem: Problem = serde_json::from_slice(&bytes).map_err(|_| {
+                IssuerError::Protocol(format!(
+                    "revokeCert answered {} without a problem document",
+                    parts.status
+                ))
+            })?;
+            if problem_kind(&problem) == "badNonce" && attempt < 5 {
+                nonce = nonce_of(&parts)
+                    .ok_or_else(|| IssuerError::Protocol("no Replay-Nonce".into()))?;
+                continue;
+            }
+            return Err(map_acme(
+                instant_acme::Error::Api(problem),
+                parse_retry_after(&parts.headers),
+            ));
+        }
+        Err(IssuerError::Network(
+            "revokeCert: too many bad nonces".into(),
+        ))
+    }
+
+    /// Fetches (or takes from the cache) the CRL at `url`, checked against `issuer_der`.
+    async fn crl(&self, url: &str, issuer_der: &[u8]) -> Result<inspect::CrlInfo, IssuerError> {
+        let key = format!("crl-cache/{url}");
+        if let Some(cached) = self.storage.get(&key)? {
+            if let Ok(info) = inspect::inspect_crl_der(&cached) {
+                if info.next_update.is_some_and(|n| n > Utc::now())
+                    && inspect::crl_signed_by(&cached, issuer_der).unwrap_or(false)
+                {
+                    return Ok(info);
+                }
+            }
+        }
+        let (parts, body) = self.http(Method::GET, url, None).await?;
+        if !parts.status.is_success() {
+            return Err(IssuerError::Network(format!(
+                "CRL {url}: HTTP {}",
+                parts.status
+            )));
+        }
+        let der = inspect::read_crl(&body)
+            .map_err(|e| IssuerError::Protocol(format!("CRL {url}: {e}")))?;
+        let info = inspect::inspect_crl_der(&der)
+            .map_err(|e| IssuerError::Protocol(format!("CRL {url}: {e}")))?;
+        if !inspect::crl_signed_by(&der, issuer_der)
+            .map_err(|e| IssuerError::Protocol(e.to_string()))?
+        {
+            return Err(IssuerError::Protocol(format!(
+                "CRL {url}: the signature does not verify against the issuer"
+            )));
+        }
+        self.storage.put(&key, &der)?;
+        Ok(info)
+    }
+}
+
+fn acme_reason(r: RevocationReason) -> instant_acme::RevocationReason {
+    use instant_acme::RevocationReason as R;
+    match r {
+        RevocationReason::Unspecified => R::Unspecified,
+        RevocationReason::KeyCompromise => R::KeyCompromise,
+        RevocationReason::CaCompromise => R::CaCompromise,
+        RevocationReason::AffiliationChanged => R::AffiliationChanged,
+        RevocationReason::Superseded => R::Superseded,
+        RevocationReason::CessationOfOperation => R::CessationOfOperation,
+        RevocationReason::CertificateHold => R::CertificateHold,
+        RevocationReason::RemoveFromCrl => R::RemoveFromCrl,
+        RevocationReason::PrivilegeWithdrawn => R::PrivilegeWithdrawn,
+        RevocationReason::AaCompromise => R::AaCompromise,
+    }
+}
+
+#[async_trait]
+impl Issuer for AcmeIssuer {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    async fn issue(&self, req: &IssueRequest) -> Result<IssuedChain, IssuerError> {
+        let csr = inspect::inspect_csr_der(&req.csr_der)
+            .map_err(|e| IssuerError::BadCsr(e.to_string()))?;
+        if !csr.signature_valid {
+            return Err(IssuerError::BadCsr(
+                "the CSR's signature does not verify".into(),
+            ));
+        }
+        let mut from_csr: Vec<Identifier> = csr
+            .dns_names
+            .iter()
+            .map(|d| Identifier::Dns(d.to_ascii_lowercase()))
+            .collect();
+        from_csr.extend(csr.ip_addresses.iter().map(|ip| Identifier::Ip(*ip)));
+        let wanted = if req.identifiers.is_empty() {
+            from_csr.clone()
+        } else {
+            req.identifiers.clone()
+        };
+        let norm = |v: &[Identifier]| {
+            let mut s: Vec<String> = v
+                .iter()
+                .map(|i| i.to_string().to_ascii_lowercase())
+                .collect();
+            s.sort();
+            s
+        };
+        if norm(&wanted) != norm(&from_csr) || wanted.is_empty() {
+            return Err(IssuerError::BadCsr(format!(
+                "the CSR names {:?} but the request asks for {:?}",
+                norm(&from_csr),
+                norm(&wanted)
+            )));
+        }
+        let ids: Vec<instant_acme::Identifier> = wanted
+            .iter()
+            .map(|i| match i {
+                Identifier::Dns(d) => instant_acme::Identifier::Dns(d.clone()),
+                Identifier::Ip(ip) => instant_acme::Identifier::Ip(*ip),
+            })
+            .collect();
+        let pem = self.order(req, &ids).await?;
+        let ders = inspect::read_certificates(pem.as_bytes())
+            .map_err(|e| IssuerError::Protocol(format!("the CA's chain: {e}")))?;
+        let (leaf, rest) = ders
+            .split_first()
+            .ok_or_else(|| IssuerError::Protocol("the CA returned no certificate".into()))?;
+        let info = inspect::inspect_certificate_der(leaf)
+            .map_err(|e| IssuerError::Protocol(format!("the CA's certificate: {e}")))?;
+        let chain = IssuedChain {
+            leaf_pem: encode_pem("CERTIFICATE", leaf),
+            chain_pem: rest.iter().map(|d| encode_pem("CERTIFICATE", d)).collect(),
+        };
+        // Kept so that status checks can verify the issuer's CRL signature.
+        self.storage.put(
+            &format!("issued/{}", info.serial),
+            chain.fullchain_pem().as_bytes(),
+        )?;
+        tracing::info!(issuer = %self.id, serial = %info.serial, "issued");
+        Ok(chain)
+    }
+
+    async fn revoke(&self, req: &RevokeRequest) -> Result<(), IssuerError> {
+        inspect::inspect_certificate_der(&req.certificate_der)
+            .map_err(|e| IssuerError::BadRequest(e.to_string()))?;
+        if let Some(key) = &req.certificate_key {
+            return self
+                .revoke_with_certificate_key(&req.certificate_der, req.reason, key.expose())
+                .await;
+        }
+        let account = self.account().await?;
+        let cert = CertificateDer::from(req.certificate_der.as_slice());
+        let request = RevocationRequest {
+            certificate: &cert,
+            reason: Some(acme_reason(req.reason)),
+        };
+        self.retrying("revoke", || account.revoke(&request)).await
+    }
+
+    async fn status(&self, certificate_der: &[u8]) -> Result<CertStatus, IssuerError> {
+        let info = inspect::inspect_certificate_der(certificate_der)
+            .map_err(|e| IssuerError::BadRequest(e.to_string()))?;
+        if info.crl_urls.is_empty() {
+            return Ok(CertStatus::Unknown {
+                why: if info.ocsp_urls.is_empty() {
+                    "the certificate names no CRL distribution point or OCSP responder".into()
+                } else {
+                    "the certificate names only an OCSP responder, which certresponder does not query".into()
+                },
+            });
+        }
+        let issuer_der = self
+            .storage
+            .get(&format!("issued/{}", info.serial))?
+            .and_then(|pem| inspect::read_certificates(&pem).ok())
+            .and_then(|mut v| (v.len() > 1).then(|| v.swap_remove(1)));
+        let Some(issuer_der) = issuer_der else {
+            return Ok(CertStatus::Unknown {
+                why: "the issuing certificate is unknown, so its CRL cannot be checked".into(),
+            });
+        };
+        let mut last_err = None;
+        for url in &info.crl_urls {
+            match self.crl(url, &issuer_der).await {
+                Ok(crl) => {
+                    return Ok(match crl.find(&info.serial) {
+                        Some(r) => CertStatus::Revoked {
+                            reason: r.reason_code.and_then(RevocationReason::from_code),
+                            revoked_at: r.revoked_at,
+                        },
+                        None => CertStatus::Good,
+                    });
+                }
+                Err(e) => last_err = Some(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| IssuerError::Protocol("no CRL".into())))
+    }
+
+    async fn renewal_info(
+        &self,
+        certificate_der: &[u8],
+    ) -> Result<Option<RenewalWindow>, IssuerError> {
+        inspect::inspect_certificate_der(certificate_der)
+            .map_err(|e| IssuerError::BadRequest(e.to_string()))?;
+        let cert = CertificateDer::from(certificate_der);
+        let id = CertificateIdentifier::try_from(&cert).map_err(|e| {
+            IssuerError::BadRequest(format!(
+                "no ARI certificate id (the certificate needs an AKI): {e}"
+            ))
+        })?;
+        let account = self.account().await?;
+        let (info, retry) = self
+            .retrying("renewal info", || account.renewal_info(&id))
+            .await?;
+        let t = |o: time::OffsetDateTime| {
+            DateTime::from_timestamp(o.unix_timestamp(), 0).unwrap_or_default()
+        };
+        Ok(Some(RenewalWindow {
+            start: t(info.suggested_window.start),
+            end: t(info.suggested_window.end),
+            explanation_url: info.explanation_url,
+            retry_after: retry,
+        }))
+    }
+}

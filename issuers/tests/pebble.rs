@@ -17,7 +17,7 @@ use certresponder_issuers::{
     AcmeIssuer, CertStatus, Identifier, IssueRequest, Issuer, IssuerError, MemoryStorage,
     RevocationReason, RevokeRequest, generate_key,
 };
-use support::{Pebble, PebbleOptions, free_port};
+use support::{Nginx, Pebble, PebbleOptions, free_port};
 
 fn acme_config(pebble: &Pebble, challenge: Challenge) -> AcmeConfig {
     AcmeConfig {
@@ -306,4 +306,29 @@ async fn renewal_info_is_unsupported_on_pebble_2_4() {
     let mut req = request(csr, &["ari.example.test"]);
     req.replaces = Some(der);
     acme.issue(&req).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pebble_validates_http01_files_served_by_nginx_from_the_webroot() {
+    let pebble = Pebble::start(PebbleOptions {
+        real_validation: true,
+        ..PebbleOptions::default()
+    });
+    let webroot = pebble.dir.path().join("www");
+    std::fs::create_dir_all(&webroot).unwrap();
+    let _nginx = Nginx::serve(&webroot, pebble.http_port);
+    let acme = AcmeIssuer::new(
+        "pebble",
+        acme_config(&pebble, Challenge::Http01Webroot(webroot.clone())),
+        Arc::new(MemoryStorage::new()),
+    )
+    .unwrap();
+    let (csr, _) = csr_for(&["webroot.example.test"]);
+    let chain = acme.issue(&request(csr, &["webroot.example.test"])).await;
+    assert!(chain.is_ok(), "{chain:?}\n{}", pebble.log());
+    // The challenge files are withdrawn once the order is done.
+    let left: Vec<_> = std::fs::read_dir(webroot.join(".well-known/acme-challenge"))
+        .unwrap()
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }

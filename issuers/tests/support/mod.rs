@@ -252,3 +252,55 @@ impl Pebble {
         }
     }
 }
+
+/// A real nginx serving `root` on 127.0.0.1:`port`, in the foreground, killed on drop.
+pub struct Nginx {
+    _dir: tempfile::TempDir,
+    _child: Guard,
+}
+
+impl Nginx {
+    pub fn serve(root: &Path, port: u16) -> Self {
+        let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+            .expect(
+                "nginx is not installed: run scripts/test, which installs Debian's nginx package",
+            );
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        // As root, workers would drop to www-data and could not read a private temp dir.
+        let user = if is_root() { "user root;" } else { "" };
+        let conf = format!(
+            "{user}\ndaemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{ worker_connections 64; }}\nhttp {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  server {{ listen 127.0.0.1:{port}; root {}; }}\n}}\n",
+            root.display()
+        );
+        let conf_path = dir.path().join("nginx.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let log = dir.path().join("error.log");
+        std::fs::write(&log, "").unwrap();
+        let mut child = Command::new(nginx)
+            .arg("-c")
+            .arg(&conf_path)
+            .arg("-p")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::options().append(true).open(&log).unwrap(),
+            ))
+            .spawn()
+            .unwrap();
+        wait_for(SocketAddr::from(([127, 0, 0, 1], port)), &mut child, &log);
+        Self {
+            _dir: dir,
+            _child: Guard(child),
+        }
+    }
+}
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+}

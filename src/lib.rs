@@ -5,5 +5,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod issuers;
 pub mod registry;
+pub mod signals;
 pub mod store;

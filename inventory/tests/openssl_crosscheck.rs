@@ -420,7 +420,7 @@ fn crosscheck_certificate(dir: &Path, name: &str, der: &[u8]) -> CertInfo {
                 "{name}: exponent {exponent} not in\n{text}"
             );
         }
-        KeyInfo::Ec { curve, point } => {
+        KeyInfo::Ec { curve, point, .. } => {
             assert!(
                 text.contains("Public Key Algorithm: id-ecPublicKey"),
                 "{name}"

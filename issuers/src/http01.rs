@@ -126,8 +126,9 @@ mod tests {
             .await
             .unwrap();
         r.add("tok", "tok.thumb");
+        let addr = r.addr();
         let get = |path: &'static str| async move {
-            let mut s = TcpStream::connect(r.addr()).await.unwrap();
+            let mut s = TcpStream::connect(addr).await.unwrap();
             s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
                 .await
                 .unwrap();

@@ -1,6 +1,8 @@
 //! The internal CA's certificates and CRLs, checked by OpenSSL: `openssl verify -crl_check`
 //! accepts a fresh certificate and rejects it after revocation, using the CRL we publish.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;

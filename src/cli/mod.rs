@@ -3,8 +3,11 @@
 //! Exit status: 0 success, 1 failure, 2 usage or input error (a bad inventory, config or
 //! argument).
 
+mod analyze;
+mod check_config;
 mod inventory;
 mod quickstart;
+mod signals;
 pub mod table;
 
 use std::path::PathBuf;
@@ -33,6 +36,34 @@ enum Command {
     Inventory(inventory::InventoryCommand),
     /// Build a self-contained demo (internal CA, sample services) and register it
     Quickstart(quickstart::QuickstartArgs),
+    /// Check certificates, CSRs and keys in files for weak parameters and rule violations
+    Analyze(analyze::AnalyzeArgs),
+    /// Run every detector over the registered inventory and store the signals
+    #[command(
+        after_help = "Exit status: 0 no open signals; 3 open signals remain; 1 failure; 2 input error."
+    )]
+    Scan {
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
+    /// List stored signals, or suppress one
+    Signals {
+        #[command(subcommand)]
+        action: Option<signals::SignalsAction>,
+        /// Include resolved signals
+        #[arg(long)]
+        all: bool,
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the configuration, the inventory and the issuers' settings (contacts no CA)
+    CheckConfig {
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// A command's failure, with the exit status it maps to.
@@ -65,5 +96,11 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Inventory(cmd) => inventory::run(cmd, cli.config.as_deref()),
         Command::Quickstart(args) => quickstart::run(args),
+        Command::Analyze(args) => analyze::run(args),
+        Command::Scan { json } => signals::run_scan(cli.config.as_deref(), json),
+        Command::Signals { action, all, json } => {
+            signals::run_signals(cli.config.as_deref(), action, all, json)
+        }
+        Command::CheckConfig { json } => check_config::run(cli.config.as_deref(), json),
     }
 }

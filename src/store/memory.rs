@@ -35,6 +35,45 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
+    fn put_signal(&self, signal: &crate::signals::Signal) -> Result<(), StoreError> {
+        let v = encode(signal)?;
+        self.with(|t| {
+            t.entry("signals")
+                .or_default()
+                .insert(signal.dedup_key.as_bytes().to_vec(), v);
+        })
+    }
+
+    fn get_signal(&self, dedup_key: &str) -> Result<Option<crate::signals::Signal>, StoreError> {
+        let v = self.with(|t| {
+            t.get("signals")
+                .and_then(|c| c.get(dedup_key.as_bytes()).cloned())
+        })?;
+        v.map(|v| decode("signals", dedup_key.as_bytes(), &v))
+            .transpose()
+    }
+
+    fn list_signals(&self) -> Result<Vec<crate::signals::Signal>, StoreError> {
+        let all: Vec<(Vec<u8>, Vec<u8>)> = self.with(|t| {
+            t.get("signals")
+                .map(|c| c.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default()
+        })?;
+        all.iter().map(|(k, v)| decode("signals", k, v)).collect()
+    }
+
+    fn put_blob(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.with(|t| {
+            t.entry("blobs")
+                .or_default()
+                .insert(name.as_bytes().to_vec(), bytes.to_vec());
+        })
+    }
+
+    fn get_blob(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.with(|t| t.get("blobs").and_then(|c| c.get(name.as_bytes()).cloned()))
+    }
+
     fn issuer_storage(
         &self,
         issuer_id: &str,

@@ -10,6 +10,8 @@ pub mod sled_store;
 
 use certresponder_inventory::{Bundle, ManagedCert};
 use certresponder_issuers::IssuerStorage;
+
+use crate::signals::Signal;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -101,6 +103,16 @@ pub trait Store {
     fn append_event(&self, event: Event) -> Result<u64, StoreError>;
     /// Events, oldest first, for one certificate or all.
     fn events(&self, name: Option<&str>) -> Result<Vec<Event>, StoreError>;
+    /// Inserts or replaces a signal (keyed by its dedup key).
+    fn put_signal(&self, signal: &Signal) -> Result<(), StoreError>;
+    /// A signal by dedup key.
+    fn get_signal(&self, dedup_key: &str) -> Result<Option<Signal>, StoreError>;
+    /// Every signal, by dedup key.
+    fn list_signals(&self) -> Result<Vec<Signal>, StoreError>;
+    /// Stores a named blob of derived state (such as the batch-GCD product index).
+    fn put_blob(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError>;
+    /// A named blob.
+    fn get_blob(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// The storage an issuer adapter keeps its state in, scoped to its id.
     fn issuer_storage(&self, issuer_id: &str) -> std::sync::Arc<dyn IssuerStorage>;
 }
@@ -216,6 +228,16 @@ pub(crate) mod contract {
             "issuers do not see each other's keys"
         );
         assert_eq!(ab.scan("").unwrap()[0].0, "cert/03");
+        let finding = crate::signals::Finding::warning("expiring", "soon", serde_json::json!({}));
+        let sig = Signal::from_finding("web", "weak", &finding, Some("ab"), "scan", Utc::now());
+        store.put_signal(&sig).unwrap();
+        assert_eq!(store.get_signal(&sig.dedup_key).unwrap().unwrap(), sig);
+        assert_eq!(store.list_signals().unwrap().len(), 1);
+        store.put_blob("gcd-index", b"xyz").unwrap();
+        assert_eq!(
+            store.get_blob("gcd-index").unwrap().as_deref(),
+            Some(&b"xyz"[..])
+        );
         let ev = store.events(Some("web")).unwrap();
         assert_eq!(
             ev.iter().map(|e| e.detail.as_str()).collect::<Vec<_>>(),

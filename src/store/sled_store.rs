@@ -1,7 +1,8 @@
 //! The sled backend: the only code in certresponder that imports sled.
 //!
 //! Trees: `certs` (name -> CertRecord), `bundles` (name NUL seq -> Bundle), `events`
-//! (seq -> Event), `issuer_state` (issuer id NUL key -> adapter state), `meta` (`schema` ->
+//! (seq -> Event), `signals` (dedup key -> Signal), `blobs` (name -> derived state),
+//! `issuer_state` (issuer id NUL key -> adapter state), `meta` (`schema` ->
 //! format version). Keys are big-endian so that sled's
 //! byte order is numeric order. Every write is flushed before it returns.
 
@@ -9,6 +10,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use certresponder_issuers::{IssuerError, IssuerStorage};
+
+use crate::signals::Signal;
 
 use certresponder_inventory::fs::create_dir_with_mode;
 use certresponder_inventory::{Bundle, BundleState};
@@ -21,6 +24,8 @@ use super::{
 pub struct SledStore {
     db: sled::Db,
     issuer_state: sled::Tree,
+    signals: sled::Tree,
+    blobs: sled::Tree,
     certs: sled::Tree,
     bundles: sled::Tree,
     events: sled::Tree,
@@ -67,6 +72,8 @@ impl SledStore {
             bundles: tree("bundles")?,
             events: tree("events")?,
             issuer_state: tree("issuer_state")?,
+            signals: tree("signals")?,
+            blobs: tree("blobs")?,
             db,
         };
         store.flush()?;
@@ -118,6 +125,52 @@ impl IssuerStorage for SledIssuerStorage {
 }
 
 impl Store for SledStore {
+    fn put_signal(&self, signal: &Signal) -> Result<(), StoreError> {
+        self.signals
+            .insert(signal.dedup_key.as_bytes(), encode(signal)?)
+            .map_err(backend)?;
+        self.flush()
+    }
+
+    fn get_signal(&self, dedup_key: &str) -> Result<Option<Signal>, StoreError> {
+        self.signals
+            .get(dedup_key.as_bytes())
+            .map_err(backend)?
+            .map(|v| decode("signals", dedup_key.as_bytes(), &v))
+            .transpose()
+    }
+
+    fn list_signals(&self) -> Result<Vec<Signal>, StoreError> {
+        self.signals
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv.map_err(backend)?;
+                decode("signals", &k, &v)
+            })
+            .collect()
+    }
+
+    fn put_blob(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let mut v = vec![FORMAT_VERSION];
+        v.extend_from_slice(bytes);
+        self.blobs.insert(name.as_bytes(), v).map_err(backend)?;
+        self.flush()
+    }
+
+    fn get_blob(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.blobs.get(name.as_bytes()).map_err(backend)? {
+            None => Ok(None),
+            Some(v) => match v.split_first() {
+                Some((&FORMAT_VERSION, rest)) => Ok(Some(rest.to_vec())),
+                _ => Err(StoreError::Corrupt {
+                    tree: "blobs",
+                    key: name.to_string(),
+                    reason: "unknown format version".into(),
+                }),
+            },
+        }
+    }
+
     fn issuer_storage(&self, issuer_id: &str) -> Arc<dyn IssuerStorage> {
         let mut prefix = issuer_id.as_bytes().to_vec();
         prefix.push(0);

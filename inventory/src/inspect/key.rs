@@ -82,6 +82,11 @@ pub enum KeyInfo {
         /// The encoded point.
         #[serde(skip)]
         point: Vec<u8>,
+        /// The DER `ECParameters` (RFC 3279 §2.3.5) when the curve is given explicitly
+        /// rather than named (`curve` is then `explicit`), kept so that the curve checks can
+        /// compare them with the named curves.
+        #[serde(skip)]
+        params: Option<Vec<u8>>,
     },
     /// Ed25519 (RFC 8410).
     Ed25519 {
@@ -127,7 +132,20 @@ impl KeyInfo {
     }
 
     pub(crate) fn ec(curve: String, point: Vec<u8>) -> Self {
-        Self::Ec { curve, point }
+        Self::Ec {
+            curve,
+            point,
+            params: None,
+        }
+    }
+
+    /// An EC key whose curve is given by explicit `ECParameters` (DER).
+    pub(crate) fn ec_explicit(params: Vec<u8>, point: Vec<u8>) -> Self {
+        Self::Ec {
+            curve: "explicit".into(),
+            point,
+            params: Some(params),
+        }
     }
 
     /// A short human description: `RSA-2048`, `ECDSA P-256`, `Ed25519`.
@@ -189,12 +207,14 @@ impl KeyInfo {
                 Self::Ec {
                     curve: c1,
                     point: p1,
+                    params: q1,
                 },
                 Self::Ec {
                     curve: c2,
                     point: p2,
+                    params: q2,
                 },
-            ) => c1 == c2 && same_ec_point(p1, p2),
+            ) => c1 == c2 && q1 == q2 && same_ec_point(p1, p2),
             (Self::Ed25519 { public: a }, Self::Ed25519 { public: b })
             | (Self::Ed448 { public: a }, Self::Ed448 { public: b }) => a == b,
             _ => false,

@@ -17,7 +17,7 @@ pub use error::InspectError;
 pub use key::{KeyFormat, KeyInfo, PrivateKeyInfo};
 pub use pem::{PemBlock, encode_pem, looks_like_pem, parse_pem};
 pub use x509::{
-    CertInfo, CsrInfo, Fingerprints, SctInfo, inspect_certificate_der, inspect_csr_der,
+    CertInfo, CsrInfo, Fingerprints, PssParams, SctInfo, inspect_certificate_der, inspect_csr_der,
     inspect_spki_der,
 };
 

@@ -49,6 +49,22 @@ pub struct SctInfo {
     pub signature: Vec<u8>,
 }
 
+/// RSASSA-PSS signature parameters (RFC 4055 §3.1), with the defaults filled in: a missing
+/// hash or mask generation hash is SHA-1, a missing salt length 20, a missing trailer 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PssParams {
+    /// Hash algorithm OID, dotted.
+    pub hash_oid: String,
+    /// Mask generation function OID, dotted (id-mgf1 is `1.2.840.113549.1.1.8`).
+    pub mgf_oid: String,
+    /// The hash the mask generation function uses, dotted OID.
+    pub mgf_hash_oid: String,
+    /// Salt length in bytes.
+    pub salt_length: u32,
+    /// Trailer field (RFC 4055 requires 1).
+    pub trailer_field: u32,
+}
+
 /// Everything certresponder reads from a certificate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CertInfo {
@@ -72,6 +88,15 @@ pub struct CertInfo {
     pub key: KeyInfo,
     /// Signature algorithm name (such as `sha256WithRSAEncryption`) or dotted OID.
     pub signature_algorithm: String,
+    /// Signature algorithm OID, dotted (such as `1.2.840.113549.1.1.11`).
+    pub signature_algorithm_oid: String,
+    /// The certificate's signature `AlgorithmIdentifier`, DER, for byte-exact comparison with
+    /// the encodings the Baseline Requirements permit (§7.1.3.2).
+    #[serde(skip)]
+    pub signature_algorithm_der: Vec<u8>,
+    /// RSASSA-PSS parameters when the signature algorithm is RSASSA-PSS and they can be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature_pss: Option<PssParams>,
     /// Embedded SCTs.
     pub scts: Vec<SctInfo>,
     /// Authority key identifier, hex.
@@ -203,6 +228,7 @@ pub fn inspect_certificate_der(der: &[u8]) -> Result<CertInfo, InspectError> {
     }
 
     let tbs_sha = tbs_hash(tbs.as_ref()).map_err(|e| bad(e.to_string()))?;
+    let signature_alg_der = signature_algorithm_der(der);
     let subject_cns = tbs
         .subject
         .iter_common_name()
@@ -219,6 +245,15 @@ pub fn inspect_certificate_der(der: &[u8]) -> Result<CertInfo, InspectError> {
         ip_addresses,
         key,
         signature_algorithm: algorithm_name(&cert.signature_algorithm.algorithm),
+        signature_algorithm_oid: cert.signature_algorithm.algorithm.to_id_string(),
+        signature_pss: if cert.signature_algorithm.algorithm.as_bytes() == OID_RSA_PSS {
+            signature_alg_der
+                .as_deref()
+                .and_then(|d| parse_pss_params(d).ok())
+        } else {
+            None
+        },
+        signature_algorithm_der: signature_alg_der.unwrap_or_default(),
         scts,
         authority_key_id,
         subject_key_id,
@@ -232,6 +267,76 @@ pub fn inspect_certificate_der(der: &[u8]) -> Result<CertInfo, InspectError> {
             tbs_sha256: hex::encode(tbs_sha),
         },
     })
+}
+
+/// The raw second element of `Certificate ::= SEQUENCE { tbs, signatureAlgorithm, signature }`.
+fn signature_algorithm_der(cert_der: &[u8]) -> Option<Vec<u8>> {
+    let (cert, _) = der::expect_tlv(cert_der, der::TAG_SEQUENCE, "").ok()?;
+    let (_tbs, rest) = der::read_tlv(cert.content).ok()?;
+    let (alg, _) = der::expect_tlv(rest, der::TAG_SEQUENCE, "").ok()?;
+    Some(alg.raw.to_vec())
+}
+
+const OID_SHA1: &str = "1.3.14.3.2.26";
+const OID_MGF1: &str = "1.2.840.113549.1.1.8";
+
+/// Dotted OID at the front of an `AlgorithmIdentifier`'s content, and what follows it.
+fn alg_oid(alg_content: &[u8]) -> Result<(String, &[u8]), der::DerError> {
+    let (oid, rest) = der::expect_tlv(alg_content, der::TAG_OID, "algorithm OID missing")?;
+    let oid = x509_parser::der_parser::oid::Oid::new(oid.content.into()).to_id_string();
+    Ok((oid, rest))
+}
+
+/// A small non-negative DER INTEGER.
+fn small_uint(content: &[u8]) -> Result<u32, der::DerError> {
+    if content.first().is_some_and(|b| b & 0x80 != 0) {
+        return Err("negative INTEGER");
+    }
+    let v = der::strip_leading_zeros(content);
+    if v.is_empty() || v.len() > 4 {
+        return Err("INTEGER out of range");
+    }
+    Ok(v.iter().fold(0u32, |acc, &b| (acc << 8) | u32::from(b)))
+}
+
+/// Reads `RSASSA-PSS-params` (RFC 4055 §3.1) from a signature `AlgorithmIdentifier`.
+fn parse_pss_params(alg_der: &[u8]) -> Result<PssParams, der::DerError> {
+    let (alg, _) = der::expect_tlv(alg_der, der::TAG_SEQUENCE, "not a SEQUENCE")?;
+    let (_, rest) = alg_oid(alg.content)?;
+    let (params, _) = der::expect_tlv(rest, der::TAG_SEQUENCE, "RSASSA-PSS parameters missing")?;
+    let mut out = PssParams {
+        hash_oid: OID_SHA1.into(),
+        mgf_oid: OID_MGF1.into(),
+        mgf_hash_oid: OID_SHA1.into(),
+        salt_length: 20,
+        trailer_field: 1,
+    };
+    for field in der::children(params.content)? {
+        match field.tag {
+            0xa0 => {
+                let (hash, _) = der::expect_tlv(field.content, der::TAG_SEQUENCE, "bad hash")?;
+                out.hash_oid = alg_oid(hash.content)?.0;
+            }
+            0xa1 => {
+                let (mgf, _) = der::expect_tlv(field.content, der::TAG_SEQUENCE, "bad MGF")?;
+                let (mgf_oid, rest) = alg_oid(mgf.content)?;
+                let (hash, _) = der::expect_tlv(rest, der::TAG_SEQUENCE, "MGF hash missing")?;
+                out.mgf_oid = mgf_oid;
+                out.mgf_hash_oid = alg_oid(hash.content)?.0;
+            }
+            0xa2 | 0xa3 => {
+                let (int, _) = der::expect_tlv(field.content, der::TAG_INTEGER, "not an INTEGER")?;
+                let v = small_uint(int.content)?;
+                if field.tag == 0xa2 {
+                    out.salt_length = v;
+                } else {
+                    out.trailer_field = v;
+                }
+            }
+            _ => return Err("unknown RSASSA-PSS parameter"),
+        }
+    }
+    Ok(out)
 }
 
 fn ip_from_bytes(b: &[u8]) -> Option<IpAddr> {
@@ -265,13 +370,20 @@ pub(crate) fn key_info_from_spki(spki: &SubjectPublicKeyInfo<'_>) -> Result<KeyI
     if alg == OID_EC {
         let params = spki.algorithm.parameters.as_ref();
         let curve = match params {
-            Some(p) => match p.as_oid() {
-                Ok(oid) => curve_name(oid.as_bytes()),
-                Err(_) if p.header.tag().0 == 16 => "explicit".to_string(),
-                Err(_) => return Err(bad("EC parameters are neither a named curve nor explicit")),
+            // `Any::as_oid` does not look at the tag, so check it first: an explicit
+            // `ECParameters` SEQUENCE would otherwise be read as a (nonsense) OID.
+            Some(p) => match (p.header.tag().0, p.as_oid()) {
+                (6, Ok(oid)) => curve_name(oid.as_bytes()),
+                (16, _) => "explicit".to_string(),
+                _ => return Err(bad("EC parameters are neither a named curve nor explicit")),
             },
             None => return Err(bad("EC key without curve parameters")),
         };
+        if curve == "explicit" {
+            let params = spki_algorithm_params(spki.raw)
+                .ok_or_else(|| bad("explicit EC parameters cannot be read"))?;
+            return Ok(KeyInfo::ec_explicit(params, bits.to_vec()));
+        }
         return Ok(KeyInfo::ec(curve, bits.to_vec()));
     }
     if alg == OID_ED25519 {
@@ -290,6 +402,15 @@ pub(crate) fn key_info_from_spki(spki: &SubjectPublicKeyInfo<'_>) -> Result<KeyI
     Ok(KeyInfo::Other {
         oid: spki.algorithm.algorithm.to_id_string(),
     })
+}
+
+/// The raw parameters element of `SubjectPublicKeyInfo.algorithm`.
+fn spki_algorithm_params(spki_der: &[u8]) -> Option<Vec<u8>> {
+    let (spki, _) = der::expect_tlv(spki_der, der::TAG_SEQUENCE, "").ok()?;
+    let (alg, _) = der::expect_tlv(spki.content, der::TAG_SEQUENCE, "").ok()?;
+    let (_oid, rest) = der::expect_tlv(alg.content, der::TAG_OID, "").ok()?;
+    let (params, _) = der::read_tlv(rest).ok()?;
+    Some(params.raw.to_vec())
 }
 
 /// Parses a DER SubjectPublicKeyInfo (`PUBLIC KEY`).
@@ -345,4 +466,83 @@ pub fn inspect_csr_der(der: &[u8]) -> Result<CsrInfo, InspectError> {
         signature_valid: csr.verify_signature().is_ok(),
         spki_sha256: hex_sha256(info.subject_pki.raw),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        der::push_header(&mut out, tag, content.len());
+        out.extend_from_slice(content);
+        out
+    }
+
+    const PSS: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a];
+    const SHA256_ALG: &[u8] = &[
+        0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00,
+    ];
+
+    fn pss_alg(params: &[u8]) -> Vec<u8> {
+        tlv(0x30, &[tlv(0x06, PSS), tlv(0x30, params)].concat())
+    }
+
+    #[test]
+    fn pss_defaults_are_sha1() {
+        let p = parse_pss_params(&pss_alg(&[])).unwrap();
+        assert_eq!(
+            p,
+            PssParams {
+                hash_oid: OID_SHA1.into(),
+                mgf_oid: OID_MGF1.into(),
+                mgf_hash_oid: OID_SHA1.into(),
+                salt_length: 20,
+                trailer_field: 1,
+            }
+        );
+    }
+
+    #[test]
+    fn pss_explicit_parameters() {
+        let mgf1 = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x08];
+        let params = [
+            tlv(0xa0, SHA256_ALG),
+            tlv(
+                0xa1,
+                &tlv(0x30, &[tlv(0x06, &mgf1), SHA256_ALG.to_vec()].concat()),
+            ),
+            tlv(0xa2, &tlv(0x02, &[0x20])),
+            tlv(0xa3, &tlv(0x02, &[0x01])),
+        ]
+        .concat();
+        let p = parse_pss_params(&pss_alg(&params)).unwrap();
+        assert_eq!(p.hash_oid, "2.16.840.1.101.3.4.2.1");
+        assert_eq!(p.mgf_hash_oid, "2.16.840.1.101.3.4.2.1");
+        assert_eq!((p.salt_length, p.trailer_field), (32, 1));
+    }
+
+    #[test]
+    fn pss_garbage_is_an_error() {
+        for params in [
+            tlv(0xa2, &tlv(0x02, &[0x80])),
+            tlv(0xa2, &tlv(0x02, &[1, 2, 3, 4, 5])),
+            tlv(0xa4, &[]),
+            tlv(0xa0, &[0x30, 0x05]),
+        ] {
+            assert!(parse_pss_params(&pss_alg(&params)).is_err());
+        }
+        assert!(parse_pss_params(&[]).is_err());
+        assert!(parse_pss_params(&tlv(0x30, &tlv(0x06, PSS))).is_err());
+    }
+
+    #[test]
+    fn signature_algorithm_is_the_second_element() {
+        let cert = tlv(
+            0x30,
+            &[tlv(0x30, &[]), SHA256_ALG.to_vec(), tlv(0x03, &[0])].concat(),
+        );
+        assert_eq!(signature_algorithm_der(&cert).as_deref(), Some(SHA256_ALG));
+        assert_eq!(signature_algorithm_der(&[0x30, 0x02, 0x30, 0x00]), None);
+    }
 }

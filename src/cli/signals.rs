@@ -1,0 +1,213 @@
+//! `certresponder scan` and `certresponder signals [suppress]`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use clap::Subcommand;
+use serde_json::json;
+
+use super::inventory::open_store;
+use super::table::{Cell, Tone, render};
+use super::{CliError, input_error, load_config};
+use crate::signals::scan::scan;
+use crate::signals::{Confidence, Signal, SignalState, current_user};
+use crate::store::Store;
+
+/// Exit status of `scan` when open signals remain.
+pub(crate) const OPEN_SIGNALS: u8 = 3;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SignalsAction {
+    /// Silence a known false positive until a date
+    Suppress {
+        /// Signal id (or a unique prefix of it)
+        id: String,
+        /// Last day of the suppression (YYYY-MM-DD, UTC) or an RFC 3339 time
+        #[arg(long)]
+        until: String,
+        /// Why
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+fn tone(s: &Signal, now: DateTime<Utc>) -> Tone {
+    if !s.is_open(now) {
+        Tone::Plain
+    } else if s.confidence >= Confidence::High {
+        Tone::Alert
+    } else {
+        Tone::Warn
+    }
+}
+
+fn table(signals: &[&Signal], now: DateTime<Utc>) -> String {
+    let rows: Vec<Vec<Cell>> = signals
+        .iter()
+        .map(|s| {
+            let t = tone(s, now);
+            vec![
+                Cell::plain(s.id.clone()),
+                Cell::plain(s.subject.clone()),
+                Cell::toned(s.check.clone(), t),
+                Cell::toned(format!("{:?}", s.confidence).to_lowercase(), t),
+                Cell::plain(s.state_name(now)),
+                Cell::plain(s.detected_at.format("%Y-%m-%d %H:%M").to_string()),
+                Cell::plain(s.message.clone()),
+            ]
+        })
+        .collect();
+    render(
+        &[
+            "ID",
+            "CERT",
+            "CHECK",
+            "CONFIDENCE",
+            "STATE",
+            "DETECTED",
+            "MESSAGE",
+        ],
+        &rows,
+    )
+}
+
+pub(crate) fn run_scan(config: Option<&Path>, json: bool) -> Result<ExitCode, CliError> {
+    let cfg = load_config(config)?;
+    let store = open_store(&cfg)?;
+    let now = Utc::now();
+    let report = scan(&store, &cfg, now)?;
+    let open = report.open(now);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "scanned": report.scanned,
+                "new": report.new,
+                "seen_again": report.seen_again,
+                "resolved": report.resolved,
+                "open": open.len(),
+            }))?
+        );
+    } else {
+        println!(
+            "scanned {} certificate{}: {} new signal{}, {} seen again, {} resolved",
+            report.scanned,
+            if report.scanned == 1 { "" } else { "s" },
+            report.new.len(),
+            if report.new.len() == 1 { "" } else { "s" },
+            report.seen_again.len(),
+            report.resolved.len()
+        );
+        if !open.is_empty() {
+            print!("{}", table(&open, now));
+        }
+    }
+    Ok(if open.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(OPEN_SIGNALS)
+    })
+}
+
+fn parse_until(s: &str) -> Result<DateTime<Utc>, CliError> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(23, 59, 59))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| {
+            input_error(format!(
+                "--until `{s}`: expected YYYY-MM-DD or an RFC 3339 time"
+            ))
+        })
+}
+
+pub(crate) fn run_signals(
+    config: Option<&Path>,
+    action: Option<SignalsAction>,
+    all: bool,
+    json: bool,
+) -> Result<ExitCode, CliError> {
+    let cfg = load_config(config)?;
+    let store = open_store(&cfg)?;
+    let now = Utc::now();
+    match action {
+        None => {
+            let signals = store.list_signals()?;
+            let mut shown: Vec<&Signal> = signals
+                .iter()
+                .filter(|s| all || !matches!(s.state, SignalState::Resolved { .. }))
+                .collect();
+            shown.sort_by(|a, b| {
+                b.confidence
+                    .cmp(&a.confidence)
+                    .then(a.detected_at.cmp(&b.detected_at))
+            });
+            if json {
+                println!("{}", serde_json::to_string_pretty(&shown)?);
+            } else if shown.is_empty() {
+                println!(
+                    "no signals{}",
+                    if all {
+                        ""
+                    } else {
+                        " (resolved ones are shown with --all)"
+                    }
+                );
+            } else {
+                print!("{}", table(&shown, now));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(SignalsAction::Suppress { id, until, reason }) => {
+            let until = parse_until(&until)?;
+            if until <= now {
+                return Err(input_error("--until must be in the future"));
+            }
+            if reason.trim().is_empty() {
+                return Err(input_error("--reason must say why"));
+            }
+            let matches: Vec<Signal> = store
+                .list_signals()?
+                .into_iter()
+                .filter(|s| s.id.starts_with(&id) || s.dedup_key.starts_with(&id))
+                .collect();
+            let mut signal = match matches.as_slice() {
+                [one] => one.clone(),
+                [] => {
+                    return Err(input_error(format!(
+                        "no signal with id `{id}` (see `certresponder signals`)"
+                    )));
+                }
+                _ => {
+                    return Err(input_error(format!(
+                        "`{id}` matches {} signals; give more of the id",
+                        matches.len()
+                    )));
+                }
+            };
+            signal.state = SignalState::Suppressed {
+                until,
+                reason: reason.clone(),
+                by: current_user(),
+                at: now,
+            };
+            store.put_signal(&signal)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&signal)?);
+            } else {
+                println!(
+                    "suppressed {} ({} on {}) until {}",
+                    signal.id,
+                    signal.check,
+                    signal.subject,
+                    until.format("%Y-%m-%d %H:%M UTC")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! Findings: what a detector reports about one key or certificate, in the shared vocabulary
+//! of check ids (see the design's finding vocabulary), with the confidence, the revocation
+//! reason it implies and the Baseline Requirements deadline.
+
+use certresponder_issuers::RevocationReason;
+use serde::Serialize;
+
+/// How sure a detector is.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Confidence {
+    /// A warning: worth a look, never acted on automatically.
+    Low,
+    /// Probably a problem.
+    Medium,
+    /// A rule violation.
+    High,
+    /// Proven: the key is factored or known to be broken.
+    Confirmed,
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    /// Check id from the finding vocabulary (`fermat`, `rsa_modulus_small`, ...).
+    pub check: &'static str,
+    /// Confidence.
+    pub confidence: Confidence,
+    /// One line for a person.
+    pub message: String,
+    /// The RFC 5280 reason a revocation for this finding would carry.
+    pub revocation_reason: Option<RevocationReason>,
+    /// The Baseline Requirements deadline (§4.9.1.1) in hours: 24 for keys known or shown to
+    /// be compromised, 120 (5 days) for other weak parameters and rule violations.
+    pub deadline_hours: Option<u32>,
+    /// Structured evidence: sizes, bit lengths, dates. Never a private value.
+    pub evidence: serde_json::Value,
+}
+
+/// BR §4.9.1.1: revoke within 24 hours when the key is known or shown to be compromised.
+pub const KEY_COMPROMISE_HOURS: u32 = 24;
+/// BR §4.9.1.1: revoke within 5 days for other weak parameters and rule violations.
+pub const RULE_VIOLATION_HOURS: u32 = 120;
+
+impl Finding {
+    /// A factorable or known-broken key: confirmed, keyCompromise, 24 hours.
+    pub fn compromised(
+        check: &'static str,
+        message: impl Into<String>,
+        evidence: serde_json::Value,
+    ) -> Self {
+        Self {
+            check,
+            confidence: Confidence::Confirmed,
+            message: message.into(),
+            revocation_reason: Some(RevocationReason::KeyCompromise),
+            deadline_hours: Some(KEY_COMPROMISE_HOURS),
+            evidence,
+        }
+    }
+
+    /// A rule violation (weak parameters, over-long validity): high, superseded, 5 days.
+    pub fn violation(
+        check: &'static str,
+        message: impl Into<String>,
+        evidence: serde_json::Value,
+    ) -> Self {
+        Self {
+            check,
+            confidence: Confidence::High,
+            message: message.into(),
+            revocation_reason: Some(RevocationReason::Superseded),
+            deadline_hours: Some(RULE_VIOLATION_HOURS),
+            evidence,
+        }
+    }
+
+    /// A warning: low confidence, no revocation implied.
+    pub fn warning(
+        check: &'static str,
+        message: impl Into<String>,
+        evidence: serde_json::Value,
+    ) -> Self {
+        Self {
+            check,
+            confidence: Confidence::Low,
+            message: message.into(),
+            revocation_reason: None,
+            deadline_hours: None,
+            evidence,
+        }
+    }
+}

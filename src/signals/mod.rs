@@ -1,0 +1,11 @@
+//! Signal detectors, one module per family.
+
+pub mod analyze;
+pub mod finding;
+pub mod scan;
+pub mod shared;
+pub mod signal;
+pub mod weak;
+
+pub use finding::{Confidence, Finding};
+pub use signal::{Signal, SignalState, current_user};

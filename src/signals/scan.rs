@@ -1,0 +1,137 @@
+//! `scan`: every detector over the registered inventory, findings stored as signals,
+//! deduplicated (scanning twice does not create a second signal for the same finding), and
+//! signals whose finding has gone marked resolved.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::weak::cert::{CertPolicy, check_certificate};
+use super::weak::{KeyPolicy, check_key};
+use super::{Finding, Signal, SignalState};
+use crate::config::Config;
+use crate::registry::sync;
+use crate::store::{CertStatus, Store, StoreError};
+
+/// What a scan found.
+#[derive(Debug, Default, Serialize)]
+pub struct ScanReport {
+    /// Certificates scanned.
+    pub scanned: usize,
+    /// Signals raised for the first time.
+    pub new: Vec<Signal>,
+    /// Signals seen again (their state kept).
+    pub seen_again: Vec<Signal>,
+    /// Signals whose finding is gone.
+    pub resolved: Vec<Signal>,
+}
+
+impl ScanReport {
+    /// Signals from this scan that are open now.
+    pub fn open(&self, now: DateTime<Utc>) -> Vec<&Signal> {
+        self.new
+            .iter()
+            .chain(&self.seen_again)
+            .filter(|s| s.is_open(now))
+            .collect()
+    }
+}
+
+/// A finding about a named certificate: (name, certificate SHA-256, finding).
+pub type CertFinding = (String, Option<String>, Finding);
+
+/// Findings for every active certificate, and how many were scanned.
+pub fn inventory_findings(
+    store: &dyn Store,
+    cfg: &Config,
+    now: DateTime<Utc>,
+) -> Result<(usize, Vec<CertFinding>), StoreError> {
+    let report = sync(store, cfg, now)?;
+    let key_policy = KeyPolicy::default();
+    let cert_policy = CertPolicy::default();
+    let mut out = Vec::new();
+    let mut scanned = 0;
+    let mut rsa: Vec<(String, String, Vec<u8>)> = Vec::new();
+    for rec in store.list_certs()? {
+        if rec.status != CertStatus::Active {
+            continue;
+        }
+        let name = rec.entry.name.to_string();
+        let Some(live) = report.live.get(&name) else {
+            continue;
+        };
+        scanned += 1;
+        let Some(cert) = &live.cert else {
+            if let Some(p) = live.problems.first() {
+                out.push((
+                    name.clone(),
+                    None,
+                    Finding {
+                        check: "unparseable",
+                        confidence: super::Confidence::High,
+                        message: p.clone(),
+                        revocation_reason: None,
+                        deadline_hours: None,
+                        evidence: serde_json::json!({"problems": live.problems}),
+                    },
+                ));
+            }
+            continue;
+        };
+        let fp = cert.fingerprints.cert_sha256.clone();
+        for f in check_key(&cert.key, &key_policy) {
+            out.push((name.clone(), Some(fp.clone()), f));
+        }
+        for f in check_certificate(cert, rec.entry.trust, now, &cert_policy) {
+            out.push((name.clone(), Some(fp.clone()), f));
+        }
+        if let certresponder_inventory::inspect::KeyInfo::Rsa { modulus, .. } = &cert.key {
+            rsa.push((name.clone(), fp.clone(), modulus.clone()));
+        }
+    }
+    out.extend(super::shared::shared_prime_findings(store, &rsa)?);
+    Ok((scanned, out))
+}
+
+/// Runs the scan and stores its signals.
+pub fn scan(store: &dyn Store, cfg: &Config, now: DateTime<Utc>) -> Result<ScanReport, StoreError> {
+    let (scanned, findings) = inventory_findings(store, cfg, now)?;
+    let mut report = ScanReport {
+        scanned,
+        ..ScanReport::default()
+    };
+    let mut seen = HashSet::new();
+    for (name, fp, finding) in &findings {
+        let fresh = Signal::from_finding(name, "weak", finding, fp.as_deref(), "scan", now);
+        seen.insert(fresh.dedup_key.clone());
+        match store.get_signal(&fresh.dedup_key)? {
+            None => {
+                store.put_signal(&fresh)?;
+                report.new.push(fresh);
+            }
+            Some(mut old) => {
+                old.last_seen = now;
+                old.times_seen += 1;
+                old.message = fresh.message;
+                old.evidence = fresh.evidence;
+                old.confidence = fresh.confidence;
+                if matches!(old.state, SignalState::Resolved { .. }) {
+                    old.state = SignalState::Open;
+                }
+                store.put_signal(&old)?;
+                report.seen_again.push(old);
+            }
+        }
+    }
+    for mut s in store.list_signals()? {
+        let ours = s.family == "weak" && s.source == "scan";
+        if ours && !seen.contains(&s.dedup_key) && !matches!(s.state, SignalState::Resolved { .. })
+        {
+            s.state = SignalState::Resolved { at: now };
+            store.put_signal(&s)?;
+            report.resolved.push(s);
+        }
+    }
+    Ok(report)
+}

@@ -1,0 +1,156 @@
+//! Signals: findings tied to a managed certificate (or a domain, for CT), stored durably and
+//! deduplicated, with a state an operator can change (suppress a known false positive).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{Confidence, Finding};
+
+/// Where a signal stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
+pub enum SignalState {
+    /// Detected and not yet dealt with.
+    Open,
+    /// Silenced until a date, by a person, for a reason.
+    Suppressed {
+        /// Until when.
+        until: DateTime<Utc>,
+        /// Why (a known false positive, an accepted risk).
+        reason: String,
+        /// Who, as the operating system names them.
+        by: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The finding is gone (the certificate was replaced or fixed).
+    Resolved {
+        /// When it was last seen absent.
+        at: DateTime<Utc>,
+    },
+}
+
+/// A stored signal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Signal {
+    /// Short id for the CLI: the first 12 hex digits of the dedup key.
+    pub id: String,
+    /// Deduplication key: SHA-256 over subject, check and the certificate fingerprint.
+    pub dedup_key: String,
+    /// The certificate's inventory name, or a domain for CT signals.
+    pub subject: String,
+    /// Detector family: `weak`, `exposure`, `ct`, `ca`.
+    pub family: String,
+    /// Check id.
+    pub check: String,
+    /// Confidence.
+    pub confidence: Confidence,
+    /// One line for a person.
+    pub message: String,
+    /// Implied revocation reason (RFC 5280 name).
+    pub revocation_reason: Option<String>,
+    /// BR deadline in hours.
+    pub deadline_hours: Option<u32>,
+    /// Structured evidence.
+    pub evidence: serde_json::Value,
+    /// SHA-256 fingerprint of the certificate it is about, when there is one.
+    pub cert_sha256: Option<String>,
+    /// What raised it (`scan`, `analyze`, a scanner name).
+    pub source: String,
+    /// First detection.
+    pub detected_at: DateTime<Utc>,
+    /// Latest detection.
+    pub last_seen: DateTime<Utc>,
+    /// How many scans have seen it.
+    pub times_seen: u64,
+    /// State.
+    pub state: SignalState,
+}
+
+impl Signal {
+    /// The dedup key for a finding about `subject` (and the certificate it is about).
+    pub fn dedup_key(subject: &str, check: &str, cert_sha256: Option<&str>) -> String {
+        let mut h = Sha256::new();
+        for part in [subject, check, cert_sha256.unwrap_or("")] {
+            h.update(part.as_bytes());
+            h.update([0]);
+        }
+        hex::encode(h.finalize())
+    }
+
+    /// A new open signal from a finding.
+    pub fn from_finding(
+        subject: &str,
+        family: &str,
+        finding: &Finding,
+        cert_sha256: Option<&str>,
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let dedup_key = Self::dedup_key(subject, finding.check, cert_sha256);
+        Self {
+            id: dedup_key[..12].to_string(),
+            dedup_key,
+            subject: subject.to_string(),
+            family: family.to_string(),
+            check: finding.check.to_string(),
+            confidence: finding.confidence,
+            message: finding.message.clone(),
+            revocation_reason: finding.revocation_reason.map(|r| r.name().to_string()),
+            deadline_hours: finding.deadline_hours,
+            evidence: finding.evidence.clone(),
+            cert_sha256: cert_sha256.map(str::to_string),
+            source: source.to_string(),
+            detected_at: now,
+            last_seen: now,
+            times_seen: 1,
+            state: SignalState::Open,
+        }
+    }
+
+    /// Whether it is open now (suppression lapses at its date).
+    pub fn is_open(&self, now: DateTime<Utc>) -> bool {
+        match &self.state {
+            SignalState::Open => true,
+            SignalState::Suppressed { until, .. } => *until <= now,
+            SignalState::Resolved { .. } => false,
+        }
+    }
+
+    /// The state's name, with suppression lapsed at its date.
+    pub fn state_name(&self, now: DateTime<Utc>) -> &'static str {
+        match &self.state {
+            SignalState::Open => "open",
+            SignalState::Suppressed { until, .. } if *until <= now => "open",
+            SignalState::Suppressed { .. } => "suppressed",
+            SignalState::Resolved { .. } => "resolved",
+        }
+    }
+}
+
+/// The operating system's name for the user running this process: `name (uid N)`.
+pub fn current_user() -> String {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|v| v.split_whitespace().next().map(str::to_string))
+        });
+    let Some(uid) = uid else {
+        return "unknown".into();
+    };
+    let name = std::fs::read_to_string("/etc/passwd").ok().and_then(|p| {
+        p.lines().find_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            let _ = f.next();
+            (f.next()? == uid).then(|| name.to_string())
+        })
+    });
+    match name {
+        Some(n) => format!("{n} (uid {uid})"),
+        None => format!("uid {uid}"),
+    }
+}

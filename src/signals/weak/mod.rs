@@ -1,0 +1,49 @@
+//! Weak-parameter detection: key checks (RSA, EC), shared primes across the inventory by
+//! batch GCD, and certificate rules (signature algorithm, validity, SANs, expiry).
+
+pub mod batch_gcd;
+pub mod cert;
+pub mod ec;
+pub mod rsa;
+
+use certresponder_inventory::inspect::KeyInfo;
+
+use super::Finding;
+
+/// What the key checks accept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPolicy {
+    /// Smallest acceptable RSA modulus, in bits (BR: 2048).
+    pub rsa_min_bits: usize,
+    /// Curves that pass `ec_curve_disallowed`.
+    pub allowed_curves: Vec<String>,
+    /// Fermat rounds (BR: at least 100).
+    pub fermat_rounds: u32,
+}
+
+impl Default for KeyPolicy {
+    fn default() -> Self {
+        Self {
+            rsa_min_bits: 2048,
+            allowed_curves: vec!["P-256".into(), "P-384".into(), "P-521".into()],
+            fermat_rounds: 100,
+        }
+    }
+}
+
+/// Every key check that applies to `key`.
+pub fn check_key(key: &KeyInfo, policy: &KeyPolicy) -> Vec<Finding> {
+    match key {
+        KeyInfo::Rsa {
+            modulus,
+            exponent_bytes,
+            ..
+        } => rsa::check_rsa(modulus, exponent_bytes, policy),
+        KeyInfo::Ec {
+            curve,
+            point,
+            params,
+        } => ec::check_ec_with_params(curve, point, params.as_deref(), policy),
+        _ => Vec::new(),
+    }
+}

@@ -14,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 
-use certresponder_inventory::did_you_mean;
+use certresponder_inventory::{ExpiryThreshold, did_you_mean};
 use certresponder_issuers::config::{IssuerSpec, parse_issuer};
 use toml::{Table, Value};
 
@@ -27,8 +27,31 @@ const TOP_FIELDS: &[&str] = &[
     "state_dir",
     "inventory_dir",
     "expiry_warning_days",
+    "checks",
     "issuer",
 ];
+const CHECK_FIELDS: &[&str] = &["rsa_min_bits", "allowed_curves", "expiring"];
+
+/// The `[checks]` table: what the weak-parameter and expiry checks accept.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ChecksConfig {
+    /// Smallest acceptable RSA modulus in bits (default 2048, the BR minimum).
+    pub rsa_min_bits: usize,
+    /// Curves that pass `ec_curve_disallowed` (default P-256, P-384, P-521).
+    pub allowed_curves: Vec<String>,
+    /// When a certificate counts as expiring, unless its inventory entry says otherwise.
+    pub expiring: ExpiryThreshold,
+}
+
+impl Default for ChecksConfig {
+    fn default() -> Self {
+        Self {
+            rsa_min_bits: 2048,
+            allowed_curves: vec!["P-256".into(), "P-384".into(), "P-521".into()],
+            expiring: ExpiryThreshold::default(),
+        }
+    }
+}
 
 /// The loaded configuration.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -41,6 +64,8 @@ pub struct Config {
     pub inventory_dir: PathBuf,
     /// Certificates expiring within this many days stand out in listings.
     pub expiry_warning_days: u32,
+    /// The checks' settings.
+    pub checks: ChecksConfig,
     /// Declared issuers.
     #[serde(skip)]
     pub issuers: Vec<IssuerSpec>,
@@ -65,6 +90,7 @@ impl Default for Config {
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             inventory_dir: PathBuf::from(DEFAULT_INVENTORY_DIR),
             expiry_warning_days: 30,
+            checks: ChecksConfig::default(),
             issuers: Vec::new(),
         }
     }
@@ -167,6 +193,56 @@ impl Config {
                 return Err(err(
                     Some("expiry_warning_days"),
                     format!("must be a whole number of days from 0 to 3650, found {other}"),
+                ));
+            }
+        }
+        match table.get("checks") {
+            None => {}
+            Some(Value::Table(t)) => {
+                for key in t.keys() {
+                    if !CHECK_FIELDS.contains(&key.as_str()) {
+                        return Err(unknown(key, CHECK_FIELDS, "checks."));
+                    }
+                }
+                match t.get("rsa_min_bits") {
+                    None => {}
+                    Some(Value::Integer(n)) if (512..=16_384).contains(n) => {
+                        cfg.checks.rsa_min_bits = usize::try_from(*n).unwrap_or(2048);
+                    }
+                    Some(other) => {
+                        return Err(err(
+                            Some("checks.rsa_min_bits"),
+                            format!("must be a number of bits from 512 to 16384, found {other}"),
+                        ));
+                    }
+                }
+                match t.get("allowed_curves") {
+                    None => {}
+                    Some(Value::Array(a)) if a.iter().all(Value::is_str) && !a.is_empty() => {
+                        cfg.checks.allowed_curves = a
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_string)
+                            .collect();
+                    }
+                    Some(other) => {
+                        return Err(err(
+                            Some("checks.allowed_curves"),
+                            format!(
+                                "must be a non-empty array of curve names such as [\"P-256\", \"P-384\"], found {other}"
+                            ),
+                        ));
+                    }
+                }
+                if let Some(e) = string(t, "expiring", "checks.expiring")? {
+                    cfg.checks.expiring =
+                        ExpiryThreshold::parse(&e).map_err(|m| err(Some("checks.expiring"), m))?;
+                }
+            }
+            Some(_) => {
+                return Err(err(
+                    Some("checks"),
+                    "must be a table, written [checks]".into(),
                 ));
             }
         }

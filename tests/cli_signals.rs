@@ -216,3 +216,42 @@ fn scan_deduplicates_suppresses_and_resolves() {
     assert!(!third["resolved"].as_array().unwrap().is_empty(), "{third}");
     assert_eq!(third["open"], 0);
 }
+
+#[test]
+fn expiring_threshold_from_the_entry_or_the_config() {
+    let home = Home::new();
+    // Ten days of a ten-day lifetime left: not in its last third.
+    let (cert, key) = rsa_cert(&home.path(""), "short", 2048, 10);
+    let inv = home.path("short.toml");
+    std::fs::write(&inv, common::entry("short", &cert, &key)).unwrap();
+    home.json(&["inventory", "add", inv.to_str().unwrap(), "--json"], 0);
+    let scan = home.json(&["scan", "--json"], 0);
+    assert_eq!(scan["open"], 0, "{scan}");
+
+    // The configuration says: anything within 30 days of its end is expiring.
+    let cfg = std::fs::read_to_string(home.config()).unwrap();
+    std::fs::write(
+        home.config(),
+        cfg.replace("[[issuer]]", "[checks]\nexpiring = \"30d\"\n\n[[issuer]]"),
+    )
+    .unwrap();
+    let scan = home.json(&["scan", "--json"], 3);
+    assert_eq!(scan["new"][0]["check"], "expiring", "{scan}");
+
+    // The entry's own threshold wins over the configuration's.
+    let entry = common::entry("short", &cert, &key) + "";
+    let entry = entry.replacen("[[cert]]\n", "[[cert]]\nexpiring = \"1d\"\n", 1);
+    std::fs::write(home.path("inventory/short.toml"), entry).unwrap();
+    let scan = home.json(&["scan", "--json"], 0);
+    assert_eq!(scan["resolved"][0]["check"], "expiring", "{scan}");
+
+    // A bad threshold names the field.
+    std::fs::write(
+        home.config(),
+        cfg.replace("[[issuer]]", "[checks]\nexpiring = \"soon\"\n\n[[issuer]]"),
+    )
+    .unwrap();
+    let out = home.run(&["scan"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("checks.expiring"));
+}

@@ -19,5 +19,7 @@ pub use load::{
     ENTRY_FIELDS, LoadOptions, LoadReport, check_files, inventory_files, load_dir, load_files,
     parse_file,
 };
-pub use model::{CertId, CertKind, KeyProfile, ManagedCert, Paths, Trust, VerifyEndpoint};
+pub use model::{
+    CertId, CertKind, ExpiryThreshold, KeyProfile, ManagedCert, Paths, Trust, VerifyEndpoint,
+};
 pub use suggest::did_you_mean;

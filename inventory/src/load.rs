@@ -30,6 +30,7 @@ pub const ENTRY_FIELDS: &[&str] = &[
     "fullchain",
     "reload",
     "verify",
+    "expiring",
 ];
 const VERIFY_FIELDS: &[&str] = &["address", "sni"];
 const TOP_LEVEL: &[&str] = &["cert"];
@@ -369,6 +370,16 @@ fn parse_entry(
     let chain = get_path(t, at, "chain", errors);
     let fullchain = get_path(t, at, "fullchain", errors);
     let verify = parse_verify(t, at, errors);
+    let expiring = get_str(t, at, "expiring", errors).and_then(|s| {
+        crate::model::ExpiryThreshold::parse(s)
+            .map_err(|reason| {
+                errors.push(InventoryError::InvalidValue {
+                    at: at.field("expiring"),
+                    reason,
+                })
+            })
+            .ok()
+    });
 
     if errors.len() != before {
         return None;
@@ -389,6 +400,7 @@ fn parse_entry(
         },
         reload,
         verify,
+        expiring,
         source: file.to_path_buf(),
     })
 }

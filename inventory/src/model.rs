@@ -132,6 +132,94 @@ name_enum! {
     }
 }
 
+/// When a certificate counts as expiring: within a fraction of its lifetime of the end, or
+/// within a fixed time of it. Written `last-third` (the default), `1/4`, `0.25`, `30d`, `12h`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum ExpiryThreshold {
+    /// The last part of the lifetime, in thousandths (333 for the last third).
+    LifetimePermille(u16),
+    /// A fixed time before notAfter, in seconds.
+    Before(u64),
+}
+
+impl Default for ExpiryThreshold {
+    fn default() -> Self {
+        Self::LifetimePermille(333)
+    }
+}
+
+impl ExpiryThreshold {
+    /// Parses the written form.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let t = s.trim().to_ascii_lowercase();
+        let bad = || {
+            format!(
+                "`{s}` is not an expiry threshold: use a fraction of the lifetime (`last-third`, `1/4`, `0.25`) or a time before expiry (`30d`, `12h`)"
+            )
+        };
+        if t == "last-third" {
+            return Ok(Self::default());
+        }
+        let fraction = if let Some((a, b)) = t.split_once('/') {
+            let (a, b) = (
+                a.trim().parse::<f64>().map_err(|_| bad())?,
+                b.trim().parse::<f64>().map_err(|_| bad())?,
+            );
+            Some(a / b)
+        } else if t.contains('.') {
+            Some(t.parse::<f64>().map_err(|_| bad())?)
+        } else {
+            None
+        };
+        if let Some(f) = fraction {
+            if !(f > 0.0 && f <= 1.0) {
+                return Err(format!(
+                    "`{s}`: the fraction of the lifetime must be above 0 and at most 1"
+                ));
+            }
+            // Proven in range: 0 < f <= 1, so the product fits in u16.
+            return Ok(Self::LifetimePermille(((f * 1000.0).round() as u16).max(1)));
+        }
+        let (num, unit) = t.split_at(t.len().saturating_sub(1));
+        let n: u64 = num.parse().map_err(|_| bad())?;
+        let secs = match unit {
+            "d" => n.checked_mul(86_400),
+            "h" => n.checked_mul(3_600),
+            _ => None,
+        }
+        .ok_or_else(bad)?;
+        if secs == 0 {
+            return Err(format!("`{s}`: the time before expiry must be above zero"));
+        }
+        Ok(Self::Before(secs))
+    }
+}
+
+impl TryFrom<String> for ExpiryThreshold {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+impl From<ExpiryThreshold> for String {
+    fn from(e: ExpiryThreshold) -> Self {
+        e.to_string()
+    }
+}
+
+impl fmt::Display for ExpiryThreshold {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::LifetimePermille(333) => f.write_str("last-third"),
+            Self::LifetimePermille(p) => write!(f, "{}", f64::from(*p) / 1000.0),
+            Self::Before(s) if s % 86_400 == 0 => write!(f, "{}d", s / 86_400),
+            Self::Before(s) => write!(f, "{}h", s.div_ceil(3_600)),
+        }
+    }
+}
+
 /// Where a certificate's files live.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Paths {
@@ -177,6 +265,9 @@ pub struct ManagedCert {
     pub reload: Option<String>,
     /// Endpoints to verify after deployment.
     pub verify: Vec<VerifyEndpoint>,
+    /// When this certificate counts as expiring; the configuration's threshold when absent.
+    #[serde(default)]
+    pub expiring: Option<ExpiryThreshold>,
     /// The inventory file this entry comes from.
     pub source: PathBuf,
 }
@@ -194,5 +285,28 @@ mod tests {
         assert!(CertId::new(&"a".repeat(65)).is_err());
         assert_eq!(KeyProfile::parse("rsa-3072"), Some(KeyProfile::Rsa3072));
         assert_eq!(Trust::Public.as_str(), "public");
+        assert_eq!(
+            ExpiryThreshold::parse("last-third"),
+            Ok(ExpiryThreshold::LifetimePermille(333))
+        );
+        assert_eq!(
+            ExpiryThreshold::parse("1/4"),
+            Ok(ExpiryThreshold::LifetimePermille(250))
+        );
+        assert_eq!(
+            ExpiryThreshold::parse("0.5"),
+            Ok(ExpiryThreshold::LifetimePermille(500))
+        );
+        assert_eq!(
+            ExpiryThreshold::parse("30d"),
+            Ok(ExpiryThreshold::Before(30 * 86_400))
+        );
+        assert_eq!(
+            ExpiryThreshold::parse("12h"),
+            Ok(ExpiryThreshold::Before(43_200))
+        );
+        for bad in ["", "0", "0d", "2/1", "soon", "-3d", "1.5"] {
+            assert!(ExpiryThreshold::parse(bad).is_err(), "{bad}");
+        }
     }
 }

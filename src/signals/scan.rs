@@ -48,8 +48,11 @@ pub fn inventory_findings(
     now: DateTime<Utc>,
 ) -> Result<(usize, Vec<CertFinding>), StoreError> {
     let report = sync(store, cfg, now)?;
-    let key_policy = KeyPolicy::default();
-    let cert_policy = CertPolicy::default();
+    let key_policy = KeyPolicy {
+        rsa_min_bits: cfg.checks.rsa_min_bits,
+        allowed_curves: cfg.checks.allowed_curves.clone(),
+        ..KeyPolicy::default()
+    };
     let mut out = Vec::new();
     let mut scanned = 0;
     let mut rsa: Vec<(String, String, Vec<u8>)> = Vec::new();
@@ -83,6 +86,9 @@ pub fn inventory_findings(
         for f in check_key(&cert.key, &key_policy) {
             out.push((name.clone(), Some(fp.clone()), f));
         }
+        let cert_policy = CertPolicy {
+            expiring: rec.entry.expiring.unwrap_or(cfg.checks.expiring).into(),
+        };
         for f in check_certificate(cert, rec.entry.trust, now, &cert_policy) {
             out.push((name.clone(), Some(fp.clone()), f));
         }

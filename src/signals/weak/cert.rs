@@ -42,6 +42,18 @@ impl Default for Expiring {
 
 const DEFAULT_FRACTION: f64 = 1.0 / 3.0;
 
+impl From<certresponder_inventory::ExpiryThreshold> for Expiring {
+    fn from(t: certresponder_inventory::ExpiryThreshold) -> Self {
+        use certresponder_inventory::ExpiryThreshold as T;
+        match t {
+            T::LifetimePermille(p) => Self::Fraction(f64::from(p) / 1000.0),
+            T::Before(secs) => Self::Fixed(Duration::seconds(
+                i64::try_from(secs).unwrap_or(i64::MAX / 1000),
+            )),
+        }
+    }
+}
+
 /// What the certificate checks accept; set globally or per inventory entry.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct CertPolicy {

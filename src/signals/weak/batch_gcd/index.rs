@@ -12,8 +12,9 @@ const MAGIC: &[u8; 8] = b"crpidx\x00\x01";
 const HEADER_LEN: usize = 8 + 8 + 8;
 
 /// The product of a set of distinct RSA moduli, kept so a new key can be checked against the
-/// whole set with one reduction and one gcd (about 20 ms against 16,384 moduli, 250 ms
-/// against 131,072 with GMP-class arithmetic), instead of a new batch run.
+/// whole set with one reduction and one gcd instead of a new batch run: against 100,000
+/// RSA-2048 moduli (a 24 MiB product) a check takes 120–170 ms with either backend on the
+/// 2-core development VM, and building the product 3 s (malachite) to 15 s (dashu).
 ///
 /// It answers *whether* a new modulus shares a factor with the set, not with which member:
 /// on a hit, [`shares_with`](super::shares_with) over the stored moduli names them.

@@ -9,13 +9,15 @@
 //!
 //! * [`batch_gcd`]: identical moduli are set aside first (they would give `gcd = n`) and
 //!   reported as [`SharedKind::IdenticalModulus`]. Over the distinct moduli it builds the
-//!   product tree, walks the remainder tree down with `R = R_parent mod node²`, and at each
-//!   leaf takes `gcd((P mod n_i²) / n_i, n_i)`: the part of `n_i` shared with the product of
-//!   all the others. When that part is `n_i` itself (both primes shared, with two different
-//!   keys), pairwise gcds within the affected moduli split it. The shared parts are refined
-//!   into pairwise coprime factors and grouped, so every [`SharedPrime`] names *all* the
-//!   inputs that hold one factor. Cost: `O(M(N·b)·log N)` for `N` moduli of `b` bits, where
-//!   `M` is the multiplication cost; the remainder tree dominates because it works on squares.
+//!   product tree, walks a remainder tree down it to get `(P / n_i) mod n_i` at each leaf
+//!   (the textbook form carries `P mod node²`), and takes `gcd((P / n_i) mod n_i, n_i)`: the
+//!   part of `n_i` shared with the product of all the others. When that part is `n_i`
+//!   itself (both primes shared, with two different keys), pairwise gcds within the affected
+//!   moduli split it. The shared parts are refined into pairwise coprime factors and
+//!   grouped, so every [`SharedPrime`] names *all* the inputs that hold one factor. The
+//!   remainder tree is Bernstein's scaled variant, which replaces the long division at every
+//!   node by a multiplication (see `tree.rs`). Cost: `O(M(N·b)·log N)` for `N` moduli of `b`
+//!   bits, where `M` is the multiplication cost.
 //! * [`ProductIndex`]: the product `P` of a set of moduli, stored as bytes, so one new key is
 //!   checked with a single `gcd(n, P mod n)` instead of a new batch run. A hit says *that*
 //!   the key shares a factor; [`shares_with`] then names the keys it shares with.
@@ -26,24 +28,32 @@
 //! # Big-integer backend and licence
 //!
 //! The arithmetic sits behind a small internal trait (`nat::Nat`: multiply, square, rem,
-//! exact division, gcd, bytes), so the library can be swapped without touching the trees.
+//! division, shifts, gcd, bytes), so the library can be swapped without touching the trees.
+//! Figures below: RSA-2048-sized moduli on the 2-core development VM, release build, while
+//! other builds shared the machine (`scripts/bench-batch-gcd` reproduces them next to a
+//! Python gmpy2/GMP product and remainder tree on the same moduli).
 //!
-//! * **Default: dashu-int** (MIT OR Apache-2.0, like this crate). Measured on the 2-core
-//!   development VM with `scripts/bench-batch-gcd` (see the figures in that script's output);
-//!   it was faster than num-bigint here, whose division is quadratic, and is the fastest
-//!   permissively licensed option we found.
-//! * **Optional: malachite**, with the `malachite` cargo feature (off by default). It is pure
-//!   Rust with GMP-derived FFT multiplication and sub-quadratic division and is markedly faster
-//!   on large inventories, but it is **LGPL-3.0-only**. Rust links crates statically, so a
-//!   binary built with the feature must meet the LGPL's relinking terms (ship our sources or
-//!   object files so users can relink against a modified malachite); that is a choice for
-//!   whoever distributes such a binary, not something the default build should impose on
-//!   every user of an MIT/Apache crate. It also needs Rust 1.90 (the workspace's MSRV is
-//!   1.88 without it).
+//! * **Default: dashu-int** (MIT OR Apache-2.0, like this crate). It beat num-bigint, the
+//!   other permissive candidate: at N = 16,384, 19–23 s against 37 s on one thread and
+//!   12–16 s against 21–34 s on two (num-bigint has no sub-quadratic division). At
+//!   N = 100,000 it takes about 2–3.5 minutes on two threads against gmpy2's 60 s on one:
+//!   it misses the 60 s target, because its NTT multiplication is 5–7 times slower than
+//!   malachite's FFT on the 1–16 Mbit operands the upper tree levels multiply.
+//! * **Optional: malachite**, with the `malachite` cargo feature (off by default): pure Rust,
+//!   GMP-derived FFT multiplication and sub-quadratic division. At N = 100,000: 16.8 s on two
+//!   idle threads (3.6 times faster than gmpy2; 30 s when another job held the second core)
+//!   and 29.5–30.2 s on one (2.0 times). But it is
+//!   **LGPL-3.0-only**. Rust links crates statically, so whoever distributes a binary built
+//!   with it must let users relink it against a modified malachite (ship our sources or
+//!   object files); that is a choice for that distributor, not something the default build of
+//!   an MIT/Apache crate should impose on everyone. It also needs Rust 1.90 (the workspace's
+//!   MSRV is 1.88 without it). Results are identical with either backend (tested).
 //!
 //! Work is spread over the available cores: each tree level's nodes are shared out among
 //! scoped threads (`std::thread::scope`), which keeps both cores of a small VM busy on every
-//! level but the root.
+//! level below the root's children. Peak memory is several times the moduli's total size
+//! (the product tree holds `log2 N` levels of it): at N = 100,000, 1.0–1.3 GiB with
+//! malachite, 2.3 GiB with dashu (its NTT buffers), 0.65 GiB for gmpy2.
 
 mod dashu;
 mod group;
@@ -54,7 +64,7 @@ mod nat;
 mod tree;
 
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;
 

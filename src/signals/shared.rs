@@ -53,3 +53,234 @@ pub fn shared_prime_findings(
     store.put_blob(PRODUCT_INDEX, &ProductIndex::build(&moduli).to_bytes())?;
     Ok(out)
 }
+
+/// Checks one new RSA modulus against the inventory's stored product index (built by the last
+/// `scan`) with one gcd, instead of a new batch GCD; on a hit, names the certificates whose
+/// current key it shares a factor with. `Ok(None)`: nothing shared, or no index yet.
+pub fn check_against_inventory(
+    store: &dyn Store,
+    modulus: &[u8],
+) -> Result<Option<Finding>, StoreError> {
+    use super::weak::batch_gcd::{IndexHit, SharedKind, shares_with};
+    let Some(bytes) = store.get_blob(PRODUCT_INDEX)? else {
+        return Ok(None);
+    };
+    let index = ProductIndex::from_bytes(&bytes).map_err(|e| StoreError::Corrupt {
+        tree: "blobs",
+        key: PRODUCT_INDEX.into(),
+        reason: e.to_string(),
+    })?;
+    let Some(hit) = index.check(modulus) else {
+        return Ok(None);
+    };
+    let mut names = Vec::new();
+    let mut moduli = Vec::new();
+    for rec in store.list_certs()? {
+        let name = rec.entry.name.to_string();
+        let current = store
+            .bundles(&name)?
+            .into_iter()
+            .rev()
+            .find(|b| b.state == certresponder_inventory::BundleState::Current);
+        let Some(bundle) = current else { continue };
+        let Ok(certs) =
+            certresponder_inventory::inspect::inspect_certificates(bundle.leaf_pem.as_bytes())
+        else {
+            continue;
+        };
+        if let Some(certresponder_inventory::inspect::KeyInfo::Rsa { modulus, .. }) =
+            certs.first().map(|c| &c.key)
+        {
+            names.push(name);
+            moduli.push(modulus.clone());
+        }
+    }
+    let shared = shares_with(modulus, &moduli);
+    let with: Vec<String> = shared
+        .iter()
+        .filter_map(|(i, _)| names.get(*i).cloned())
+        .collect();
+    let identical = shared
+        .iter()
+        .any(|(_, k)| matches!(k, SharedKind::IdenticalModulus { .. }));
+    let evidence = serde_json::json!({"shared_with": with, "source": "inventory product index"});
+    Ok(Some(match hit {
+        IndexHit::WholeModulus { modulus_bits } if identical => Finding::warning(
+            "shared_prime",
+            format!(
+                "the same {modulus_bits}-bit RSA key is already used by {}",
+                with.join(", ")
+            ),
+            evidence,
+        ),
+        IndexHit::SharedFactor { factor_bits } => Finding::compromised(
+            "shared_prime",
+            format!(
+                "RSA modulus shares a {factor_bits}-bit factor with the inventory ({}), so it is factored",
+                with.join(", ")
+            ),
+            evidence,
+        ),
+        _ => Finding::compromised(
+            "shared_prime",
+            format!(
+                "both factors of this RSA modulus are shared with the inventory ({})",
+                with.join(", ")
+            ),
+            evidence,
+        ),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signals::Confidence;
+    use crate::signals::weak::batch_gcd::testkit::{modulus, random_prime, rng};
+    use crate::store::{CertRecord, CertStatus, MemoryStore};
+    use certresponder_inventory::{
+        Bundle, BundleState, CertId, CertKind, Fingerprints, ManagedCert, Paths, Trust,
+    };
+    use chrono::Utc;
+
+    fn der(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        if body.len() < 0x80 {
+            out.push(body.len() as u8);
+        } else {
+            let len = (body.len() as u32).to_be_bytes();
+            let skip = len.iter().take_while(|&&b| b == 0).count();
+            out.push(0x80 | (4 - skip) as u8);
+            out.extend_from_slice(&len[skip..]);
+        }
+        out.extend_from_slice(body);
+        out
+    }
+
+    /// A certificate, signed by a throwaway CA, for an RSA public key with modulus `n`.
+    fn cert_for(n: &[u8]) -> String {
+        let int = |v: &[u8]| der(0x02, &[&[0u8][..], v].concat());
+        let rsa_pub = der(0x30, &[int(n), int(&[1, 0, 1])].concat());
+        let alg = der(
+            0x30,
+            &[
+                der(
+                    0x06,
+                    &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01],
+                ),
+                vec![5, 0],
+            ]
+            .concat(),
+        );
+        let spki = der(
+            0x30,
+            &[alg, der(0x03, &[&[0u8][..], &rsa_pub].concat())].concat(),
+        );
+        let key = rcgen::SubjectPublicKeyInfo::from_der(&spki).unwrap();
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        rcgen::CertificateParams::new(vec!["x.example.test".to_string()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap()
+            .pem()
+    }
+
+    fn register(store: &MemoryStore, name: &str, n: &[u8]) {
+        let entry = ManagedCert {
+            name: CertId::new(name).unwrap(),
+            owner: "o".into(),
+            tags: Vec::new(),
+            kind: CertKind::TlsServer,
+            trust: Trust::Private,
+            issuer: None,
+            key_profile: None,
+            paths: Paths {
+                cert: "/nonexistent".into(),
+                key: None,
+                chain: None,
+                fullchain: None,
+            },
+            reload: None,
+            verify: Vec::new(),
+            expiring: None,
+            source: "/inv.toml".into(),
+        };
+        store
+            .put_cert(&CertRecord {
+                entry,
+                status: CertStatus::Active,
+                registered_at: Utc::now(),
+                updated_at: Utc::now(),
+            })
+            .unwrap();
+        store
+            .append_bundle(&Bundle {
+                id: name.into(),
+                cert_id: name.into(),
+                leaf_pem: cert_for(n),
+                chain_pem: String::new(),
+                key_pem: None,
+                fingerprints: Fingerprints {
+                    cert_sha256: name.into(),
+                    spki_sha256: String::new(),
+                    tbs_sha256: String::new(),
+                },
+                serial: "01".into(),
+                issuer: "CN=x".into(),
+                not_after: Utc::now(),
+                created_at: Utc::now(),
+                origin: "registered".into(),
+                state: BundleState::Current,
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn one_new_key_is_checked_against_the_stored_inventory_product() {
+        let mut r = rng(7);
+        let (p, q1, q2, r1, r2, s1) = (
+            random_prime(&mut r, 256),
+            random_prime(&mut r, 256),
+            random_prime(&mut r, 256),
+            random_prime(&mut r, 256),
+            random_prime(&mut r, 256),
+            random_prime(&mut r, 256),
+        );
+        let (na, nb) = (modulus(&p, &q1), modulus(&r1, &r2));
+        let store = MemoryStore::new();
+        register(&store, "alpha", &na);
+        register(&store, "beta", &nb);
+        // No index yet: nothing to say.
+        assert!(
+            check_against_inventory(&store, &modulus(&p, &q2))
+                .unwrap()
+                .is_none()
+        );
+        let rsa = vec![
+            ("alpha".to_string(), "fa".to_string(), na.clone()),
+            ("beta".to_string(), "fb".to_string(), nb),
+        ];
+        assert!(shared_prime_findings(&store, &rsa).unwrap().is_empty());
+
+        let hit = check_against_inventory(&store, &modulus(&p, &q2))
+            .unwrap()
+            .unwrap();
+        assert_eq!(hit.check, "shared_prime");
+        assert_eq!(hit.confidence, Confidence::Confirmed);
+        assert_eq!(hit.evidence["shared_with"], serde_json::json!(["alpha"]));
+        assert!(
+            check_against_inventory(&store, &modulus(&s1, &q2))
+                .unwrap()
+                .is_none()
+        );
+        let same = check_against_inventory(&store, &na).unwrap().unwrap();
+        assert_eq!(
+            same.confidence,
+            Confidence::Low,
+            "the same key again is reuse, not a factorisation"
+        );
+    }
+}

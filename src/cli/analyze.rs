@@ -1,8 +1,10 @@
 //! `certresponder analyze FILE...`: checks certificates, CSRs and keys in files, as badkeys
 //! does, plus the certificate rules and shared primes across everything given.
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use certresponder_inventory::{Trust, inspect};
 use chrono::Utc;
@@ -40,12 +42,184 @@ pub(crate) struct AnalyzeArgs {
     /// Machine-readable output
     #[arg(long)]
     json: bool,
+    /// Skip the shared-prime check across the files (one batch GCD over every RSA modulus,
+    /// whose cost grows faster than the per-key checks: seconds for thousands of keys)
+    #[arg(long)]
+    no_shared_primes: bool,
 }
 
 struct FileResult {
     path: PathBuf,
     objects: Vec<Analyzed>,
     error: Option<String>,
+}
+
+/// Reads and analyses one file.
+fn analyze_file(path: &Path, moduli: bool, opts: &AnalyzeOptions) -> FileResult {
+    let outcome = std::fs::read(path)
+        .map_err(|e| format!("cannot read: {e}"))
+        .and_then(|bytes| {
+            if moduli {
+                let text = String::from_utf8(bytes)
+                    .map_err(|_| "not a text file of hex moduli".to_string())?;
+                analyze_moduli(&text, opts)
+            } else {
+                inspect::inspect_any(&bytes)
+                    .map(|objs| objs.iter().map(|o| analyze_object(o, opts)).collect())
+                    .map_err(|e| e.to_string())
+            }
+        });
+    match outcome {
+        Ok(objects) => FileResult {
+            path: path.to_path_buf(),
+            objects,
+            error: None,
+        },
+        Err(e) => FileResult {
+            path: path.to_path_buf(),
+            objects: Vec::new(),
+            error: Some(e),
+        },
+    }
+}
+
+/// Shared primes across every RSA key analysed in this run (one batch GCD).
+fn add_shared_primes(results: &mut [FileResult]) {
+    let owners: Vec<(usize, usize)> = results
+        .iter()
+        .enumerate()
+        .flat_map(|(fi, r)| {
+            r.objects
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| o.rsa_modulus.is_some())
+                .map(move |(oi, _)| (fi, oi))
+        })
+        .collect();
+    let refs: Vec<&[u8]> = owners
+        .iter()
+        .filter_map(|&(fi, oi)| results[fi].objects[oi].rsa_modulus.as_deref())
+        .collect();
+    let labels: Vec<String> = owners
+        .iter()
+        .map(|&(fi, oi)| format!("{}#{}", results[fi].path.display(), oi + 1))
+        .collect();
+    // The same key seen twice (a certificate and its own key file) is expected here; only a
+    // factor shared between different keys is a finding.
+    let shared: Vec<(usize, Finding)> = crate::signals::shared::shared_findings(&refs, &labels)
+        .into_iter()
+        .filter(|(_, f)| f.evidence["kind"] != "identical_modulus")
+        .collect();
+    for (i, finding) in shared {
+        let (fi, oi) = owners[i];
+        results[fi].objects[oi].findings.push(finding);
+    }
+}
+
+/// Items handed to a worker at a time: enough to make the shared counter cheap, few enough
+/// that the workers finish together.
+const ITEMS_PER_CLAIM: usize = 8;
+
+/// `f` over `items` on all available cores (scoped threads taking a few items at a time);
+/// the results are in the order of `items`, whatever order the workers finish in.
+fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(items.len().div_ceil(ITEMS_PER_CLAIM));
+    if workers <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let done: Vec<Vec<(usize, R)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let start = next.fetch_add(ITEMS_PER_CLAIM, Ordering::Relaxed);
+                        if start >= items.len() {
+                            break;
+                        }
+                        let end = (start + ITEMS_PER_CLAIM).min(items.len());
+                        for (i, item) in items[start..end].iter().enumerate() {
+                            mine.push((start + i, f(item)));
+                        }
+                    }
+                    mine
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    let mut slots: Vec<Option<R>> = std::iter::repeat_with(|| None).take(items.len()).collect();
+    for (i, r) in done.into_iter().flatten() {
+        slots[i] = Some(r);
+    }
+    // Every index below `items.len()` was claimed by exactly one worker, which filled it.
+    slots.into_iter().flatten().collect()
+}
+
+/// One file's entry in the `--json` output.
+fn file_json(r: &FileResult) -> serde_json::Value {
+    let objects = match &r.error {
+        Some(e) => {
+            json!([{"type": "file", "findings": [{"check": "unparseable", "confidence": "high", "message": e}]}])
+        }
+        None => serde_json::to_value(&r.objects).unwrap_or_default(),
+    };
+    json!({"path": r.path, "error": r.error, "objects": objects})
+}
+
+/// `text` with `prefix` before every line but the first (and before the first too when
+/// `first` is set): places a pretty-printed value at a deeper level of an enclosing one.
+/// JSON strings escape their newlines, so every line break is the printer's own.
+fn indent(text: &str, prefix: &str, first: bool, out: &mut String) {
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        if i > 0 || first {
+            out.push_str(prefix);
+        }
+        out.push_str(line);
+    }
+}
+
+/// The `--json` document, exactly as `serde_json::to_string_pretty` prints
+/// `{"files": [...], "summary": {...}}` (plus a newline), with each file's entry printed on
+/// all cores. Printing a `Value` cannot fail (its map keys are strings).
+fn json_document(results: &[FileResult], summary: &serde_json::Value) -> String {
+    let files: Vec<String> = par_map(results, |r| {
+        let mut out = String::new();
+        indent(
+            &serde_json::to_string_pretty(&file_json(r)).unwrap_or_default(),
+            "    ",
+            true,
+            &mut out,
+        );
+        out
+    });
+    let mut out = String::from("{\n  \"files\": [");
+    if !files.is_empty() {
+        out.push('\n');
+        out.push_str(&files.join(",\n"));
+        out.push_str("\n  ");
+    }
+    out.push_str("],\n  \"summary\": ");
+    indent(
+        &serde_json::to_string_pretty(summary).unwrap_or_default(),
+        "  ",
+        false,
+        &mut out,
+    );
+    out.push_str("\n}\n");
+    out
 }
 
 pub(crate) fn run(args: AnalyzeArgs) -> Result<ExitCode, CliError> {
@@ -62,58 +236,9 @@ pub(crate) fn run(args: AnalyzeArgs) -> Result<ExitCode, CliError> {
         },
         now: Utc::now(),
     };
-    let mut results = Vec::new();
-    for path in &args.files {
-        let outcome = std::fs::read(path)
-            .map_err(|e| format!("cannot read: {e}"))
-            .and_then(|bytes| {
-                if args.moduli {
-                    let text = String::from_utf8(bytes)
-                        .map_err(|_| "not a text file of hex moduli".to_string())?;
-                    analyze_moduli(&text, &opts)
-                } else {
-                    inspect::inspect_any(&bytes)
-                        .map(|objs| objs.iter().map(|o| analyze_object(o, &opts)).collect())
-                        .map_err(|e| e.to_string())
-                }
-            });
-        results.push(match outcome {
-            Ok(objects) => FileResult {
-                path: path.clone(),
-                objects,
-                error: None,
-            },
-            Err(e) => FileResult {
-                path: path.clone(),
-                objects: Vec::new(),
-                error: Some(e),
-            },
-        });
-    }
-    // Shared primes across every RSA key analysed in this run.
-    let moduli: Vec<(usize, usize, Vec<u8>)> = results
-        .iter()
-        .enumerate()
-        .flat_map(|(fi, r)| {
-            r.objects
-                .iter()
-                .enumerate()
-                .filter_map(move |(oi, o)| o.rsa_modulus.clone().map(|m| (fi, oi, m)))
-        })
-        .collect();
-    let labels: Vec<String> = moduli
-        .iter()
-        .map(|(fi, oi, _)| format!("{}#{}", results[*fi].path.display(), oi + 1))
-        .collect();
-    let refs: Vec<&[u8]> = moduli.iter().map(|(_, _, m)| m.as_slice()).collect();
-    // The same key seen twice (a certificate and its own key file) is expected here; only a
-    // factor shared between different keys is a finding.
-    for (i, finding) in crate::signals::shared::shared_findings(&refs, &labels)
-        .into_iter()
-        .filter(|(_, f)| f.evidence["kind"] != "identical_modulus")
-    {
-        let (fi, oi, _) = moduli[i];
-        results[fi].objects[oi].findings.push(finding);
+    let mut results = par_map(&args.files, |p| analyze_file(p, args.moduli, &opts));
+    if !args.no_shared_primes {
+        add_shared_primes(&mut results);
     }
 
     let errors = results.iter().filter(|r| r.error.is_some()).count();
@@ -124,28 +249,15 @@ pub(crate) fn run(args: AnalyzeArgs) -> Result<ExitCode, CliError> {
         .flat_map(|o| &o.findings)
         .filter(|f| serious(f))
         .count();
+    // One buffered writer: a line-buffered stdout would make a system call per line.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if args.json {
-        let files: Vec<_> = results
-            .iter()
-            .map(|r| {
-                let mut objects = serde_json::to_value(&r.objects).unwrap_or_default();
-                if let Some(e) = &r.error {
-                    objects = json!([{"type": "file", "findings": [{"check": "unparseable", "confidence": "high", "message": e}]}]);
-                }
-                json!({"path": r.path, "error": r.error, "objects": objects})
-            })
-            .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "files": files,
-                "summary": {"files": results.len(), "unreadable": errors, "findings": findings},
-            }))?
-        );
+        let summary = json!({"files": results.len(), "unreadable": errors, "findings": findings});
+        out.write_all(json_document(&results, &summary).as_bytes())?;
     } else {
         for r in &results {
             if let Some(e) = &r.error {
-                println!("{}: ! unparseable: {e}", r.path.display());
+                writeln!(out, "{}: ! unparseable: {e}", r.path.display())?;
                 continue;
             }
             for (i, o) in r.objects.iter().enumerate() {
@@ -163,10 +275,11 @@ pub(crate) fn run(args: AnalyzeArgs) -> Result<ExitCode, CliError> {
                         if o.findings.len() == 1 { "" } else { "s" }
                     )
                 };
-                println!(
+                writeln!(
+                    out,
                     "{label}: {} {} ({}): {verdict}",
                     o.kind, o.description, o.key
-                );
+                )?;
                 for f in &o.findings {
                     let act = match (f.revocation_reason, f.deadline_hours) {
                         (Some(r), Some(h)) => format!(
@@ -179,11 +292,16 @@ pub(crate) fn run(args: AnalyzeArgs) -> Result<ExitCode, CliError> {
                         ),
                         _ => String::new(),
                     };
-                    println!("  ! [{:?}] {}: {}{act}", f.confidence, f.check, f.message);
+                    writeln!(
+                        out,
+                        "  ! [{:?}] {}: {}{act}",
+                        f.confidence, f.check, f.message
+                    )?;
                 }
             }
         }
-        println!(
+        writeln!(
+            out,
             "{} file{}, {findings} finding{} of medium confidence or above{}",
             results.len(),
             if results.len() == 1 { "" } else { "s" },
@@ -193,8 +311,9 @@ pub(crate) fn run(args: AnalyzeArgs) -> Result<ExitCode, CliError> {
             } else {
                 String::new()
             }
-        );
+        )?;
     }
+    out.flush()?;
     Ok(if errors > 0 {
         ExitCode::from(2)
     } else if findings > 0 {
@@ -202,4 +321,71 @@ pub(crate) fn run(args: AnalyzeArgs) -> Result<ExitCode, CliError> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signals::Finding;
+
+    #[test]
+    fn par_map_keeps_the_input_order() {
+        let items: Vec<u64> = (0..1003).collect();
+        // Uneven work, so that the workers interleave their claims.
+        let out = par_map(&items, |&x| (0..(x % 7) * 1000).fold(x, |a, b| a ^ b) ^ x);
+        let expected: Vec<u64> = items
+            .iter()
+            .map(|&x| (0..(x % 7) * 1000).fold(x, |a, b| a ^ b) ^ x)
+            .collect();
+        assert_eq!(out, expected);
+        assert!(par_map(&[] as &[u8], |&x| x).is_empty());
+    }
+
+    fn object(findings: Vec<Finding>) -> Analyzed {
+        Analyzed {
+            kind: "public-key",
+            description: "public key".into(),
+            key: "RSA-2048".into(),
+            cert_sha256: None,
+            findings,
+            rsa_modulus: None,
+        }
+    }
+
+    #[test]
+    fn json_document_is_what_serde_json_prints_for_the_whole_value() {
+        let finding = Finding::warning(
+            "rsa_invalid",
+            "a message \"quoted\"\nover two lines",
+            json!({"pattern": "low_density", "nested": {"list": [1, 2], "empty": []}}),
+        );
+        let results = [
+            FileResult {
+                path: "a.pem".into(),
+                objects: vec![object(Vec::new()), object(vec![finding])],
+                error: None,
+            },
+            FileResult {
+                path: "dir/b.pem".into(),
+                objects: Vec::new(),
+                error: Some("cannot read: no such file".into()),
+            },
+            FileResult {
+                path: "c.pem".into(),
+                objects: Vec::new(),
+                error: None,
+            },
+        ];
+        let summary = json!({"files": 3, "unreadable": 1, "findings": 0});
+        for results in [&results[..], &results[..1], &[]] {
+            let whole = json!({
+                "files": results.iter().map(file_json).collect::<Vec<_>>(),
+                "summary": summary,
+            });
+            assert_eq!(
+                json_document(results, &summary),
+                format!("{}\n", serde_json::to_string_pretty(&whole).unwrap())
+            );
+        }
+    }
 }

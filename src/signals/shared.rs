@@ -15,6 +15,12 @@ pub fn shared_findings(moduli: &[&[u8]], labels: &[String]) -> Vec<(usize, Findi
     let groups = batch_gcd(moduli);
     findings(&groups)
         .into_iter()
+        // A shared factor of 17 bits or fewer is a prime up to 65537, which
+        // `rsa_small_factor` already reports for each key on its own.
+        .filter(|(_, f)| {
+            !(f.evidence["kind"] == "shared_factor"
+                && f.evidence["factor_bits"].as_u64().is_some_and(|b| b <= 17))
+        })
         .map(|(i, mut f)| {
             if let Some(others) = f
                 .evidence

@@ -173,6 +173,10 @@ pub(crate) fn run(args: QuickstartArgs) -> Result<ExitCode, CliError> {
         "next: certresponder --config {} inventory show web-frontend",
         config_path.display()
     );
+    println!(
+        "      certresponder --config {} scan",
+        config_path.display()
+    );
     Ok(code)
 }
 

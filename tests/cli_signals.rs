@@ -255,3 +255,43 @@ fn expiring_threshold_from_the_entry_or_the_config() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("checks.expiring"));
 }
+
+#[test]
+fn analyze_checks_a_key_against_the_scanned_inventory() {
+    let home = Home::new();
+    let (cert, key) = rsa_cert(&home.path(""), "inv", 2048, 30);
+    let inv = home.path("inv.toml");
+    std::fs::write(&inv, common::entry("inv", &cert, &key)).unwrap();
+    home.json(&["inventory", "add", inv.to_str().unwrap(), "--json"], 0);
+    home.json(&["scan", "--json"], 0);
+    // The same key, met again elsewhere: analyze names the certificate that already uses it.
+    let out = home.run(&[
+        "analyze",
+        key.to_str().unwrap(),
+        "--against-inventory",
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let f = &v["files"][0]["objects"][0]["findings"][0];
+    assert_eq!(f["check"], "shared_prime");
+    assert_eq!(f["evidence"]["shared_with"], serde_json::json!(["inv"]));
+    // A fresh key shares nothing with it.
+    let (_, other) = rsa_cert(&home.path(""), "other", 2048, 30);
+    let out = home.run(&[
+        "analyze",
+        other.to_str().unwrap(),
+        "--against-inventory",
+        "--json",
+    ]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["files"][0]["objects"][0]["findings"],
+        serde_json::json!([])
+    );
+}

@@ -46,6 +46,10 @@ pub(crate) struct AnalyzeArgs {
     /// whose cost grows faster than the per-key checks: seconds for thousands of keys)
     #[arg(long)]
     no_shared_primes: bool,
+    /// Also check each RSA key against the registered inventory, with one gcd against the
+    /// product stored by the last `scan` (names the certificates it shares a factor or key with)
+    #[arg(long)]
+    against_inventory: bool,
 }
 
 struct FileResult {
@@ -222,7 +226,26 @@ fn json_document(results: &[FileResult], summary: &serde_json::Value) -> String 
     out
 }
 
-pub(crate) fn run(args: AnalyzeArgs) -> Result<ExitCode, CliError> {
+/// Checks every RSA key against the inventory's stored product (see `scan`).
+fn add_inventory_matches(
+    results: &mut [FileResult],
+    config: Option<&Path>,
+) -> Result<(), CliError> {
+    let cfg = super::load_config(config)?;
+    let store = super::inventory::open_store(&cfg)?;
+    for r in results.iter_mut() {
+        for o in &mut r.objects {
+            if let Some(m) = &o.rsa_modulus
+                && let Some(f) = crate::signals::shared::check_against_inventory(&store, m)?
+            {
+                o.findings.push(f);
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn run(args: AnalyzeArgs, config: Option<&Path>) -> Result<ExitCode, CliError> {
     let opts = AnalyzeOptions {
         key_policy: KeyPolicy {
             rsa_min_bits: args.rsa_min_bits,
@@ -239,6 +262,9 @@ pub(crate) fn run(args: AnalyzeArgs) -> Result<ExitCode, CliError> {
     let mut results = par_map(&args.files, |p| analyze_file(p, args.moduli, &opts));
     if !args.no_shared_primes {
         add_shared_primes(&mut results);
+    }
+    if args.against_inventory {
+        add_inventory_matches(&mut results, config)?;
     }
 
     let errors = results.iter().filter(|r| r.error.is_some()).count();

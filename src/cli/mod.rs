@@ -96,7 +96,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Inventory(cmd) => inventory::run(cmd, cli.config.as_deref()),
         Command::Quickstart(args) => quickstart::run(args),
-        Command::Analyze(args) => analyze::run(args),
+        Command::Analyze(args) => analyze::run(args, cli.config.as_deref()),
         Command::Scan { json } => signals::run_scan(cli.config.as_deref(), json),
         Command::Signals { action, all, json } => {
             signals::run_signals(cli.config.as_deref(), action, all, json)

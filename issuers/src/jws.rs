@@ -193,14 +193,14 @@ mod tests {
                         panic!()
                     };
                     // RSAPublicKey DER for aws-lc's verifier.
+                    use certresponder_inventory::inspect::der;
                     let n = [vec![0u8], modulus].concat();
-                    let mut body = vec![0x02, 0x82, (n.len() >> 8) as u8, n.len() as u8];
-                    body.extend(&n);
-                    body.extend([0x02, exponent_bytes.len() as u8]);
-                    body.extend(&exponent_bytes);
-                    let mut der = vec![0x30, 0x82, (body.len() >> 8) as u8, body.len() as u8];
-                    der.extend(body);
-                    der
+                    let body = [
+                        der::encode(der::TAG_INTEGER, &n),
+                        der::encode(der::TAG_INTEGER, &exponent_bytes),
+                    ]
+                    .concat();
+                    der::encode(der::TAG_SEQUENCE, &body)
                 }
                 _ => key.public_key_raw().to_vec(),
             };

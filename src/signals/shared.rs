@@ -144,24 +144,11 @@ mod tests {
     use crate::signals::Confidence;
     use crate::signals::weak::batch_gcd::testkit::{modulus, random_prime, rng};
     use crate::store::{CertRecord, CertStatus, MemoryStore};
+    use certresponder_inventory::inspect::der::encode as der;
     use certresponder_inventory::{
         Bundle, BundleState, CertId, CertKind, Fingerprints, ManagedCert, Paths, Trust,
     };
     use chrono::Utc;
-
-    fn der(tag: u8, body: &[u8]) -> Vec<u8> {
-        let mut out = vec![tag];
-        if body.len() < 0x80 {
-            out.push(body.len() as u8);
-        } else {
-            let len = (body.len() as u32).to_be_bytes();
-            let skip = len.iter().take_while(|&&b| b == 0).count();
-            out.push(0x80 | (4 - skip) as u8);
-            out.extend_from_slice(&len[skip..]);
-        }
-        out.extend_from_slice(body);
-        out
-    }
 
     /// A certificate, signed by a throwaway CA, for an RSA public key with modulus `n`.
     fn cert_for(n: &[u8]) -> String {

@@ -1,24 +1,25 @@
-//! A minimal DER reader: just enough to walk TBSCertificate, PKCS#8, PKCS#1 and SEC1
-//! structures without allocating, and to re-encode a SEQUENCE after dropping elements.
+//! A minimal DER reader and writer: just enough to walk TBSCertificate, PKCS#8, PKCS#1, SEC1
+//! and ECParameters structures without allocating, and to encode elements again.
 //!
 //! It accepts only definite lengths and single-byte tags, which is all DER allows for the
 //! structures read here (X.690 §10.1); anything else is reported, never panicked on.
 
 /// One tag-length-value element borrowed from a buffer.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Tlv<'a> {
-    pub(crate) tag: u8,
+pub struct Tlv<'a> {
+    /// The tag octet.
+    pub tag: u8,
     /// The whole element, header included.
-    pub(crate) raw: &'a [u8],
+    pub raw: &'a [u8],
     /// The content octets.
-    pub(crate) content: &'a [u8],
+    pub content: &'a [u8],
 }
 
 /// Why a DER element could not be read.
-pub(crate) type DerError = &'static str;
+pub type DerError = &'static str;
 
 /// Reads one element from the front of `input`, returning it and the rest.
-pub(crate) fn read_tlv(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), DerError> {
+pub fn read_tlv(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), DerError> {
     let (&tag, rest) = input.split_first().ok_or("unexpected end of DER data")?;
     if tag & 0x1f == 0x1f {
         return Err("multi-byte DER tags are not supported here");
@@ -60,7 +61,7 @@ pub(crate) fn read_tlv(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), DerError> {
 }
 
 /// Reads one element with the expected tag.
-pub(crate) fn expect_tlv<'a>(
+pub fn expect_tlv<'a>(
     input: &'a [u8],
     tag: u8,
     what: &'static str,
@@ -73,7 +74,7 @@ pub(crate) fn expect_tlv<'a>(
 }
 
 /// Splits the content of a constructed element into its children.
-pub(crate) fn children(mut content: &[u8]) -> Result<Vec<Tlv<'_>>, DerError> {
+pub fn children(mut content: &[u8]) -> Result<Vec<Tlv<'_>>, DerError> {
     let mut out = Vec::new();
     while !content.is_empty() {
         let (tlv, rest) = read_tlv(content)?;
@@ -84,7 +85,7 @@ pub(crate) fn children(mut content: &[u8]) -> Result<Vec<Tlv<'_>>, DerError> {
 }
 
 /// Appends a DER header for `tag` and `len` content octets.
-pub(crate) fn push_header(out: &mut Vec<u8>, tag: u8, len: usize) {
+pub fn push_header(out: &mut Vec<u8>, tag: u8, len: usize) {
     out.push(tag);
     if len < 0x80 {
         // Proven: len < 0x80 fits in one octet.
@@ -98,8 +99,16 @@ pub(crate) fn push_header(out: &mut Vec<u8>, tag: u8, len: usize) {
     }
 }
 
+/// One element: `tag`, its definite length, then `content`.
+pub fn encode(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(content.len() + 6);
+    push_header(&mut out, tag, content.len());
+    out.extend_from_slice(content);
+    out
+}
+
 /// Strips the leading zero octets of an unsigned big-endian integer.
-pub(crate) fn strip_leading_zeros(mut v: &[u8]) -> &[u8] {
+pub fn strip_leading_zeros(mut v: &[u8]) -> &[u8] {
     while let [0, rest @ ..] = v {
         if rest.is_empty() {
             break;
@@ -109,11 +118,16 @@ pub(crate) fn strip_leading_zeros(mut v: &[u8]) -> &[u8] {
     v
 }
 
-pub(crate) const TAG_INTEGER: u8 = 0x02;
-pub(crate) const TAG_BIT_STRING: u8 = 0x03;
-pub(crate) const TAG_OCTET_STRING: u8 = 0x04;
-pub(crate) const TAG_OID: u8 = 0x06;
-pub(crate) const TAG_SEQUENCE: u8 = 0x30;
+/// INTEGER.
+pub const TAG_INTEGER: u8 = 0x02;
+/// BIT STRING.
+pub const TAG_BIT_STRING: u8 = 0x03;
+/// OCTET STRING.
+pub const TAG_OCTET_STRING: u8 = 0x04;
+/// OBJECT IDENTIFIER.
+pub const TAG_OID: u8 = 0x06;
+/// SEQUENCE.
+pub const TAG_SEQUENCE: u8 = 0x30;
 
 #[cfg(test)]
 mod tests {

@@ -404,18 +404,13 @@ fn parse_sec1(input: &[u8], outer_curve: Option<&[u8]>) -> Result<KeyInfo, Inspe
 }
 
 fn sec1_with_curve(scalar: &[u8], curve: &[u8]) -> Vec<u8> {
-    let mut body = vec![der::TAG_INTEGER, 1, 1];
-    der::push_header(&mut body, der::TAG_OCTET_STRING, scalar.len());
-    body.extend_from_slice(scalar);
-    let mut oid = Vec::new();
-    der::push_header(&mut oid, der::TAG_OID, curve.len());
-    oid.extend_from_slice(curve);
-    der::push_header(&mut body, 0xa0, oid.len());
-    body.extend_from_slice(&oid);
-    let mut out = Vec::new();
-    der::push_header(&mut out, der::TAG_SEQUENCE, body.len());
-    out.extend_from_slice(&body);
-    out
+    let body = [
+        vec![der::TAG_INTEGER, 1, 1],
+        der::encode(der::TAG_OCTET_STRING, scalar),
+        der::encode(0xa0, &der::encode(der::TAG_OID, curve)),
+    ]
+    .concat();
+    der::encode(der::TAG_SEQUENCE, &body)
 }
 
 fn parse_pkcs8(input: &[u8]) -> Result<KeyInfo, InspectError> {

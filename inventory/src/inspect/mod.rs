@@ -5,7 +5,7 @@
 //! Nothing here panics on input.
 
 mod crl;
-mod der;
+pub mod der;
 mod error;
 mod key;
 mod pem;

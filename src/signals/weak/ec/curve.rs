@@ -8,6 +8,7 @@
 
 use std::sync::LazyLock;
 
+use certresponder_inventory::inspect::der;
 use num_bigint::BigUint;
 
 /// Largest field accepted for explicit curves, in bits. The named curves go up to 521;
@@ -496,36 +497,10 @@ impl ExplicitError {
     }
 }
 
-/// One DER element: tag and content.
+/// One DER element: tag and content (the inventory's DER reader).
 fn tlv(input: &[u8]) -> Result<(u8, &[u8], &[u8]), ExplicitError> {
-    let bad = ExplicitError::Malformed;
-    let (&tag, rest) = input
-        .split_first()
-        .ok_or(ExplicitError::Malformed("truncated"))?;
-    if tag & 0x1f == 0x1f {
-        return Err(bad("multi-byte tag"));
-    }
-    let (&first, mut rest) = rest
-        .split_first()
-        .ok_or(ExplicitError::Malformed("length missing"))?;
-    let len = if first < 0x80 {
-        usize::from(first)
-    } else {
-        let count = usize::from(first & 0x7f);
-        if count == 0 || count > 4 || rest.len() < count {
-            return Err(bad("bad length"));
-        }
-        let (len_bytes, after) = rest.split_at(count);
-        rest = after;
-        len_bytes
-            .iter()
-            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b))
-    };
-    if rest.len() < len {
-        return Err(bad("element truncated"));
-    }
-    let (content, after) = rest.split_at(len);
-    Ok((tag, content, after))
+    let (element, rest) = der::read_tlv(input).map_err(ExplicitError::Malformed)?;
+    Ok((element.tag, element.content, rest))
 }
 
 fn expect<'a>(

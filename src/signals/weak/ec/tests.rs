@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use certresponder_inventory::inspect::der::encode as der;
 use certresponder_inventory::inspect::{KeyInfo, inspect_certificate_der, read_certificates};
 use num_bigint::BigUint;
 use rcgen::{
@@ -410,18 +411,6 @@ fn explicit_curve_with_modified_b_is_invalid() {
         ]
     );
     assert_eq!(problem(&off[1]), "not_on_curve");
-}
-
-fn der(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    if content.len() < 0x80 {
-        out.push(u8::try_from(content.len()).unwrap());
-    } else {
-        let len = u16::try_from(content.len()).unwrap().to_be_bytes();
-        out.extend_from_slice(&[0x82, len[0], len[1]]);
-    }
-    out.extend_from_slice(content);
-    out
 }
 
 /// y² = x³ + x + 1 over GF(1019): 1052 = 4 · 263 points, generator (10, 537) of order 263.

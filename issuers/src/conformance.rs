@@ -57,27 +57,43 @@ fn fail(step: &str, msg: impl std::fmt::Display) -> String {
     format!("conformance step `{step}`: {msg}")
 }
 
+/// A CSR (DER) for `names`, with a fresh P-256 key.
+fn csr_for(names: &[String]) -> Result<Vec<u8>, String> {
+    let key = generate_key(KeyProfile::EcdsaP256).map_err(|e| fail("keygen", e))?;
+    let csr = rcgen::CertificateParams::new(names.to_vec())
+        .and_then(|p| p.serialize_request(&key))
+        .map_err(|e| fail("csr", e))?;
+    Ok(csr.der().to_vec())
+}
+
+/// A TLS server issue request for `names`, with the profile under test.
+fn issue_request(csr_der: Vec<u8>, names: &[String], opts: &Options) -> IssueRequest {
+    IssueRequest {
+        csr_der,
+        identifiers: names.iter().map(|n| Identifier::Dns(n.clone())).collect(),
+        kind: CertKind::TlsServer,
+        profile: opts.profile.clone(),
+        replaces: None,
+    }
+}
+
+/// A revocation signed by the CA account (no certificate key).
+fn revoke_request(der: &[u8], reason: RevocationReason) -> RevokeRequest {
+    RevokeRequest {
+        certificate_der: der.to_vec(),
+        reason,
+        certificate_key: None,
+    }
+}
+
 /// Runs the suite. Returns a report, or the first failed step with the reason.
 pub async fn run(issuer: &dyn Issuer, opts: &Options) -> Result<Report, String> {
     // 1. Issue for a fresh CSR.
-    let key = generate_key(KeyProfile::EcdsaP256).map_err(|e| fail("keygen", e))?;
-    let params = rcgen::CertificateParams::new(opts.names.clone()).map_err(|e| fail("csr", e))?;
-    let csr = params.serialize_request(&key).map_err(|e| fail("csr", e))?;
-    let csr_der = csr.der().to_vec();
+    let csr_der = csr_for(&opts.names)?;
     let csr_info = inspect::inspect_csr_der(&csr_der).map_err(|e| fail("csr", e))?;
     let started = Instant::now();
     let chain = issuer
-        .issue(&IssueRequest {
-            csr_der: csr_der.clone(),
-            identifiers: opts
-                .names
-                .iter()
-                .map(|n| Identifier::Dns(n.clone()))
-                .collect(),
-            kind: CertKind::TlsServer,
-            profile: opts.profile.clone(),
-            replaces: None,
-        })
+        .issue(&issue_request(csr_der.clone(), &opts.names, opts))
         .await
         .map_err(|e| fail("issue", e))?;
     let issue_time = started.elapsed();
@@ -158,11 +174,7 @@ pub async fn run(issuer: &dyn Issuer, opts: &Options) -> Result<Report, String> 
     // 3. Revoke, then status says revoked with the reason.
     let started = Instant::now();
     issuer
-        .revoke(&RevokeRequest {
-            certificate_der: leaf_der.clone(),
-            reason: RevocationReason::KeyCompromise,
-            certificate_key: None,
-        })
+        .revoke(&revoke_request(&leaf_der, RevocationReason::KeyCompromise))
         .await
         .map_err(|e| fail("revoke", e))?;
     let revoke_time = started.elapsed();
@@ -200,11 +212,7 @@ pub async fn run(issuer: &dyn Issuer, opts: &Options) -> Result<Report, String> 
 
     // 4. Typed errors.
     match issuer
-        .revoke(&RevokeRequest {
-            certificate_der: leaf_der.clone(),
-            reason: RevocationReason::KeyCompromise,
-            certificate_key: None,
-        })
+        .revoke(&revoke_request(&leaf_der, RevocationReason::KeyCompromise))
         .await
     {
         Err(IssuerError::AlreadyRevoked(_)) => {}
@@ -216,18 +224,9 @@ pub async fn run(issuer: &dyn Issuer, opts: &Options) -> Result<Report, String> 
         }
     }
     if let Some(name) = &opts.forbidden_name {
-        let key = generate_key(KeyProfile::EcdsaP256).map_err(|e| fail("keygen", e))?;
-        let csr = rcgen::CertificateParams::new(vec![name.clone()])
-            .and_then(|p| p.serialize_request(&key))
-            .map_err(|e| fail("csr", e))?;
+        let names = [name.clone()];
         match issuer
-            .issue(&IssueRequest {
-                csr_der: csr.der().to_vec(),
-                identifiers: vec![Identifier::Dns(name.clone())],
-                kind: CertKind::TlsServer,
-                profile: opts.profile.clone(),
-                replaces: None,
-            })
+            .issue(&issue_request(csr_for(&names)?, &names, opts))
             .await
         {
             Err(IssuerError::NotAllowed(_)) => {}
@@ -243,17 +242,11 @@ pub async fn run(issuer: &dyn Issuer, opts: &Options) -> Result<Report, String> 
         }
     }
     match issuer
-        .issue(&IssueRequest {
-            csr_der: b"this is not a CSR".to_vec(),
-            identifiers: opts
-                .names
-                .iter()
-                .map(|n| Identifier::Dns(n.clone()))
-                .collect(),
-            kind: CertKind::TlsServer,
-            profile: opts.profile.clone(),
-            replaces: None,
-        })
+        .issue(&issue_request(
+            b"this is not a CSR".to_vec(),
+            &opts.names,
+            opts,
+        ))
         .await
     {
         Err(IssuerError::BadCsr(_)) => {}
@@ -266,11 +259,7 @@ pub async fn run(issuer: &dyn Issuer, opts: &Options) -> Result<Report, String> 
     }
     let garbage = b"\x30\x03\x02\x01\x01".to_vec();
     match issuer
-        .revoke(&RevokeRequest {
-            certificate_der: garbage.clone(),
-            reason: RevocationReason::Superseded,
-            certificate_key: None,
-        })
+        .revoke(&revoke_request(&garbage, RevocationReason::Superseded))
         .await
     {
         Err(IssuerError::BadRequest(_)) => {}

@@ -178,15 +178,11 @@ fn record_entry(
         match Bundle::read_current(entry, now) {
             Ok(bundle) => {
                 let known = store.bundles(&name)?;
-                let latest_same = known
-                    .iter()
-                    .rev()
-                    .find(|b| b.state == certresponder_inventory::BundleState::Current)
-                    .is_some_and(|b| {
-                        b.fingerprints.cert_sha256 == bundle.fingerprints.cert_sha256
-                            && b.key_pem == bundle.key_pem
-                            && b.chain_pem == bundle.chain_pem
-                    });
+                let latest_same = Bundle::current_of(&known).is_some_and(|b| {
+                    b.fingerprints.cert_sha256 == bundle.fingerprints.cert_sha256
+                        && b.key_pem == bundle.key_pem
+                        && b.chain_pem == bundle.chain_pem
+                });
                 if !latest_same {
                     store.append_bundle(&bundle)?;
                     store.append_event(event(

@@ -86,6 +86,14 @@ pub struct Bundle {
 }
 
 impl Bundle {
+    /// The `current` bundle of a certificate's history (oldest first), if it has one.
+    pub fn current_of(history: &[Self]) -> Option<&Self> {
+        history
+            .iter()
+            .rev()
+            .find(|b| b.state == BundleState::Current)
+    }
+
     /// Reads the bundle an entry's files hold now: the leaf from `cert`, intermediates from
     /// `chain` (else the rest of `cert`, else the rest of `fullchain`) and the key.
     pub fn read_current(entry: &ManagedCert, now: DateTime<Utc>) -> Result<Self, InventoryError> {

@@ -233,10 +233,13 @@ fn add_inventory_matches(
 ) -> Result<(), CliError> {
     let cfg = super::load_config(config)?;
     let store = super::inventory::open_store(&cfg)?;
+    let Some(product) = crate::signals::shared::InventoryProduct::load(&store)? else {
+        return Ok(());
+    };
     for r in results.iter_mut() {
         for o in &mut r.objects {
             if let Some(m) = &o.rsa_modulus
-                && let Some(f) = crate::signals::shared::check_against_inventory(&store, m)?
+                && let Some(f) = product.check(&store, m)?
             {
                 o.findings.push(f);
             }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use certresponder_inventory::{
-    InventoryError, LoadOptions, did_you_mean, inventory_files, load_files,
+    Bundle, InventoryError, LoadOptions, did_you_mean, inventory_files, load_files,
 };
 use chrono::Utc;
 use clap::Subcommand;
@@ -301,7 +301,7 @@ fn list(cfg: &Config, all: bool, json: bool) -> Result<ExitCode, CliError> {
                 "days_left": cert.map(|c| days_left(c.seconds_left(Utc::now()))),
                 "problems": live.map(|l| l.problems.clone()).unwrap_or_default(),
                 "bundles": bundles.len(),
-                "current_bundle": bundles.iter().rev().find(|b| b.state == certresponder_inventory::BundleState::Current).map(|b| b.id.clone()),
+                "current_bundle": Bundle::current_of(&bundles).map(|b| b.id.clone()),
             }));
         }
         println!(
@@ -331,12 +331,10 @@ fn list(cfg: &Config, all: bool, json: bool) -> Result<ExitCode, CliError> {
                 // Without a readable certificate (removed, broken), the stored current
                 // bundle still tells when it expires.
                 let not_after = cert.map(|c| c.not_after).or_else(|| {
-                    store.bundles(&name).ok().and_then(|b| {
-                        b.iter()
-                            .rev()
-                            .find(|b| b.state == certresponder_inventory::BundleState::Current)
-                            .map(|b| b.not_after)
-                    })
+                    store
+                        .bundles(&name)
+                        .ok()
+                        .and_then(|b| Bundle::current_of(&b).map(|b| b.not_after))
                 });
                 let days = not_after.map(|t| days_left((t - now).num_seconds()));
                 vec![

@@ -60,82 +60,102 @@ pub fn shared_prime_findings(
     Ok(out)
 }
 
-/// Checks one new RSA modulus against the inventory's stored product index (built by the last
-/// `scan`) with one gcd, instead of a new batch GCD; on a hit, names the certificates whose
-/// current key it shares a factor with. `Ok(None)`: nothing shared, or no index yet.
+/// The inventory's stored RSA product (built by the last `scan`), loaded once to check any
+/// number of new keys against it with one gcd each.
+pub struct InventoryProduct {
+    index: ProductIndex,
+}
+
+impl InventoryProduct {
+    /// Loads the stored product; `Ok(None)` when no scan has stored one yet.
+    pub fn load(store: &dyn Store) -> Result<Option<Self>, StoreError> {
+        let Some(bytes) = store.get_blob(PRODUCT_INDEX)? else {
+            return Ok(None);
+        };
+        let index = ProductIndex::from_bytes(&bytes).map_err(|e| StoreError::Corrupt {
+            tree: "blobs",
+            key: PRODUCT_INDEX.into(),
+            reason: e.to_string(),
+        })?;
+        Ok(Some(Self { index }))
+    }
+
+    /// Checks one RSA modulus; on a hit, names the certificates whose current key it shares
+    /// a factor (or the whole key) with, reading the store only then.
+    pub fn check(&self, store: &dyn Store, modulus: &[u8]) -> Result<Option<Finding>, StoreError> {
+        use super::weak::batch_gcd::{IndexHit, SharedKind, shares_with};
+        let Some(hit) = self.index.check(modulus) else {
+            return Ok(None);
+        };
+        let mut names = Vec::new();
+        let mut moduli = Vec::new();
+        for rec in store.list_certs()? {
+            let name = rec.entry.name.to_string();
+            let history = store.bundles(&name)?;
+            let Some(bundle) = certresponder_inventory::Bundle::current_of(&history) else {
+                continue;
+            };
+            let Ok(certs) =
+                certresponder_inventory::inspect::inspect_certificates(bundle.leaf_pem.as_bytes())
+            else {
+                continue;
+            };
+            if let Some(certresponder_inventory::inspect::KeyInfo::Rsa { modulus, .. }) =
+                certs.first().map(|c| &c.key)
+            {
+                names.push(name);
+                moduli.push(modulus.clone());
+            }
+        }
+        let shared = shares_with(modulus, &moduli);
+        let with: Vec<String> = shared
+            .iter()
+            .filter_map(|(i, _)| names.get(*i).cloned())
+            .collect();
+        let identical = shared
+            .iter()
+            .any(|(_, k)| matches!(k, SharedKind::IdenticalModulus { .. }));
+        let evidence =
+            serde_json::json!({"shared_with": with, "source": "inventory product index"});
+        Ok(Some(match hit {
+            IndexHit::WholeModulus { modulus_bits } if identical => Finding::warning(
+                "shared_prime",
+                format!(
+                    "the same {modulus_bits}-bit RSA key is already used by {}",
+                    with.join(", ")
+                ),
+                evidence,
+            ),
+            IndexHit::SharedFactor { factor_bits } => Finding::compromised(
+                "shared_prime",
+                format!(
+                    "RSA modulus shares a {factor_bits}-bit factor with the inventory ({}), so it is factored",
+                    with.join(", ")
+                ),
+                evidence,
+            ),
+            _ => Finding::compromised(
+                "shared_prime",
+                format!(
+                    "both factors of this RSA modulus are shared with the inventory ({})",
+                    with.join(", ")
+                ),
+                evidence,
+            ),
+        }))
+    }
+}
+
+/// Checks one new RSA modulus against the inventory's stored product with one gcd (see
+/// [`InventoryProduct`]). `Ok(None)`: nothing shared, or no product stored yet.
 pub fn check_against_inventory(
     store: &dyn Store,
     modulus: &[u8],
 ) -> Result<Option<Finding>, StoreError> {
-    use super::weak::batch_gcd::{IndexHit, SharedKind, shares_with};
-    let Some(bytes) = store.get_blob(PRODUCT_INDEX)? else {
-        return Ok(None);
-    };
-    let index = ProductIndex::from_bytes(&bytes).map_err(|e| StoreError::Corrupt {
-        tree: "blobs",
-        key: PRODUCT_INDEX.into(),
-        reason: e.to_string(),
-    })?;
-    let Some(hit) = index.check(modulus) else {
-        return Ok(None);
-    };
-    let mut names = Vec::new();
-    let mut moduli = Vec::new();
-    for rec in store.list_certs()? {
-        let name = rec.entry.name.to_string();
-        let current = store
-            .bundles(&name)?
-            .into_iter()
-            .rev()
-            .find(|b| b.state == certresponder_inventory::BundleState::Current);
-        let Some(bundle) = current else { continue };
-        let Ok(certs) =
-            certresponder_inventory::inspect::inspect_certificates(bundle.leaf_pem.as_bytes())
-        else {
-            continue;
-        };
-        if let Some(certresponder_inventory::inspect::KeyInfo::Rsa { modulus, .. }) =
-            certs.first().map(|c| &c.key)
-        {
-            names.push(name);
-            moduli.push(modulus.clone());
-        }
+    match InventoryProduct::load(store)? {
+        Some(product) => product.check(store, modulus),
+        None => Ok(None),
     }
-    let shared = shares_with(modulus, &moduli);
-    let with: Vec<String> = shared
-        .iter()
-        .filter_map(|(i, _)| names.get(*i).cloned())
-        .collect();
-    let identical = shared
-        .iter()
-        .any(|(_, k)| matches!(k, SharedKind::IdenticalModulus { .. }));
-    let evidence = serde_json::json!({"shared_with": with, "source": "inventory product index"});
-    Ok(Some(match hit {
-        IndexHit::WholeModulus { modulus_bits } if identical => Finding::warning(
-            "shared_prime",
-            format!(
-                "the same {modulus_bits}-bit RSA key is already used by {}",
-                with.join(", ")
-            ),
-            evidence,
-        ),
-        IndexHit::SharedFactor { factor_bits } => Finding::compromised(
-            "shared_prime",
-            format!(
-                "RSA modulus shares a {factor_bits}-bit factor with the inventory ({}), so it is factored",
-                with.join(", ")
-            ),
-            evidence,
-        ),
-        _ => Finding::compromised(
-            "shared_prime",
-            format!(
-                "both factors of this RSA modulus are shared with the inventory ({})",
-                with.join(", ")
-            ),
-            evidence,
-        ),
-    }))
 }
 
 #[cfg(test)]

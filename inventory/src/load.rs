@@ -28,7 +28,11 @@ pub const ENTRY_FIELDS: &[&str] = &[
     "key",
     "chain",
     "fullchain",
+    "combined",
+    "pkcs12",
+    "pkcs12_password_file",
     "reload",
+    "deploy_hook",
     "verify",
     "expiring",
 ];
@@ -365,10 +369,26 @@ fn parse_entry(
     );
     let issuer = get_str(t, at, "issuer", errors).map(str::to_string);
     let reload = get_str(t, at, "reload", errors).map(str::to_string);
+    let deploy_hook = get_str(t, at, "deploy_hook", errors).map(str::to_string);
     let cert = get_path(t, at, "cert", errors);
     let key = get_path(t, at, "key", errors);
     let chain = get_path(t, at, "chain", errors);
     let fullchain = get_path(t, at, "fullchain", errors);
+    let combined = get_path(t, at, "combined", errors);
+    let pkcs12 = get_path(t, at, "pkcs12", errors);
+    let pkcs12_password_file = get_path(t, at, "pkcs12_password_file", errors);
+    if pkcs12_password_file.is_some() && !t.contains_key("pkcs12") {
+        errors.push(InventoryError::InvalidValue {
+            at: at.field("pkcs12_password_file"),
+            reason: "is set but `pkcs12` is not: name the PKCS#12 file it protects".into(),
+        });
+    }
+    if (combined.is_some() || pkcs12.is_some()) && !t.contains_key("key") {
+        errors.push(InventoryError::InvalidValue {
+            at: at.field(if combined.is_some() { "combined" } else { "pkcs12" }),
+            reason: "needs `key`: a combined PEM or PKCS#12 file carries the private key".into(),
+        });
+    }
     let verify = parse_verify(t, at, errors);
     let expiring = get_str(t, at, "expiring", errors).and_then(|s| {
         crate::model::ExpiryThreshold::parse(s)
@@ -397,8 +417,12 @@ fn parse_entry(
             key,
             chain,
             fullchain,
+            combined,
+            pkcs12,
+            pkcs12_password_file,
         },
         reload,
+        deploy_hook,
         verify,
         expiring,
         source: file.to_path_buf(),

@@ -231,6 +231,15 @@ pub struct Paths {
     pub chain: Option<PathBuf>,
     /// Leaf followed by the chain.
     pub fullchain: Option<PathBuf>,
+    /// One PEM file holding the leaf, the chain and the key (as HAProxy reads it).
+    #[serde(default)]
+    pub combined: Option<PathBuf>,
+    /// A PKCS#12 file holding the key, the leaf and the chain.
+    #[serde(default)]
+    pub pkcs12: Option<PathBuf>,
+    /// A file whose first line is the PKCS#12 password; without it the password is empty.
+    #[serde(default)]
+    pub pkcs12_password_file: Option<PathBuf>,
 }
 
 /// A TLS endpoint that serves the certificate, checked after a deployment.
@@ -263,6 +272,11 @@ pub struct ManagedCert {
     pub paths: Paths,
     /// Shell command that makes the service pick up a new bundle.
     pub reload: Option<String>,
+    /// Shell command run after the files are written, for locations certresponder cannot
+    /// write itself (a load balancer API, a secret store). It gets the bundle's paths in the
+    /// environment (see `respond::deploy`).
+    #[serde(default)]
+    pub deploy_hook: Option<String>,
     /// Endpoints to verify after deployment.
     pub verify: Vec<VerifyEndpoint>,
     /// When this certificate counts as expiring; the configuration's threshold when absent.

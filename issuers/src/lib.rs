@@ -15,6 +15,7 @@ pub mod internal_ca;
 mod issuer;
 mod jws;
 pub mod keygen;
+pub mod process;
 pub mod storage;
 
 pub use acme::AcmeIssuer;

@@ -15,7 +15,6 @@
 //! carry private keys; issuance sends the CSR.
 
 use std::io;
-use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -36,7 +35,7 @@ use crate::issuer::{
 /// The protocol version this responder speaks; requests carry it and responses must echo it.
 pub const PROTOCOL_VERSION: u64 = 1;
 /// How much of the command's stderr is kept for error messages: the last 4 KiB.
-pub const STDERR_LIMIT: usize = 4096;
+pub use crate::process::STDERR_LIMIT;
 /// The largest response read from stdout: 1 MiB.
 pub const STDOUT_LIMIT: usize = 1 << 20;
 /// Longest adapter-provided text (an error message, a `why`) carried into our errors.

@@ -1,26 +1,9 @@
-//! Running the adapter process: bounded reads of its output, killing its process group on
-//! timeout, and keeping stderr short and free of private keys.
+//! Reading the adapter process's output: bounded stdout, adapter text cut to size.
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
 
-pub(super) async fn kill_group(child: &mut Child) {
-    if let Some(pid) = child.id() {
-        // The command leads its own process group (pgid = its pid). The group id cannot be
-        // reused before the child is reaped below, so this reaches only what it started.
-        // `kill(1)` does it without unsafe code; should it be missing, the child is still
-        // killed below.
-        let _ = tokio::process::Command::new("kill")
-            .args(["-s", "KILL", "--", &format!("-{pid}")])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .await;
-    }
-    // SIGKILL to the child itself and wait for it; an error means it is already gone.
-    let _ = child.kill().await;
-}
+pub(super) use crate::process::{Tail, describe, kill_group, read_tail, redact};
 
 /// Reads to the end, keeping at most `limit` bytes; returns whether there was more.
 pub(super) async fn read_capped<R: AsyncRead + Unpin>(
@@ -45,88 +28,6 @@ pub(super) async fn read_capped<R: AsyncRead + Unpin>(
             overflow = true;
         }
     }
-}
-
-/// Reads to the end, keeping the last [`STDERR_LIMIT`] bytes.
-pub(super) async fn read_tail<R: AsyncRead + Unpin>(
-    reader: Option<R>,
-    tail: &mut Tail,
-) -> io::Result<()> {
-    let Some(mut reader) = reader else {
-        return Ok(());
-    };
-    let mut chunk = [0u8; 8192];
-    loop {
-        let n = reader.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        tail.push(&chunk[..n]);
-    }
-}
-
-/// The end of a stream, bounded to [`STDERR_LIMIT`] bytes.
-#[derive(Debug, Default)]
-pub(super) struct Tail {
-    buf: Vec<u8>,
-    truncated: bool,
-}
-
-impl Tail {
-    pub(super) fn push(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
-        if self.buf.len() > STDERR_LIMIT {
-            let cut = self.buf.len() - STDERR_LIMIT;
-            self.buf.drain(..cut);
-            self.truncated = true;
-        }
-    }
-
-    /// The kept text: trimmed, private keys withheld, `…` in front when the start was cut.
-    pub(super) fn text(&self) -> String {
-        let mut start = 0;
-        if self.truncated {
-            // Do not begin in the middle of a UTF-8 sequence.
-            while self.buf.get(start).is_some_and(|b| b & 0xc0 == 0x80) {
-                start += 1;
-            }
-        }
-        let text = redact(String::from_utf8_lossy(&self.buf[start..]).trim());
-        if self.truncated {
-            format!("…{text}")
-        } else {
-            text
-        }
-    }
-}
-
-/// Replaces PEM private key blocks with a marker, so a careless adapter that prints a key
-/// does not get it into our errors and logs.
-pub(super) fn redact(text: &str) -> String {
-    if !text.contains("PRIVATE KEY") {
-        return text.to_string();
-    }
-    const WITHHELD: &str = "[private key withheld]";
-    let mut out: Vec<&str> = Vec::new();
-    let mut hiding = false;
-    for line in text.lines() {
-        let marks_key = line.contains("PRIVATE KEY-----");
-        if hiding {
-            if line.contains("-----END") {
-                hiding = false;
-            }
-        } else if marks_key && line.contains("-----BEGIN") {
-            out.push(WITHHELD);
-            hiding = true;
-        } else if marks_key && line.contains("-----END") {
-            // The start of the block was cut off: what came before may be key material.
-            out.clear();
-            out.push(WITHHELD);
-        } else {
-            out.push(line);
-        }
-    }
-    out.join("\n")
 }
 
 /// Cuts adapter-provided text to [`TEXT_LIMIT`] bytes, on a character boundary.
@@ -158,15 +59,6 @@ pub(super) fn stderr_note(stderr: &str) -> String {
         String::new()
     } else {
         format!("; stderr: {stderr}")
-    }
-}
-
-/// How a process ended, in words.
-pub(super) fn describe(status: ExitStatus) -> String {
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exit status {code}"),
-        (None, Some(signal)) => format!("killed by signal {signal}"),
-        (None, None) => status.to_string(),
     }
 }
 

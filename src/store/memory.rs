@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use certresponder_inventory::{Bundle, BundleState};
 
 use super::{CertRecord, Event, Store, StoreError, bundle_key, bundle_prefix, decode, encode};
+use crate::respond::case::{Case, LedgerEntry};
 
 /// A store that lives as long as the process. Values are kept encoded, as on disk, so the
 /// format is exercised the same way.
@@ -31,6 +32,47 @@ impl MemoryStore {
             .lock()
             .map_err(|_| StoreError::Backend("memory store lock poisoned".into()))?;
         Ok(f(&mut guard))
+    }
+
+    fn insert_all(
+        &self,
+        tree: &'static str,
+        items: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<(), StoreError> {
+        self.with(|t| {
+            let tree = t.entry(tree).or_default();
+            for (k, v) in items {
+                tree.insert(k, v);
+            }
+        })
+    }
+
+    fn tree_entries(&self, tree: &'static str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        self.with(|t| {
+            t.get(tree)
+                .map(|c| c.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default()
+        })
+    }
+
+    fn keyed_bundles(&self, name: &str) -> Result<Vec<(Vec<u8>, Bundle)>, StoreError> {
+        let prefix = bundle_prefix(name);
+        let all: Vec<(Vec<u8>, Vec<u8>)> = self.with(|t| {
+            t.get("bundles")
+                .map(|b| {
+                    b.range(prefix.clone()..)
+                        .take_while(|(k, _)| k.starts_with(&prefix))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })?;
+        all.into_iter()
+            .map(|(k, v)| {
+                let b = decode("bundles", &k, &v)?;
+                Ok((k, b))
+            })
+            .collect()
     }
 }
 
@@ -111,40 +153,128 @@ impl Store for MemoryStore {
     }
 
     fn append_bundle(&self, bundle: &Bundle) -> Result<u64, StoreError> {
-        let existing = self.bundles(&bundle.cert_id)?;
-        let next = existing.len() as u64;
+        let existing = self.keyed_bundles(&bundle.cert_id)?;
+        let prefix = bundle_prefix(&bundle.cert_id);
+        let next = match existing.last() {
+            Some((k, _)) => {
+                let seq: [u8; 8] = k[prefix.len()..]
+                    .try_into()
+                    .map_err(|_| StoreError::Backend("bad bundle key".into()))?;
+                u64::from_be_bytes(seq) + 1
+            }
+            None => 0,
+        };
         let mut updates = Vec::new();
         if bundle.state == BundleState::Current {
-            for (i, mut old) in existing.into_iter().enumerate() {
+            for (k, mut old) in existing {
                 if old.state == BundleState::Current {
                     old.state = BundleState::Previous;
-                    updates.push((bundle_key(&bundle.cert_id, i as u64), encode(&old)?));
+                    updates.push((k, encode(&old)?));
                 }
             }
         }
         updates.push((bundle_key(&bundle.cert_id, next), encode(bundle)?));
-        self.with(|t| {
-            let tree = t.entry("bundles").or_default();
-            for (k, v) in updates {
-                tree.insert(k, v);
-            }
-        })?;
+        self.insert_all("bundles", updates)?;
         Ok(next)
     }
 
     fn bundles(&self, name: &str) -> Result<Vec<Bundle>, StoreError> {
-        let prefix = bundle_prefix(name);
-        let all: Vec<(Vec<u8>, Vec<u8>)> = self.with(|t| {
-            t.get("bundles")
-                .map(|b| {
-                    b.range(prefix.clone()..)
-                        .take_while(|(k, _)| k.starts_with(&prefix))
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect()
-                })
-                .unwrap_or_default()
+        Ok(self
+            .keyed_bundles(name)?
+            .into_iter()
+            .map(|(_, b)| b)
+            .collect())
+    }
+
+    fn set_bundle_state(
+        &self,
+        name: &str,
+        bundle_id: &str,
+        state: BundleState,
+    ) -> Result<bool, StoreError> {
+        let all = self.keyed_bundles(name)?;
+        if !all.iter().any(|(_, b)| b.id == bundle_id) {
+            return Ok(false);
+        }
+        let mut updates = Vec::new();
+        for (k, mut b) in all {
+            if b.id == bundle_id {
+                b.state = state;
+            } else if state == BundleState::Current && b.state == BundleState::Current {
+                b.state = BundleState::Previous;
+            } else {
+                continue;
+            }
+            updates.push((k, encode(&b)?));
+        }
+        self.insert_all("bundles", updates)?;
+        Ok(true)
+    }
+
+    fn prune_bundles(
+        &self,
+        name: &str,
+        keep: usize,
+        protect: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        let all = self.keyed_bundles(name)?;
+        let bundles: Vec<Bundle> = all.iter().map(|(_, b)| b.clone()).collect();
+        let doomed = super::prune_plan(&bundles, keep, protect);
+        let keys: Vec<Vec<u8>> = all
+            .into_iter()
+            .filter(|(_, b)| doomed.contains(&b.id))
+            .map(|(k, _)| k)
+            .collect();
+        self.with(|t| {
+            let tree = t.entry("bundles").or_default();
+            for k in keys {
+                tree.remove(&k);
+            }
         })?;
-        all.iter().map(|(k, v)| decode("bundles", k, v)).collect()
+        Ok(doomed)
+    }
+
+    fn next_case_id(&self) -> Result<u64, StoreError> {
+        self.with(|t| {
+            let meta = t.entry("meta").or_default();
+            let n = meta
+                .get(&b"case_seq"[..])
+                .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+                .map_or(0, u64::from_be_bytes)
+                + 1;
+            meta.insert(b"case_seq".to_vec(), n.to_be_bytes().to_vec());
+            n
+        })
+    }
+
+    fn put_case(&self, case: &Case) -> Result<(), StoreError> {
+        let v = encode(case)?;
+        self.insert_all("cases", vec![(case.id.to_be_bytes().to_vec(), v)])
+    }
+
+    fn get_case(&self, id: u64) -> Result<Option<Case>, StoreError> {
+        let key = id.to_be_bytes();
+        let v = self.with(|t| t.get("cases").and_then(|c| c.get(&key[..]).cloned()))?;
+        v.map(|v| decode("cases", &key, &v)).transpose()
+    }
+
+    fn list_cases(&self) -> Result<Vec<Case>, StoreError> {
+        let all = self.tree_entries("cases")?;
+        all.iter().map(|(k, v)| decode("cases", k, v)).collect()
+    }
+
+    fn put_ledger(&self, entry: &LedgerEntry) -> Result<(), StoreError> {
+        let v = encode(entry)?;
+        self.insert_all("ledger", vec![(entry.tbs_sha256.as_bytes().to_vec(), v)])
+    }
+
+    fn get_ledger(&self, tbs_sha256: &str) -> Result<Option<LedgerEntry>, StoreError> {
+        let v = self.with(|t| {
+            t.get("ledger")
+                .and_then(|c| c.get(tbs_sha256.as_bytes()).cloned())
+        })?;
+        v.map(|v| decode("ledger", tbs_sha256.as_bytes(), &v))
+            .transpose()
     }
 
     fn append_event(&self, mut event: Event) -> Result<u64, StoreError> {

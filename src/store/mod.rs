@@ -8,9 +8,10 @@
 pub mod memory;
 pub mod sled_store;
 
-use certresponder_inventory::{Bundle, ManagedCert};
+use certresponder_inventory::{Bundle, BundleState, ManagedCert};
 use certresponder_issuers::IssuerStorage;
 
+use crate::respond::case::{Case, LedgerEntry};
 use crate::signals::Signal;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -115,6 +116,52 @@ pub trait Store {
     fn get_blob(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// The storage an issuer adapter keeps its state in, scoped to its id.
     fn issuer_storage(&self, issuer_id: &str) -> std::sync::Arc<dyn IssuerStorage>;
+    /// Sets the state of one bundle of a certificate. Making a bundle `current` turns the
+    /// other `current` one into `previous` in the same atomic write. Returns whether the
+    /// bundle exists.
+    fn set_bundle_state(
+        &self,
+        name: &str,
+        bundle_id: &str,
+        state: BundleState,
+    ) -> Result<bool, StoreError>;
+    /// Deletes the oldest bundles of a certificate until at most `keep` remain, never the
+    /// `current` one nor those in `protect`. Returns the ids deleted.
+    fn prune_bundles(
+        &self,
+        name: &str,
+        keep: usize,
+        protect: &[String],
+    ) -> Result<Vec<String>, StoreError>;
+    /// Assigns the next case number (1, 2, ...), durably.
+    fn next_case_id(&self) -> Result<u64, StoreError>;
+    /// Inserts or replaces a case (its journal is written whole).
+    fn put_case(&self, case: &Case) -> Result<(), StoreError>;
+    /// One case.
+    fn get_case(&self, id: u64) -> Result<Option<Case>, StoreError>;
+    /// Every case, oldest first.
+    fn list_cases(&self) -> Result<Vec<Case>, StoreError>;
+    /// Records a certificate in the CT authorization ledger, keyed by its TBS hash.
+    fn put_ledger(&self, entry: &LedgerEntry) -> Result<(), StoreError>;
+    /// A ledger record by TBS hash (hex).
+    fn get_ledger(&self, tbs_sha256: &str) -> Result<Option<LedgerEntry>, StoreError>;
+}
+
+/// The ids of the bundles to delete so that at most `keep` remain, oldest first, sparing the
+/// `current` bundle and those in `protect`.
+pub(crate) fn prune_plan(bundles: &[Bundle], keep: usize, protect: &[String]) -> Vec<String> {
+    let mut excess = bundles.len().saturating_sub(keep);
+    let mut out = Vec::new();
+    for b in bundles {
+        if excess == 0 {
+            break;
+        }
+        if b.state != BundleState::Current && !protect.contains(&b.id) {
+            out.push(b.id.clone());
+            excess -= 1;
+        }
+    }
+    out
 }
 
 /// Encodes a value with its format version.
@@ -167,7 +214,7 @@ pub(crate) fn bundle_prefix(name: &str) -> Vec<u8> {
 pub(crate) mod contract {
     //! The behaviour every backend must have; each backend's tests run it.
     use super::*;
-    use certresponder_inventory::{BundleState, Fingerprints, SecretPem};
+    use certresponder_inventory::{Fingerprints, SecretPem};
 
     pub(crate) fn bundle(name: &str, id: &str) -> Bundle {
         Bundle {
@@ -245,5 +292,71 @@ pub(crate) mod contract {
         );
         assert_eq!(store.events(None).unwrap().len(), 3);
         assert!(store.get_cert("nope").unwrap().is_none());
+
+        // Bundle states and pruning.
+        assert!(store.set_bundle_state("web", "a", BundleState::Current).unwrap());
+        let web = store.bundles("web").unwrap();
+        assert_eq!(web[0].state, BundleState::Current);
+        assert_eq!(web[1].state, BundleState::Previous);
+        assert!(!store.set_bundle_state("web", "zz", BundleState::Revoked).unwrap());
+        store.append_bundle(&bundle("web", "d")).unwrap();
+        store.set_bundle_state("web", "b", BundleState::Revoked).unwrap();
+        assert_eq!(
+            store.prune_bundles("web", 1, &["a".to_string()]).unwrap(),
+            ["b"]
+        );
+        assert_eq!(
+            store
+                .bundles("web")
+                .unwrap()
+                .iter()
+                .map(|b| b.id.as_str())
+                .collect::<Vec<_>>(),
+            ["a", "d"]
+        );
+        assert_eq!(store.bundles("web-2").unwrap().len(), 1);
+
+        // Cases and the ledger.
+        let first = store.next_case_id().unwrap();
+        let second = store.next_case_id().unwrap();
+        assert!(first >= 1 && second == first + 1);
+        let trigger = crate::respond::case::Trigger {
+            source: "manual".into(),
+            by: "t".into(),
+            why: "w".into(),
+            signals: Vec::new(),
+        };
+        for (id, name) in [(second, "web"), (first, "web-2")] {
+            let mut c = Case::new(
+                name,
+                crate::respond::case::SequenceKind::Reissue,
+                false,
+                None,
+                trigger.clone(),
+                Utc::now(),
+            );
+            c.id = id;
+            store.put_case(&c).unwrap();
+        }
+        let cases = store.list_cases().unwrap();
+        assert_eq!(
+            cases.iter().map(|c| c.id).collect::<Vec<_>>(),
+            [first, second],
+            "cases list in number order"
+        );
+        assert_eq!(store.get_case(second).unwrap().unwrap().cert, "web");
+        assert!(store.get_case(999).unwrap().is_none());
+        let entry = LedgerEntry {
+            tbs_sha256: "ab".repeat(32),
+            cert: "web".into(),
+            serial: "01".into(),
+            issuer: "CN=x".into(),
+            case: Some(second),
+            origin: "issued".into(),
+            recorded_at: Utc::now(),
+        };
+        store.put_ledger(&entry).unwrap();
+        assert_eq!(store.get_ledger(&"ab".repeat(32)).unwrap(), Some(entry));
+        assert!(store.get_ledger("00").unwrap().is_none());
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! Trees: `certs` (name -> CertRecord), `bundles` (name NUL seq -> Bundle), `events`
 //! (seq -> Event), `signals` (dedup key -> Signal), `blobs` (name -> derived state),
-//! `issuer_state` (issuer id NUL key -> adapter state), `meta` (`schema` ->
-//! format version). Keys are big-endian so that sled's
+//! `issuer_state` (issuer id NUL key -> adapter state), `cases` (case number -> Case),
+//! `ledger` (TBS hash -> LedgerEntry), `meta` (`schema` -> format version, `case_seq` ->
+//! the last case number). Keys are big-endian so that sled's
 //! byte order is numeric order. Every write is flushed before it returns.
 
 use std::path::Path;
@@ -11,6 +12,7 @@ use std::sync::Arc;
 
 use certresponder_issuers::{IssuerError, IssuerStorage};
 
+use crate::respond::case::{Case, LedgerEntry};
 use crate::signals::Signal;
 
 use certresponder_inventory::fs::create_dir_with_mode;
@@ -29,6 +31,9 @@ pub struct SledStore {
     certs: sled::Tree,
     bundles: sled::Tree,
     events: sled::Tree,
+    cases: sled::Tree,
+    ledger: sled::Tree,
+    meta: sled::Tree,
 }
 
 fn backend(e: sled::Error) -> StoreError {
@@ -74,6 +79,9 @@ impl SledStore {
             issuer_state: tree("issuer_state")?,
             signals: tree("signals")?,
             blobs: tree("blobs")?,
+            cases: tree("cases")?,
+            ledger: tree("ledger")?,
+            meta,
             db,
         };
         store.flush()?;
@@ -82,6 +90,18 @@ impl SledStore {
 
     fn flush(&self) -> Result<(), StoreError> {
         self.db.flush().map(|_| ()).map_err(backend)
+    }
+
+    /// A certificate's bundles with their keys, oldest first.
+    fn keyed_bundles(&self, name: &str) -> Result<Vec<(sled::IVec, Bundle)>, StoreError> {
+        self.bundles
+            .scan_prefix(bundle_prefix(name))
+            .map(|kv| {
+                let (k, v) = kv.map_err(backend)?;
+                let b = decode("bundles", &k, &v)?;
+                Ok((k, b))
+            })
+            .collect()
     }
 }
 
@@ -236,13 +256,11 @@ impl Store for SledStore {
     }
 
     fn bundles(&self, name: &str) -> Result<Vec<Bundle>, StoreError> {
-        self.bundles
-            .scan_prefix(bundle_prefix(name))
-            .map(|kv| {
-                let (k, v) = kv.map_err(backend)?;
-                decode("bundles", &k, &v)
-            })
-            .collect()
+        Ok(self
+            .keyed_bundles(name)?
+            .into_iter()
+            .map(|(_, b)| b)
+            .collect())
     }
 
     fn append_event(&self, mut event: Event) -> Result<u64, StoreError> {
@@ -263,6 +281,118 @@ impl Store for SledStore {
             .map_err(backend)?;
         self.flush()?;
         Ok(seq)
+    }
+
+    fn set_bundle_state(
+        &self,
+        name: &str,
+        bundle_id: &str,
+        state: BundleState,
+    ) -> Result<bool, StoreError> {
+        let all = self.keyed_bundles(name)?;
+        if !all.iter().any(|(_, b)| b.id == bundle_id) {
+            return Ok(false);
+        }
+        let mut batch = sled::Batch::default();
+        for (k, mut b) in all {
+            if b.id == bundle_id {
+                b.state = state;
+            } else if state == BundleState::Current && b.state == BundleState::Current {
+                b.state = BundleState::Previous;
+            } else {
+                continue;
+            }
+            batch.insert(k.as_ref(), encode(&b)?);
+        }
+        self.bundles.apply_batch(batch).map_err(backend)?;
+        self.flush()?;
+        Ok(true)
+    }
+
+    fn prune_bundles(
+        &self,
+        name: &str,
+        keep: usize,
+        protect: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        let all = self.keyed_bundles(name)?;
+        let bundles: Vec<Bundle> = all.iter().map(|(_, b)| b.clone()).collect();
+        let doomed = super::prune_plan(&bundles, keep, protect);
+        if doomed.is_empty() {
+            return Ok(doomed);
+        }
+        let mut batch = sled::Batch::default();
+        for (k, b) in &all {
+            if doomed.contains(&b.id) {
+                batch.remove(k.as_ref());
+            }
+        }
+        self.bundles.apply_batch(batch).map_err(backend)?;
+        self.flush()?;
+        Ok(doomed)
+    }
+
+    fn next_case_id(&self) -> Result<u64, StoreError> {
+        let next = self
+            .meta
+            .update_and_fetch(b"case_seq", |old| {
+                let n = old
+                    .and_then(|v| <[u8; 8]>::try_from(v).ok())
+                    .map_or(0, u64::from_be_bytes);
+                Some((n + 1).to_be_bytes().to_vec())
+            })
+            .map_err(backend)?;
+        let id = next
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map(u64::from_be_bytes)
+            .ok_or_else(|| StoreError::Corrupt {
+                tree: "meta",
+                key: "case_seq".into(),
+                reason: "the case counter is not an 8-byte number".into(),
+            })?;
+        self.flush()?;
+        Ok(id)
+    }
+
+    fn put_case(&self, case: &Case) -> Result<(), StoreError> {
+        self.cases
+            .insert(case.id.to_be_bytes(), encode(case)?)
+            .map_err(backend)?;
+        self.flush()
+    }
+
+    fn get_case(&self, id: u64) -> Result<Option<Case>, StoreError> {
+        let key = id.to_be_bytes();
+        self.cases
+            .get(key)
+            .map_err(backend)?
+            .map(|v| decode("cases", &key, &v))
+            .transpose()
+    }
+
+    fn list_cases(&self) -> Result<Vec<Case>, StoreError> {
+        self.cases
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv.map_err(backend)?;
+                decode("cases", &k, &v)
+            })
+            .collect()
+    }
+
+    fn put_ledger(&self, entry: &LedgerEntry) -> Result<(), StoreError> {
+        self.ledger
+            .insert(entry.tbs_sha256.as_bytes(), encode(entry)?)
+            .map_err(backend)?;
+        self.flush()
+    }
+
+    fn get_ledger(&self, tbs_sha256: &str) -> Result<Option<LedgerEntry>, StoreError> {
+        self.ledger
+            .get(tbs_sha256.as_bytes())
+            .map_err(backend)?
+            .map(|v| decode("ledger", tbs_sha256.as_bytes(), &v))
+            .transpose()
     }
 
     fn events(&self, name: Option<&str>) -> Result<Vec<Event>, StoreError> {

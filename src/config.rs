@@ -18,6 +18,8 @@ use certresponder_inventory::{ExpiryThreshold, did_you_mean};
 use certresponder_issuers::config::{IssuerSpec, parse_issuer};
 use toml::{Table, Value};
 
+use crate::respond::settings::RespondConfig;
+
 /// Where the configuration is read from when `--config` is not given.
 pub const DEFAULT_CONFIG: &str = "/etc/certresponder/certresponder.toml";
 const DEFAULT_STATE_DIR: &str = "/var/lib/certresponder";
@@ -28,6 +30,7 @@ const TOP_FIELDS: &[&str] = &[
     "inventory_dir",
     "expiry_warning_days",
     "checks",
+    "respond",
     "issuer",
 ];
 const CHECK_FIELDS: &[&str] = &["rsa_min_bits", "allowed_curves", "expiring"];
@@ -66,6 +69,8 @@ pub struct Config {
     pub expiry_warning_days: u32,
     /// The checks' settings.
     pub checks: ChecksConfig,
+    /// How sequences run (`[respond]`).
+    pub respond: RespondConfig,
     /// Declared issuers.
     #[serde(skip)]
     pub issuers: Vec<IssuerSpec>,
@@ -91,6 +96,7 @@ impl Default for Config {
             inventory_dir: PathBuf::from(DEFAULT_INVENTORY_DIR),
             expiry_warning_days: 30,
             checks: ChecksConfig::default(),
+            respond: RespondConfig::default(),
             issuers: Vec::new(),
         }
     }
@@ -243,6 +249,19 @@ impl Config {
                 return Err(err(
                     Some("checks"),
                     "must be a table, written [checks]".into(),
+                ));
+            }
+        }
+        match table.get("respond") {
+            None => {}
+            Some(Value::Table(t)) => {
+                cfg.respond =
+                    RespondConfig::parse(t).map_err(|(field, msg)| err(Some(&field), msg))?;
+            }
+            Some(_) => {
+                return Err(err(
+                    Some("respond"),
+                    "must be a table, written [respond]".into(),
                 ));
             }
         }

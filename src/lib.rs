@@ -7,5 +7,6 @@ pub mod cli;
 pub mod config;
 pub mod issuers;
 pub mod registry;
+pub mod respond;
 pub mod signals;
 pub mod store;

@@ -123,8 +123,13 @@ impl Bundle {
         let leaf = inspect::inspect_certificate_der(leaf_der)
             .map_err(|e| unparseable(&entry.paths.cert, "cert", e))?;
         let chain: Vec<Vec<u8>> = if let Some(chain) = &entry.paths.chain {
-            inspect::read_certificates(&read(chain, "chain")?)
-                .map_err(|e| unparseable(chain, "chain", e))?
+            let bytes = read(chain, "chain")?;
+            if bytes.trim_ascii().is_empty() {
+                // A certificate issued straight by a root has no intermediates.
+                Vec::new()
+            } else {
+                inspect::read_certificates(&bytes).map_err(|e| unparseable(chain, "chain", e))?
+            }
         } else if !rest.is_empty() {
             rest.to_vec()
         } else if let Some(full) = &entry.paths.fullchain {
@@ -152,20 +157,54 @@ impl Bundle {
             }
             None => None,
         };
-        Ok(Self {
+        Ok(Self::from_parts(
+            entry.name.as_str(),
+            &leaf,
+            leaf_der,
+            &chain,
+            key_pem,
+            "registered",
+            now,
+        ))
+    }
+
+    /// A `current` bundle from its parts, in the normal form every bundle has: the leaf and
+    /// each intermediate re-encoded as PEM from DER, so that the same certificates always give
+    /// the same bytes.
+    pub fn from_parts(
+        cert_id: &str,
+        leaf: &inspect::CertInfo,
+        leaf_der: &[u8],
+        chain_der: &[Vec<u8>],
+        key_pem: Option<SecretPem>,
+        origin: &str,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
             id: leaf.fingerprints.cert_sha256[..16].to_string(),
-            cert_id: entry.name.to_string(),
+            cert_id: cert_id.to_string(),
             leaf_pem: encode_pem("CERTIFICATE", leaf_der),
-            chain_pem: chain.iter().map(|c| encode_pem("CERTIFICATE", c)).collect(),
+            chain_pem: chain_der
+                .iter()
+                .map(|c| encode_pem("CERTIFICATE", c))
+                .collect(),
             key_pem,
             serial: leaf.serial.clone(),
             issuer: leaf.issuer.clone(),
             not_after: leaf.not_after,
-            fingerprints: leaf.fingerprints,
+            fingerprints: leaf.fingerprints.clone(),
             created_at: now,
-            origin: "registered".into(),
+            origin: origin.to_string(),
             state: BundleState::Current,
-        })
+        }
+    }
+
+    /// The leaf certificate, DER.
+    pub fn leaf_der(&self) -> Result<Vec<u8>, inspect::InspectError> {
+        inspect::read_certificates(self.leaf_pem.as_bytes())?
+            .into_iter()
+            .next()
+            .ok_or_else(no_cert)
     }
 }
 

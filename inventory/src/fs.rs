@@ -1,35 +1,65 @@
 //! Atomic file writes: a temporary file in the same directory, fsync, rename over the
 //! target, fsync the directory. The owner and mode of a replaced file are kept; a new file
 //! gets the mode asked for (0600 for private keys).
+//!
+//! [`StagedFile`] splits the write in two, so that several files can be prepared first and
+//! replaced together only once all of them were written: a deployment then either changes
+//! every location or none (short of a failed rename, which on one file system means a
+//! vanished directory).
 
+use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Writes `bytes` to `path` atomically. `new_mode` applies when `path` does not exist yet.
 pub fn write_atomic(path: &Path, bytes: &[u8], new_mode: u32) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
-    let existing = fs::metadata(path).ok();
-    let mode = existing
-        .as_ref()
-        .map_or(new_mode, |m| m.permissions().mode() & 0o7777);
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp.{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
+    StagedFile::stage(path, bytes, new_mode)?.commit()
+}
+
+/// Distinguishes the temporary files of one process: two tasks staging files in the same
+/// directory at once must not pick the same name.
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// How many names to try when a temporary name is taken (by a leftover of a crashed
+/// process that had the same pid, say).
+const TEMP_ATTEMPTS: u32 = 16;
+
+/// A file written and fsynced under a temporary name beside its target, not yet renamed
+/// over it. [`commit`](Self::commit) puts it in place; dropping it uncommitted removes the
+/// temporary file and leaves the target untouched.
+#[derive(Debug)]
+pub struct StagedFile {
+    target: PathBuf,
+    temp: PathBuf,
+    dir: PathBuf,
+    committed: bool,
+}
+
+impl StagedFile {
+    /// Writes `bytes` to a new temporary file in `path`'s directory and fsyncs it. The file
+    /// gets the mode and owner of the `path` it will replace, or `new_mode` when `path`
+    /// does not exist yet. On error nothing is left behind.
+    pub fn stage(path: &Path, bytes: &[u8], new_mode: u32) -> io::Result<Self> {
+        let dir = parent_dir(path).to_path_buf();
+        let name = path
+            .file_name()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+        let existing = fs::metadata(path).ok();
+        let mode = existing
+            .as_ref()
+            .map_or(new_mode, |m| m.permissions().mode() & 0o7777);
+        let (mut f, temp) = create_temp(&dir, name, mode)?;
+        // From here the temporary file exists: an error must remove it, which dropping the
+        // uncommitted value does.
+        let staged = Self {
+            target: path.to_path_buf(),
+            temp,
+            dir,
+            committed: false,
+        };
         // The umask may have narrowed the mode; set it exactly.
         f.set_permissions(fs::Permissions::from_mode(mode))?;
         if let Some(m) = &existing {
@@ -42,13 +72,140 @@ pub fn write_atomic(path: &Path, bytes: &[u8], new_mode: u32) -> io::Result<()> 
         }
         f.write_all(bytes)?;
         f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+        Ok(staged)
     }
-    result
+
+    /// The file this will replace.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    /// The temporary file holding the new content.
+    pub fn temp_path(&self) -> &Path {
+        &self.temp
+    }
+
+    /// The directory of the target (and of the temporary file).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Renames the temporary file over the target and fsyncs the directory.
+    pub fn commit(self) -> io::Result<()> {
+        let dir = self.dir.clone();
+        self.rename()?;
+        sync_dir(&dir)
+    }
+
+    /// Renames the temporary file over the target without syncing the directory; the
+    /// caller syncs it (once for several files, see [`commit_all`]). On error the temporary
+    /// file is removed.
+    pub fn rename(mut self) -> io::Result<()> {
+        fs::rename(&self.temp, &self.target)?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for StagedFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.temp);
+        }
+    }
+}
+
+/// Why [`commit_all`] stopped.
+#[derive(Debug)]
+pub struct CommitError {
+    /// The position, in the list given, of the file whose rename (or whose directory's
+    /// fsync) failed.
+    pub index: usize,
+    /// The targets already replaced when it failed.
+    pub replaced: Vec<PathBuf>,
+    /// The operating system's error.
+    pub source: io::Error,
+}
+
+/// Renames every staged file over its target in order, in quick succession, then fsyncs
+/// each directory once. Should a rename fail, the files after it are not renamed (their
+/// temporary files are removed), the directories of those already renamed are still
+/// synced, and the error says which file failed and what was already replaced.
+pub fn commit_all(files: Vec<StagedFile>) -> Result<Vec<PathBuf>, CommitError> {
+    let mut replaced = Vec::with_capacity(files.len());
+    let mut dirs: Vec<(PathBuf, usize)> = Vec::new();
+    let mut failure = None;
+    for (index, file) in files.into_iter().enumerate() {
+        if failure.is_some() {
+            // Dropped uncommitted: its temporary file is removed.
+            continue;
+        }
+        let target = file.target.clone();
+        let dir = file.dir.clone();
+        match file.rename() {
+            Ok(()) => {
+                replaced.push(target);
+                if !dirs.iter().any(|(d, _)| *d == dir) {
+                    dirs.push((dir, index));
+                }
+            }
+            Err(source) => failure = Some((index, source)),
+        }
+    }
+    for (dir, index) in &dirs {
+        if let Err(source) = sync_dir(dir)
+            && failure.is_none()
+        {
+            failure = Some((*index, source));
+        }
+    }
+    match failure {
+        None => Ok(replaced),
+        Some((index, source)) => Err(CommitError {
+            index,
+            replaced,
+            source,
+        }),
+    }
+}
+
+/// Fsyncs a directory, making the renames and creations in it durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// Creates `.<name>.tmp.<pid>.<counter>` in `dir`, exclusively, with `mode`.
+fn create_temp(dir: &Path, name: &std::ffi::OsStr, mode: u32) -> io::Result<(File, PathBuf)> {
+    let mut attempt = 0;
+    loop {
+        let mut temp_name = OsString::from(".");
+        temp_name.push(name);
+        temp_name.push(format!(
+            ".tmp.{}.{}",
+            std::process::id(),
+            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let temp = dir.join(temp_name);
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&temp)
+        {
+            Ok(f) => return Ok((f, temp)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt + 1 < TEMP_ATTEMPTS => {
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Creates a directory (and parents) with the given mode for any directory it creates.
@@ -85,5 +242,77 @@ mod tests {
         );
         let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1);
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut n: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        n.sort();
+        n
+    }
+
+    #[test]
+    fn uncommitted_stage_leaves_target_untouched_and_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("cert.pem");
+        fs::write(&p, b"old").unwrap();
+        let staged = StagedFile::stage(&p, b"new", 0o644).unwrap();
+        assert!(staged.temp_path().exists());
+        assert_eq!(staged.target(), p);
+        assert_eq!(fs::read(&p).unwrap(), b"old");
+        drop(staged);
+        assert_eq!(fs::read(&p).unwrap(), b"old");
+        assert_eq!(names(dir.path()), ["cert.pem"]);
+        // A directory that does not exist: nothing is created.
+        let missing = dir.path().join("nope").join("x.pem");
+        assert!(StagedFile::stage(&missing, b"x", 0o600).is_err());
+        assert_eq!(names(dir.path()), ["cert.pem"]);
+    }
+
+    #[test]
+    fn commit_all_replaces_every_file() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let targets = [
+            a.path().join("one"),
+            a.path().join("two"),
+            b.path().join("three"),
+        ];
+        fs::write(&targets[0], b"old").unwrap();
+        fs::set_permissions(&targets[0], fs::Permissions::from_mode(0o640)).unwrap();
+        let staged: Vec<StagedFile> = targets
+            .iter()
+            .map(|t| StagedFile::stage(t, t.to_string_lossy().as_bytes(), 0o600).unwrap())
+            .collect();
+        let replaced = commit_all(staged).unwrap();
+        assert_eq!(replaced, targets);
+        for t in &targets {
+            assert_eq!(fs::read(t).unwrap(), t.to_string_lossy().as_bytes());
+        }
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&targets[0]), 0o640);
+        assert_eq!(mode(&targets[1]), 0o600);
+        assert_eq!(names(a.path()), ["one", "two"]);
+        assert_eq!(names(b.path()), ["three"]);
+    }
+
+    #[test]
+    fn concurrent_stages_in_one_directory_do_not_collide() {
+        let dir = tempfile::tempdir().unwrap();
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let p = dir.path().join(format!("f{}", i % 2));
+                std::thread::spawn(move || StagedFile::stage(&p, b"x", 0o600).unwrap())
+            })
+            .collect();
+        let staged: Vec<StagedFile> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        let mut temps: Vec<&Path> = staged.iter().map(StagedFile::temp_path).collect();
+        temps.sort();
+        temps.dedup();
+        assert_eq!(temps.len(), 8);
+        drop(staged);
+        assert!(names(dir.path()).is_empty());
     }
 }

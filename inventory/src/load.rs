@@ -385,7 +385,11 @@ fn parse_entry(
     }
     if (combined.is_some() || pkcs12.is_some()) && !t.contains_key("key") {
         errors.push(InventoryError::InvalidValue {
-            at: at.field(if combined.is_some() { "combined" } else { "pkcs12" }),
+            at: at.field(if combined.is_some() {
+                "combined"
+            } else {
+                "pkcs12"
+            }),
             reason: "needs `key`: a combined PEM or PKCS#12 file carries the private key".into(),
         });
     }
@@ -609,6 +613,7 @@ pub fn check_files(entry: &ManagedCert, at: &Location) -> Vec<InventoryError> {
         }
     }
     if let Some(chain) = &entry.paths.chain
+        && !std::fs::read(chain).is_ok_and(|b| b.trim_ascii().is_empty())
         && let Err(e) = read_certs(chain, &at.field("chain"))
     {
         errors.push(e);

@@ -35,10 +35,7 @@ pub async fn kill_group(child: &mut Child) {
 }
 
 /// Reads to the end, keeping the last [`STDERR_LIMIT`] bytes.
-pub async fn read_tail<R: AsyncRead + Unpin>(
-    reader: Option<R>,
-    tail: &mut Tail,
-) -> io::Result<()> {
+pub async fn read_tail<R: AsyncRead + Unpin>(reader: Option<R>, tail: &mut Tail) -> io::Result<()> {
     let Some(mut reader) = reader else {
         return Ok(());
     };
@@ -125,7 +122,6 @@ pub fn describe(status: ExitStatus) -> String {
         (None, None) => status.to_string(),
     }
 }
-
 
 /// How a shell command ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,9 +4,11 @@
 //! argument).
 
 mod analyze;
+mod cases;
 mod check_config;
 mod inventory;
 mod quickstart;
+mod respond;
 mod signals;
 pub mod table;
 
@@ -58,6 +60,35 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Report a private key as compromised: records a confirmed signal and runs a
+    /// revoke-and-reissue (keyCompromise)
+    #[command(
+        after_help = "Exit status: 0 the case is done; 1 it failed (see `certresponder cases show`); 2 input error."
+    )]
+    ReportCompromise(respond::ReportArgs),
+    /// Reissue a certificate with a new key (optionally revoking the old one)
+    #[command(
+        after_help = "Exit status: 0 the case is done; 1 it failed (see `certresponder cases show`); 2 input error."
+    )]
+    Reissue(respond::ReissueArgs),
+    /// Resume unfinished sequences, then act on the stored signals
+    #[command(
+        after_help = "Built-in decisions (until a policy is configured): confirmed key compromise -> revoke_reissue (keyCompromise); other weak parameters and rule violations -> revoke_reissue (superseded); expiring -> reissue; low confidence -> escalate, never acted on.\nExit status: 0 every case done; 1 a case failed; 2 input error."
+    )]
+    Respond(respond::RespondArgs),
+    /// List cases, or show one with every step
+    #[command(subcommand)]
+    Cases(cases::CasesCommand),
+    /// List a certificate's bundles, newest first, with their states
+    History {
+        /// The certificate's inventory name
+        name: String,
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore an earlier bundle to every location, reload and verify it
+    Rollback(cases::RollbackArgs),
     /// Check the configuration, the inventory and the issuers' settings (contacts no CA)
     CheckConfig {
         /// Machine-readable output
@@ -102,5 +133,11 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             signals::run_signals(cli.config.as_deref(), action, all, json)
         }
         Command::CheckConfig { json } => check_config::run(cli.config.as_deref(), json),
+        Command::ReportCompromise(args) => respond::run_report(args, cli.config.as_deref()),
+        Command::Reissue(args) => respond::run_reissue(args, cli.config.as_deref()),
+        Command::Respond(args) => respond::run_respond(args, cli.config.as_deref()),
+        Command::Cases(cmd) => cases::run_cases(cmd, cli.config.as_deref()),
+        Command::History { name, json } => cases::run_history(&name, json, cli.config.as_deref()),
+        Command::Rollback(args) => cases::run_rollback(args, cli.config.as_deref()),
     }
 }

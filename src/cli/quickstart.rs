@@ -45,7 +45,7 @@ const SERVICES: &[Service] = &[
         profile_name: None,
         dns: "www.demo.internal",
         tags: &["prod", "edge"],
-        verify: Some("127.0.0.1:8443"),
+        verify: None,
     },
     Service {
         name: "api-gateway",

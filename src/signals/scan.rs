@@ -48,11 +48,7 @@ pub fn inventory_findings(
     now: DateTime<Utc>,
 ) -> Result<(usize, Vec<CertFinding>), StoreError> {
     let report = sync(store, cfg, now)?;
-    let key_policy = KeyPolicy {
-        rsa_min_bits: cfg.checks.rsa_min_bits,
-        allowed_curves: cfg.checks.allowed_curves.clone(),
-        ..KeyPolicy::default()
-    };
+    let key_policy = KeyPolicy::from_checks(&cfg.checks);
     let mut out = Vec::new();
     let mut scanned = 0;
     let mut rsa: Vec<(String, String, Vec<u8>)> = Vec::new();

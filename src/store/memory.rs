@@ -19,6 +19,8 @@ pub struct MemoryStore {
 
 /// Tree name -> key -> encoded value, as sled lays it out.
 type Trees = BTreeMap<&'static str, BTreeMap<Vec<u8>, Vec<u8>>>;
+/// Encoded key-value pairs of one tree.
+type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 
 impl MemoryStore {
     /// An empty store.
@@ -34,11 +36,7 @@ impl MemoryStore {
         Ok(f(&mut guard))
     }
 
-    fn insert_all(
-        &self,
-        tree: &'static str,
-        items: Vec<(Vec<u8>, Vec<u8>)>,
-    ) -> Result<(), StoreError> {
+    fn insert_all(&self, tree: &'static str, items: Entries) -> Result<(), StoreError> {
         self.with(|t| {
             let tree = t.entry(tree).or_default();
             for (k, v) in items {
@@ -47,7 +45,7 @@ impl MemoryStore {
         })
     }
 
-    fn tree_entries(&self, tree: &'static str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn tree_entries(&self, tree: &'static str) -> Result<Entries, StoreError> {
         self.with(|t| {
             t.get(tree)
                 .map(|c| c.iter().map(|(k, v)| (k.clone(), v.clone())).collect())

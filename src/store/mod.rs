@@ -294,13 +294,23 @@ pub(crate) mod contract {
         assert!(store.get_cert("nope").unwrap().is_none());
 
         // Bundle states and pruning.
-        assert!(store.set_bundle_state("web", "a", BundleState::Current).unwrap());
+        assert!(
+            store
+                .set_bundle_state("web", "a", BundleState::Current)
+                .unwrap()
+        );
         let web = store.bundles("web").unwrap();
         assert_eq!(web[0].state, BundleState::Current);
         assert_eq!(web[1].state, BundleState::Previous);
-        assert!(!store.set_bundle_state("web", "zz", BundleState::Revoked).unwrap());
+        assert!(
+            !store
+                .set_bundle_state("web", "zz", BundleState::Revoked)
+                .unwrap()
+        );
         store.append_bundle(&bundle("web", "d")).unwrap();
-        store.set_bundle_state("web", "b", BundleState::Revoked).unwrap();
+        store
+            .set_bundle_state("web", "b", BundleState::Revoked)
+            .unwrap();
         assert_eq!(
             store.prune_bundles("web", 1, &["a".to_string()]).unwrap(),
             ["b"]

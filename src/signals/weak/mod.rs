@@ -31,6 +31,17 @@ impl Default for KeyPolicy {
     }
 }
 
+impl KeyPolicy {
+    /// The policy the configuration's `[checks]` table sets.
+    pub fn from_checks(checks: &crate::config::ChecksConfig) -> Self {
+        Self {
+            rsa_min_bits: checks.rsa_min_bits,
+            allowed_curves: checks.allowed_curves.clone(),
+            ..Self::default()
+        }
+    }
+}
+
 /// Every key check that applies to `key`.
 pub fn check_key(key: &KeyInfo, policy: &KeyPolicy) -> Vec<Finding> {
     match key {

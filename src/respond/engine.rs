@@ -1,0 +1,479 @@
+//! The sequence engine: opens cases and runs their steps, journaling each one in the store
+//! before and after it runs, so that a crash at any point resumes where it stopped.
+//!
+//! The journal is written at every transition: one durable write records that a step
+//! finished (with its outcome and what it produced: the new key, the issued chain) and that
+//! the next one started. A step found `started` but not finished when a case is resumed ran
+//! when the process died, and runs again; every step is idempotent (see `respond::steps`).
+//! The one effect that cannot be undone by running again is issuance: a crash after the CA
+//! answered and before the journal recorded the chain issues one more certificate on resume,
+//! and no more (invariant 3).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use certresponder_inventory::{Bundle, ManagedCert};
+use certresponder_issuers::{Issuer, IssuerError, RevocationReason};
+use chrono::Utc;
+
+use super::case::{Case, CaseState, SequenceKind, Step, StepOutcome, StepRecord, Trigger};
+use super::fault;
+use super::reload::Reloader;
+use crate::config::Config;
+use crate::signals::weak::KeyPolicy;
+use crate::store::{CertStatus, Event, Store, StoreError};
+
+/// Why the engine could not open or run a case (a failing step fails the case instead).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RespondError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No such certificate.
+    #[error("no certificate named `{0}` is registered (see `certresponder inventory list`)")]
+    UnknownCert(String),
+    /// The certificate was taken out of the inventory.
+    #[error("`{0}` was removed from the inventory; put it back to act on it")]
+    Removed(String),
+    /// No such case.
+    #[error("there is no case {0} (see `certresponder cases list`)")]
+    UnknownCase(u64),
+    /// A case is already running for the certificate.
+    #[error("`{cert}` already has case {case} running; it resumes with `certresponder respond`")]
+    Busy {
+        /// The certificate.
+        cert: String,
+        /// The running case.
+        case: u64,
+    },
+    /// The entry cannot be acted on as asked.
+    #[error("`{cert}`: {reason}")]
+    NotActionable {
+        /// The certificate.
+        cert: String,
+        /// Why, and what to change in the inventory.
+        reason: String,
+    },
+    /// An issuer adapter could not be built.
+    #[error("issuer: {0}")]
+    Issuer(#[from] IssuerError),
+}
+
+/// What a step did.
+pub(crate) enum StepResult {
+    /// Done; the detail says what happened.
+    Ok(String),
+    /// Nothing to do.
+    Skipped(String),
+    /// Failed. `rollback`: the new bundle may be deployed, so the snapshot must be restored.
+    Fail {
+        /// What went wrong.
+        detail: String,
+        /// Whether to restore the snapshot bundle.
+        rollback: bool,
+    },
+}
+
+/// Runs sequences against a store, with the configured issuers.
+pub struct Engine {
+    pub(crate) store: Arc<dyn Store + Send + Sync>,
+    pub(crate) cfg: Config,
+    pub(crate) issuers: BTreeMap<String, Arc<dyn Issuer>>,
+    pub(crate) reloader: Reloader,
+    pub(crate) key_policy: KeyPolicy,
+}
+
+impl Engine {
+    /// An engine on `store`, building the configured issuer adapters.
+    pub fn new(store: Arc<dyn Store + Send + Sync>, cfg: Config) -> Result<Self, RespondError> {
+        let issuers = crate::issuers::build_all(&cfg, store.as_ref())?;
+        Ok(Self::with_issuers(store, cfg, issuers))
+    }
+
+    /// An engine with the given issuer adapters (by id).
+    pub fn with_issuers(
+        store: Arc<dyn Store + Send + Sync>,
+        cfg: Config,
+        issuers: BTreeMap<String, Arc<dyn Issuer>>,
+    ) -> Self {
+        let reloader = Reloader::new(cfg.respond.reload_window, cfg.respond.reload_timeout);
+        let key_policy = KeyPolicy::from_checks(&cfg.checks);
+        Self {
+            store,
+            cfg,
+            issuers,
+            reloader,
+            key_policy,
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The registered, active entry for `cert`.
+    pub fn entry(&self, cert: &str) -> Result<ManagedCert, RespondError> {
+        let rec = self
+            .store
+            .get_cert(cert)?
+            .ok_or_else(|| RespondError::UnknownCert(cert.to_string()))?;
+        if rec.status != CertStatus::Active {
+            return Err(RespondError::Removed(cert.to_string()));
+        }
+        Ok(rec.entry)
+    }
+
+    /// The running case of a certificate, if any.
+    pub fn running_case(&self, cert: &str) -> Result<Option<Case>, RespondError> {
+        Ok(self
+            .store
+            .list_cases()?
+            .into_iter()
+            .find(|c| c.cert == cert && c.state == CaseState::Running))
+    }
+
+    /// Numbers of the cases that have not finished, oldest first.
+    pub fn unfinished(&self) -> Result<Vec<u64>, RespondError> {
+        Ok(self
+            .store
+            .list_cases()?
+            .into_iter()
+            .filter(|c| c.state == CaseState::Running)
+            .map(|c| c.id)
+            .collect())
+    }
+
+    /// Checks that the entry can carry out `kind`: it names a configured issuer, and a
+    /// sequence that issues has somewhere to put the new key.
+    pub fn check_actionable(
+        &self,
+        entry: &ManagedCert,
+        kind: SequenceKind,
+    ) -> Result<(), RespondError> {
+        let cert = entry.name.to_string();
+        let no = |reason: String| RespondError::NotActionable {
+            cert: cert.clone(),
+            reason,
+        };
+        let Some(issuer) = &entry.issuer else {
+            return Err(no(format!(
+                "its inventory entry ({}) names no `issuer`, so it cannot be {}",
+                entry.source.display(),
+                if kind.issues() { "reissued" } else { "revoked" }
+            )));
+        };
+        if !self.issuers.contains_key(issuer) {
+            return Err(no(format!(
+                "its issuer `{issuer}` is not configured (known: {})",
+                self.issuers.keys().cloned().collect::<Vec<_>>().join(", ")
+            )));
+        }
+        if kind.issues() && entry.paths.key.is_none() {
+            return Err(no(format!(
+                "its inventory entry ({}) names no `key` file, so a new key has nowhere to go",
+                entry.source.display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Opens a case and stores it, ready to run. Refuses when the certificate already has a
+    /// running case or cannot carry out `kind`.
+    pub fn open_case(
+        &self,
+        cert: &str,
+        kind: SequenceKind,
+        contain_first: bool,
+        reason: Option<RevocationReason>,
+        trigger: Trigger,
+    ) -> Result<Case, RespondError> {
+        let entry = self.entry(cert)?;
+        self.check_actionable(&entry, kind)?;
+        if let Some(running) = self.running_case(cert)? {
+            return Err(RespondError::Busy {
+                cert: cert.to_string(),
+                case: running.id,
+            });
+        }
+        let now = Utc::now();
+        let mut case = Case::new(cert, kind, contain_first, reason, trigger, now);
+        case.id = self.store.next_case_id()?;
+        self.store.put_case(&case)?;
+        self.event(
+            cert,
+            "case_opened",
+            format!(
+                "case {}: {}{}{} ({} by {}: {})",
+                case.id,
+                kind,
+                if case.contain_first {
+                    ", contain first"
+                } else {
+                    ""
+                },
+                case.reason
+                    .map(|r| format!(", reason {r}"))
+                    .unwrap_or_default(),
+                case.trigger.source,
+                case.trigger.by,
+                case.trigger.why
+            ),
+        )?;
+        tracing::info!(case = case.id, cert, kind = %kind, "case opened");
+        Ok(case)
+    }
+
+    /// Runs several cases, at most `respond.concurrency` at once; each result in input order.
+    pub async fn run_cases(self: &Arc<Self>, ids: &[u64]) -> Vec<Result<Case, RespondError>> {
+        let sem = Arc::new(tokio::sync::Semaphore::new(self.cfg.respond.concurrency));
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, id) in ids.iter().copied().enumerate() {
+            let engine = Arc::clone(self);
+            let sem = Arc::clone(&sem);
+            tasks.spawn(async move {
+                let _permit = sem.acquire_owned().await;
+                (i, engine.run_case(id).await)
+            });
+        }
+        let mut out: Vec<Option<Result<Case, RespondError>>> = ids.iter().map(|_| None).collect();
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((i, r)) => out[i] = Some(r),
+                Err(e) => tracing::error!(error = %e, "a sequence task panicked"),
+            }
+        }
+        out.into_iter()
+            .zip(ids)
+            .map(|(r, id)| r.unwrap_or(Err(RespondError::UnknownCase(*id))))
+            .collect()
+    }
+
+    /// Runs a case from where its journal stands until it is done or failed.
+    pub async fn run_case(&self, id: u64) -> Result<Case, RespondError> {
+        let mut case = self
+            .store
+            .get_case(id)?
+            .ok_or(RespondError::UnknownCase(id))?;
+        let entry = match self.store.get_cert(&case.cert)? {
+            Some(rec) => rec.entry,
+            None => {
+                self.fail(
+                    &mut case,
+                    "its certificate is no longer registered".into(),
+                    None,
+                )?;
+                return Ok(case);
+            }
+        };
+        // Whether this run wrote the `started` record of the next step itself; a `started`
+        // record found otherwise was left by an interrupted run.
+        let mut journaled_next = false;
+        while case.state == CaseState::Running {
+            let Some(step) = case.next else {
+                case.state = CaseState::Done;
+                self.save(&mut case)?;
+                break;
+            };
+            let pending = case
+                .journal
+                .last()
+                .is_some_and(|r| r.step == step && r.outcome == StepOutcome::Started);
+            let resumed = pending && !journaled_next;
+            journaled_next = false;
+            if resumed {
+                tracing::info!(case = case.id, cert = %case.cert, step = %step, "resuming an interrupted step");
+            } else if !pending {
+                case.journal.push(started(step));
+                self.save(&mut case)?;
+            }
+            fault::point("before", step);
+            tracing::info!(case = case.id, cert = %case.cert, step = %step, "step started");
+            let result = self.run_step(&mut case, &entry, step).await;
+            fault::point("after", step);
+            let now = Utc::now();
+            let (outcome, mut detail) = match &result {
+                StepResult::Ok(d) => (StepOutcome::Ok, d.clone()),
+                StepResult::Skipped(d) => (StepOutcome::Skipped, d.clone()),
+                StepResult::Fail { detail, .. } => (StepOutcome::Failed, detail.clone()),
+            };
+            if resumed {
+                detail = format!("{detail} (resumed after an interruption)");
+            }
+            tracing::info!(case = case.id, cert = %case.cert, step = %step, outcome = %outcome, detail = %detail, "step finished");
+            if let Some(rec) = case.journal.last_mut() {
+                rec.finished_at = Some(now);
+                rec.outcome = outcome;
+                rec.detail = detail;
+            }
+            match result {
+                StepResult::Fail { detail, rollback } => {
+                    let can_restore = rollback && step != Step::Rollback && !case.revoked_old();
+                    if can_restore {
+                        case.error = Some(detail);
+                        case.next = Some(Step::Rollback);
+                        case.journal.push(started(Step::Rollback));
+                        journaled_next = true;
+                        self.save(&mut case)?;
+                    } else {
+                        let what = self.left_deployed(&case, step);
+                        let detail = match case.error.take() {
+                            Some(first) if step == Step::Rollback => {
+                                format!("{first}; then the rollback failed: {detail}")
+                            }
+                            _ => detail,
+                        };
+                        self.fail(&mut case, detail, Some(what))?;
+                    }
+                }
+                StepResult::Ok(_) | StepResult::Skipped(_) => {
+                    if step == Step::Rollback {
+                        case.rolled_back = true;
+                        let first = case.error.take().unwrap_or_default();
+                        self.fail(&mut case, first, None)?;
+                    } else if step == Step::Close {
+                        case.state = CaseState::Done;
+                        case.next = None;
+                        self.save(&mut case)?;
+                    } else {
+                        case.next = case.step_after(step);
+                        if let Some(n) = case.next {
+                            case.journal.push(started(n));
+                            journaled_next = true;
+                        } else {
+                            case.state = CaseState::Done;
+                        }
+                        self.save(&mut case)?;
+                    }
+                }
+            }
+        }
+        Ok(case)
+    }
+
+    /// What a failure at `step` leaves deployed, in words.
+    fn left_deployed(&self, case: &Case, step: Step) -> String {
+        let old = case.old_bundle.as_deref().unwrap_or("?");
+        if step == Step::Rollback {
+            return format!(
+                "the rollback did not complete: check the service, then run `certresponder rollback {} --to {old}`; the old certificate is NOT revoked",
+                case.cert
+            );
+        }
+        let deployed_new = case
+            .journal
+            .iter()
+            .any(|r| r.step == Step::Deploy && r.outcome == StepOutcome::Ok);
+        match (deployed_new, case.revoked_old()) {
+            (true, true) => format!(
+                "the new bundle {} stays deployed; the old one ({old}) is revoked, so it was not restored",
+                case.new_bundle.as_deref().unwrap_or("?")
+            ),
+            (true, false) => format!(
+                "the new bundle {} is deployed; the old certificate ({old}) is NOT revoked",
+                case.new_bundle.as_deref().unwrap_or("?")
+            ),
+            (false, true) => format!(
+                "the old certificate ({old}) is revoked and no new bundle is deployed: act now"
+            ),
+            (false, false) if step == Step::Deploy || step == Step::Rollback => format!(
+                "the files may be incomplete; restore bundle {old} with `certresponder rollback {} --to {old}`",
+                case.cert
+            ),
+            (false, false) => format!("the old bundle {old} stays deployed, unrevoked"),
+        }
+    }
+
+    /// Marks a case failed, with why and what it leaves deployed.
+    fn fail(
+        &self,
+        case: &mut Case,
+        detail: String,
+        left: Option<String>,
+    ) -> Result<(), RespondError> {
+        let message = match (left, case.rolled_back) {
+            (Some(left), _) => format!("{detail}; {left}"),
+            (None, true) => format!(
+                "{detail}; rolled back to bundle {}, which is served again; the old certificate is not revoked",
+                case.old_bundle.as_deref().unwrap_or("?")
+            ),
+            (None, false) => detail,
+        };
+        tracing::warn!(case = case.id, cert = %case.cert, error = %message, "case failed");
+        case.state = CaseState::Failed;
+        case.next = None;
+        case.new_key = None;
+        case.error = Some(message.clone());
+        self.save(case)?;
+        self.event(
+            &case.cert,
+            "case_failed",
+            format!("case {}: {message}", case.id),
+        )?;
+        Ok(())
+    }
+
+    /// Journals the case durably.
+    pub(crate) fn save(&self, case: &mut Case) -> Result<(), RespondError> {
+        case.updated_at = Utc::now();
+        self.store.put_case(case)?;
+        Ok(())
+    }
+
+    /// Appends an event to the certificate's history.
+    pub(crate) fn event(&self, cert: &str, kind: &str, detail: String) -> Result<(), StoreError> {
+        self.store
+            .append_event(Event {
+                seq: 0,
+                at: Utc::now(),
+                cert: cert.to_string(),
+                kind: kind.to_string(),
+                detail,
+            })
+            .map(|_| ())
+    }
+
+    /// The bundle with this id in the certificate's history.
+    pub(crate) fn stored_bundle(&self, cert: &str, id: &str) -> Result<Bundle, String> {
+        self.store
+            .bundles(cert)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .find(|b| b.id == id)
+            .ok_or_else(|| format!("bundle {id} is no longer in the history of `{cert}`"))
+    }
+
+    /// How long to wait before attempt `attempt` (1-based) after `e`.
+    pub(crate) fn backoff(&self, e: &IssuerError, attempt: u32) -> Duration {
+        if let IssuerError::RateLimited {
+            retry_after: Some(d),
+            ..
+        } = e
+        {
+            return (*d).min(Duration::from_secs(600));
+        }
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
+        self.cfg
+            .respond
+            .retry_base
+            .saturating_mul(factor)
+            .min(Duration::from_secs(60))
+    }
+}
+
+fn started(step: Step) -> StepRecord {
+    StepRecord {
+        step,
+        started_at: Utc::now(),
+        finished_at: None,
+        outcome: StepOutcome::Started,
+        detail: String::new(),
+    }
+}

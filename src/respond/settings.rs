@@ -1,0 +1,145 @@
+//! The `[respond]` table of the configuration: how sequences run.
+//!
+//! ```toml
+//! [respond]
+//! concurrency = 8            # sequences for different certificates at once
+//! history_keep = 10          # bundles kept per certificate (the current one always)
+//! reload_timeout_secs = 60   # a reload command running longer is killed
+//! reload_window_ms = 500     # identical reload commands requested within it run once
+//! hook_timeout_secs = 60     # deploy_hook commands
+//! verify_timeout_secs = 30   # keep checking the endpoints this long after a reload
+//! verify_interval_ms = 250   # between two checks
+//! issue_attempts = 5         # tries for a retryable issuer error (rate limit, network, 5xx)
+//! retry_base_ms = 1000       # first back-off; doubles, capped at 60 s, or the CA's Retry-After
+//! confirm_timeout_secs = 30  # keep asking the issuer for the old certificate's status
+//! ```
+
+use std::time::Duration;
+
+use toml::{Table, Value};
+
+/// Field names of `[respond]`.
+pub const FIELDS: &[&str] = &[
+    "concurrency",
+    "history_keep",
+    "reload_timeout_secs",
+    "reload_window_ms",
+    "hook_timeout_secs",
+    "verify_timeout_secs",
+    "verify_interval_ms",
+    "issue_attempts",
+    "retry_base_ms",
+    "confirm_timeout_secs",
+];
+
+/// How sequences run.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RespondConfig {
+    /// Sequences for different certificates that run at once.
+    pub concurrency: usize,
+    /// Bundles kept per certificate.
+    pub history_keep: usize,
+    /// Reload command timeout.
+    pub reload_timeout: Duration,
+    /// Identical reload commands requested within this window run once.
+    pub reload_window: Duration,
+    /// Deploy hook timeout.
+    pub hook_timeout: Duration,
+    /// How long verification keeps retrying.
+    pub verify_timeout: Duration,
+    /// Pause between verification attempts.
+    pub verify_interval: Duration,
+    /// Attempts at an issuer call that fails with a retryable error.
+    pub issue_attempts: u32,
+    /// First back-off between attempts.
+    pub retry_base: Duration,
+    /// How long to wait for the issuer to show the old certificate revoked.
+    pub confirm_timeout: Duration,
+}
+
+impl Default for RespondConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 8,
+            history_keep: 10,
+            reload_timeout: Duration::from_secs(60),
+            reload_window: Duration::from_millis(500),
+            hook_timeout: Duration::from_secs(60),
+            verify_timeout: Duration::from_secs(30),
+            verify_interval: Duration::from_millis(250),
+            issue_attempts: 5,
+            retry_base: Duration::from_secs(1),
+            confirm_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RespondConfig {
+    /// Parses the `[respond]` table. Errors are `(field, message)`.
+    pub fn parse(t: &Table) -> Result<Self, (String, String)> {
+        for key in t.keys() {
+            if !FIELDS.contains(&key.as_str()) {
+                let hint = certresponder_inventory::did_you_mean(key, FIELDS)
+                    .map(|s| format!("; did you mean `{s}`?"))
+                    .unwrap_or_else(|| format!(" (known fields: {})", FIELDS.join(", ")));
+                return Err((format!("respond.{key}"), format!("unknown field{hint}")));
+            }
+        }
+        let int =
+            |field: &str, min: i64, max: i64, default: u64| -> Result<u64, (String, String)> {
+                match t.get(field) {
+                    None => Ok(default),
+                    Some(Value::Integer(n)) if (min..=max).contains(n) => {
+                        Ok(u64::try_from(*n).unwrap_or(default))
+                    }
+                    Some(other) => Err((
+                        format!("respond.{field}"),
+                        format!("must be a whole number from {min} to {max}, found {other}"),
+                    )),
+                }
+            };
+        let d = Self::default();
+        let secs = |field: &str, max: i64, default: Duration| {
+            int(field, 1, max, default.as_secs()).map(Duration::from_secs)
+        };
+        let millis = |field: &str, min: i64, max: i64, default: Duration| {
+            let default = u64::try_from(default.as_millis()).unwrap_or(u64::MAX);
+            int(field, min, max, default).map(Duration::from_millis)
+        };
+        let as_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        Ok(Self {
+            concurrency: as_usize(int("concurrency", 1, 1024, d.concurrency as u64)?),
+            history_keep: as_usize(int("history_keep", 2, 10_000, d.history_keep as u64)?),
+            reload_timeout: secs("reload_timeout_secs", 3600, d.reload_timeout)?,
+            reload_window: millis("reload_window_ms", 0, 60_000, d.reload_window)?,
+            hook_timeout: secs("hook_timeout_secs", 3600, d.hook_timeout)?,
+            verify_timeout: secs("verify_timeout_secs", 3600, d.verify_timeout)?,
+            verify_interval: millis("verify_interval_ms", 10, 60_000, d.verify_interval)?,
+            issue_attempts: u32::try_from(int("issue_attempts", 1, 100, 5)?).unwrap_or(5),
+            retry_base: millis("retry_base_ms", 1, 600_000, d.retry_base)?,
+            confirm_timeout: secs("confirm_timeout_secs", 3600, d.confirm_timeout)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_errors() {
+        let t: Table = toml::from_str("concurrency = 32\nreload_window_ms = 0\n").unwrap();
+        let c = RespondConfig::parse(&t).unwrap();
+        assert_eq!(c.concurrency, 32);
+        assert_eq!(c.reload_window, Duration::ZERO);
+        assert_eq!(c.history_keep, 10);
+        let t: Table = toml::from_str("history_keep = 1\n").unwrap();
+        let (field, msg) = RespondConfig::parse(&t).unwrap_err();
+        assert_eq!(field, "respond.history_keep");
+        assert!(msg.contains("from 2"), "{msg}");
+        let t: Table = toml::from_str("verify_timeout = 3\n").unwrap();
+        let (field, msg) = RespondConfig::parse(&t).unwrap_err();
+        assert_eq!(field, "respond.verify_timeout");
+        assert!(msg.contains("verify_timeout_secs"), "{msg}");
+    }
+}

@@ -25,8 +25,10 @@ use crate::store::{CertStatus, Store};
 /// `report-compromise` arguments.
 #[derive(Debug, Args)]
 pub(crate) struct ReportArgs {
-    /// The certificate's inventory name
-    name: String,
+    /// Inventory names of the certificates whose key is compromised (several when one key
+    /// was reused across services; their cases run concurrently)
+    #[arg(required = true, value_name = "NAME")]
+    names: Vec<String>,
     /// What was seen, where and when (kept with the signal and the case)
     #[arg(long)]
     evidence: String,
@@ -110,56 +112,82 @@ pub(crate) fn run_report(args: ReportArgs, config: Option<&Path>) -> Result<Exit
     }
     let cfg = load_config(config)?;
     let engine = engine(&cfg)?;
-    let entry = engine.entry(&args.name).map_err(respond_error)?;
-    engine
-        .check_actionable(&entry, SequenceKind::RevokeReissue)
-        .map_err(respond_error)?;
-    let now = Utc::now();
+    // Check every name before acting on any.
+    let mut seen = std::collections::HashSet::new();
+    let mut running = engine.running_by_cert().map_err(respond_error)?;
+    for name in &args.names {
+        if !seen.insert(name) {
+            return Err(input_error(format!("`{name}` is named twice")));
+        }
+        let entry = engine.entry(name).map_err(respond_error)?;
+        engine
+            .check_actionable(&entry, SequenceKind::RevokeReissue)
+            .map_err(respond_error)?;
+        if let Some(case) = running.get(name) {
+            return Err(respond_error(RespondError::Busy {
+                cert: name.clone(),
+                case: *case,
+            }));
+        }
+    }
     let reporter = current_user();
-    let store = engine.store();
-    let current = store
-        .bundles(&args.name)?
-        .into_iter()
-        .rev()
-        .find(|b| b.state == certresponder_inventory::BundleState::Current);
+    let mut ids = Vec::new();
+    for name in &args.names {
+        let signal = record_report(engine.store(), name, &reporter, &args.evidence)?;
+        let case = engine
+            .open_case_among(
+                name,
+                SequenceKind::RevokeReissue,
+                args.contain_first,
+                Some(RevocationReason::KeyCompromise),
+                Trigger {
+                    source: "report".into(),
+                    by: reporter.clone(),
+                    why: args.evidence.clone(),
+                    signals: vec![signal],
+                },
+                &mut running,
+            )
+            .map_err(respond_error)?;
+        ids.push(case.id);
+    }
+    run_and_print(&engine, &ids, args.json)
+}
+
+/// Records a reported key compromise as a confirmed `key_exposed` signal about the current
+/// bundle, with the reporter's identity; returns its dedup key.
+fn record_report(
+    store: &dyn Store,
+    name: &str,
+    reporter: &str,
+    evidence: &str,
+) -> Result<String, CliError> {
+    let bundles = store.bundles(name)?;
+    let current = certresponder_inventory::Bundle::current_of(&bundles);
     let finding = Finding::compromised(
         "key_exposed",
-        format!("key reported compromised by {reporter}: {}", args.evidence),
+        format!("key reported compromised by {reporter}: {evidence}"),
         json!({
             "reporter": reporter,
-            "evidence": args.evidence,
+            "evidence": evidence,
             "bundle": current.as_ref().map(|b| b.id.clone()),
         }),
     );
     let fp = current.as_ref().map(|b| b.fingerprints.cert_sha256.clone());
     let mut signal = Signal::from_finding(
-        &args.name,
+        name,
         "exposure",
         &finding,
         fp.as_deref(),
         "report",
-        now,
+        Utc::now(),
     );
     if let Some(old) = store.get_signal(&signal.dedup_key)? {
         signal.detected_at = old.detected_at;
         signal.times_seen = old.times_seen + 1;
     }
     store.put_signal(&signal)?;
-    let case = engine
-        .open_case(
-            &args.name,
-            SequenceKind::RevokeReissue,
-            args.contain_first,
-            Some(RevocationReason::KeyCompromise),
-            Trigger {
-                source: "report".into(),
-                by: reporter,
-                why: args.evidence.clone(),
-                signals: vec![signal.dedup_key.clone()],
-            },
-        )
-        .map_err(respond_error)?;
-    run_and_print(&engine, &[case.id], args.json)
+    Ok(signal.dedup_key)
 }
 
 pub(crate) fn run_reissue(args: ReissueArgs, config: Option<&Path>) -> Result<ExitCode, CliError> {
@@ -262,10 +290,11 @@ pub(crate) fn run_respond(args: RespondArgs, config: Option<&Path>) -> Result<Ex
     }
     let mut ids = unfinished;
     let who = current_user();
+    let mut running = engine.running_by_cert().map_err(respond_error)?;
     for (cert, d) in to_open {
         let Some(kind) = d.action else { continue };
         let case = engine
-            .open_case(
+            .open_case_among(
                 &cert,
                 kind,
                 false,
@@ -276,6 +305,7 @@ pub(crate) fn run_respond(args: RespondArgs, config: Option<&Path>) -> Result<Ex
                     why: d.why.clone(),
                     signals: d.signals.clone(),
                 },
+                &mut running,
             )
             .map_err(respond_error)?;
         ids.push(case.id);

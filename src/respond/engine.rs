@@ -9,7 +9,7 @@
 //! answered and before the journal recorded the chain issues one more certificate on resume,
 //! and no more (invariant 3).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -185,6 +185,17 @@ impl Engine {
         Ok(())
     }
 
+    /// The running case of every certificate that has one.
+    pub fn running_by_cert(&self) -> Result<HashMap<String, u64>, RespondError> {
+        Ok(self
+            .store
+            .list_cases()?
+            .into_iter()
+            .filter(|c| c.state == CaseState::Running)
+            .map(|c| (c.cert, c.id))
+            .collect())
+    }
+
     /// Opens a case and stores it, ready to run. Refuses when the certificate already has a
     /// running case or cannot carry out `kind`.
     pub fn open_case(
@@ -195,18 +206,34 @@ impl Engine {
         reason: Option<RevocationReason>,
         trigger: Trigger,
     ) -> Result<Case, RespondError> {
+        let mut running = self.running_by_cert()?;
+        self.open_case_among(cert, kind, contain_first, reason, trigger, &mut running)
+    }
+
+    /// [`Engine::open_case`] for many certificates at once: `running` is
+    /// [`Engine::running_by_cert`], read once and kept up to date here.
+    pub fn open_case_among(
+        &self,
+        cert: &str,
+        kind: SequenceKind,
+        contain_first: bool,
+        reason: Option<RevocationReason>,
+        trigger: Trigger,
+        running: &mut HashMap<String, u64>,
+    ) -> Result<Case, RespondError> {
         let entry = self.entry(cert)?;
         self.check_actionable(&entry, kind)?;
-        if let Some(running) = self.running_case(cert)? {
+        if let Some(case) = running.get(cert) {
             return Err(RespondError::Busy {
                 cert: cert.to_string(),
-                case: running.id,
+                case: *case,
             });
         }
         let now = Utc::now();
         let mut case = Case::new(cert, kind, contain_first, reason, trigger, now);
         case.id = self.store.next_case_id()?;
         self.store.put_case(&case)?;
+        running.insert(cert.to_string(), case.id);
         self.event(
             cert,
             "case_opened",

@@ -83,6 +83,10 @@ pub struct Bundle {
     pub origin: String,
     /// State.
     pub state: BundleState,
+    /// When certresponder revoked it at its CA. It stays set if the bundle is restored by
+    /// force, so that a revoked certificate is never mistaken for a plain earlier one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<DateTime<Utc>>,
 }
 
 impl Bundle {
@@ -196,7 +200,13 @@ impl Bundle {
             created_at: now,
             origin: origin.to_string(),
             state: BundleState::Current,
+            revoked_at: None,
         }
+    }
+
+    /// Whether it has been revoked (it may have been restored since, by force).
+    pub fn is_revoked(&self) -> bool {
+        self.state == BundleState::Revoked || self.revoked_at.is_some()
     }
 
     /// The leaf certificate, DER.

@@ -201,6 +201,7 @@ pub(crate) fn run_history(
                 json!({
                     "id": b.id,
                     "state": b.state,
+                    "revoked_at": b.revoked_at,
                     "serial": b.serial,
                     "issuer": b.issuer,
                     "not_after": b.not_after,
@@ -218,14 +219,21 @@ pub(crate) fn run_history(
         .iter()
         .rev()
         .map(|b| {
-            let tone = match b.state {
-                BundleState::Current => Tone::Plain,
-                BundleState::Previous => Tone::Plain,
-                BundleState::Revoked => Tone::Alert,
+            let tone = if b.is_revoked() {
+                Tone::Alert
+            } else {
+                Tone::Plain
             };
             vec![
                 Cell::plain(b.id.clone()),
-                Cell::toned(b.state.to_string(), tone),
+                Cell::toned(
+                    if b.state != BundleState::Revoked && b.is_revoked() {
+                        format!("{} (revoked)", b.state)
+                    } else {
+                        b.state.to_string()
+                    },
+                    tone,
+                ),
                 Cell::plain(b.serial.clone()),
                 Cell::plain(b.not_after.format("%Y-%m-%d").to_string()),
                 Cell::plain(b.created_at.format("%Y-%m-%d %H:%M").to_string()),
@@ -278,8 +286,8 @@ fn rollback_target<'a>(
                 .rev()
                 .find(|(i, b)| {
                     Some(*i) != current
-                        && (b.state == BundleState::Previous
-                            || (force && b.state == BundleState::Revoked))
+                        && b.state != BundleState::Current
+                        && (force || !b.is_revoked())
                 })
                 .map(|(_, b)| b)
                 .ok_or_else(|| {
@@ -312,7 +320,7 @@ pub(crate) fn run_rollback(
             target.id, args.name
         )));
     }
-    if target.state == BundleState::Revoked && !args.force {
+    if target.is_revoked() && !args.force {
         return Err(input_error(format!(
             "bundle {} of `{}` was revoked at its CA: clients that check revocation would reject it. Restore it anyway with --force",
             target.id, args.name
@@ -331,7 +339,7 @@ pub(crate) fn run_rollback(
     let detail = match &result {
         Ok(d) => format!(
             "by {who}: {d}{}",
-            if target.state == BundleState::Revoked {
+            if target.is_revoked() {
                 " (forced: the bundle is revoked)"
             } else {
                 ""

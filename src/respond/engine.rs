@@ -504,3 +504,6 @@ fn started(step: Step) -> StepRecord {
         detail: String::new(),
     }
 }
+
+#[cfg(test)]
+mod tests;

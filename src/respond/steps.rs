@@ -616,16 +616,17 @@ impl Engine {
             .await
             .map_err(|e| format!("restoring bundle {}: {e}", bundle.id))?;
         self.make_current(bundle)?;
-        let reloaded = self.reload_checked(entry, bundle).await?;
+        // A reload that fails again does not decide the rollback: the service most likely
+        // still runs the old bundle it never let go of. What it serves decides.
+        let reloaded = match self.reload_checked(entry, bundle).await {
+            Ok(Some(_)) => " and reloaded".to_string(),
+            Ok(None) => String::new(),
+            Err(e) => format!(" (the reload failed again: {e})"),
+        };
         let verified = self.verify_bundle(entry, bundle).await?;
         Ok(format!(
-            "bundle {} restored{}; {verified}",
-            bundle.id,
-            if reloaded.is_some() {
-                " and reloaded"
-            } else {
-                ""
-            }
+            "bundle {} restored{reloaded}; {verified}",
+            bundle.id
         ))
     }
 }

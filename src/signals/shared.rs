@@ -251,6 +251,7 @@ mod tests {
                 created_at: Utc::now(),
                 origin: "registered".into(),
                 state: BundleState::Current,
+                revoked_at: None,
             })
             .unwrap();
     }

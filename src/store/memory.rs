@@ -198,6 +198,9 @@ impl Store for MemoryStore {
         for (k, mut b) in all {
             if b.id == bundle_id {
                 b.state = state;
+                if state == BundleState::Revoked && b.revoked_at.is_none() {
+                    b.revoked_at = Some(chrono::Utc::now());
+                }
             } else if state == BundleState::Current && b.state == BundleState::Current {
                 b.state = BundleState::Previous;
             } else {

@@ -234,6 +234,7 @@ pub(crate) mod contract {
             created_at: Utc::now(),
             origin: "registered".into(),
             state: BundleState::Current,
+            revoked_at: None,
         }
     }
 

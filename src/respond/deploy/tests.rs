@@ -47,6 +47,7 @@ fn bundle_for(key: &KeyPair, key_pem: String) -> Bundle {
         created_at: chrono::Utc::now(),
         origin: "issued".into(),
         state: BundleState::Current,
+        revoked_at: None,
     }
 }
 

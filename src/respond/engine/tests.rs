@@ -1,0 +1,405 @@
+//! Engine tests on the in-memory store with a real internal CA and real files.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use async_trait::async_trait;
+use certresponder_inventory::{CertId, CertKind, ManagedCert, Paths, Trust};
+use certresponder_issuers::{
+    CertStatus as IssuerStatus, IssueRequest, IssuedChain, Issuer, IssuerError, RenewalWindow,
+    RevokeRequest,
+};
+
+use super::*;
+use crate::respond::case::StepOutcome;
+use crate::store::{CertRecord, MemoryStore};
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    store: Arc<MemoryStore>,
+    cfg: Config,
+}
+
+fn fixture(extra: &str) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "state_dir = \"state\"\ninventory_dir = \"inventory\"\n[respond]\nverify_timeout_secs = 2\nretry_base_ms = 10\nconfirm_timeout_secs = 2\n{extra}\n[[issuer]]\nid = \"internal\"\ntype = \"internal-ca\"\ndir = \"ca\"\n"
+    );
+    let cfg = Config::parse(&dir.path().join("certresponder.toml"), &text).unwrap();
+    Fixture {
+        dir,
+        store: Arc::new(MemoryStore::new()),
+        cfg,
+    }
+}
+
+impl Fixture {
+    fn engine(&self) -> Arc<Engine> {
+        Arc::new(Engine::new(self.store.clone(), self.cfg.clone()).unwrap())
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Registers `name` with a first certificate issued by the internal CA and written to
+    /// its files.
+    async fn register(&self, engine: &Engine, name: &str, reload: Option<&str>) -> ManagedCert {
+        let files = self.path(name);
+        std::fs::create_dir_all(&files).unwrap();
+        let entry = ManagedCert {
+            name: CertId::new(name).unwrap(),
+            owner: "team@example.test".into(),
+            tags: Vec::new(),
+            kind: CertKind::TlsServer,
+            trust: Trust::Private,
+            issuer: Some("internal".into()),
+            key_profile: Some(certresponder_inventory::KeyProfile::EcdsaP256),
+            paths: Paths {
+                cert: files.join("cert.pem"),
+                key: Some(files.join("key.pem")),
+                chain: Some(files.join("chain.pem")),
+                fullchain: Some(files.join("fullchain.pem")),
+                combined: None,
+                pkcs12: None,
+                pkcs12_password_file: None,
+            },
+            reload: reload.map(str::to_string),
+            deploy_hook: None,
+            verify: Vec::new(),
+            expiring: None,
+            source: self.path("inventory/test.toml"),
+        };
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let host = format!("{name}.example.test");
+        let mut params = rcgen::CertificateParams::new(vec![host.clone()]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, host.clone());
+        let csr = params.serialize_request(&key).unwrap();
+        let chain = engine.issuers["internal"]
+            .issue(&IssueRequest {
+                csr_der: csr.der().to_vec(),
+                identifiers: vec![certresponder_issuers::Identifier::Dns(host)],
+                kind: CertKind::TlsServer,
+                profile: None,
+                replaces: None,
+            })
+            .await
+            .unwrap();
+        std::fs::write(&entry.paths.cert, &chain.leaf_pem).unwrap();
+        std::fs::write(entry.paths.key.as_ref().unwrap(), key.serialize_pem()).unwrap();
+        std::fs::write(entry.paths.chain.as_ref().unwrap(), &chain.chain_pem).unwrap();
+        std::fs::write(
+            entry.paths.fullchain.as_ref().unwrap(),
+            chain.fullchain_pem(),
+        )
+        .unwrap();
+        self.store
+            .put_cert(&CertRecord {
+                entry: entry.clone(),
+                status: CertStatus::Active,
+                registered_at: Utc::now(),
+                updated_at: Utc::now(),
+            })
+            .unwrap();
+        entry
+    }
+}
+
+fn trigger() -> Trigger {
+    Trigger {
+        source: "manual".into(),
+        by: "test".into(),
+        why: "test".into(),
+        signals: Vec::new(),
+    }
+}
+
+fn files(entry: &ManagedCert) -> Vec<Vec<u8>> {
+    [
+        Some(&entry.paths.cert),
+        entry.paths.key.as_ref(),
+        entry.paths.chain.as_ref(),
+        entry.paths.fullchain.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|p| std::fs::read(p).unwrap())
+    .collect()
+}
+
+fn leaf_der(path: &Path) -> Vec<u8> {
+    certresponder_inventory::inspect::read_certificates(&std::fs::read(path).unwrap())
+        .unwrap()
+        .remove(0)
+}
+
+#[tokio::test]
+async fn revoke_kind_revokes_and_leaves_the_files() {
+    let f = fixture("");
+    let engine = f.engine();
+    let entry = f.register(&engine, "web", None).await;
+    let before = files(&entry);
+    let old_leaf = leaf_der(&entry.paths.cert);
+    let case = engine
+        .open_case(
+            "web",
+            SequenceKind::Revoke,
+            false,
+            Some(RevocationReason::CessationOfOperation),
+            trigger(),
+        )
+        .unwrap();
+    let case = engine.run_case(case.id).await.unwrap();
+    assert_eq!(case.state, CaseState::Done, "{:?}", case.error);
+    let steps: Vec<Step> = case.journal.iter().map(|r| r.step).collect();
+    assert_eq!(
+        steps,
+        [Step::Snapshot, Step::Revoke, Step::Confirm, Step::Close]
+    );
+    assert_eq!(files(&entry), before, "a plain revoke writes no file");
+    let status = engine.issuers["internal"].status(&old_leaf).await.unwrap();
+    assert!(
+        matches!(
+            status,
+            IssuerStatus::Revoked {
+                reason: Some(RevocationReason::CessationOfOperation),
+                ..
+            }
+        ),
+        "{status:?}"
+    );
+    let history = f.store.bundles("web").unwrap();
+    assert_eq!(history.len(), 1);
+    assert!(history[0].is_revoked());
+}
+
+#[tokio::test]
+async fn failed_reload_rolls_back_and_keeps_the_old_certificate_valid() {
+    let f = fixture("");
+    let engine = f.engine();
+    let entry = f
+        .register(
+            &engine,
+            "web",
+            Some("echo 'nginx: [emerg] cannot load certificate' >&2; exit 1"),
+        )
+        .await;
+    let before = files(&entry);
+    let old_leaf = leaf_der(&entry.paths.cert);
+    let case = engine
+        .open_case(
+            "web",
+            SequenceKind::RevokeReissue,
+            false,
+            Some(RevocationReason::KeyCompromise),
+            trigger(),
+        )
+        .unwrap();
+    let case = engine.run_case(case.id).await.unwrap();
+    assert_eq!(case.state, CaseState::Failed);
+    assert!(case.rolled_back);
+    let error = case.error.clone().unwrap();
+    assert!(error.contains("cannot load certificate"), "{error}");
+    let rollback = case.journal.last().unwrap();
+    assert_eq!(
+        (rollback.step, rollback.outcome),
+        (Step::Rollback, StepOutcome::Ok),
+        "the restore itself does not need the broken reload to pass: {}",
+        rollback.detail
+    );
+    assert!(!case.revoked_old());
+    assert_eq!(
+        files(&entry),
+        before,
+        "the old bundle is restored byte for byte"
+    );
+    let status = engine.issuers["internal"].status(&old_leaf).await.unwrap();
+    assert_eq!(
+        status,
+        IssuerStatus::Good,
+        "the old certificate is not revoked"
+    );
+    let history = f.store.bundles("web").unwrap();
+    let current = certresponder_inventory::Bundle::current_of(&history).unwrap();
+    assert_eq!(Some(&current.id), case.old_bundle.as_ref());
+    assert_eq!(history.len(), 2, "the failed bundle stays in the history");
+}
+
+/// An issuer that fails its first `failures` issuances with `error`, then passes them to the
+/// real internal CA: how a CA's rate limit or outage looks to the engine.
+struct Flaky {
+    inner: Arc<dyn Issuer>,
+    failures: u32,
+    calls: AtomicU32,
+    permanent: bool,
+}
+
+#[async_trait]
+impl Issuer for Flaky {
+    fn id(&self) -> &str {
+        self.inner.id()
+    }
+    async fn issue(&self, req: &IssueRequest) -> Result<IssuedChain, IssuerError> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        if n < self.failures {
+            return Err(if self.permanent {
+                IssuerError::NotAllowed("the CA does not issue for example.test".into())
+            } else {
+                IssuerError::RateLimited {
+                    retry_after: Some(std::time::Duration::from_millis(20)),
+                    detail: "too many orders".into(),
+                }
+            });
+        }
+        self.inner.issue(req).await
+    }
+    async fn revoke(&self, req: &RevokeRequest) -> Result<(), IssuerError> {
+        self.inner.revoke(req).await
+    }
+    async fn status(&self, der: &[u8]) -> Result<IssuerStatus, IssuerError> {
+        self.inner.status(der).await
+    }
+    async fn renewal_info(&self, der: &[u8]) -> Result<Option<RenewalWindow>, IssuerError> {
+        self.inner.renewal_info(der).await
+    }
+}
+
+fn flaky_engine(f: &Fixture, failures: u32, permanent: bool) -> (Arc<Engine>, Arc<Flaky>) {
+    let real = f.engine();
+    let flaky = Arc::new(Flaky {
+        inner: real.issuers["internal"].clone(),
+        failures,
+        calls: AtomicU32::new(0),
+        permanent,
+    });
+    let mut issuers: BTreeMap<String, Arc<dyn Issuer>> = BTreeMap::new();
+    issuers.insert("internal".into(), flaky.clone());
+    (
+        Arc::new(Engine::with_issuers(
+            f.store.clone(),
+            f.cfg.clone(),
+            issuers,
+        )),
+        flaky,
+    )
+}
+
+#[tokio::test]
+async fn retryable_issuer_errors_back_off_and_succeed() {
+    let f = fixture("");
+    let (engine, flaky) = flaky_engine(&f, 2, false);
+    f.register(&f.engine(), "web", None).await;
+    let case = engine
+        .open_case("web", SequenceKind::Reissue, false, None, trigger())
+        .unwrap();
+    let case = engine.run_case(case.id).await.unwrap();
+    assert_eq!(case.state, CaseState::Done, "{:?}", case.error);
+    // Two refusals, then the case's certificate.
+    assert_eq!(flaky.calls.load(Ordering::SeqCst), 3);
+    let issue = case.journal.iter().find(|r| r.step == Step::Issue).unwrap();
+    assert!(
+        issue.detail.contains("after 3 attempts"),
+        "{}",
+        issue.detail
+    );
+    assert_eq!(case.issued_count, 1);
+}
+
+#[tokio::test]
+async fn permanent_issuer_error_fails_and_changes_nothing() {
+    let f = fixture("");
+    let entry = f.register(&f.engine(), "web", None).await;
+    let before = files(&entry);
+    let (engine, flaky) = flaky_engine(&f, 10, true);
+    let case = engine
+        .open_case(
+            "web",
+            SequenceKind::RevokeReissue,
+            false,
+            Some(RevocationReason::Superseded),
+            trigger(),
+        )
+        .unwrap();
+    let case = engine.run_case(case.id).await.unwrap();
+    assert_eq!(case.state, CaseState::Failed);
+    assert!(
+        !case.rolled_back,
+        "nothing was deployed, so nothing to roll back"
+    );
+    assert_eq!(
+        flaky.calls.load(Ordering::SeqCst),
+        1,
+        "no retry of a refusal"
+    );
+    let error = case.error.unwrap();
+    assert!(
+        error.contains("permanent") && error.contains("unrevoked"),
+        "{error}"
+    );
+    assert_eq!(files(&entry), before);
+}
+
+#[tokio::test]
+async fn one_running_case_per_certificate_and_concurrent_cases_finish() {
+    let f = fixture("concurrency = 2\n");
+    let engine = f.engine();
+    let mut ids = Vec::new();
+    for name in ["a", "b", "c", "d"] {
+        f.register(&engine, name, Some("true")).await;
+        ids.push(
+            engine
+                .open_case(name, SequenceKind::Reissue, false, None, trigger())
+                .unwrap()
+                .id,
+        );
+    }
+    let busy = engine
+        .open_case("a", SequenceKind::Reissue, false, None, trigger())
+        .unwrap_err();
+    assert!(matches!(busy, RespondError::Busy { case, .. } if case == ids[0]));
+    let results = engine.run_cases(&ids).await;
+    for r in results {
+        let case = r.unwrap();
+        assert_eq!(case.state, CaseState::Done, "{:?}", case.error);
+        assert_ne!(case.old_bundle, case.new_bundle);
+    }
+    assert!(engine.unfinished().unwrap().is_empty());
+    assert!(
+        engine.reloader.runs("true") <= 4,
+        "reloads are never run more often than asked"
+    );
+}
+
+#[tokio::test]
+async fn entries_that_cannot_act_are_refused_up_front() {
+    let f = fixture("");
+    let engine = f.engine();
+    let mut entry = f.register(&engine, "web", None).await;
+    entry.paths.key = None;
+    f.store
+        .put_cert(&CertRecord {
+            entry,
+            status: CertStatus::Active,
+            registered_at: Utc::now(),
+            updated_at: Utc::now(),
+        })
+        .unwrap();
+    let e = engine
+        .open_case("web", SequenceKind::Reissue, false, None, trigger())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("names no `key`"), "{e}");
+    assert!(
+        engine
+            .open_case("web", SequenceKind::Revoke, false, None, trigger())
+            .is_ok(),
+        "a plain revoke needs no key location"
+    );
+    let e = engine
+        .open_case("nope", SequenceKind::Reissue, false, None, trigger())
+        .unwrap_err();
+    assert!(matches!(e, RespondError::UnknownCert(_)));
+}

@@ -223,7 +223,7 @@ async fn failed_reload_rolls_back_and_keeps_the_old_certificate_valid() {
         "the old certificate is not revoked"
     );
     let history = f.store.bundles("web").unwrap();
-    let current = certresponder_inventory::Bundle::current_of(&history).unwrap();
+    let current = Bundle::current_of(&history).unwrap();
     assert_eq!(Some(&current.id), case.old_bundle.as_ref());
     assert_eq!(history.len(), 2, "the failed bundle stays in the history");
 }
@@ -249,7 +249,7 @@ impl Issuer for Flaky {
                 IssuerError::NotAllowed("the CA does not issue for example.test".into())
             } else {
                 IssuerError::RateLimited {
-                    retry_after: Some(std::time::Duration::from_millis(20)),
+                    retry_after: Some(Duration::from_millis(20)),
                     detail: "too many orders".into(),
                 }
             });

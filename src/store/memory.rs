@@ -190,23 +190,14 @@ impl Store for MemoryStore {
         bundle_id: &str,
         state: BundleState,
     ) -> Result<bool, StoreError> {
-        let all = self.keyed_bundles(name)?;
-        if !all.iter().any(|(_, b)| b.id == bundle_id) {
+        let (keys, mut bundles): (Vec<Vec<u8>>, Vec<Bundle>) =
+            self.keyed_bundles(name)?.into_iter().unzip();
+        let Some(changed) = super::restate(&mut bundles, bundle_id, state) else {
             return Ok(false);
-        }
+        };
         let mut updates = Vec::new();
-        for (k, mut b) in all {
-            if b.id == bundle_id {
-                b.state = state;
-                if state == BundleState::Revoked && b.revoked_at.is_none() {
-                    b.revoked_at = Some(chrono::Utc::now());
-                }
-            } else if state == BundleState::Current && b.state == BundleState::Current {
-                b.state = BundleState::Previous;
-            } else {
-                continue;
-            }
-            updates.push((k, encode(&b)?));
+        for i in changed {
+            updates.push((keys[i].clone(), encode(&bundles[i])?));
         }
         self.insert_all("bundles", updates)?;
         Ok(true)

@@ -147,6 +147,30 @@ pub trait Store {
     fn get_ledger(&self, tbs_sha256: &str) -> Result<Option<LedgerEntry>, StoreError>;
 }
 
+/// Sets the state of bundle `id` among a certificate's bundles (a new `current` demotes the
+/// old one to `previous`; revoking stamps `revoked_at`). Returns the positions changed, or
+/// `None` when there is no such bundle.
+pub(crate) fn restate(bundles: &mut [Bundle], id: &str, state: BundleState) -> Option<Vec<usize>> {
+    if !bundles.iter().any(|b| b.id == id) {
+        return None;
+    }
+    let mut changed = Vec::new();
+    for (i, b) in bundles.iter_mut().enumerate() {
+        if b.id == id {
+            b.state = state;
+            if state == BundleState::Revoked && b.revoked_at.is_none() {
+                b.revoked_at = Some(Utc::now());
+            }
+        } else if state == BundleState::Current && b.state == BundleState::Current {
+            b.state = BundleState::Previous;
+        } else {
+            continue;
+        }
+        changed.push(i);
+    }
+    Some(changed)
+}
+
 /// The ids of the bundles to delete so that at most `keep` remain, oldest first, sparing the
 /// `current` bundle and those in `protect`.
 pub(crate) fn prune_plan(bundles: &[Bundle], keep: usize, protect: &[String]) -> Vec<String> {

@@ -289,23 +289,14 @@ impl Store for SledStore {
         bundle_id: &str,
         state: BundleState,
     ) -> Result<bool, StoreError> {
-        let all = self.keyed_bundles(name)?;
-        if !all.iter().any(|(_, b)| b.id == bundle_id) {
+        let (keys, mut bundles): (Vec<sled::IVec>, Vec<Bundle>) =
+            self.keyed_bundles(name)?.into_iter().unzip();
+        let Some(changed) = super::restate(&mut bundles, bundle_id, state) else {
             return Ok(false);
-        }
+        };
         let mut batch = sled::Batch::default();
-        for (k, mut b) in all {
-            if b.id == bundle_id {
-                b.state = state;
-                if state == BundleState::Revoked && b.revoked_at.is_none() {
-                    b.revoked_at = Some(chrono::Utc::now());
-                }
-            } else if state == BundleState::Current && b.state == BundleState::Current {
-                b.state = BundleState::Previous;
-            } else {
-                continue;
-            }
-            batch.insert(k.as_ref(), encode(&b)?);
+        for i in changed {
+            batch.insert(keys[i].as_ref(), encode(&bundles[i])?);
         }
         self.bundles.apply_batch(batch).map_err(backend)?;
         self.flush()?;

@@ -136,7 +136,9 @@ impl Bundle {
             }
         } else if !rest.is_empty() {
             rest.to_vec()
-        } else if let Some(full) = &entry.paths.fullchain {
+        } else if let Some(full) = entry.paths.fullchain.as_ref().filter(|p| p.exists()) {
+            // A fullchain location that does not exist yet (a new deployment target) has no
+            // chain to tell; the next deployment writes it.
             let all = inspect::read_certificates(&read(full, "fullchain")?)
                 .map_err(|e| unparseable(full, "fullchain", e))?;
             all.into_iter().skip(1).collect()

@@ -387,7 +387,9 @@ impl Engine {
 
     /// What a failure at `step` leaves deployed, in words.
     fn left_deployed(&self, case: &Case, step: Step) -> String {
-        let old = case.old_bundle.as_deref().unwrap_or("?");
+        let Some(old) = case.old_bundle.as_deref() else {
+            return "nothing was changed".into();
+        };
         if step == Step::Rollback {
             return format!(
                 "the rollback did not complete: check the service, then run `certresponder rollback {} --to {old}`; the old certificate is NOT revoked",

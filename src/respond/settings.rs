@@ -9,6 +9,7 @@
 //! hook_timeout_secs = 60     # deploy_hook commands
 //! verify_timeout_secs = 30   # keep checking the endpoints this long after a reload
 //! verify_interval_ms = 250   # between two checks
+//! verify_consecutive = 3     # handshakes in a row that must present the new certificate
 //! issue_attempts = 5         # tries for a retryable issuer error (rate limit, network, 5xx)
 //! retry_base_ms = 1000       # first back-off; doubles, capped at 60 s, or the CA's Retry-After
 //! confirm_timeout_secs = 30  # keep asking the issuer for the old certificate's status
@@ -27,6 +28,7 @@ pub const FIELDS: &[&str] = &[
     "hook_timeout_secs",
     "verify_timeout_secs",
     "verify_interval_ms",
+    "verify_consecutive",
     "issue_attempts",
     "retry_base_ms",
     "confirm_timeout_secs",
@@ -49,6 +51,8 @@ pub struct RespondConfig {
     pub verify_timeout: Duration,
     /// Pause between verification attempts.
     pub verify_interval: Duration,
+    /// Handshakes in a row that must present the new certificate.
+    pub verify_consecutive: u32,
     /// Attempts at an issuer call that fails with a retryable error.
     pub issue_attempts: u32,
     /// First back-off between attempts.
@@ -67,6 +71,7 @@ impl Default for RespondConfig {
             hook_timeout: Duration::from_secs(60),
             verify_timeout: Duration::from_secs(30),
             verify_interval: Duration::from_millis(250),
+            verify_consecutive: 3,
             issue_attempts: 5,
             retry_base: Duration::from_secs(1),
             confirm_timeout: Duration::from_secs(30),
@@ -115,6 +120,7 @@ impl RespondConfig {
             hook_timeout: secs("hook_timeout_secs", 3600, d.hook_timeout)?,
             verify_timeout: secs("verify_timeout_secs", 3600, d.verify_timeout)?,
             verify_interval: millis("verify_interval_ms", 10, 60_000, d.verify_interval)?,
+            verify_consecutive: u32::try_from(int("verify_consecutive", 1, 100, 3)?).unwrap_or(3),
             issue_attempts: u32::try_from(int("issue_attempts", 1, 100, 5)?).unwrap_or(5),
             retry_base: millis("retry_base_ms", 1, 600_000, d.retry_base)?,
             confirm_timeout: secs("confirm_timeout_secs", 3600, d.confirm_timeout)?,

@@ -376,7 +376,8 @@ impl Engine {
         ];
         match self.reloader.reload(command, &env).await {
             Ok(outcome) if outcome.success() => Ok(Some(format!(
-                "`{command}` succeeded in {} ms",
+                "`{command}`: {} in {} ms",
+                outcome.describe(),
                 outcome.duration_ms
             ))),
             Ok(outcome) => Err(format!("reload `{command}`: {}", outcome.describe())),
@@ -416,6 +417,7 @@ impl Engine {
         let opts = verify::VerifyOptions {
             timeout: self.cfg.respond.verify_timeout,
             interval: self.cfg.respond.verify_interval,
+            consecutive: self.cfg.respond.verify_consecutive,
             ..verify::VerifyOptions::default()
         };
         verify::verify_served(&entry.verify, &leaf, &opts)

@@ -49,15 +49,21 @@ pub struct VerifyOptions {
     pub interval: Duration,
     /// Limit for one attempt: TCP connect (including name resolution) plus TLS handshake.
     pub connect_timeout: Duration,
+    /// Handshakes in a row, `interval` apart, that must present the new leaf before an
+    /// endpoint passes (at least 1). A reloading server briefly runs old and new workers side
+    /// by side (nginx keeps the old ones for about 100 ms), so one matching handshake does
+    /// not prove the old certificate is no longer served.
+    pub consecutive: u32,
 }
 
 impl Default for VerifyOptions {
-    /// 30 s in total, an attempt every 250 ms, 5 s per attempt.
+    /// 30 s in total, an attempt every 250 ms, 5 s per attempt, 3 matches in a row.
     fn default() -> Self {
         Self {
             timeout: Duration::from_secs(30),
             interval: Duration::from_millis(250),
             connect_timeout: Duration::from_secs(5),
+            consecutive: 3,
         }
     }
 }
@@ -110,6 +116,12 @@ pub enum LastSeen {
     },
     /// The attempt failed: connection, timeout or handshake error.
     Error(VerifyError),
+    /// The last handshakes presented the new certificate, but fewer in a row than required
+    /// when the time ran out.
+    Settling {
+        /// Matching handshakes in a row.
+        matched: u32,
+    },
 }
 
 /// Why an endpoint could not be checked, or did not serve the expected certificate.
@@ -252,6 +264,10 @@ fn not_served(expected: &str, checked: &usize, failures: &[EndpointFailure]) -> 
             )),
             LastSeen::Error(e) => out.push_str(&format!(
                 "{e} (last of {attempts} attempt{plural} in {secs:.1} s)"
+            )),
+            LastSeen::Settling { matched } => out.push_str(&format!(
+                "{} served the new certificate only {matched} time(s) in a row before the time ran out ({attempts} attempt{plural} in {secs:.1} s)",
+                label(&f.address, &f.sni)
             )),
         }
     }
@@ -513,9 +529,15 @@ async fn check_endpoint(
     let deadline = start + opts.timeout;
     let endpoint = target.label().to_string();
     let mut attempt: u32 = 0;
+    let mut matched: u32 = 0;
     loop {
         attempt = attempt.saturating_add(1);
         let last = match handshake(&target, opts.connect_timeout).await {
+            Ok(der) if *der == *expected && matched.saturating_add(1) < opts.consecutive => {
+                matched += 1;
+                tracing::debug!(endpoint = %endpoint, attempt, matched, "endpoint serves the new certificate; checking again");
+                LastSeen::Settling { matched }
+            }
             Ok(der) if *der == *expected => {
                 let elapsed_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
                 tracing::info!(
@@ -533,6 +555,7 @@ async fn check_endpoint(
                 });
             }
             Ok(der) => {
+                matched = 0;
                 let sha256 = sha256_hex(&der);
                 tracing::debug!(
                     endpoint = %endpoint,
@@ -543,6 +566,7 @@ async fn check_endpoint(
                 LastSeen::OtherCertificate { sha256 }
             }
             Err(e) => {
+                matched = 0;
                 tracing::debug!(endpoint = %endpoint, attempt, error = %e, "attempt failed");
                 LastSeen::Error(e)
             }

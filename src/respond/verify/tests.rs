@@ -74,15 +74,20 @@ fn ca_issued(name: &str) -> (TestCert, Arc<CertifiedKey>) {
 #[derive(Debug)]
 struct SwitchingResolver {
     current: Mutex<Arc<CertifiedKey>>,
+    /// When set, every other handshake gets this one instead: two workers, old and new.
+    alternate: Mutex<Option<Arc<CertifiedKey>>>,
     names: Mutex<Vec<Option<String>>>,
 }
 
 impl ResolvesServerCert for SwitchingResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.names
-            .lock()
-            .unwrap()
-            .push(hello.server_name().map(str::to_string));
+        let mut names = self.names.lock().unwrap();
+        names.push(hello.server_name().map(str::to_string));
+        if names.len().is_multiple_of(2)
+            && let Some(other) = self.alternate.lock().unwrap().clone()
+        {
+            return Some(other);
+        }
         Some(self.current.lock().unwrap().clone())
     }
 }
@@ -111,6 +116,7 @@ impl TestServer {
     ) -> Self {
         let resolver = Arc::new(SwitchingResolver {
             current: Mutex::new(serving),
+            alternate: Mutex::new(None),
             names: Mutex::new(Vec::new()),
         });
         let config = ServerConfig::builder_with_provider(provider())
@@ -165,6 +171,7 @@ fn quick(timeout_ms: u64) -> VerifyOptions {
         timeout: Duration::from_millis(timeout_ms),
         interval: Duration::from_millis(50),
         connect_timeout: Duration::from_secs(5),
+        consecutive: 1,
     }
 }
 
@@ -588,4 +595,39 @@ async fn every_endpoint_must_pass_and_only_failures_are_reported() {
         .await
         .unwrap();
     assert!(empty.endpoints.is_empty());
+}
+
+#[tokio::test]
+async fn old_and_new_workers_side_by_side_do_not_pass_until_only_the_new_one_serves() {
+    let old = TestCert::self_signed("old.example.test");
+    let new = TestCert::self_signed("new.example.test");
+    let server = TestServer::start(new.certified()).await;
+    *server.resolver.alternate.lock().unwrap() = Some(old.certified());
+    let endpoint = server.endpoint(Some("www.example.test"));
+    let opts = VerifyOptions {
+        consecutive: 2,
+        ..quick(600)
+    };
+    let err = bounded(verify_served(
+        std::slice::from_ref(&endpoint),
+        &new.der,
+        &opts,
+    ))
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains(&old.sha256()) || err.contains("only 1 time(s) in a row"),
+        "{err}"
+    );
+    // The old worker exits: three handshakes in a row now present the new leaf.
+    *server.resolver.alternate.lock().unwrap() = None;
+    let opts = VerifyOptions {
+        consecutive: 3,
+        ..quick(5_000)
+    };
+    let report = bounded(verify_served(&[endpoint], &new.der, &opts))
+        .await
+        .unwrap();
+    assert!(report.endpoints[0].attempts >= 3, "{report:?}");
 }

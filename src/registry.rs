@@ -185,6 +185,19 @@ fn record_entry(
                 });
                 if !latest_same {
                     store.append_bundle(&bundle)?;
+                    // The CT authorization ledger knows every certificate we run, not only
+                    // those certresponder obtained.
+                    if store.get_ledger(&bundle.fingerprints.tbs_sha256)?.is_none() {
+                        store.put_ledger(&crate::respond::case::LedgerEntry {
+                            tbs_sha256: bundle.fingerprints.tbs_sha256.clone(),
+                            cert: name.clone(),
+                            serial: bundle.serial.clone(),
+                            issuer: bundle.issuer.clone(),
+                            case: None,
+                            origin: "registered".into(),
+                            recorded_at: now,
+                        })?;
+                    }
                     store.append_event(event(
                         &name,
                         "bundle_recorded",

@@ -306,6 +306,21 @@ async fn retryable_issuer_errors_back_off_and_succeed() {
         issue.detail
     );
     assert_eq!(case.issued_count, 1);
+    // The new certificate is in the CT authorization ledger, tied to the case.
+    let new_id = case.new_bundle.clone().unwrap();
+    let new = f
+        .store
+        .bundles("web")
+        .unwrap()
+        .into_iter()
+        .find(|b| b.id == new_id)
+        .unwrap();
+    let ledger = f
+        .store
+        .get_ledger(&new.fingerprints.tbs_sha256)
+        .unwrap()
+        .unwrap();
+    assert_eq!((ledger.case, ledger.cert.as_str()), (Some(case.id), "web"));
 }
 
 #[tokio::test]

@@ -355,6 +355,12 @@ impl InternalCa {
             }
         };
         if let Some(r) = &rec.revoked {
+            // A crash between recording the revocation and publishing the CRL leaves the
+            // serial out of the published CRL: publish now, so that asking again repairs it.
+            if !self.published_crl_lists(&serial) {
+                tracing::warn!(issuer = %self.id, serial = %serial, "revoked serial missing from the published CRL; publishing it");
+                self.publish_crl()?;
+            }
             return Err(IssuerError::AlreadyRevoked(format!(
                 "serial {serial} was revoked at {} ({})",
                 r.at.to_rfc3339(),
@@ -368,6 +374,14 @@ impl InternalCa {
         self.save_record(&rec)?;
         tracing::info!(issuer = %self.id, serial = %serial, reason = %reason, "revoked");
         self.publish_crl()
+    }
+
+    /// Whether the CRL published at `crl_path` lists `serial`.
+    fn published_crl_lists(&self, serial: &str) -> bool {
+        std::fs::read(&self.cfg.crl_path)
+            .ok()
+            .and_then(|der| inspect::inspect_crl_der(&der).ok())
+            .is_some_and(|crl| crl.find(serial).is_some())
     }
 
     /// Signs and publishes a new CRL listing every revoked, unexpired certificate.
@@ -625,6 +639,15 @@ mod tests {
             ca.revoke_now(&der, RevocationReason::KeyCompromise),
             Err(IssuerError::AlreadyRevoked(_))
         ));
+        // A crash between recording a revocation and publishing the CRL: asking again
+        // publishes a CRL that lists the serial.
+        std::fs::remove_file(&crl.der_path).unwrap();
+        assert!(matches!(
+            ca.revoke_now(&der, RevocationReason::KeyCompromise),
+            Err(IssuerError::AlreadyRevoked(_))
+        ));
+        let info = inspect::inspect_crl_der(&std::fs::read(&crl.der_path).unwrap()).unwrap();
+        assert!(info.find(&leaf.serial).is_some());
         assert!(matches!(
             ca.status_now(&der).unwrap(),
             CertStatus::Revoked {
@@ -632,7 +655,7 @@ mod tests {
                 ..
             }
         ));
-        // Not due yet: nothing published. Due (margin beyond the hour of validity): number 2.
+        // Not due yet: nothing published. Due (margin beyond the hour of validity): number 3.
         assert!(
             ca.refresh_crl_if_due(Duration::from_secs(60))
                 .unwrap()
@@ -643,7 +666,7 @@ mod tests {
                 .unwrap()
                 .unwrap()
                 .number,
-            2
+            3
         );
         // Names outside allowed_names, unknown profiles and garbage are typed errors.
         assert!(matches!(

@@ -83,6 +83,8 @@ pub struct Engine {
     pub(crate) issuers: BTreeMap<String, Arc<dyn Issuer>>,
     pub(crate) reloader: Reloader,
     pub(crate) key_policy: KeyPolicy,
+    /// Per issuer id: how many calls may be in flight at once (`issuer_concurrency`).
+    issuer_slots: HashMap<String, Arc<tokio::sync::Semaphore>>,
 }
 
 impl Engine {
@@ -100,12 +102,20 @@ impl Engine {
     ) -> Self {
         let reloader = Reloader::new(cfg.respond.reload_window, cfg.respond.reload_timeout);
         let key_policy = KeyPolicy::from_checks(&cfg.checks);
+        let issuer_slots = issuers
+            .keys()
+            .map(|id| {
+                let slots = tokio::sync::Semaphore::new(cfg.respond.issuer_concurrency);
+                (id.clone(), Arc::new(slots))
+            })
+            .collect();
         Self {
             store,
             cfg,
             issuers,
             reloader,
             key_policy,
+            issuer_slots,
         }
     }
 
@@ -477,6 +487,16 @@ impl Engine {
             .into_iter()
             .find(|b| b.id == id)
             .ok_or_else(|| format!("bundle {id} is no longer in the history of `{cert}`"))
+    }
+
+    /// Runs one call to an issuer within its `issuer_concurrency` slots, so that a mass
+    /// response does not put more requests in flight at a CA than it is configured to take.
+    pub(crate) async fn with_slot<T>(&self, issuer: &str, call: impl Future<Output = T>) -> T {
+        let _permit = match self.issuer_slots.get(issuer) {
+            Some(slots) => slots.acquire().await.ok(),
+            None => None,
+        };
+        call.await
     }
 
     /// How long to wait before attempt `attempt` (1-based) after `e`.

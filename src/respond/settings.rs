@@ -3,6 +3,7 @@
 //! ```toml
 //! [respond]
 //! concurrency = 8            # sequences for different certificates at once
+//! issuer_concurrency = 8     # calls in flight at one issuer (issue, revoke, status)
 //! history_keep = 10          # bundles kept per certificate (the current one always)
 //! reload_timeout_secs = 60   # a reload command running longer is killed
 //! reload_window_ms = 500     # identical reload commands requested within it run once
@@ -22,6 +23,7 @@ use toml::{Table, Value};
 /// Field names of `[respond]`.
 pub const FIELDS: &[&str] = &[
     "concurrency",
+    "issuer_concurrency",
     "history_keep",
     "reload_timeout_secs",
     "reload_window_ms",
@@ -39,6 +41,8 @@ pub const FIELDS: &[&str] = &[
 pub struct RespondConfig {
     /// Sequences for different certificates that run at once.
     pub concurrency: usize,
+    /// Calls in flight at one issuer at once.
+    pub issuer_concurrency: usize,
     /// Bundles kept per certificate.
     pub history_keep: usize,
     /// Reload command timeout.
@@ -65,6 +69,7 @@ impl Default for RespondConfig {
     fn default() -> Self {
         Self {
             concurrency: 8,
+            issuer_concurrency: 8,
             history_keep: 10,
             reload_timeout: Duration::from_secs(60),
             reload_window: Duration::from_millis(500),
@@ -114,6 +119,12 @@ impl RespondConfig {
         let as_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
         Ok(Self {
             concurrency: as_usize(int("concurrency", 1, 1024, d.concurrency as u64)?),
+            issuer_concurrency: as_usize(int(
+                "issuer_concurrency",
+                1,
+                1024,
+                d.issuer_concurrency as u64,
+            )?),
             history_keep: as_usize(int("history_keep", 2, 10_000, d.history_keep as u64)?),
             reload_timeout: secs("reload_timeout_secs", 3600, d.reload_timeout)?,
             reload_window: millis("reload_window_ms", 0, 60_000, d.reload_window)?,

@@ -193,7 +193,7 @@ impl Engine {
         let attempts = self.cfg.respond.issue_attempts;
         let mut attempt = 1;
         let chain = loop {
-            match issuer.issue(&req).await {
+            match self.with_slot(issuer.id(), issuer.issue(&req)).await {
                 Ok(chain) => break chain,
                 Err(e) if e.is_retryable() && attempt < attempts => {
                     let wait = self.backoff(&e, attempt);
@@ -463,7 +463,7 @@ impl Engine {
         let attempts = self.cfg.respond.issue_attempts;
         let mut attempt = 1;
         let detail = loop {
-            match issuer.revoke(&req).await {
+            match self.with_slot(issuer.id(), issuer.revoke(&req)).await {
                 Ok(()) => {
                     break format!(
                         "serial {} revoked at `{}` ({reason})",
@@ -513,7 +513,7 @@ impl Engine {
         let started = std::time::Instant::now();
         let timeout = self.cfg.respond.confirm_timeout;
         loop {
-            match issuer.status(&der).await {
+            match self.with_slot(issuer.id(), issuer.status(&der)).await {
                 Ok(IssuerCertStatus::Revoked { reason, revoked_at }) => {
                     return StepResult::Ok(format!(
                         "`{}` reports it revoked at {}{}",

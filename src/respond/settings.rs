@@ -9,7 +9,7 @@
 //! reload_window_ms = 500     # identical reload commands requested within it run once
 //! hook_timeout_secs = 60     # deploy_hook commands
 //! verify_timeout_secs = 30   # keep checking the endpoints this long after a reload
-//! verify_interval_ms = 250   # between two checks
+//! verify_interval_ms = 100   # between two checks
 //! verify_consecutive = 3     # handshakes in a row that must present the new certificate
 //! issue_attempts = 5         # tries for a retryable issuer error (rate limit, network, 5xx)
 //! retry_base_ms = 1000       # first back-off; doubles, capped at 60 s, or the CA's Retry-After
@@ -75,7 +75,7 @@ impl Default for RespondConfig {
             reload_window: Duration::from_millis(500),
             hook_timeout: Duration::from_secs(60),
             verify_timeout: Duration::from_secs(30),
-            verify_interval: Duration::from_millis(250),
+            verify_interval: Duration::from_millis(100),
             verify_consecutive: 3,
             issue_attempts: 5,
             retry_base: Duration::from_secs(1),

@@ -39,6 +39,10 @@ use tokio_rustls::TlsConnector;
 /// certificate is already in hand, so this only keeps server logs free of truncation warnings.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Pause between the matching handshakes that settle an endpoint (see
+/// [`VerifyOptions::consecutive`]).
+pub const SETTLE_INTERVAL: Duration = Duration::from_millis(50);
+
 /// How long [`verify_served`] keeps trying, and how often.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VerifyOptions {
@@ -49,19 +53,19 @@ pub struct VerifyOptions {
     pub interval: Duration,
     /// Limit for one attempt: TCP connect (including name resolution) plus TLS handshake.
     pub connect_timeout: Duration,
-    /// Handshakes in a row, `interval` apart, that must present the new leaf before an
-    /// endpoint passes (at least 1). A reloading server briefly runs old and new workers side
+    /// Handshakes in a row, [`SETTLE_INTERVAL`] apart (or `interval` when shorter), that must
+    /// present the new leaf before an endpoint passes (at least 1). A reloading server briefly runs old and new workers side
     /// by side (nginx keeps the old ones for about 100 ms), so one matching handshake does
     /// not prove the old certificate is no longer served.
     pub consecutive: u32,
 }
 
 impl Default for VerifyOptions {
-    /// 30 s in total, an attempt every 250 ms, 5 s per attempt, 3 matches in a row.
+    /// 30 s in total, an attempt every 100 ms, 5 s per attempt, 3 matches in a row.
     fn default() -> Self {
         Self {
             timeout: Duration::from_secs(30),
-            interval: Duration::from_millis(250),
+            interval: Duration::from_millis(100),
             connect_timeout: Duration::from_secs(5),
             consecutive: 3,
         }
@@ -586,7 +590,14 @@ async fn check_endpoint(
             );
             return Err(failure);
         }
-        tokio::time::sleep(opts.interval).await;
+        // While settling, check again sooner: the old and new workers of a reloading server
+        // overlap for about 100 ms, which `consecutive` checks SETTLE_INTERVAL apart outlast.
+        let pause = if matched > 0 {
+            opts.interval.min(SETTLE_INTERVAL)
+        } else {
+            opts.interval
+        };
+        tokio::time::sleep(pause).await;
     }
 }
 

@@ -194,7 +194,7 @@ async fn bounded<F: Future>(f: F) -> F::Output {
 fn default_options() {
     let o = VerifyOptions::default();
     assert_eq!(o.timeout, Duration::from_secs(30));
-    assert_eq!(o.interval, Duration::from_millis(250));
+    assert_eq!(o.interval, Duration::from_millis(100));
     assert_eq!(o.connect_timeout, Duration::from_secs(5));
 }
 

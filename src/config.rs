@@ -31,6 +31,8 @@ const TOP_FIELDS: &[&str] = &[
     "expiry_warning_days",
     "checks",
     "respond",
+    "policy",
+    "notify",
     "issuer",
 ];
 const CHECK_FIELDS: &[&str] = &["rsa_min_bits", "allowed_curves", "expiring"];
@@ -71,6 +73,10 @@ pub struct Config {
     pub checks: ChecksConfig,
     /// How sequences run (`[respond]`).
     pub respond: RespondConfig,
+    /// The response policy file; `None`: the built-in default (`config/policy.toml`).
+    pub policy: Option<PathBuf>,
+    /// Where notifications go (`[notify]`).
+    pub notify: crate::notify::NotifyConfig,
     /// Declared issuers.
     #[serde(skip)]
     pub issuers: Vec<IssuerSpec>,
@@ -97,6 +103,8 @@ impl Default for Config {
             expiry_warning_days: 30,
             checks: ChecksConfig::default(),
             respond: RespondConfig::default(),
+            policy: None,
+            notify: crate::notify::NotifyConfig::default(),
             issuers: Vec::new(),
         }
     }
@@ -262,6 +270,22 @@ impl Config {
                 return Err(err(
                     Some("respond"),
                     "must be a table, written [respond]".into(),
+                ));
+            }
+        }
+        if let Some(s) = string(&table, "policy", "policy")? {
+            cfg.policy = Some(resolve(&s));
+        }
+        match table.get("notify") {
+            None => {}
+            Some(Value::Table(t)) => {
+                cfg.notify = crate::notify::NotifyConfig::parse(t, base)
+                    .map_err(|(field, msg)| err(Some(&format!("notify.{field}")), msg))?;
+            }
+            Some(_) => {
+                return Err(err(
+                    Some("notify"),
+                    "must be a table, written [notify]".into(),
                 ));
             }
         }

@@ -3,9 +3,13 @@
 //! signal with a governed revoke-and-reissue, keeping every earlier bundle for rollback.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod govern;
 pub mod issuers;
+pub mod notify;
+pub mod policy;
 pub mod registry;
 pub mod respond;
 pub mod signals;

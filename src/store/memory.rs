@@ -269,6 +269,69 @@ impl Store for MemoryStore {
             .transpose()
     }
 
+    fn audit_append(&self, make: &mut super::AuditMaker<'_>) -> Result<u64, StoreError> {
+        let mut guard = self
+            .trees
+            .lock()
+            .map_err(|_| StoreError::Backend("memory store lock poisoned".into()))?;
+        let tree = guard.entry("audit").or_default();
+        let last = tree.iter().next_back().and_then(|(k, v)| {
+            <[u8; 8]>::try_from(k.as_slice())
+                .ok()
+                .map(|b| (u64::from_be_bytes(b), v.clone()))
+        });
+        let (seq, bytes) = make(last.as_ref().map(|(n, v)| (*n, v.as_slice())))?;
+        tree.insert(seq.to_be_bytes().to_vec(), bytes);
+        Ok(seq)
+    }
+
+    fn audit_records(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        seq_entries(self.tree_entries("audit")?, "audit")
+    }
+
+    fn audit_raw_put(&self, seq: u64, bytes: Option<&[u8]>) -> Result<(), StoreError> {
+        self.with(|t| {
+            let tree = t.entry("audit").or_default();
+            match bytes {
+                Some(b) => {
+                    tree.insert(seq.to_be_bytes().to_vec(), b.to_vec());
+                }
+                None => {
+                    tree.remove(&seq.to_be_bytes()[..]);
+                }
+            }
+        })
+    }
+
+    fn outbox_push(&self, bytes: &[u8]) -> Result<u64, StoreError> {
+        self.with(|t| {
+            let tree = t.entry("outbox").or_default();
+            let seq = tree
+                .keys()
+                .next_back()
+                .and_then(|k| <[u8; 8]>::try_from(k.as_slice()).ok())
+                .map_or(1, |b| u64::from_be_bytes(b) + 1);
+            tree.insert(seq.to_be_bytes().to_vec(), bytes.to_vec());
+            seq
+        })
+    }
+
+    fn outbox_list(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        seq_entries(self.tree_entries("outbox")?, "outbox")
+    }
+
+    fn outbox_put(&self, id: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        self.insert_all("outbox", vec![(id.to_be_bytes().to_vec(), bytes.to_vec())])
+    }
+
+    fn outbox_remove(&self, id: u64) -> Result<(), StoreError> {
+        self.with(|t| {
+            if let Some(tree) = t.get_mut("outbox") {
+                tree.remove(&id.to_be_bytes()[..]);
+            }
+        })
+    }
+
     fn append_event(&self, mut event: Event) -> Result<u64, StoreError> {
         let seq = self.with(|t| t.get("events").map_or(0, |e| e.len() as u64))?;
         event.seq = seq;
@@ -296,6 +359,21 @@ impl Store for MemoryStore {
         }
         Ok(out)
     }
+}
+
+/// Decodes the 8-byte big-endian keys of a sequence-numbered tree.
+fn seq_entries(entries: Entries, tree: &'static str) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+    entries
+        .into_iter()
+        .map(|(k, v)| {
+            let b = <[u8; 8]>::try_from(k.as_slice()).map_err(|_| StoreError::Corrupt {
+                tree,
+                key: format!("{k:?}"),
+                reason: "key is not an 8-byte sequence number".into(),
+            })?;
+            Ok((u64::from_be_bytes(b), v))
+        })
+        .collect()
 }
 
 #[cfg(test)]

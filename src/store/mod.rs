@@ -87,6 +87,10 @@ pub enum StoreError {
     },
 }
 
+/// Builds an audit record from the last one: see [`Store::audit_append`].
+pub type AuditMaker<'a> =
+    dyn FnMut(Option<(u64, &[u8])>) -> Result<(u64, Vec<u8>), StoreError> + 'a;
+
 /// certresponder's durable state. Implementations flush before returning from a write.
 pub trait Store {
     /// Inserts or replaces a certificate record.
@@ -145,6 +149,26 @@ pub trait Store {
     fn put_ledger(&self, entry: &LedgerEntry) -> Result<(), StoreError>;
     /// A ledger record by TBS hash (hex).
     fn get_ledger(&self, tbs_sha256: &str) -> Result<Option<LedgerEntry>, StoreError>;
+    /// Appends one record to the audit log under the store's append lock, so that records
+    /// are chained in the order they are stored. `make` is given the last record (its
+    /// sequence number and bytes; `None` for an empty log) and returns the new record's
+    /// sequence number and bytes. Returns that sequence number.
+    fn audit_append(&self, make: &mut AuditMaker<'_>) -> Result<u64, StoreError>;
+    /// The audit log as stored, in key order: (key, bytes). Verification reads it raw so
+    /// that a damaged record is reported rather than refused.
+    fn audit_records(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+    /// Replaces (`Some`) or deletes (`None`) one stored audit record, bypassing the chain.
+    /// For repair tools and tamper tests only: `audit verify` reports what it did.
+    #[doc(hidden)]
+    fn audit_raw_put(&self, seq: u64, bytes: Option<&[u8]>) -> Result<(), StoreError>;
+    /// Queues a notification (encoded by `notify`); returns its outbox number.
+    fn outbox_push(&self, bytes: &[u8]) -> Result<u64, StoreError>;
+    /// Queued notifications, oldest first.
+    fn outbox_list(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+    /// Replaces a queued notification (its delivery attempts).
+    fn outbox_put(&self, id: u64, bytes: &[u8]) -> Result<(), StoreError>;
+    /// Removes a delivered (or abandoned) notification.
+    fn outbox_remove(&self, id: u64) -> Result<(), StoreError>;
 }
 
 /// Sets the state of bundle `id` among a certificate's bundles (a new `current` demotes the

@@ -3,7 +3,8 @@
 //! Trees: `certs` (name -> CertRecord), `bundles` (name NUL seq -> Bundle), `events`
 //! (seq -> Event), `signals` (dedup key -> Signal), `blobs` (name -> derived state),
 //! `issuer_state` (issuer id NUL key -> adapter state), `cases` (case number -> Case),
-//! `ledger` (TBS hash -> LedgerEntry), `meta` (`schema` -> format version, `case_seq` ->
+//! `ledger` (TBS hash -> LedgerEntry), `audit` (seq -> hash-chained record), `outbox`
+//! (seq -> queued notification), `meta` (`schema` -> format version, `case_seq` ->
 //! the last case number). Keys are big-endian so that sled's
 //! byte order is numeric order. Every write is flushed before it returns.
 
@@ -33,7 +34,11 @@ pub struct SledStore {
     events: sled::Tree,
     cases: sled::Tree,
     ledger: sled::Tree,
+    audit: sled::Tree,
+    outbox: sled::Tree,
     meta: sled::Tree,
+    /// Serializes appends that derive a sequence number from the last key.
+    append_lock: std::sync::Mutex<()>,
 }
 
 fn backend(e: sled::Error) -> StoreError {
@@ -81,11 +86,56 @@ impl SledStore {
             blobs: tree("blobs")?,
             cases: tree("cases")?,
             ledger: tree("ledger")?,
+            audit: tree("audit")?,
+            outbox: tree("outbox")?,
+            append_lock: std::sync::Mutex::new(()),
             meta,
             db,
         };
         store.flush()?;
         Ok(store)
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, ()>, StoreError> {
+        self.append_lock
+            .lock()
+            .map_err(|_| StoreError::Backend("store append lock poisoned".into()))
+    }
+
+    /// The last key of a tree of 8-byte big-endian sequence numbers, with its value.
+    fn last_seq(
+        tree: &sled::Tree,
+        name: &'static str,
+    ) -> Result<Option<(u64, sled::IVec)>, StoreError> {
+        match tree.last().map_err(backend)? {
+            None => Ok(None),
+            Some((k, v)) => {
+                let b: [u8; 8] = k.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                    tree: name,
+                    key: format!("{:?}", k.as_ref()),
+                    reason: "key is not an 8-byte sequence number".into(),
+                })?;
+                Ok(Some((u64::from_be_bytes(b), v)))
+            }
+        }
+    }
+
+    /// Every (sequence number, value) of a tree keyed by 8-byte big-endian numbers.
+    fn seq_entries(
+        tree: &sled::Tree,
+        name: &'static str,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        tree.iter()
+            .map(|kv| {
+                let (k, v) = kv.map_err(backend)?;
+                let b: [u8; 8] = k.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                    tree: name,
+                    key: format!("{:?}", k.as_ref()),
+                    reason: "key is not an 8-byte sequence number".into(),
+                })?;
+                Ok((u64::from_be_bytes(b), v.to_vec()))
+            })
+            .collect()
     }
 
     fn flush(&self) -> Result<(), StoreError> {
@@ -264,6 +314,7 @@ impl Store for SledStore {
     }
 
     fn append_event(&self, mut event: Event) -> Result<u64, StoreError> {
+        let _guard = self.lock()?;
         let seq = match self.events.last().map_err(backend)? {
             Some((k, _)) => {
                 let b: [u8; 8] = k.as_ref().try_into().map_err(|_| StoreError::Corrupt {
@@ -387,6 +438,56 @@ impl Store for SledStore {
             .map_err(backend)?
             .map(|v| decode("ledger", tbs_sha256.as_bytes(), &v))
             .transpose()
+    }
+
+    fn audit_append(&self, make: &mut super::AuditMaker<'_>) -> Result<u64, StoreError> {
+        let _guard = self.lock()?;
+        let last = Self::last_seq(&self.audit, "audit")?;
+        let (seq, bytes) = make(last.as_ref().map(|(n, v)| (*n, v.as_ref())))?;
+        self.audit
+            .insert(seq.to_be_bytes(), bytes)
+            .map_err(backend)?;
+        self.flush()?;
+        Ok(seq)
+    }
+
+    fn audit_records(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        Self::seq_entries(&self.audit, "audit")
+    }
+
+    fn audit_raw_put(&self, seq: u64, bytes: Option<&[u8]>) -> Result<(), StoreError> {
+        match bytes {
+            Some(b) => self.audit.insert(seq.to_be_bytes(), b).map(|_| ()),
+            None => self.audit.remove(seq.to_be_bytes()).map(|_| ()),
+        }
+        .map_err(backend)?;
+        self.flush()
+    }
+
+    fn outbox_push(&self, bytes: &[u8]) -> Result<u64, StoreError> {
+        let _guard = self.lock()?;
+        let seq = Self::last_seq(&self.outbox, "outbox")?.map_or(1, |(n, _)| n + 1);
+        self.outbox
+            .insert(seq.to_be_bytes(), bytes)
+            .map_err(backend)?;
+        self.flush()?;
+        Ok(seq)
+    }
+
+    fn outbox_list(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        Self::seq_entries(&self.outbox, "outbox")
+    }
+
+    fn outbox_put(&self, id: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        self.outbox
+            .insert(id.to_be_bytes(), bytes)
+            .map_err(backend)?;
+        self.flush()
+    }
+
+    fn outbox_remove(&self, id: u64) -> Result<(), StoreError> {
+        self.outbox.remove(id.to_be_bytes()).map_err(backend)?;
+        self.flush()
     }
 
     fn events(&self, name: Option<&str>) -> Result<Vec<Event>, StoreError> {

@@ -4,9 +4,11 @@
 //! argument).
 
 mod analyze;
+mod audit;
 mod cases;
 mod check_config;
 mod inventory;
+mod policy;
 mod quickstart;
 mod respond;
 mod signals;
@@ -89,6 +91,12 @@ enum Command {
     },
     /// Restore an earlier bundle to every location, reload and verify it
     Rollback(cases::RollbackArgs),
+    /// Show which policy rule applies to a certificate's signal, or check the policy file
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
+    /// Verify or export the hash-chained audit log
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Check the configuration, the inventory and the issuers' settings (contacts no CA)
     CheckConfig {
         /// Machine-readable output
@@ -139,5 +147,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Cases(cmd) => cases::run_cases(cmd, cli.config.as_deref()),
         Command::History { name, json } => cases::run_history(&name, json, cli.config.as_deref()),
         Command::Rollback(args) => cases::run_rollback(args, cli.config.as_deref()),
+        Command::Policy(cmd) => policy::run(cmd, cli.config.as_deref()),
+        Command::Audit(cmd) => audit::run(cmd, cli.config.as_deref()),
     }
 }

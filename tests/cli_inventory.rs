@@ -147,66 +147,6 @@ fn a_broken_inventory_file_loses_nothing_already_stored() {
 }
 
 #[test]
-fn quickstart_builds_a_registered_demo() {
-    let dir = tempfile::tempdir().unwrap();
-    let demo = dir.path().join("demo");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_certresponder"))
-        .args(["quickstart", "--dir", demo.to_str().unwrap()])
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains("! EXPIRING"),
-        "the 7-day agent certificate stands out:\n{stdout}"
-    );
-    let cfg = demo.join("certresponder.toml");
-    let list = std::process::Command::new(env!("CARGO_BIN_EXE_certresponder"))
-        .args([
-            "--config",
-            cfg.to_str().unwrap(),
-            "inventory",
-            "list",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    let list: Value = serde_json::from_slice(&list.stdout).unwrap();
-    assert_eq!(list["certificates"].as_array().unwrap().len(), 5);
-    assert!(
-        list["certificates"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|c| c["bundles"] == 1)
-    );
-    let key = demo.join("services/web-frontend/key.pem");
-    let mode =
-        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(key).unwrap().permissions());
-    assert_eq!(mode & 0o777, 0o600);
-    assert_eq!(
-        std::os::unix::fs::PermissionsExt::mode(
-            &std::fs::metadata(demo.join("state/db"))
-                .unwrap()
-                .permissions()
-        ) & 0o777,
-        0o700
-    );
-    // Running it again reuses everything.
-    let again = std::process::Command::new(env!("CARGO_BIN_EXE_certresponder"))
-        .args(["quickstart", "--dir", demo.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(again.status.success());
-    assert!(!String::from_utf8_lossy(&again.stdout).contains("issued:"));
-}
-
-#[test]
 fn bad_config_is_an_input_error_naming_file_and_field() {
     let home = Home::new();
     std::fs::write(home.config(), "inventory_dri = \"x\"\n").unwrap();

@@ -7,7 +7,9 @@
 //!
 //! Certificates are issued from a CSR with sanitised parameters: the CSR contributes only its
 //! key, subject and subject alternative names. CA status, key usages, EKUs, validity and the
-//! serial are set here, so a CSR asking to be a CA does not get to be one.
+//! serial are set here, so a CSR asking to be a CA does not get to be one. A caller that
+//! holds the key itself can instead have a public key certified directly
+//! ([`InternalCa::issue_for_public_key`]), through the same checks and records.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -261,7 +263,73 @@ impl InternalCa {
                 )));
             }
         }
-        for n in &names {
+        self.sign(
+            &csr.public_key,
+            &names,
+            requested.subject_alt_names,
+            requested.distinguished_name,
+            req.kind,
+            req.profile.as_deref(),
+        )
+    }
+
+    /// Issues a certificate for a public key given directly (a DER SubjectPublicKeyInfo,
+    /// RFC 5280 §4.1.2.7) rather than through a CSR, for the DNS names and IP addresses in
+    /// `names` (the first is also the subject's common name).
+    ///
+    /// Without a CSR nothing proves possession of the private key, so this is for callers
+    /// that hold the key themselves; it also serves keys whose CSR signature cannot be
+    /// checked here, such as RSA keys below 2048 bits, which the CSR path refuses. Otherwise
+    /// it is issuance as [`issue_now`](Self::issue_now) does it: the same allowed-names
+    /// check, profiles, key usages for `kind`, random serial, CRL distribution point and
+    /// record kept for revocation.
+    pub fn issue_for_public_key(
+        &self,
+        spki_der: &[u8],
+        names: &[String],
+        kind: CertKind,
+        profile: Option<&str>,
+    ) -> Result<IssuedChain, IssuerError> {
+        let key = rcgen::SubjectPublicKeyInfo::from_der(spki_der).map_err(|e| {
+            IssuerError::BadRequest(format!("not a usable SubjectPublicKeyInfo: {e}"))
+        })?;
+        let mut ids = Vec::new();
+        let mut sans = Vec::new();
+        for name in names {
+            if let Ok(ip) = name.parse::<std::net::IpAddr>() {
+                ids.push(Identifier::Ip(ip));
+                sans.push(SanType::IpAddress(ip));
+            } else {
+                let dns = name.to_ascii_lowercase();
+                let ia5 = rcgen::string::Ia5String::try_from(dns.clone()).map_err(|e| {
+                    IssuerError::BadRequest(format!("`{name}` is not a usable DNS name: {e}"))
+                })?;
+                ids.push(Identifier::Dns(dns));
+                sans.push(SanType::DnsName(ia5));
+            }
+        }
+        let Some(first) = names.first() else {
+            return Err(IssuerError::BadRequest(
+                "a certificate needs at least one name".into(),
+            ));
+        };
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, first.as_str());
+        self.sign(&key, &ids, sans, dn, kind, profile)
+    }
+
+    /// Signs a leaf for `public_key` after checking the names and the profile, and records
+    /// it before handing it out. Every issuance goes through here.
+    fn sign(
+        &self,
+        public_key: &impl rcgen::PublicKeyData,
+        names: &[Identifier],
+        subject_alt_names: Vec<SanType>,
+        distinguished_name: DistinguishedName,
+        kind: CertKind,
+        profile: Option<&str>,
+    ) -> Result<IssuedChain, IssuerError> {
+        for n in names {
             if !name_allowed(&n.to_string(), &self.cfg.allowed_names) {
                 return Err(IssuerError::NotAllowed(format!(
                     "issuer `{}` may not issue for `{n}` (allowed: {})",
@@ -270,7 +338,7 @@ impl InternalCa {
                 )));
             }
         }
-        let days = match &req.profile {
+        let days = match profile {
             None => self.cfg.validity_days,
             Some(p) => *self.cfg.profiles.get(p).ok_or_else(|| {
                 IssuerError::BadRequest(format!(
@@ -286,11 +354,11 @@ impl InternalCa {
             })?,
         };
         let mut params = CertificateParams::default();
-        params.subject_alt_names = requested.subject_alt_names;
-        params.distinguished_name = requested.distinguished_name;
+        params.subject_alt_names = subject_alt_names;
+        params.distinguished_name = distinguished_name;
         params.is_ca = IsCa::ExplicitNoCa;
         params.use_authority_key_identifier_extension = true;
-        let (key_usages, ekus) = usages_for(req.kind);
+        let (key_usages, ekus) = usages_for(kind);
         params.key_usages = key_usages;
         params.extended_key_usages = ekus;
         if let Some(url) = &self.cfg.crl_url {
@@ -303,9 +371,7 @@ impl InternalCa {
         params.not_after = to_offset(now) + time::Duration::days(i64::from(days));
         let serial = random_serial()?;
         params.serial_number = Some(serial.clone());
-        let cert = params
-            .signed_by(&csr.public_key, &self.issuer)
-            .map_err(crypto)?;
+        let cert = params.signed_by(public_key, &self.issuer).map_err(crypto)?;
         // Recorded durably before the certificate is handed out, so it can always be revoked.
         self.save_record(&Record {
             serial: hex::encode(serial.as_ref()),
@@ -702,5 +768,73 @@ mod tests {
         // Reloading gives the same CA.
         let again = InternalCa::open_or_create("internal", cfg(dir.path()), storage).unwrap();
         assert_eq!(again.certificate_pem(), ca.certificate_pem());
+    }
+
+    #[test]
+    fn issues_for_a_public_key_with_the_csr_paths_checks_and_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca =
+            InternalCa::open_or_create("internal", cfg(dir.path()), Arc::new(MemoryStorage::new()))
+                .unwrap();
+        let key = crate::generate_key(certresponder_inventory::KeyProfile::EcdsaP256).unwrap();
+        let spki = rcgen::PublicKeyData::subject_public_key_info(&key);
+        let chain = ca
+            .issue_for_public_key(
+                &spki,
+                &["Svc.example.test".into(), "alt.example.test".into()],
+                CertKind::TlsClient,
+                Some("short"),
+            )
+            .unwrap();
+        let leaf = &inspect::inspect_certificates(chain.leaf_pem.as_bytes()).unwrap()[0];
+        assert!(
+            leaf.key
+                .same_public_key(&inspect::read_public_key(&spki).unwrap())
+        );
+        assert_eq!(leaf.dns_names, ["svc.example.test", "alt.example.test"]);
+        assert_eq!(leaf.subject_cns, ["Svc.example.test"]);
+        assert!(!leaf.is_ca);
+        assert_eq!(leaf.crl_urls, ["http://crl.example.test/ca.crl"]);
+        assert!((leaf.not_after - leaf.not_before).num_hours() <= 25);
+        assert_eq!(chain.chain_pem, ca.certificate_pem());
+        let der = inspect::read_certificates(chain.leaf_pem.as_bytes())
+            .unwrap()
+            .remove(0);
+        assert!(inspect::cert_signed_by(&der, ca.certificate_der()).unwrap());
+        // Recorded like any issuance: known to the CA, and revocable.
+        assert_eq!(ca.status_now(&der).unwrap(), CertStatus::Good);
+        ca.revoke_now(&der, RevocationReason::Superseded).unwrap();
+        assert!(matches!(
+            ca.status_now(&der).unwrap(),
+            CertStatus::Revoked { .. }
+        ));
+        // The same refusals as the CSR path, and no certificate for garbage or no names.
+        let names = |n: &str| vec![n.to_string()];
+        assert!(matches!(
+            ca.issue_for_public_key(&spki, &names("evil.example.com"), CertKind::TlsServer, None),
+            Err(IssuerError::NotAllowed(_))
+        ));
+        assert!(matches!(
+            ca.issue_for_public_key(
+                &spki,
+                &names("b.example.test"),
+                CertKind::TlsServer,
+                Some("nope")
+            ),
+            Err(IssuerError::BadRequest(_))
+        ));
+        assert!(matches!(
+            ca.issue_for_public_key(
+                &[0x30, 0x03, 1, 2, 3],
+                &names("b.example.test"),
+                CertKind::TlsServer,
+                None
+            ),
+            Err(IssuerError::BadRequest(_))
+        ));
+        assert!(matches!(
+            ca.issue_for_public_key(&spki, &[], CertKind::TlsServer, None),
+            Err(IssuerError::BadRequest(_))
+        ));
     }
 }

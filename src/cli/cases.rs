@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use certresponder_inventory::{Bundle, BundleState};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use serde_json::json;
 
@@ -12,8 +12,11 @@ use super::inventory::open_store;
 use super::respond::{engine, respond_error, runtime};
 use super::table::{Cell, Tone, render};
 use super::{CliError, input_error, load_config};
+use crate::audit::{self, AuditEntry, AuditRecord};
+use crate::govern::{human_duration, rule_place};
+use crate::notify::{Notification, NotifyEvent};
 use crate::respond::case::{Case, CaseState, StepOutcome};
-use crate::signals::current_user;
+use crate::signals::{Signal, current_user};
 use crate::store::{Event, Store};
 
 #[derive(Debug, Subcommand)]
@@ -54,8 +57,8 @@ pub(crate) struct RollbackArgs {
 fn state_cell(c: &Case) -> Cell {
     let tone = match c.state {
         CaseState::Done => Tone::Plain,
-        CaseState::Running => Tone::Warn,
-        CaseState::Failed => Tone::Alert,
+        CaseState::Running | CaseState::AwaitingApproval => Tone::Warn,
+        CaseState::Failed | CaseState::Denied => Tone::Alert,
     };
     let text = if c.rolled_back {
         format!("{} (rolled back)", c.state)
@@ -102,7 +105,12 @@ pub(crate) fn run_cases(cmd: CasesCommand, config: Option<&Path>) -> Result<Exit
     match cmd {
         CasesCommand::List { json } => {
             let mut cases = store.list_cases()?;
-            cases.sort_by_key(|c| (c.state == CaseState::Done, std::cmp::Reverse(c.id)));
+            cases.sort_by_key(|c| {
+                (
+                    matches!(c.state, CaseState::Done | CaseState::Denied),
+                    std::cmp::Reverse(c.id),
+                )
+            });
             if json {
                 let shown: Vec<serde_json::Value> = cases.iter().map(Case::public_json).collect();
                 println!("{}", serde_json::to_string_pretty(&shown)?);
@@ -119,65 +127,253 @@ pub(crate) fn run_cases(cmd: CasesCommand, config: Option<&Path>) -> Result<Exit
                     "there is no case {case} (see `certresponder cases list`)"
                 ))
             })?;
+            let signals: Vec<Signal> = c
+                .trigger
+                .signals
+                .iter()
+                .filter_map(|k| store.get_signal(k).ok().flatten())
+                .collect();
+            let records = audit::for_case(&store, c.id)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&c.public_json())?);
+                let mut v = c.public_json();
+                if let Some(obj) = v.as_object_mut() {
+                    obj.insert(
+                        "evidence".into(),
+                        json!({
+                            "signals": signals,
+                            "audit": records,
+                            "within_deadline": within_deadline(&c),
+                        }),
+                    );
+                }
+                println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(ExitCode::SUCCESS);
             }
-            println!("case {}: {} of {}", c.id, c.kind, c.cert);
-            println!(
-                "  state:    {}{}",
-                c.state,
-                if c.rolled_back { " (rolled back)" } else { "" }
-            );
-            println!(
-                "  trigger:  {} by {}: {}",
-                c.trigger.source, c.trigger.by, c.trigger.why
-            );
-            if let Some(r) = c.reason {
-                println!(
-                    "  revoke:   {r}{}",
-                    if c.contain_first {
-                        ", contain first (before deploying)"
-                    } else {
-                        ""
-                    }
-                );
-            }
-            println!("  old:      {}", c.old_bundle.as_deref().unwrap_or("-"));
-            println!("  new:      {}", c.new_bundle.as_deref().unwrap_or("-"));
-            println!("  issued:   {} certificate(s)", c.issued_count);
-            if let Some(e) = &c.error {
-                println!("  error:    {e}");
-            }
-            let rows: Vec<Vec<Cell>> = c
-                .journal
-                .iter()
-                .map(|r| {
-                    let tone = match r.outcome {
-                        StepOutcome::Failed => Tone::Alert,
-                        StepOutcome::Started => Tone::Warn,
-                        _ => Tone::Plain,
-                    };
-                    vec![
-                        Cell::plain(r.step.to_string()),
-                        Cell::plain(r.started_at.format("%H:%M:%S%.3f").to_string()),
-                        Cell::plain(
-                            r.finished_at
-                                .map(|t| t.format("%H:%M:%S%.3f").to_string())
-                                .unwrap_or_default(),
-                        ),
-                        Cell::toned(r.outcome.to_string(), tone),
-                        Cell::plain(r.detail.clone()),
-                    ]
-                })
-                .collect();
-            print!(
-                "{}",
-                render(&["STEP", "STARTED", "FINISHED", "OUTCOME", "DETAIL"], &rows)
-            );
+            print!("{}", evidence_text(&c, &signals, &records));
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Whether the case finished by its deadline (`None`: no deadline, or not finished).
+fn within_deadline(c: &Case) -> Option<bool> {
+    let deadline = c.deadline?;
+    matches!(c.state, CaseState::Done | CaseState::Failed).then_some(c.updated_at <= deadline)
+}
+
+/// "12m after detection" / "3h before the deadline".
+fn against(
+    t: DateTime<Utc>,
+    detected: Option<DateTime<Utc>>,
+    deadline: Option<DateTime<Utc>>,
+) -> String {
+    let mut parts = Vec::new();
+    if let Some(d) = detected {
+        parts.push(format!("+{}", human_duration(t - d)));
+    }
+    if let Some(dl) = deadline {
+        if t <= dl {
+            parts.push(format!("{} left", human_duration(dl - t)));
+        } else {
+            parts.push(format!("{} LATE", human_duration(t - dl)));
+        }
+    }
+    parts.join(", ")
+}
+
+/// The evidence bundle of a case, in the NIST CSF 2.0 Respond functions: incident
+/// management (RS.MA), analysis (RS.AN) and mitigation (RS.MI).
+fn evidence_text(c: &Case, signals: &[Signal], records: &[AuditRecord]) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let detected = signals.iter().map(|s| s.detected_at).min();
+    let _ = writeln!(
+        o,
+        "case {}: {} of `{}`{}",
+        c.id,
+        c.kind,
+        c.cert,
+        if c.owner.is_empty() {
+            String::new()
+        } else {
+            format!(" (owner {})", c.owner)
+        }
+    );
+    let _ = writeln!(o, "\nRS.MA incident management");
+    let _ = writeln!(
+        o,
+        "  state:      {}{}",
+        c.state,
+        if c.rolled_back { " (rolled back)" } else { "" }
+    );
+    let _ = writeln!(
+        o,
+        "  opened:     {}",
+        c.created_at.format("%Y-%m-%d %H:%M:%S UTC")
+    );
+    let _ = writeln!(
+        o,
+        "  trigger:    {} by {}: {}",
+        c.trigger.source, c.trigger.by, c.trigger.why
+    );
+    if let Some(d) = &c.decision {
+        let _ = writeln!(
+            o,
+            "  decision:   {} (approval {}) by rule `{}` ({})",
+            d.action.as_str(),
+            d.approval.as_str(),
+            d.rule.name,
+            rule_place(&d.rule)
+        );
+    }
+    if let Some(r) = c.reason {
+        let _ = writeln!(
+            o,
+            "  revoke:     {r}{}",
+            if c.contain_first {
+                ", contain first (before deploying)"
+            } else {
+                ""
+            }
+        );
+    }
+    if let Some(dl) = c.deadline {
+        let _ = writeln!(
+            o,
+            "  deadline:   {}{}",
+            dl.format("%Y-%m-%d %H:%M:%S UTC"),
+            match within_deadline(c) {
+                Some(true) => " (met)",
+                Some(false) => " (MISSED)",
+                None => "",
+            }
+        );
+    }
+    if let Some(a) = &c.approval {
+        let _ = writeln!(o, "  approval:   {} needed: {}", a.needed, a.why);
+        for r in &a.approvals {
+            let _ = writeln!(
+                o,
+                "    approved by {} (uid {}) at {}",
+                r.by,
+                r.uid,
+                r.at.format("%Y-%m-%d %H:%M:%S UTC")
+            );
+        }
+        if let Some(d) = &a.denied {
+            let _ = writeln!(
+                o,
+                "    DENIED by {} (uid {}) at {}: {}",
+                d.by,
+                d.uid,
+                d.at.format("%Y-%m-%d %H:%M:%S UTC"),
+                d.reason
+            );
+        }
+        if let Some(t) = a.reescalated_at {
+            let _ = writeln!(
+                o,
+                "    escalated again near the deadline at {}",
+                t.format("%Y-%m-%d %H:%M:%S UTC")
+            );
+        }
+    }
+    let _ = writeln!(o, "\nRS.AN analysis");
+    if signals.is_empty() {
+        let _ = writeln!(o, "  no signal: the case was opened by hand");
+    }
+    for s in signals {
+        let _ = writeln!(
+            o,
+            "  signal {} {} ({}, {}) from {}, detected {}: {}",
+            s.id,
+            s.check,
+            format!("{:?}", s.confidence).to_lowercase(),
+            s.family,
+            s.source,
+            s.detected_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            s.message
+        );
+        if !s.evidence.is_null() {
+            let _ = writeln!(o, "    evidence: {}", s.evidence);
+        }
+        if let Some(m) = c
+            .decision
+            .as_ref()
+            .and_then(|d| d.matches.iter().find(|m| m.signal == s.dedup_key))
+        {
+            let _ = writeln!(
+                o,
+                "    rule:     `{}` ({}) -> {}",
+                m.rule.name,
+                rule_place(&m.rule),
+                m.action.as_str()
+            );
+        }
+    }
+    let _ = writeln!(o, "\nRS.MI mitigation");
+    let _ = writeln!(
+        o,
+        "  old bundle: {}",
+        c.old_bundle.as_deref().unwrap_or("-")
+    );
+    let _ = writeln!(
+        o,
+        "  new bundle: {}",
+        c.new_bundle.as_deref().unwrap_or("-")
+    );
+    let _ = writeln!(o, "  issued:     {} certificate(s)", c.issued_count);
+    if let Some(e) = &c.error {
+        let _ = writeln!(o, "  error:      {e}");
+    }
+    let rows: Vec<Vec<Cell>> = c
+        .journal
+        .iter()
+        .map(|r| {
+            let tone = match r.outcome {
+                StepOutcome::Failed => Tone::Alert,
+                StepOutcome::Started => Tone::Warn,
+                _ => Tone::Plain,
+            };
+            vec![
+                Cell::plain(r.step.to_string()),
+                Cell::plain(r.started_at.format("%H:%M:%S%.3f").to_string()),
+                Cell::plain(
+                    r.finished_at
+                        .map(|t| t.format("%H:%M:%S%.3f").to_string())
+                        .unwrap_or_default(),
+                ),
+                Cell::plain(
+                    r.finished_at
+                        .map(|t| against(t, detected, c.deadline))
+                        .unwrap_or_default(),
+                ),
+                Cell::toned(r.outcome.to_string(), tone),
+                Cell::plain(r.detail.clone()),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        o.push_str(&render(
+            &[
+                "STEP",
+                "STARTED",
+                "FINISHED",
+                "VS DEADLINE",
+                "OUTCOME",
+                "DETAIL",
+            ],
+            &rows,
+        ));
+    }
+    let _ = writeln!(
+        o,
+        "\naudit: {} record{} for this case (`certresponder audit export --case {}`)",
+        records.len(),
+        if records.len() == 1 { "" } else { "s" },
+        c.id
+    );
+    o
 }
 
 pub(crate) fn run_history(
@@ -354,6 +550,34 @@ pub(crate) fn run_rollback(
         kind: if ok { "rolled_back" } else { "rollback_failed" }.into(),
         detail: detail.clone(),
     })?;
+    audit::append(
+        engine.store(),
+        AuditEntry {
+            kind: "rollback",
+            actor: &who,
+            cert: Some(&args.name),
+            case: None,
+            data: json!({
+                "bundle": target.id,
+                "forced": target.is_revoked(),
+                "ok": ok,
+                "detail": detail,
+            }),
+        },
+    )?;
+    if ok {
+        engine.notify(Notification {
+            event: NotifyEvent::RolledBack,
+            owner: Some(entry.owner.clone()),
+            cert: Some(args.name.clone()),
+            case: None,
+            summary: format!("`{}` was rolled back {detail}", args.name),
+            deadline: None,
+            details: json!({"bundle": target.id}),
+            created_at: Utc::now(),
+        });
+        rt.block_on(super::respond::deliver_pending(&engine));
+    }
     if args.json {
         println!(
             "{}",

@@ -7,6 +7,7 @@ mod analyze;
 mod audit;
 mod cases;
 mod check_config;
+mod govern;
 mod inventory;
 mod policy;
 mod quickstart;
@@ -75,7 +76,7 @@ enum Command {
     Reissue(respond::ReissueArgs),
     /// Resume unfinished sequences, then act on the stored signals
     #[command(
-        after_help = "Built-in decisions (until a policy is configured): confirmed key compromise -> revoke_reissue (keyCompromise); other weak parameters and rule violations -> revoke_reissue (superseded); expiring -> reissue; low confidence -> escalate, never acted on.\nExit status: 0 every case done; 1 a case failed; 2 input error."
+        after_help = "Each certificate's open signals are decided by the policy (`policy` in the config; the built-in default: `certresponder policy show-default`). Cases that need approval, or that the blast-radius breaker holds, wait for `certresponder approve`.\nExit status: 0 every case that ran is done; 1 a case failed; 2 input error."
     )]
     Respond(respond::RespondArgs),
     /// List cases, or show one with every step
@@ -91,6 +92,16 @@ enum Command {
     },
     /// Restore an earlier bundle to every location, reload and verify it
     Rollback(cases::RollbackArgs),
+    /// Approve a case that waits for approval; it runs once it has every approval it needs
+    #[command(
+        after_help = "The approver is the Unix user running the command. `two_person` cases need two different users.\nExit status: 0 approved (and, if it ran, done); 1 the case failed; 2 refused or input error."
+    )]
+    Approve(govern::ApproveArgs),
+    /// Deny a case that waits for approval: it never runs
+    Deny(govern::DenyArgs),
+    /// Show or reset the blast-radius breaker
+    #[command(subcommand)]
+    Breaker(govern::BreakerCommand),
     /// Show which policy rule applies to a certificate's signal, or check the policy file
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
@@ -147,6 +158,9 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Cases(cmd) => cases::run_cases(cmd, cli.config.as_deref()),
         Command::History { name, json } => cases::run_history(&name, json, cli.config.as_deref()),
         Command::Rollback(args) => cases::run_rollback(args, cli.config.as_deref()),
+        Command::Approve(args) => govern::run_approve(args, cli.config.as_deref()),
+        Command::Deny(args) => govern::run_deny(args, cli.config.as_deref()),
+        Command::Breaker(cmd) => govern::run_breaker(cmd, cli.config.as_deref()),
         Command::Policy(cmd) => policy::run(cmd, cli.config.as_deref()),
         Command::Audit(cmd) => audit::run(cmd, cli.config.as_deref()),
     }

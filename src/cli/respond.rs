@@ -1,7 +1,6 @@
 //! `certresponder report-compromise`, `reissue` and `respond`: the commands that start and
 //! resume sequences.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -14,13 +13,16 @@ use serde_json::json;
 use super::inventory::open_store;
 use super::table::{Cell, Tone, render};
 use super::{CliError, input_error, load_config};
+use crate::audit::{self, AuditEntry};
 use crate::config::Config;
+use crate::govern::{Applied, GovernError, Governor, Identity, POLICY_ACTOR, Plan, Unmatched};
+use crate::notify;
+use crate::policy::{Action, Policy};
 use crate::registry::sync;
 use crate::respond::case::{Case, CaseState, SequenceKind, Trigger};
-use crate::respond::decide::decide;
 use crate::respond::{Engine, RespondError};
-use crate::signals::{Finding, Signal, current_user};
-use crate::store::{CertStatus, Store};
+use crate::signals::{Finding, Signal};
+use crate::store::Store;
 
 /// `report-compromise` arguments.
 #[derive(Debug, Args)]
@@ -86,6 +88,26 @@ pub(crate) fn engine(cfg: &Config) -> Result<Arc<Engine>, CliError> {
     Ok(Arc::new(Engine::new(store, cfg.clone())?))
 }
 
+/// The engine with the configured policy; a bad policy file is an input error.
+pub(crate) fn governor(cfg: &Config) -> Result<Governor, CliError> {
+    let policy = Policy::load(cfg).map_err(|e| CliError::Input(e.into()))?;
+    Ok(Governor::new(engine(cfg)?, policy))
+}
+
+/// The identity of the person running the command.
+pub(crate) fn identity() -> Result<Identity, CliError> {
+    Identity::current().map_err(|e| CliError::Failure(anyhow::anyhow!(e)))
+}
+
+/// Refusals are input errors; the rest are failures.
+pub(crate) fn govern_error(e: GovernError) -> CliError {
+    match e {
+        GovernError::Respond(e) => respond_error(e),
+        GovernError::Refused(_) => CliError::Input(e.into()),
+        other => CliError::Failure(other.into()),
+    }
+}
+
 /// Errors about what was asked (unknown name, busy, nothing to act with) are input errors.
 pub(crate) fn respond_error(e: RespondError) -> CliError {
     match e {
@@ -111,10 +133,11 @@ pub(crate) fn run_report(args: ReportArgs, config: Option<&Path>) -> Result<Exit
         return Err(input_error("--evidence must say what was seen"));
     }
     let cfg = load_config(config)?;
-    let engine = engine(&cfg)?;
+    let gov = governor(&cfg)?;
+    let engine = gov.engine();
     // Check every name before acting on any.
     let mut seen = std::collections::HashSet::new();
-    let mut running = engine.running_by_cert().map_err(respond_error)?;
+    let running = engine.running_by_cert().map_err(respond_error)?;
     for name in &args.names {
         if !seen.insert(name) {
             return Err(input_error(format!("`{name}` is named twice")));
@@ -130,33 +153,23 @@ pub(crate) fn run_report(args: ReportArgs, config: Option<&Path>) -> Result<Exit
             }));
         }
     }
-    let reporter = current_user();
-    let mut ids = Vec::new();
+    let reporter = identity()?.to_string();
     for name in &args.names {
-        let signal = record_report(engine.store(), name, &reporter, &args.evidence)?;
-        let case = engine
-            .open_case_among(
-                name,
-                SequenceKind::RevokeReissue,
-                args.contain_first,
-                Some(RevocationReason::KeyCompromise),
-                Trigger {
-                    source: "report".into(),
-                    by: reporter.clone(),
-                    why: args.evidence.clone(),
-                    signals: vec![signal],
-                },
-                &mut running,
-            )
-            .map_err(respond_error)?;
-        ids.push(case.id);
+        record_report(engine.store(), name, &reporter, &args.evidence)?;
     }
-    run_and_print(&engine, &ids, args.json)
+    let (plans, _) = gov.plan(Some(&args.names)).map_err(govern_error)?;
+    let applied = gov
+        .apply(&plans, "report", &reporter, args.contain_first)
+        .map_err(govern_error)?;
+    if !args.json {
+        print_decisions(&plans, &[], &[]);
+    }
+    finish(&gov, &applied, &plans, Vec::new(), args.json)
 }
 
 /// Records a reported key compromise as a confirmed `key_exposed` signal about the current
 /// bundle, with the reporter's identity; returns its dedup key.
-fn record_report(
+pub(crate) fn record_report(
     store: &dyn Store,
     name: &str,
     reporter: &str,
@@ -183,10 +196,49 @@ fn record_report(
         Utc::now(),
     );
     if let Some(old) = store.get_signal(&signal.dedup_key)? {
-        signal.detected_at = old.detected_at;
-        signal.times_seen = old.times_seen + 1;
+        let answered = store
+            .list_cases()?
+            .iter()
+            .any(|c| c.trigger.signals.contains(&old.dedup_key));
+        if answered || old.handled.is_some() {
+            // The earlier report about this bundle was answered (the case failed or was
+            // denied): this report is new evidence and gets its own signal.
+            let now = Utc::now();
+            signal.dedup_key = Signal::dedup_key(
+                name,
+                "key_exposed",
+                Some(&format!(
+                    "{}|report|{}",
+                    fp.as_deref().unwrap_or(""),
+                    now.to_rfc3339()
+                )),
+            );
+            signal.id = signal.dedup_key[..12].to_string();
+        } else {
+            signal.detected_at = old.detected_at;
+            signal.times_seen = old.times_seen + 1;
+        }
     }
     store.put_signal(&signal)?;
+    audit::append(
+        store,
+        AuditEntry {
+            kind: "signal",
+            actor: reporter,
+            cert: Some(name),
+            case: None,
+            data: json!({
+                "dedup_key": signal.dedup_key,
+                "check": signal.check,
+                "family": signal.family,
+                "confidence": signal.confidence,
+                "message": signal.message,
+                "evidence": signal.evidence,
+                "source": signal.source,
+                "state": "new",
+            }),
+        },
+    )?;
     Ok(signal.dedup_key)
 }
 
@@ -207,7 +259,7 @@ pub(crate) fn run_reissue(args: ReissueArgs, config: Option<&Path>) -> Result<Ex
             reason,
             Trigger {
                 source: "manual".into(),
-                by: current_user(),
+                by: identity()?.to_string(),
                 why: args.why.clone(),
                 signals: Vec::new(),
             },
@@ -216,112 +268,133 @@ pub(crate) fn run_reissue(args: ReissueArgs, config: Option<&Path>) -> Result<Ex
     run_and_print(&engine, &[case.id], args.json)
 }
 
+/// Runs the cases a pass opened (and `resume`), then prints what ran, what waits for
+/// approval and what was escalated.
+pub(crate) fn finish(
+    gov: &Governor,
+    applied: &Applied,
+    plans: &[Plan],
+    resume: Vec<u64>,
+    json: bool,
+) -> Result<ExitCode, CliError> {
+    let mut ids = resume;
+    ids.extend(&applied.run);
+    let store = gov.engine().store();
+    let waiting: Vec<Case> = applied
+        .waiting
+        .iter()
+        .filter_map(|id| store.get_case(*id).ok().flatten())
+        .collect();
+    if json {
+        let rt = runtime()?;
+        let results = rt.block_on(run_notifying(gov.engine(), &ids));
+        let (cases, errors) = split(results);
+        let shown: Vec<serde_json::Value> = cases.iter().map(Case::public_json).collect();
+        let waiting: Vec<serde_json::Value> = waiting.iter().map(Case::public_json).collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "decisions": plans,
+                "cases": shown,
+                "waiting": waiting,
+                "escalated": applied.escalated,
+                "ignored": applied.ignored,
+                "busy": applied.busy,
+                "breaker_opened": applied.breaker_opened,
+                "errors": errors,
+            }))?
+        );
+        return Ok(exit_for(&cases, &errors));
+    }
+    let code = if ids.is_empty() {
+        let rt = runtime()?;
+        rt.block_on(deliver_pending(gov.engine()));
+        ExitCode::SUCCESS
+    } else {
+        run_and_print(gov.engine(), &ids, false)?
+    };
+    print_waiting(&waiting, applied.breaker_opened);
+    if !applied.escalated.is_empty() {
+        println!(
+            "escalated to their owners (no action taken): {}",
+            applied.escalated.join(", ")
+        );
+    }
+    Ok(code)
+}
+
+/// Lists the cases that wait for approval, with the command that approves each.
+pub(crate) fn print_waiting(waiting: &[Case], breaker_opened: bool) {
+    if breaker_opened {
+        println!(
+            "the blast-radius breaker opened: automatic revocations wait for approval (see `certresponder breaker status`)"
+        );
+    }
+    if waiting.is_empty() {
+        return;
+    }
+    println!("waiting for approval:");
+    for c in waiting {
+        let why = c.approval.as_ref().map(|a| a.why.as_str()).unwrap_or("");
+        let deadline = c
+            .deadline
+            .map(|d| format!(", deadline {}", d.format("%Y-%m-%d %H:%M UTC")))
+            .unwrap_or_default();
+        println!(
+            "  case {} {} ({}{deadline}): {why}; `certresponder approve {}` or `certresponder deny {} --reason ...`",
+            c.id, c.cert, c.kind, c.id, c.id
+        );
+    }
+}
+
 pub(crate) fn run_respond(args: RespondArgs, config: Option<&Path>) -> Result<ExitCode, CliError> {
     let cfg = load_config(config)?;
-    let engine = engine(&cfg)?;
-    let store = engine.store();
-    let now = Utc::now();
+    let gov = governor(&cfg)?;
+    let engine = gov.engine();
     let unfinished = engine.unfinished().map_err(respond_error)?;
-    let cases = store.list_cases()?;
-    let answered: std::collections::HashSet<&str> = cases
-        .iter()
-        .flat_map(|c| c.trigger.signals.iter().map(String::as_str))
-        .collect();
-    let busy: std::collections::HashSet<&str> = cases
-        .iter()
-        .filter(|c| c.state == CaseState::Running)
-        .map(|c| c.cert.as_str())
-        .collect();
-    let signals = store.list_signals()?;
-    let mut by_cert: BTreeMap<&str, Vec<&Signal>> = BTreeMap::new();
-    for s in &signals {
-        if s.is_open(now) && !answered.contains(s.dedup_key.as_str()) {
-            by_cert.entry(s.subject.as_str()).or_default().push(s);
-        }
-    }
-    let mut decisions = Vec::new();
-    let mut to_open = Vec::new();
-    for (cert, sigs) in &by_cert {
-        let d = decide(sigs);
-        let active = matches!(store.get_cert(cert)?, Some(r) if r.status == CertStatus::Active);
-        let blocked = if !active {
-            Some("not a registered, active certificate".to_string())
-        } else if busy.contains(cert) {
-            Some("a case is already running for it".to_string())
-        } else if let Some(kind) = d.action {
-            engine
-                .entry(cert)
-                .and_then(|e| engine.check_actionable(&e, kind))
-                .err()
-                .map(|e| e.to_string())
-        } else {
-            None
-        };
-        if blocked.is_none() && d.action.is_some() {
-            to_open.push((cert.to_string(), d.clone()));
-        }
-        decisions.push(json!({
-            "cert": cert,
-            "action": d.action.map_or("escalate", SequenceKind::as_str),
-            "reason": d.reason.map(|r| r.name()),
-            "why": d.why,
-            "signals": d.signals.len(),
-            "blocked": blocked,
-        }));
-    }
+    let (plans, unmatched) = gov.plan(None).map_err(govern_error)?;
     if args.dry_run {
         if args.json {
             println!(
                 "{}",
                 serde_json::to_string_pretty(&json!({
                     "resume": unfinished,
-                    "decisions": decisions,
+                    "decisions": plans,
+                    "unmatched": unmatched,
                 }))?
             );
-        } else if decisions.is_empty() && unfinished.is_empty() {
-            println!("nothing to do: no unfinished cases and no open signals without a case");
+        } else if plans.is_empty() && unfinished.is_empty() && unmatched.is_empty() {
+            println!("nothing to do: no unfinished cases and no open signals without an answer");
         } else {
-            print_decisions(&decisions, &unfinished);
+            print_decisions(&plans, &unfinished, &unmatched);
+            println!("dry run: nothing was changed");
         }
         return Ok(ExitCode::SUCCESS);
     }
+    let reescalated = gov.check_deadlines(Utc::now()).map_err(govern_error)?;
     if !args.json {
-        print_decisions(&decisions, &unfinished);
-    }
-    let mut ids = unfinished;
-    let who = current_user();
-    let mut running = engine.running_by_cert().map_err(respond_error)?;
-    for (cert, d) in to_open {
-        let Some(kind) = d.action else { continue };
-        let case = engine
-            .open_case_among(
-                &cert,
-                kind,
-                false,
-                d.reason,
-                Trigger {
-                    source: "respond".into(),
-                    by: who.clone(),
-                    why: d.why.clone(),
-                    signals: d.signals.clone(),
-                },
-                &mut running,
-            )
-            .map_err(respond_error)?;
-        ids.push(case.id);
-    }
-    if ids.is_empty() {
-        if !args.json {
-            println!("nothing to do");
-        } else {
-            println!("{}", json!({"decisions": decisions, "cases": []}));
+        print_decisions(&plans, &unfinished, &unmatched);
+        if !reescalated.is_empty() {
+            println!(
+                "escalated again (waiting for approval close to their deadline): case {}",
+                reescalated
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
         }
-        return Ok(ExitCode::SUCCESS);
     }
-    run_and_print(&engine, &ids, args.json)
+    let applied = gov
+        .apply(&plans, "policy", POLICY_ACTOR, false)
+        .map_err(govern_error)?;
+    if !args.json && applied.run.is_empty() && unfinished.is_empty() && applied.waiting.is_empty() {
+        println!("nothing to run");
+    }
+    finish(&gov, &applied, &plans, unfinished, args.json)
 }
 
-fn print_decisions(decisions: &[serde_json::Value], resume: &[u64]) {
+pub(crate) fn print_decisions(plans: &[Plan], resume: &[u64], unmatched: &[Unmatched]) {
     if !resume.is_empty() {
         println!(
             "resuming case{} {}",
@@ -333,45 +406,109 @@ fn print_decisions(decisions: &[serde_json::Value], resume: &[u64]) {
                 .join(", ")
         );
     }
-    if decisions.is_empty() {
+    for u in unmatched {
+        println!(
+            "{}: {} open signal{} about something that is not a registered certificate; see `certresponder signals`",
+            u.subject,
+            u.signals,
+            if u.signals == 1 { "" } else { "s" }
+        );
+    }
+    if plans.is_empty() {
         return;
     }
-    let rows: Vec<Vec<Cell>> = decisions
+    let rows: Vec<Vec<Cell>> = plans
         .iter()
-        .map(|d| {
-            let s = |k: &str| d[k].as_str().unwrap_or("").to_string();
-            let blocked = d["blocked"].as_str();
+        .map(|p| {
+            let d = &p.decision;
+            let action = d.action;
+            let status = match (&p.blocked, &p.approval, action) {
+                (Some(b), _, _) => format!("cannot run, escalated: {b}"),
+                (None, _, Action::Escalate) => "escalated to the owner".into(),
+                (None, _, Action::Ignore) => "ignored".into(),
+                (None, Some(a), _) => format!("waits for approval: {a}"),
+                (None, None, _) => "starts now".into(),
+            };
             vec![
-                Cell::plain(s("cert")),
+                Cell::plain(p.cert.clone()),
                 Cell::toned(
-                    s("action"),
-                    if s("action") == "escalate" {
-                        Tone::Warn
-                    } else {
-                        Tone::Alert
+                    action.as_str(),
+                    match action {
+                        Action::Escalate => Tone::Warn,
+                        Action::Ignore => Tone::Plain,
+                        _ => Tone::Alert,
                     },
                 ),
-                Cell::plain(s("reason")),
-                Cell::plain(match blocked {
-                    Some(b) => format!("not started: {b}"),
-                    None if s("action") == "escalate" => "needs a person".into(),
-                    None => "starting".into(),
-                }),
-                Cell::plain(s("why")),
+                Cell::plain(d.reason.map(|r| r.name().to_string()).unwrap_or_default()),
+                Cell::plain(format!(
+                    "{} ({})",
+                    d.rule.name,
+                    crate::govern::rule_place(&d.rule)
+                )),
+                Cell::plain(
+                    d.deadline
+                        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                        .unwrap_or_default(),
+                ),
+                Cell::plain(status),
+                Cell::plain(d.why.clone()),
             ]
         })
         .collect();
     print!(
         "{}",
-        render(&["CERT", "ACTION", "REASON", "STATUS", "WHY"], &rows)
+        render(
+            &[
+                "CERT", "ACTION", "REASON", "RULE", "DEADLINE", "STATUS", "WHY"
+            ],
+            &rows
+        )
     );
 }
 
-/// Runs the cases and prints how each ended. Exit 0 when all are done, 1 otherwise.
-fn run_and_print(engine: &Arc<Engine>, ids: &[u64], json: bool) -> Result<ExitCode, CliError> {
-    let rt = runtime()?;
-    let results = rt.block_on(engine.run_cases(ids));
-    let mut cases: Vec<Case> = Vec::new();
+/// Runs cases while delivering queued notifications beside them, then gives what is still
+/// queued a short time to go out (the rest stays queued for the next run).
+pub(crate) async fn run_notifying(
+    engine: &Arc<Engine>,
+    ids: &[u64],
+) -> Vec<Result<Case, RespondError>> {
+    let courier = async {
+        loop {
+            notify::deliver_due(engine.store(), &engine.config().notify).await;
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    };
+    // The courier is dropped when the cases are done; an interrupted delivery stays queued.
+    let results = tokio::select! {
+        r = engine.run_cases(ids) => r,
+        () = courier => Vec::new(),
+    };
+    deliver_pending(engine).await;
+    results
+}
+
+/// Delivers what is queued, within a short budget.
+pub(crate) async fn deliver_pending(engine: &Arc<Engine>) {
+    let report = notify::deliver_until(
+        engine.store(),
+        &engine.config().notify,
+        std::time::Duration::from_secs(NOTIFY_BUDGET_SECS),
+    )
+    .await;
+    if report.pending > 0 {
+        eprintln!(
+            "{} notification{} could not be delivered yet and stay queued",
+            report.pending,
+            if report.pending == 1 { "" } else { "s" }
+        );
+    }
+}
+
+/// How long a command waits at its end for notifications to go out.
+const NOTIFY_BUDGET_SECS: u64 = 20;
+
+fn split(results: Vec<Result<Case, RespondError>>) -> (Vec<Case>, Vec<String>) {
+    let mut cases = Vec::new();
     let mut errors = Vec::new();
     for r in results {
         match r {
@@ -379,7 +516,26 @@ fn run_and_print(engine: &Arc<Engine>, ids: &[u64], json: bool) -> Result<ExitCo
             Err(e) => errors.push(e.to_string()),
         }
     }
-    let all_done = errors.is_empty() && cases.iter().all(|c| c.state == CaseState::Done);
+    (cases, errors)
+}
+
+fn exit_for(cases: &[Case], errors: &[String]) -> ExitCode {
+    if errors.is_empty() && cases.iter().all(|c| c.state == CaseState::Done) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Runs the cases and prints how each ended. Exit 0 when all are done, 1 otherwise.
+pub(crate) fn run_and_print(
+    engine: &Arc<Engine>,
+    ids: &[u64],
+    json: bool,
+) -> Result<ExitCode, CliError> {
+    let rt = runtime()?;
+    let results = rt.block_on(run_notifying(engine, ids));
+    let (cases, errors) = split(results);
     if json {
         let shown: Vec<serde_json::Value> = cases.iter().map(Case::public_json).collect();
         println!(
@@ -400,9 +556,5 @@ fn run_and_print(engine: &Arc<Engine>, ids: &[u64], json: bool) -> Result<ExitCo
             eprintln!("error: {e}");
         }
     }
-    Ok(if all_done {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(exit_for(&cases, &errors))
 }

@@ -1,1 +1,543 @@
-//! placeholder
+//! Governance: turning open signals into governed cases. The policy decides each
+//! certificate's action; the approval rule and the blast-radius breaker decide whether the
+//! case runs now or waits for people; every decision, approval and denial is audited and
+//! owners are told what needs them.
+//!
+//! A signal is answered once: by the case opened for it (running, waiting, denied or
+//! finished), or by being escalated or ignored (`Signal::handled`).
+
+pub mod approvals;
+pub mod breaker;
+pub mod identity;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::audit::{self, AuditEntry};
+use crate::notify::{Notification, NotifyEvent};
+use crate::policy::{Action, Approval, Decision, Policy};
+use crate::respond::case::{ApprovalState, CaseState, Trigger};
+use crate::respond::engine::Opening;
+use crate::respond::{Engine, RespondError};
+use crate::signals::{Handled, Signal};
+use crate::store::{CertStatus, StoreError};
+
+pub use breaker::{Admission, BreakerState};
+pub use identity::Identity;
+
+/// The actor named in audit records for what the policy does on its own.
+pub const POLICY_ACTOR: &str = "certresponder (policy)";
+
+/// One certificate's decision, and what stands in its way.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// The certificate.
+    pub cert: String,
+    /// Its owner.
+    pub owner: String,
+    /// The policy's decision.
+    pub decision: Decision,
+    /// Why the action cannot be carried out (no issuer, no key location, a case already
+    /// open): it is escalated instead.
+    pub blocked: Option<String>,
+    /// Why it would wait for approval (the rule, or the breaker), if it would.
+    pub approval: Option<String>,
+}
+
+/// What applying plans did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Applied {
+    /// Cases opened that run now.
+    pub run: Vec<u64>,
+    /// Cases opened that wait for approval.
+    pub waiting: Vec<u64>,
+    /// Certificates escalated to their owner (the action, or a blocked one).
+    pub escalated: Vec<String>,
+    /// Certificates whose signals the policy ignores.
+    pub ignored: Vec<String>,
+    /// Certificates skipped because a case is already open for them.
+    pub busy: Vec<String>,
+    /// Whether the breaker opened during this pass.
+    pub breaker_opened: bool,
+}
+
+/// Signals on subjects that are not registered, active certificates (no policy applies).
+#[derive(Debug, Clone, Serialize)]
+pub struct Unmatched {
+    /// The subject.
+    pub subject: String,
+    /// How many signals.
+    pub signals: usize,
+}
+
+/// A governance failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GovernError {
+    /// The engine or store failed.
+    #[error(transparent)]
+    Respond(#[from] RespondError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// What was asked is not allowed (wrong state, wrong person, approving twice).
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Applies the policy through the engine.
+pub struct Governor {
+    engine: Arc<Engine>,
+    policy: Policy,
+    /// Serializes breaker decisions within this process (the store allows one process).
+    breaker: Mutex<()>,
+}
+
+impl Governor {
+    /// A governor over `engine` with `policy`.
+    pub fn new(engine: Arc<Engine>, policy: Policy) -> Self {
+        Self {
+            engine,
+            policy,
+            breaker: Mutex::new(()),
+        }
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Decisions for every registered certificate with open signals that nothing has
+    /// answered yet, and the subjects with signals that no policy can apply to. With
+    /// `only`, just those certificates.
+    pub fn plan(
+        &self,
+        only: Option<&[String]>,
+    ) -> Result<(Vec<Plan>, Vec<Unmatched>), GovernError> {
+        let store = self.engine.store();
+        let now = Utc::now();
+        let cases = store.list_cases()?;
+        let answered: HashSet<&str> = cases
+            .iter()
+            .flat_map(|c| c.trigger.signals.iter().map(String::as_str))
+            .collect();
+        let open_case: HashMap<&str, u64> = cases
+            .iter()
+            .filter(|c| matches!(c.state, CaseState::Running | CaseState::AwaitingApproval))
+            .map(|c| (c.cert.as_str(), c.id))
+            .collect();
+        let signals = store.list_signals()?;
+        let mut by_subject: BTreeMap<&str, Vec<&Signal>> = BTreeMap::new();
+        for s in &signals {
+            let wanted = only.is_none_or(|o| o.iter().any(|n| n == &s.subject));
+            if wanted
+                && s.is_open(now)
+                && s.handled.is_none()
+                && !answered.contains(s.dedup_key.as_str())
+            {
+                by_subject.entry(s.subject.as_str()).or_default().push(s);
+            }
+        }
+        let mut breaker = BreakerState::load(store)?;
+        let mut plans = Vec::new();
+        let mut unmatched = Vec::new();
+        for (subject, sigs) in by_subject {
+            let entry = match store.get_cert(subject)? {
+                Some(rec) if rec.status == CertStatus::Active => rec.entry,
+                _ => {
+                    unmatched.push(Unmatched {
+                        subject: subject.to_string(),
+                        signals: sigs.len(),
+                    });
+                    continue;
+                }
+            };
+            let decision = self.policy.decide(&sigs, &entry);
+            let blocked = match decision.action.sequence() {
+                None => None,
+                Some(kind) => match open_case.get(subject) {
+                    Some(id) => Some(format!("case {id} is already open for it")),
+                    None => self
+                        .engine
+                        .check_actionable(&entry, kind)
+                        .err()
+                        .map(|e| e.to_string()),
+                },
+            };
+            // Predict the breaker on a copy: each admitted revocation counts toward the next.
+            let approval = if blocked.is_some() {
+                None
+            } else {
+                let a = self.approval_for(&decision, &entry.owner, &mut breaker, now, true);
+                if a.is_none() && decision.action.sequence().is_some_and(|k| k.revokes()) {
+                    breaker.record(&entry.owner, subject, 0, now);
+                }
+                a.map(|(a, _)| a.why)
+            };
+            plans.push(Plan {
+                cert: subject.to_string(),
+                owner: entry.owner.clone(),
+                decision,
+                blocked,
+                approval,
+            });
+        }
+        Ok((plans, unmatched))
+    }
+
+    /// What approval a decision needs before it runs, consulting (and, with `record`,
+    /// updating) the breaker. The second value says whether this opened the breaker.
+    fn approval_for(
+        &self,
+        decision: &Decision,
+        owner: &str,
+        breaker: &mut BreakerState,
+        now: DateTime<Utc>,
+        breaker_applies: bool,
+    ) -> Option<(ApprovalState, bool)> {
+        let kind = decision.action.sequence()?;
+        let approvers = self.policy.approvers(owner).to_vec();
+        if decision.approval != Approval::Auto {
+            return Some((
+                ApprovalState {
+                    required: decision.approval,
+                    needed: decision.approval.needed(),
+                    why: format!(
+                        "rule `{}` ({}) requires {} approval",
+                        decision.rule.name,
+                        rule_place(&decision.rule),
+                        match decision.approval {
+                            Approval::TwoPerson => "two-person",
+                            _ => "the owner's",
+                        }
+                    ),
+                    held_by_breaker: false,
+                    approvers,
+                    approvals: Vec::new(),
+                    denied: None,
+                    reescalated_at: None,
+                },
+                false,
+            ));
+        }
+        if !kind.revokes() || !breaker_applies {
+            return None;
+        }
+        match breaker.admit(&self.policy.limits, owner, now) {
+            Admission::Admit => None,
+            Admission::Hold { why, opened_now } => Some((
+                ApprovalState {
+                    required: Approval::Owner,
+                    needed: 1,
+                    why,
+                    held_by_breaker: true,
+                    approvers,
+                    approvals: Vec::new(),
+                    denied: None,
+                    reescalated_at: None,
+                },
+                opened_now,
+            )),
+        }
+    }
+
+    /// Carries out plans: opens the cases (running or waiting for approval), escalates or
+    /// ignores the rest, audits every decision and tells owners what needs them. `source`
+    /// and `actor` go into the cases' triggers (`policy` for detectors, `report` for a
+    /// person's report, which the breaker does not count).
+    pub fn apply(
+        &self,
+        plans: &[Plan],
+        source: &str,
+        actor: &str,
+        contain_first: bool,
+    ) -> Result<Applied, GovernError> {
+        let _guard = self
+            .breaker
+            .lock()
+            .map_err(|_| GovernError::Refused("the breaker lock is poisoned".into()))?;
+        let store = self.engine.store();
+        let mut breaker = BreakerState::load(store)?;
+        let mut running = self.engine.running_by_cert()?;
+        let mut out = Applied::default();
+        for plan in plans {
+            let now = Utc::now();
+            let d = &plan.decision;
+            audit::append(
+                store,
+                AuditEntry {
+                    kind: "decision",
+                    actor: POLICY_ACTOR,
+                    cert: Some(&plan.cert),
+                    case: None,
+                    data: json!({
+                        "action": d.action,
+                        "approval": d.approval,
+                        "reason": d.reason.map(|r| r.name()),
+                        "contain_first": d.contain_first || contain_first,
+                        "deadline": d.deadline,
+                        "rule": d.rule,
+                        "why": d.why,
+                        "matches": d.matches,
+                        "blocked": plan.blocked,
+                    }),
+                },
+            )?;
+            let Some(kind) = d.action.sequence() else {
+                let action = d.action;
+                self.mark_handled(plan, action.as_str(), &d.why)?;
+                if action == Action::Escalate {
+                    self.escalate(plan, &d.why);
+                    out.escalated.push(plan.cert.clone());
+                } else {
+                    out.ignored.push(plan.cert.clone());
+                }
+                continue;
+            };
+            if let Some(id) = running.get(&plan.cert) {
+                tracing::info!(cert = %plan.cert, case = id, "a case is already open; the decision waits");
+                out.busy.push(plan.cert.clone());
+                continue;
+            }
+            if let Some(why) = &plan.blocked {
+                let why = format!("{} was decided but cannot run: {why}", kind);
+                self.mark_handled(plan, "escalate", &why)?;
+                self.escalate(plan, &why);
+                out.escalated.push(plan.cert.clone());
+                continue;
+            }
+            let counts = source != "report";
+            let approval = self.approval_for(d, &plan.owner, &mut breaker, now, counts);
+            let (approval, opened_now) = match approval {
+                Some((a, o)) => (Some(a), o),
+                None => (None, false),
+            };
+            if opened_now {
+                breaker.save(store)?;
+                out.breaker_opened = true;
+                self.breaker_opened(&breaker, &plan.owner)?;
+            }
+            let waiting = approval.is_some();
+            let held = approval.as_ref().is_some_and(|a| a.held_by_breaker);
+            let case = self.engine.open(
+                Opening {
+                    cert: plan.cert.clone(),
+                    kind,
+                    contain_first: d.contain_first || contain_first,
+                    reason: d.reason,
+                    trigger: Trigger {
+                        source: source.to_string(),
+                        by: actor.to_string(),
+                        why: d.why.clone(),
+                        signals: d.signals.clone(),
+                    },
+                    decision: Some(d.clone()),
+                    deadline: d.deadline,
+                    approval,
+                },
+                &mut running,
+            )?;
+            if waiting {
+                out.waiting.push(case.id);
+                self.approval_needed(&case, held);
+            } else {
+                if counts && kind.revokes() {
+                    breaker.record(&plan.owner, &plan.cert, case.id, now);
+                    breaker.save(store)?;
+                }
+                out.run.push(case.id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Marks a plan's signals as answered without a case.
+    fn mark_handled(&self, plan: &Plan, action: &str, why: &str) -> Result<(), StoreError> {
+        let store = self.engine.store();
+        for key in &plan.decision.signals {
+            if let Some(mut s) = store.get_signal(key)? {
+                s.handled = Some(Handled {
+                    action: action.to_string(),
+                    rule: plan.decision.rule.name.clone(),
+                    why: why.to_string(),
+                    at: Utc::now(),
+                });
+                store.put_signal(&s)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn escalate(&self, plan: &Plan, why: &str) {
+        self.engine.notify(Notification {
+            event: NotifyEvent::Escalation,
+            owner: Some(plan.owner.clone()),
+            cert: Some(plan.cert.clone()),
+            case: None,
+            summary: format!("`{}` needs a person: {why}", plan.cert),
+            deadline: plan.decision.deadline,
+            details: json!({
+                "rule": plan.decision.rule,
+                "matches": plan.decision.matches,
+            }),
+            created_at: Utc::now(),
+        });
+    }
+
+    fn approval_needed(&self, case: &crate::respond::Case, held: bool) {
+        let why = case
+            .approval
+            .as_ref()
+            .map(|a| a.why.clone())
+            .unwrap_or_default();
+        self.engine.notify(Notification {
+            event: NotifyEvent::ApprovalNeeded,
+            owner: Some(case.owner.clone()),
+            cert: Some(case.cert.clone()),
+            case: Some(case.id),
+            summary: format!(
+                "case {} ({} of `{}`) waits for approval: {why}; approve with `certresponder approve {}` or deny with `certresponder deny {} --reason ...`",
+                case.id, case.kind, case.cert, case.id, case.id
+            ),
+            deadline: case.deadline,
+            details: json!({
+                "sequence": case.kind,
+                "reason": case.reason.map(|r| r.name()),
+                "held_by_breaker": held,
+                "approval": case.approval,
+                "rule": case.decision.as_ref().map(|d| &d.rule),
+            }),
+            created_at: Utc::now(),
+        });
+    }
+
+    fn breaker_opened(&self, state: &BreakerState, owner: &str) -> Result<(), StoreError> {
+        let opened = state.holds(owner);
+        let why = opened.map(|o| o.why.clone()).unwrap_or_default();
+        audit::append(
+            self.engine.store(),
+            AuditEntry {
+                kind: "breaker_open",
+                actor: POLICY_ACTOR,
+                cert: None,
+                case: None,
+                data: json!({"why": why, "owner": owner, "global": state.open.is_some()}),
+            },
+        )?;
+        tracing::warn!(why = %why, "the blast-radius breaker opened");
+        let summary = format!(
+            "the blast-radius breaker opened: {why}; further automatic revocations wait for approval until `certresponder breaker reset`"
+        );
+        // The owner whose action tripped it, and the default receivers.
+        for o in [Some(owner.to_string()), None] {
+            self.engine.notify(Notification {
+                event: NotifyEvent::BreakerOpen,
+                owner: o,
+                cert: None,
+                case: None,
+                summary: summary.clone(),
+                deadline: None,
+                details: json!({"why": why}),
+                created_at: Utc::now(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Escalates again every case that waits for approval within the policy's margin of its
+    /// deadline (once per case). Returns the cases escalated.
+    pub fn check_deadlines(&self, now: DateTime<Utc>) -> Result<Vec<u64>, GovernError> {
+        let store = self.engine.store();
+        let margin = self.policy.escalate_margin;
+        let mut out = Vec::new();
+        for mut case in store.list_cases()? {
+            if case.state != CaseState::AwaitingApproval {
+                continue;
+            }
+            let Some(deadline) = case.deadline else {
+                continue;
+            };
+            let Some(approval) = case.approval.as_mut() else {
+                continue;
+            };
+            if approval.reescalated_at.is_some() || now < deadline - margin {
+                continue;
+            }
+            approval.reescalated_at = Some(now);
+            let left = deadline - now;
+            let when = if left > Duration::zero() {
+                format!("is due in {}", human_duration(left))
+            } else {
+                format!("was due {} ago", human_duration(-left))
+            };
+            let summary = format!(
+                "case {} ({} of `{}`) still waits for approval and {when} ({}): approve with `certresponder approve {}`",
+                case.id,
+                case.kind,
+                case.cert,
+                deadline.format("%Y-%m-%d %H:%M UTC"),
+                case.id
+            );
+            case.updated_at = now;
+            store.put_case(&case)?;
+            audit::append(
+                store,
+                AuditEntry {
+                    kind: "escalation",
+                    actor: POLICY_ACTOR,
+                    cert: Some(&case.cert),
+                    case: Some(case.id),
+                    data: json!({"why": "deadline near", "deadline": deadline, "margin_secs": margin.num_seconds()}),
+                },
+            )?;
+            self.engine.notify(Notification {
+                event: NotifyEvent::Escalation,
+                owner: Some(case.owner.clone()),
+                cert: Some(case.cert.clone()),
+                case: Some(case.id),
+                summary,
+                deadline: Some(deadline),
+                details: json!({"approval": case.approval}),
+                created_at: now,
+            });
+            out.push(case.id);
+        }
+        Ok(out)
+    }
+}
+
+/// "policy.toml line 12" for a rule.
+pub fn rule_place(rule: &crate::policy::RuleRef) -> String {
+    if rule.line == 0 {
+        rule.source.clone()
+    } else {
+        let file = std::path::Path::new(&rule.source)
+            .file_name()
+            .map_or_else(|| rule.source.clone(), |f| f.to_string_lossy().into_owned());
+        format!("{file} line {}", rule.line)
+    }
+}
+
+/// "2d 4h", "35m", "12s".
+pub fn human_duration(d: Duration) -> String {
+    let s = d.num_seconds().max(0);
+    let (days, hours, mins) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60);
+    match (days, hours, mins) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, m) => format!("{m}m"),
+        (0, h, 0) => format!("{h}h"),
+        (0, h, m) => format!("{h}h {m}m"),
+        (d, 0, _) => format!("{d}d"),
+        (d, h, _) => format!("{d}d {h}h"),
+    }
+}

@@ -192,6 +192,11 @@ pub struct StepRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CaseState {
+    /// Opened, waiting for the approvals its rule (or the open breaker) asks for; nothing has
+    /// run yet.
+    AwaitingApproval,
+    /// Denied by a person: it never runs.
+    Denied,
     /// Steps remain; resumed on start.
     Running,
     /// Closed: every step succeeded.
@@ -203,6 +208,8 @@ pub enum CaseState {
 impl fmt::Display for CaseState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Self::AwaitingApproval => "awaiting_approval",
+            Self::Denied => "denied",
             Self::Running => "running",
             Self::Done => "done",
             Self::Failed => "failed",
@@ -223,6 +230,52 @@ pub struct Trigger {
     pub signals: Vec<String>,
 }
 
+/// One approval, by the identity the operating system gave the approver.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalRecord {
+    /// The user name.
+    pub by: String,
+    /// The numeric user id.
+    pub uid: u32,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A denial.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Denial {
+    /// The user name.
+    pub by: String,
+    /// The numeric user id.
+    pub uid: u32,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Why, as the person gave it.
+    pub reason: String,
+}
+
+/// What a case waits for before it may run, and who has answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalState {
+    /// `owner` or `two_person`: the rule's approval, raised to at least `owner` when the
+    /// breaker held the case.
+    pub required: crate::policy::Approval,
+    /// How many distinct approvers are needed.
+    pub needed: usize,
+    /// Why approval is needed (the rule, the open breaker).
+    pub why: String,
+    /// Whether the blast-radius breaker held an automatic action.
+    pub held_by_breaker: bool,
+    /// User names allowed to approve (from the policy's owners); empty: any user.
+    pub approvers: Vec<String>,
+    /// Approvals so far.
+    pub approvals: Vec<ApprovalRecord>,
+    /// The denial, if any.
+    pub denied: Option<Denial>,
+    /// When the case was escalated again for nearing its deadline.
+    pub reescalated_at: Option<DateTime<Utc>>,
+}
+
 /// A certificate chain an issuer returned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IssuedPem {
@@ -233,7 +286,7 @@ pub struct IssuedPem {
 }
 
 /// One response to one certificate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Case {
     /// Case number, assigned by the store.
     pub id: u64,
@@ -268,6 +321,18 @@ pub struct Case {
     pub error: Option<String>,
     /// Whether the snapshot bundle was restored after a failure.
     pub rolled_back: bool,
+    /// The certificate's owner when the case was opened.
+    #[serde(default)]
+    pub owner: String,
+    /// The policy decision that opened the case (with the matched rule), if one did.
+    #[serde(default)]
+    pub decision: Option<crate::policy::Decision>,
+    /// When the response must be complete (the Baseline Requirements clock).
+    #[serde(default)]
+    pub deadline: Option<DateTime<Utc>>,
+    /// The approvals the case waits for or got.
+    #[serde(default)]
+    pub approval: Option<ApprovalState>,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Last journaled.
@@ -305,6 +370,10 @@ impl Case {
             issued_count: 0,
             error: None,
             rolled_back: false,
+            owner: String::new(),
+            decision: None,
+            deadline: None,
+            approval: None,
             created_at: now,
             updated_at: now,
         }

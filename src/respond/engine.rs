@@ -17,10 +17,17 @@ use certresponder_inventory::{Bundle, ManagedCert};
 use certresponder_issuers::{Issuer, IssuerError, RevocationReason};
 use chrono::Utc;
 
-use super::case::{Case, CaseState, SequenceKind, Step, StepOutcome, StepRecord, Trigger};
+use serde_json::json;
+
+use super::case::{
+    ApprovalState, Case, CaseState, SequenceKind, Step, StepOutcome, StepRecord, Trigger,
+};
 use super::fault;
 use super::reload::Reloader;
+use crate::audit::{self, AuditEntry};
 use crate::config::Config;
+use crate::notify::{self, Notification, NotifyEvent};
+use crate::policy::Decision;
 use crate::signals::weak::KeyPolicy;
 use crate::store::{CertStatus, Event, Store, StoreError};
 
@@ -40,8 +47,10 @@ pub enum RespondError {
     /// No such case.
     #[error("there is no case {0} (see `certresponder cases list`)")]
     UnknownCase(u64),
-    /// A case is already running for the certificate.
-    #[error("`{cert}` already has case {case} running; it resumes with `certresponder respond`")]
+    /// A case is already open (running or waiting for approval) for the certificate.
+    #[error(
+        "`{cert}` already has case {case} open; see `certresponder cases show {case}` (a running case resumes with `certresponder respond`, a waiting one with `certresponder approve {case}`)"
+    )]
     Busy {
         /// The certificate.
         cert: String,
@@ -59,6 +68,27 @@ pub enum RespondError {
     /// An issuer adapter could not be built.
     #[error("issuer: {0}")]
     Issuer(#[from] IssuerError),
+}
+
+/// What a new case is to do, and on whose authority.
+#[derive(Debug, Clone)]
+pub struct Opening {
+    /// The certificate.
+    pub cert: String,
+    /// The sequence.
+    pub kind: SequenceKind,
+    /// Revoke before deploying.
+    pub contain_first: bool,
+    /// The revocation reason.
+    pub reason: Option<RevocationReason>,
+    /// What started it.
+    pub trigger: Trigger,
+    /// The policy decision, with its rule.
+    pub decision: Option<Decision>,
+    /// When the response must be complete.
+    pub deadline: Option<chrono::DateTime<Utc>>,
+    /// `Some`: the case waits for these approvals before it runs.
+    pub approval: Option<ApprovalState>,
 }
 
 /// What a step did.
@@ -195,13 +225,13 @@ impl Engine {
         Ok(())
     }
 
-    /// The running case of every certificate that has one.
+    /// The open case (running or waiting for approval) of every certificate that has one.
     pub fn running_by_cert(&self) -> Result<HashMap<String, u64>, RespondError> {
         Ok(self
             .store
             .list_cases()?
             .into_iter()
-            .filter(|c| c.state == CaseState::Running)
+            .filter(|c| matches!(c.state, CaseState::Running | CaseState::AwaitingApproval))
             .map(|c| (c.cert, c.id))
             .collect())
     }
@@ -231,6 +261,39 @@ impl Engine {
         trigger: Trigger,
         running: &mut HashMap<String, u64>,
     ) -> Result<Case, RespondError> {
+        self.open(
+            Opening {
+                cert: cert.to_string(),
+                kind,
+                contain_first,
+                reason,
+                trigger,
+                decision: None,
+                deadline: None,
+                approval: None,
+            },
+            running,
+        )
+    }
+
+    /// Opens a case as `opening` says: running, or waiting for approval when it carries an
+    /// approval state. `running` maps certificates to their open (running or waiting) case.
+    pub fn open(
+        &self,
+        opening: Opening,
+        running: &mut HashMap<String, u64>,
+    ) -> Result<Case, RespondError> {
+        let Opening {
+            cert,
+            kind,
+            contain_first,
+            reason,
+            trigger,
+            decision,
+            deadline,
+            approval,
+        } = opening;
+        let cert = cert.as_str();
         let entry = self.entry(cert)?;
         self.check_actionable(&entry, kind)?;
         if let Some(case) = running.get(cert) {
@@ -241,14 +304,26 @@ impl Engine {
         }
         let now = Utc::now();
         let mut case = Case::new(cert, kind, contain_first, reason, trigger, now);
+        case.owner = entry.owner.clone();
+        case.decision = decision;
+        case.deadline = deadline;
+        if let Some(a) = approval {
+            case.state = CaseState::AwaitingApproval;
+            case.approval = Some(a);
+        }
         case.id = self.store.next_case_id()?;
         self.store.put_case(&case)?;
         running.insert(cert.to_string(), case.id);
+        let waiting = case
+            .approval
+            .as_ref()
+            .map(|a| format!(", waiting for approval: {}", a.why))
+            .unwrap_or_default();
         self.event(
             cert,
             "case_opened",
             format!(
-                "case {}: {}{}{} ({} by {}: {})",
+                "case {}: {}{}{} ({} by {}: {}){waiting}",
                 case.id,
                 kind,
                 if case.contain_first {
@@ -264,7 +339,26 @@ impl Engine {
                 case.trigger.why
             ),
         )?;
-        tracing::info!(case = case.id, cert, kind = %kind, "case opened");
+        audit::append(
+            self.store(),
+            AuditEntry {
+                kind: "case_opened",
+                actor: &case.trigger.by,
+                cert: Some(cert),
+                case: Some(case.id),
+                data: json!({
+                    "sequence": kind,
+                    "contain_first": case.contain_first,
+                    "reason": case.reason.map(|r| r.name()),
+                    "state": case.state,
+                    "deadline": case.deadline,
+                    "trigger": case.trigger,
+                    "rule": case.decision.as_ref().map(|d| &d.rule),
+                    "approval": case.approval,
+                }),
+            },
+        )?;
+        tracing::info!(case = case.id, cert, kind = %kind, state = %case.state, "case opened");
         Ok(case)
     }
 
@@ -350,6 +444,7 @@ impl Engine {
                 rec.outcome = outcome;
                 rec.detail = detail;
             }
+            self.audit_step(&case)?;
             match result {
                 StepResult::Fail { detail, rollback } => {
                     let can_restore = rollback && step != Step::Rollback && !case.revoked_old();
@@ -379,6 +474,7 @@ impl Engine {
                         case.state = CaseState::Done;
                         case.next = None;
                         self.save(&mut case)?;
+                        self.finished(&case)?;
                     } else {
                         case.next = case.step_after(step);
                         if let Some(n) = case.next {
@@ -456,7 +552,112 @@ impl Engine {
             "case_failed",
             format!("case {}: {message}", case.id),
         )?;
+        self.finished(case)?;
         Ok(())
+    }
+
+    /// Audits the step just finished (the last journal record).
+    fn audit_step(&self, case: &Case) -> Result<(), StoreError> {
+        let Some(rec) = case.journal.last() else {
+            return Ok(());
+        };
+        audit::append(
+            self.store(),
+            AuditEntry {
+                kind: "step",
+                actor: "certresponder",
+                cert: Some(&case.cert),
+                case: Some(case.id),
+                data: json!({
+                    "step": rec.step,
+                    "outcome": rec.outcome,
+                    "detail": rec.detail,
+                    "started_at": rec.started_at,
+                    "finished_at": rec.finished_at,
+                }),
+            },
+        )
+        .map(|_| ())
+    }
+
+    /// Audits how a case ended and tells its owner.
+    fn finished(&self, case: &Case) -> Result<(), StoreError> {
+        let within = case.deadline.map(|d| case.updated_at <= d);
+        audit::append(
+            self.store(),
+            AuditEntry {
+                kind: "outcome",
+                actor: "certresponder",
+                cert: Some(&case.cert),
+                case: Some(case.id),
+                data: json!({
+                    "state": case.state,
+                    "rolled_back": case.rolled_back,
+                    "error": case.error,
+                    "new_bundle": case.new_bundle,
+                    "deadline": case.deadline,
+                    "within_deadline": within,
+                }),
+            },
+        )?;
+        let (event, summary) = match (case.state, case.rolled_back) {
+            (CaseState::Done, _) => (
+                NotifyEvent::Completed,
+                format!(
+                    "case {} for `{}` is done: {} completed{}",
+                    case.id,
+                    case.cert,
+                    case.kind,
+                    match within {
+                        Some(true) => " within its deadline",
+                        Some(false) => " AFTER its deadline",
+                        None => "",
+                    }
+                ),
+            ),
+            (_, true) => (
+                NotifyEvent::RolledBack,
+                format!(
+                    "case {} for `{}` failed and was rolled back: {}",
+                    case.id,
+                    case.cert,
+                    case.error.as_deref().unwrap_or("")
+                ),
+            ),
+            _ => (
+                NotifyEvent::Failed,
+                format!(
+                    "case {} for `{}` failed: {}",
+                    case.id,
+                    case.cert,
+                    case.error.as_deref().unwrap_or("")
+                ),
+            ),
+        };
+        self.notify(Notification {
+            event,
+            owner: Some(case.owner.clone()).filter(|o| !o.is_empty()),
+            cert: Some(case.cert.clone()),
+            case: Some(case.id),
+            summary,
+            deadline: case.deadline,
+            details: json!({
+                "sequence": case.kind,
+                "state": case.state,
+                "new_bundle": case.new_bundle,
+                "old_bundle": case.old_bundle,
+                "error": case.error,
+            }),
+            created_at: Utc::now(),
+        });
+        Ok(())
+    }
+
+    /// Queues a notification; a failure to queue is logged, never fatal to a sequence.
+    pub fn notify(&self, n: Notification) {
+        if let Err(e) = notify::enqueue(self.store(), &self.cfg.notify, &n) {
+            tracing::warn!(error = %e, event = n.event.as_str(), "cannot queue a notification");
+        }
     }
 
     /// Journals the case durably.

@@ -4,7 +4,6 @@
 //! the store.
 
 pub mod case;
-pub mod decide;
 pub mod deploy;
 pub mod engine;
 pub mod fault;

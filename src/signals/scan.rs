@@ -1,6 +1,7 @@
 //! `scan`: every detector over the registered inventory, findings stored as signals,
 //! deduplicated (scanning twice does not create a second signal for the same finding), and
-//! signals whose finding has gone marked resolved.
+//! signals whose finding has gone marked resolved. Each new, re-opened and resolved signal
+//! is recorded in the audit log; a signal merely seen again is not.
 
 use std::collections::HashSet;
 
@@ -10,6 +11,7 @@ use serde::Serialize;
 use super::weak::cert::{CertPolicy, check_certificate};
 use super::weak::{KeyPolicy, check_key};
 use super::{Finding, Signal, SignalState};
+use crate::audit::{self, AuditEntry};
 use crate::config::Config;
 use crate::registry::sync;
 use crate::store::{CertStatus, Store, StoreError};
@@ -110,6 +112,7 @@ pub fn scan(store: &dyn Store, cfg: &Config, now: DateTime<Utc>) -> Result<ScanR
         match store.get_signal(&fresh.dedup_key)? {
             None => {
                 store.put_signal(&fresh)?;
+                record_signal(store, &fresh, "new")?;
                 report.new.push(fresh);
             }
             Some(mut old) => {
@@ -118,10 +121,14 @@ pub fn scan(store: &dyn Store, cfg: &Config, now: DateTime<Utc>) -> Result<ScanR
                 old.message = fresh.message;
                 old.evidence = fresh.evidence;
                 old.confidence = fresh.confidence;
-                if matches!(old.state, SignalState::Resolved { .. }) {
+                let reopened = matches!(old.state, SignalState::Resolved { .. });
+                if reopened {
                     old.state = SignalState::Open;
                 }
                 store.put_signal(&old)?;
+                if reopened {
+                    record_signal(store, &old, "reopened")?;
+                }
                 report.seen_again.push(old);
             }
         }
@@ -132,8 +139,37 @@ pub fn scan(store: &dyn Store, cfg: &Config, now: DateTime<Utc>) -> Result<ScanR
         {
             s.state = SignalState::Resolved { at: now };
             store.put_signal(&s)?;
+            record_signal(store, &s, "resolved")?;
             report.resolved.push(s);
         }
     }
     Ok(report)
+}
+
+/// Appends a `signal` record to the audit log: the signal as stored and what happened to it
+/// (`new`, `reopened` or `resolved`).
+pub(crate) fn record_signal(
+    store: &dyn Store,
+    signal: &Signal,
+    state: &str,
+) -> Result<u64, StoreError> {
+    audit::append(
+        store,
+        AuditEntry {
+            kind: "signal",
+            actor: "certresponder",
+            cert: Some(&signal.subject),
+            case: None,
+            data: serde_json::json!({
+                "dedup_key": signal.dedup_key,
+                "check": signal.check,
+                "family": signal.family,
+                "confidence": signal.confidence,
+                "message": signal.message,
+                "evidence": signal.evidence,
+                "source": signal.source,
+                "state": state,
+            }),
+        },
+    )
 }

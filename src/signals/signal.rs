@@ -66,6 +66,22 @@ pub struct Signal {
     pub times_seen: u64,
     /// State.
     pub state: SignalState,
+    /// The policy answered the signal without a case (escalated to a person, or ignored).
+    #[serde(default)]
+    pub handled: Option<Handled>,
+}
+
+/// How the policy answered a signal that opens no case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handled {
+    /// `escalate` or `ignore`.
+    pub action: String,
+    /// The rule that said so.
+    pub rule: String,
+    /// Why, in words (for an escalation that could not act: what stopped it).
+    pub why: String,
+    /// When.
+    pub at: DateTime<Utc>,
 }
 
 impl Signal {
@@ -106,6 +122,7 @@ impl Signal {
             last_seen: now,
             times_seen: 1,
             state: SignalState::Open,
+            handled: None,
         }
     }
 

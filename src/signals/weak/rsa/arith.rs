@@ -133,7 +133,7 @@ fn splitmix64(state: &mut u64) -> u64 {
 ///
 /// Cost: one modular exponentiation per round (about 7 ms for 2048 bits with num-bigint), so
 /// callers bound the size of what they test.
-pub(super) fn is_probable_prime(n: &BigUint, rounds: u32) -> bool {
+pub(crate) fn is_probable_prime(n: &BigUint, rounds: u32) -> bool {
     let primes = small_primes();
     if n.bits() <= 32 {
         let v = low_u64(n);

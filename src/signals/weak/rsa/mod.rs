@@ -44,7 +44,7 @@
 //! with a low finding saying so, and primality tests above 8192 bits; the small-factor pass
 //! and ROCA are linear in the modulus length.
 
-mod arith;
+pub(crate) mod arith;
 mod fermat;
 mod pattern;
 mod roca;

@@ -1,0 +1,182 @@
+//! `certresponder approve`, `deny` and `breaker {status,reset}`: the people's side of
+//! governance. The acting person is the Unix user running the command.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use chrono::Utc;
+use clap::{Args, Subcommand};
+
+use super::respond::{deliver_pending, govern_error, governor, identity, run_and_print, runtime};
+use super::table::{Cell, Tone, render};
+use super::{CliError, input_error, load_config};
+use crate::govern::human_duration;
+
+/// `approve` arguments.
+#[derive(Debug, Args)]
+pub(crate) struct ApproveArgs {
+    /// The case number (see `certresponder cases list`)
+    case: u64,
+    /// Machine-readable output
+    #[arg(long)]
+    json: bool,
+}
+
+/// `deny` arguments.
+#[derive(Debug, Args)]
+pub(crate) struct DenyArgs {
+    /// The case number
+    case: u64,
+    /// Why (kept with the case and in the audit log)
+    #[arg(long)]
+    reason: String,
+    /// Machine-readable output
+    #[arg(long)]
+    json: bool,
+}
+
+/// `breaker` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum BreakerCommand {
+    /// Show whether the blast-radius breaker is open, the counts in the window and the
+    /// cases it holds
+    Status {
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
+    /// Close the breaker and start a new window (held cases still wait for approval)
+    Reset,
+}
+
+pub(crate) fn run_approve(args: ApproveArgs, config: Option<&Path>) -> Result<ExitCode, CliError> {
+    let cfg = load_config(config)?;
+    let gov = governor(&cfg)?;
+    let who = identity()?;
+    let approved = gov
+        .approve(args.case, &who, Utc::now())
+        .map_err(govern_error)?;
+    if !approved.runnable {
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&approved)?);
+        } else {
+            println!(
+                "case {}: approved by {who}; {} more approval{} from a different person needed",
+                approved.case,
+                approved.still_needed,
+                if approved.still_needed == 1 { "" } else { "s" }
+            );
+        }
+        let rt = runtime()?;
+        rt.block_on(deliver_pending(gov.engine()));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !args.json {
+        println!("case {}: approved by {who}; running it", approved.case);
+    }
+    run_and_print(gov.engine(), &[approved.case], args.json)
+}
+
+pub(crate) fn run_deny(args: DenyArgs, config: Option<&Path>) -> Result<ExitCode, CliError> {
+    if args.reason.trim().is_empty() {
+        return Err(input_error("--reason must say why the case is denied"));
+    }
+    let cfg = load_config(config)?;
+    let gov = governor(&cfg)?;
+    let who = identity()?;
+    let case = gov
+        .deny(args.case, &who, args.reason.trim(), Utc::now())
+        .map_err(govern_error)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&case.public_json())?);
+    } else {
+        println!(
+            "case {} ({} of `{}`) denied by {who}: it will not run",
+            case.id, case.kind, case.cert
+        );
+    }
+    let rt = runtime()?;
+    rt.block_on(deliver_pending(gov.engine()));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn run_breaker(
+    cmd: BreakerCommand,
+    config: Option<&Path>,
+) -> Result<ExitCode, CliError> {
+    let cfg = load_config(config)?;
+    let gov = governor(&cfg)?;
+    match cmd {
+        BreakerCommand::Status { json } => {
+            let st = gov.breaker_status(Utc::now()).map_err(govern_error)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&st)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let window = human_duration(chrono::Duration::seconds(st.window_secs));
+            match &st.state.open {
+                Some(o) => println!(
+                    "breaker: OPEN since {} ({})",
+                    o.at.format("%Y-%m-%d %H:%M:%S UTC"),
+                    o.why
+                ),
+                None if st.state.open_owners.is_empty() => println!("breaker: closed"),
+                None => println!("breaker: open for some owners"),
+            }
+            println!(
+                "automatic revocations in the last {window}: {} (limit {} for all owners, {} per owner)",
+                st.in_window, st.max_revocations, st.max_revocations_per_owner
+            );
+            if !st.state.open_owners.is_empty() {
+                let rows: Vec<Vec<Cell>> = st
+                    .state
+                    .open_owners
+                    .iter()
+                    .map(|(owner, o)| {
+                        vec![
+                            Cell::plain(owner.clone()),
+                            Cell::toned("open", Tone::Alert),
+                            Cell::plain(o.at.format("%Y-%m-%d %H:%M").to_string()),
+                            Cell::plain(o.why.clone()),
+                        ]
+                    })
+                    .collect();
+                print!("{}", render(&["OWNER", "STATE", "SINCE", "WHY"], &rows));
+            }
+            if st.held.is_empty() {
+                println!("no cases held by the breaker");
+            } else {
+                println!(
+                    "{} case{} held for approval: {}",
+                    st.held.len(),
+                    if st.held.len() == 1 { "" } else { "s" },
+                    st.held
+                        .iter()
+                        .map(u64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        BreakerCommand::Reset => {
+            let who = identity()?;
+            let was_open = gov.breaker_reset(&who).map_err(govern_error)?;
+            let held = gov.breaker_status(Utc::now()).map_err(govern_error)?.held;
+            if was_open {
+                println!("breaker closed by {who}; a new window starts now");
+            } else {
+                println!("the breaker was not open; its window was restarted by {who}");
+            }
+            if !held.is_empty() {
+                println!(
+                    "{} held case{} still wait{} for approval: `certresponder approve CASE` each",
+                    held.len(),
+                    if held.len() == 1 { "" } else { "s" },
+                    if held.len() == 1 { "s" } else { "" }
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! Approvals and denials of waiting cases, and closing the breaker. Each records the
+//! identity the operating system gives the person acting, and is audited.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::json;
+
+use super::{BreakerState, GovernError, Governor, Identity};
+use crate::audit::{self, AuditEntry};
+use crate::notify::{Notification, NotifyEvent};
+use crate::respond::case::{ApprovalRecord, Case, CaseState, Denial};
+
+/// What an approval did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Approved {
+    /// The case after the approval.
+    pub case: u64,
+    /// Whether the case may now run (every approval it needs is in).
+    pub runnable: bool,
+    /// Approvals still needed.
+    pub still_needed: usize,
+}
+
+/// The breaker as `breaker status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BreakerStatus {
+    /// The stored state.
+    pub state: BreakerState,
+    /// Automatic revocations in the current window.
+    pub in_window: usize,
+    /// The limit for all owners.
+    pub max_revocations: u32,
+    /// The limit per owner.
+    pub max_revocations_per_owner: u32,
+    /// The window, in seconds.
+    pub window_secs: i64,
+    /// Cases the breaker holds for approval.
+    pub held: Vec<u64>,
+}
+
+impl Governor {
+    fn waiting_case(&self, id: u64) -> Result<Case, GovernError> {
+        let case = self.engine.store().get_case(id)?.ok_or_else(|| {
+            GovernError::Refused(format!(
+                "there is no case {id} (see `certresponder cases list`)"
+            ))
+        })?;
+        match case.state {
+            CaseState::AwaitingApproval => Ok(case),
+            CaseState::Denied => {
+                let by = case
+                    .approval
+                    .as_ref()
+                    .and_then(|a| a.denied.as_ref())
+                    .map(|d| {
+                        format!(
+                            " by {} (uid {}) at {}: {}",
+                            d.by,
+                            d.uid,
+                            d.at.format("%Y-%m-%d %H:%M:%SZ"),
+                            d.reason
+                        )
+                    })
+                    .unwrap_or_default();
+                Err(GovernError::Refused(format!(
+                    "case {id} was denied{by}; a denied case never runs (open a new one with `certresponder reissue`)"
+                )))
+            }
+            other => Err(GovernError::Refused(format!(
+                "case {id} is {other}, not waiting for approval"
+            ))),
+        }
+    }
+
+    /// Records `who`'s approval of case `id`. When the case has every approval it needs it
+    /// becomes running (the caller runs it). Refuses a person not among the owner's
+    /// approvers, and the same person approving twice.
+    pub fn approve(
+        &self,
+        id: u64,
+        who: &Identity,
+        now: DateTime<Utc>,
+    ) -> Result<Approved, GovernError> {
+        let mut case = self.waiting_case(id)?;
+        let Some(approval) = case.approval.as_mut() else {
+            return Err(GovernError::Refused(format!(
+                "case {id} has no approval record"
+            )));
+        };
+        if !approval.approvers.is_empty() && !approval.approvers.contains(&who.name) {
+            return Err(GovernError::Refused(format!(
+                "{who} is not an approver for owner `{}` (approvers: {})",
+                case.owner,
+                approval.approvers.join(", ")
+            )));
+        }
+        if let Some(prev) = approval.approvals.iter().find(|a| a.uid == who.uid) {
+            return Err(GovernError::Refused(format!(
+                "{who} already approved case {id} at {}; {} needs {} different people",
+                prev.at.format("%Y-%m-%d %H:%M:%SZ"),
+                approval.required.as_str(),
+                approval.needed
+            )));
+        }
+        approval.approvals.push(ApprovalRecord {
+            by: who.name.clone(),
+            uid: who.uid,
+            at: now,
+        });
+        let have = approval.approvals.len();
+        let needed = approval.needed.max(1);
+        let runnable = have >= needed;
+        if runnable {
+            case.state = CaseState::Running;
+        }
+        case.updated_at = now;
+        let store = self.engine.store();
+        store.put_case(&case)?;
+        audit::append(
+            store,
+            AuditEntry {
+                kind: "approval",
+                actor: &who.to_string(),
+                cert: Some(&case.cert),
+                case: Some(id),
+                data: json!({
+                    "by": who.name,
+                    "uid": who.uid,
+                    "approvals": have,
+                    "needed": needed,
+                    "runnable": runnable,
+                }),
+            },
+        )?;
+        self.engine.event(
+            &case.cert,
+            "case_approved",
+            format!(
+                "case {id}: approved by {who} ({have} of {needed}){}",
+                if runnable { "; it runs" } else { "" }
+            ),
+        )?;
+        Ok(Approved {
+            case: id,
+            runnable,
+            still_needed: needed.saturating_sub(have),
+        })
+    }
+
+    /// Denies case `id`: it never runs. The signals it answered stay answered by it.
+    pub fn deny(
+        &self,
+        id: u64,
+        who: &Identity,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Case, GovernError> {
+        let mut case = self.waiting_case(id)?;
+        if let Some(approval) = case.approval.as_mut() {
+            approval.denied = Some(Denial {
+                by: who.name.clone(),
+                uid: who.uid,
+                at: now,
+                reason: reason.to_string(),
+            });
+        }
+        case.state = CaseState::Denied;
+        case.next = None;
+        case.updated_at = now;
+        let store = self.engine.store();
+        store.put_case(&case)?;
+        audit::append(
+            store,
+            AuditEntry {
+                kind: "denial",
+                actor: &who.to_string(),
+                cert: Some(&case.cert),
+                case: Some(id),
+                data: json!({"by": who.name, "uid": who.uid, "reason": reason}),
+            },
+        )?;
+        self.engine.event(
+            &case.cert,
+            "case_denied",
+            format!("case {id}: denied by {who}: {reason}"),
+        )?;
+        self.engine.notify(Notification {
+            event: NotifyEvent::Denied,
+            owner: Some(case.owner.clone()),
+            cert: Some(case.cert.clone()),
+            case: Some(id),
+            summary: format!(
+                "case {id} ({} of `{}`) was denied by {who}: {reason}",
+                case.kind, case.cert
+            ),
+            deadline: case.deadline,
+            details: json!({"reason": reason}),
+            created_at: now,
+        });
+        Ok(case)
+    }
+
+    /// The breaker's state, limits and the cases it holds.
+    pub fn breaker_status(&self, now: DateTime<Utc>) -> Result<BreakerStatus, GovernError> {
+        let store = self.engine.store();
+        let mut state = BreakerState::load(store)?;
+        state.prune(&self.policy.limits, now);
+        let held = store
+            .list_cases()?
+            .into_iter()
+            .filter(|c| {
+                c.state == CaseState::AwaitingApproval
+                    && c.approval.as_ref().is_some_and(|a| a.held_by_breaker)
+            })
+            .map(|c| c.id)
+            .collect();
+        Ok(BreakerStatus {
+            in_window: state.admitted.len(),
+            state,
+            max_revocations: self.policy.limits.max_revocations,
+            max_revocations_per_owner: self.policy.limits.max_revocations_per_owner,
+            window_secs: self.policy.limits.window.num_seconds(),
+            held,
+        })
+    }
+
+    /// Closes the breaker and starts a new window. Cases it held still wait for approval.
+    /// Returns whether it was open.
+    pub fn breaker_reset(&self, who: &Identity) -> Result<bool, GovernError> {
+        let _guard = self
+            .breaker
+            .lock()
+            .map_err(|_| GovernError::Refused("the breaker lock is poisoned".into()))?;
+        let store = self.engine.store();
+        let mut state = BreakerState::load(store)?;
+        let before = state.clone();
+        let was_open = state.reset();
+        state.save(store)?;
+        audit::append(
+            store,
+            AuditEntry {
+                kind: "breaker_reset",
+                actor: &who.to_string(),
+                cert: None,
+                case: None,
+                data: json!({
+                    "was_open": was_open,
+                    "open": before.open,
+                    "open_owners": before.open_owners,
+                    "admitted_in_window": before.admitted.len(),
+                }),
+            },
+        )?;
+        tracing::warn!(by = %who, was_open, "the blast-radius breaker was reset");
+        Ok(was_open)
+    }
+}

@@ -3,37 +3,75 @@
 //! `audit verify` must name what happened; `audit export --json` writes the records out.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::Home;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use serde_json::Value;
 
-/// A quickstart demo whose every certificate counts as expiring while `expiring` is set.
+/// Certificates in the demo inventory.
+const CERTS: [&str; 4] = ["alpha", "bravo", "charlie", "delta"];
+
+/// A leaf for `dns` valid for 90 days from a fresh CA: (fullchain PEM, key PEM).
+fn ninety_days(dns: &str) -> (String, String) {
+    let now = time::OffsetDateTime::now_utc();
+    let window = |p: &mut CertificateParams| {
+        p.not_before = now - time::Duration::days(1);
+        p.not_after = now + time::Duration::days(90);
+    };
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "Audit Test CA");
+    window(&mut ca);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec![dns.to_string()]).unwrap();
+    window(&mut params);
+    let leaf = params.signed_by(&key, &issuer).unwrap();
+    (
+        format!("{}{}", leaf.pem(), ca_cert.pem()),
+        key.serialize_pem(),
+    )
+}
+
+/// A home with four healthy certificates, each of which counts as expiring while the
+/// configuration's `expiring` threshold is raised.
 struct Demo {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
+    home: Home,
 }
 
 impl Demo {
     fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("demo");
-        let out = Command::new(env!("CARGO_BIN_EXE_certresponder"))
-            .args(["quickstart", "--dir"])
-            .arg(&root)
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "quickstart: {}", text(&out.stderr));
-        Self { _dir: dir, root }
+        let home = Home::new();
+        let mut inv = String::new();
+        for name in CERTS {
+            let dir = home.path(&format!("certs/{name}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let (chain, key) = ninety_days(&format!("{name}.example.test"));
+            let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+            std::fs::write(&cert_path, chain).unwrap();
+            std::fs::write(&key_path, key).unwrap();
+            inv.push_str(&common::entry(name, &cert_path, &key_path));
+        }
+        let file = home.path("certs.toml");
+        std::fs::write(&file, inv).unwrap();
+        let demo = Self { home };
+        demo.json(&["inventory", "add", file.to_str().unwrap(), "--json"], 0);
+        demo
     }
 
     fn config(&self) -> PathBuf {
-        self.root.join("certresponder.toml")
+        self.home.config()
     }
 
     fn db(&self) -> PathBuf {
-        self.root.join("state").join("db")
+        self.home.path("state/db")
     }
 
     /// Makes every certificate "expiring" (or not), so that a scan raises (or resolves) a
@@ -141,35 +179,33 @@ fn intact(demo: &Demo) -> String {
     demo.expect(&["audit", "verify"], 0)
 }
 
-/// Builds a demo with ten audit records: five new signals, then the same five resolved.
-fn demo_with_records() -> Demo {
+/// Builds a demo whose audit log ends with eight signal records: four new signals, then
+/// the same four resolved. Returns the demo and the number of records before them (what
+/// registering the inventory recorded, if anything).
+fn demo_with_records() -> (Demo, u64) {
     let demo = Demo::new();
-    assert!(
-        demo.json(&["audit", "export", "--json"], 0)
-            .as_array()
-            .unwrap()
-            .is_empty(),
-        "quickstart records no signal"
-    );
+    let base = demo.raw().len() as u64;
+    let scan = demo.json(&["scan", "--json"], 0);
+    assert!(scan["new"].as_array().unwrap().is_empty(), "{scan}");
     demo.all_expiring(true);
     let scan = demo.json(&["scan", "--json"], 3);
-    assert_eq!(scan["new"].as_array().unwrap().len(), 5, "{scan}");
+    assert_eq!(scan["new"].as_array().unwrap().len(), 4, "{scan}");
     // Seen again unchanged: nothing more is recorded.
     demo.json(&["scan", "--json"], 3);
-    assert_eq!(demo.raw().len(), 5);
+    assert_eq!(demo.raw().len() as u64, base + 4);
     demo.all_expiring(false);
     let scan = demo.json(&["scan", "--json"], 0);
-    assert_eq!(scan["resolved"].as_array().unwrap().len(), 5, "{scan}");
-    assert_eq!(demo.raw().len(), 10);
-    demo
+    assert_eq!(scan["resolved"].as_array().unwrap().len(), 4, "{scan}");
+    assert_eq!(demo.raw().len() as u64, base + 8);
+    (demo, base)
 }
 
 #[test]
 fn export_writes_every_record_with_its_chain() {
-    let demo = demo_with_records();
+    let (demo, base) = demo_with_records();
     let all = demo.json(&["audit", "export", "--json"], 0);
     let recs = all.as_array().unwrap();
-    assert_eq!(recs.len(), 10);
+    assert_eq!(recs.len() as u64, base + 8);
     for (i, r) in recs.iter().enumerate() {
         assert_eq!(r["seq"], i as u64 + 1, "{r}");
         for field in [
@@ -177,18 +213,6 @@ fn export_writes_every_record_with_its_chain() {
         ] {
             assert!(r.get(field).is_some(), "no {field} in {r}");
         }
-        assert_eq!(r["kind"], "signal");
-        assert_eq!(r["actor"], "certresponder");
-        assert_eq!(r["data"]["check"], "expiring");
-        assert_eq!(r["data"]["family"], "weak");
-        assert_eq!(r["data"]["source"], "scan");
-        assert_eq!(
-            r["data"]["cert"],
-            Value::Null,
-            "the cert is a field of its own"
-        );
-        assert_eq!(r["data"]["state"], if i < 5 { "new" } else { "resolved" });
-        assert_eq!(r["data"]["dedup_key"].as_str().unwrap().len(), 64);
         assert_eq!(r["hash"].as_str().unwrap().len(), 64);
         let prev = if i == 0 {
             "0".repeat(64)
@@ -197,83 +221,100 @@ fn export_writes_every_record_with_its_chain() {
         };
         assert_eq!(r["prev"], prev.as_str());
     }
-    let since = demo.json(&["audit", "export", "--json", "--since", "7"], 0);
-    assert_eq!(
-        since
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["seq"].as_u64().unwrap())
-            .collect::<Vec<_>>(),
-        [7, 8, 9, 10]
-    );
-    let web = demo.json(&["audit", "export", "--json", "--cert", "web-frontend"], 0);
-    let web = web.as_array().unwrap();
-    assert_eq!(web.len(), 2);
-    assert!(web.iter().all(|r| r["cert"] == "web-frontend"));
+    let since = (base + 1).to_string();
+    let signals = demo.json(&["audit", "export", "--json", "--since", &since], 0);
+    let signals = signals.as_array().unwrap();
+    assert_eq!(signals.len(), 8);
+    for (i, r) in signals.iter().enumerate() {
+        assert_eq!(r["seq"], base + 1 + i as u64);
+        assert_eq!(r["kind"], "signal");
+        assert_eq!(r["actor"], "certresponder");
+        assert_eq!(r["case"], Value::Null);
+        assert!(CERTS.contains(&r["cert"].as_str().unwrap()), "{r}");
+        assert_eq!(r["data"]["check"], "expiring");
+        assert_eq!(r["data"]["family"], "weak");
+        assert_eq!(r["data"]["source"], "scan");
+        assert_eq!(r["data"]["confidence"], "medium");
+        assert!(r["data"]["evidence"].is_object(), "{r}");
+        assert!(r["data"]["message"].is_string(), "{r}");
+        assert_eq!(r["data"]["state"], if i < 4 { "new" } else { "resolved" });
+        assert_eq!(r["data"]["dedup_key"].as_str().unwrap().len(), 64);
+    }
+    let bravo = demo.json(&["audit", "export", "--json", "--cert", "bravo"], 0);
+    let bravo = bravo.as_array().unwrap();
+    assert_eq!(bravo.len(), 2, "{bravo:?}");
+    assert!(bravo.iter().all(|r| r["cert"] == "bravo"));
     let none = demo.json(&["audit", "export", "--json", "--case", "1"], 0);
     assert!(none.as_array().unwrap().is_empty());
 
-    let table = demo.expect(&["audit", "export"], 0);
+    let table = demo.expect(&["audit", "export", "--since", &since], 0);
     assert!(table.starts_with("SEQ"), "{table}");
     assert!(table.contains("state=resolved check=expiring"), "{table}");
-    assert_eq!(table.lines().count(), 11, "{table}");
+    assert_eq!(table.lines().count(), 9, "{table}");
 }
 
 #[test]
 fn verify_names_changed_removed_and_reordered_records() {
-    let demo = demo_with_records();
+    let (demo, base) = demo_with_records();
+    let last = base + 8;
     let out = intact(&demo);
     let head = out
         .trim()
-        .strip_prefix("audit log intact: 10 records, head ")
+        .strip_prefix(&format!("audit log intact: {last} records, head "))
         .unwrap_or_else(|| panic!("{out}"))
         .to_string();
-    assert!(head.starts_with("10:"), "{head}");
+    assert!(head.starts_with(&format!("{last}:")), "{head}");
     let report = demo.json(&["audit", "verify", "--json"], 0);
     assert_eq!(report["intact"], true);
-    assert_eq!(report["length"], 10);
+    assert_eq!(report["length"], last);
     assert_eq!(report["head"]["head"], head.as_str());
     let pristine = demo.raw();
+    let n = |k: u64| base + k;
 
-    // Changed: record 4's message is rewritten, its stored hash kept.
+    // Changed: a record's message is rewritten, its stored hash kept.
     demo.tamper(|t| {
-        let mut v: Value = serde_json::from_slice(&t.get(key(4)).unwrap().unwrap()).unwrap();
+        let mut v: Value = serde_json::from_slice(&t.get(key(n(3))).unwrap().unwrap()).unwrap();
         v["data"]["message"] = "nothing to see here".into();
-        t.insert(key(4), serde_json::to_vec(&v).unwrap()).unwrap();
+        t.insert(key(n(3)), serde_json::to_vec(&v).unwrap())
+            .unwrap();
     });
-    damaged(&demo, &[], "record 4 was changed");
+    damaged(&demo, &[], &format!("record {} was changed", n(3)));
     let report = demo.json(&["audit", "verify", "--json"], 1);
     assert_eq!(report["intact"], false);
     assert_eq!(report["problems"].as_array().unwrap().len(), 1, "{report}");
-    assert_eq!(report["problems"][0]["seq"], 4);
+    assert_eq!(report["problems"][0]["seq"], n(3));
     assert_eq!(report["problems"][0]["kind"], "changed");
     demo.restore(&pristine);
     intact(&demo);
 
-    // Removed: record 6.
+    // Removed: one in the middle.
     demo.tamper(|t| {
-        t.remove(key(6)).unwrap();
+        t.remove(key(n(5))).unwrap();
     });
-    damaged(&demo, &[], "record 6 is missing (removed)");
+    let out = damaged(&demo, &[], &format!("record {} is missing (removed)", n(5)));
+    assert!(!out.contains("changed"), "{out}");
     demo.restore(&pristine);
 
-    // Reordered: records 2 and 7 trade places.
+    // Reordered: two records trade places.
     demo.tamper(|t| {
-        let two = t.get(key(2)).unwrap().unwrap();
-        let seven = t.get(key(7)).unwrap().unwrap();
-        t.insert(key(2), seven).unwrap();
-        t.insert(key(7), two).unwrap();
+        let a = t.get(key(n(2))).unwrap().unwrap();
+        let b = t.get(key(n(6))).unwrap().unwrap();
+        t.insert(key(n(2)), b).unwrap();
+        t.insert(key(n(6)), a).unwrap();
     });
-    let out = damaged(&demo, &[], "records 2 and 7 are out of order");
+    let out = damaged(
+        &demo,
+        &[],
+        &format!("records {} and {} are out of order", n(2), n(6)),
+    );
     assert!(!out.contains("changed"), "a swap is not a change:\n{out}");
     demo.restore(&pristine);
 
     // Undecodable bytes are reported, not a crash.
     demo.tamper(|t| {
-        t.insert(key(3), &b"\x00\x01 not a record"[..]).unwrap();
+        t.insert(key(n(4)), &b"\x00\x01 not a record"[..]).unwrap();
     });
-    damaged(&demo, &[], "record 3 cannot be read");
+    damaged(&demo, &[], &format!("record {} cannot be read", n(4)));
     let out = demo.run(&["audit", "export", "--json"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -287,8 +328,8 @@ fn verify_names_changed_removed_and_reordered_records() {
 
 #[test]
 fn verify_with_a_noted_head_detects_a_truncated_tail() {
-    let demo = demo_with_records();
-    // The head as the service log shows it while records are appended: the five
+    let (demo, base) = demo_with_records();
+    // The head as the service log shows it while records are appended: the four
     // resolved signals are re-opened.
     demo.all_expiring(true);
     let out = demo.run_env(&["scan"], &[("CERTRESPONDER_LOG", "info")]);
@@ -303,7 +344,10 @@ fn verify_with_a_noted_head_detects_a_truncated_tail() {
         last[at..].split_whitespace().next().unwrap().to_string()
     };
     let (seq, hash) = (field("audit_seq"), field("audit_head"));
-    assert_eq!(seq, "15", "{last}");
+    let top = base + 12;
+    assert_eq!(seq, top.to_string(), "{last}");
+    let reopened = demo.json(&["audit", "export", "--json", "--since", &seq], 0);
+    assert_eq!(reopened[0]["data"]["state"], "reopened");
     let head = format!("{seq}:{hash}");
     let out = intact(&demo);
     assert!(out.contains(&format!("head {head}")), "{out}");
@@ -312,16 +356,19 @@ fn verify_with_a_noted_head_detects_a_truncated_tail() {
 
     // The last two records are cut off: the rest is consistent by itself...
     demo.tamper(|t| {
-        t.remove(key(15)).unwrap();
-        t.remove(key(14)).unwrap();
+        t.remove(key(top)).unwrap();
+        t.remove(key(top - 1)).unwrap();
     });
     let out = intact(&demo);
-    assert!(out.contains("13 records, head 13:"), "{out}");
+    assert!(
+        out.contains(&format!("{} records, head {}:", top - 2, top - 2)),
+        "{out}"
+    );
     // ... but not with the head noted before.
     damaged(
         &demo,
         &["--head", &head],
-        "the chain ends at record 13 but head 15:",
+        &format!("the chain ends at record {} but head {top}:", top - 2),
     );
     damaged(
         &demo,
@@ -335,7 +382,7 @@ fn verify_with_a_noted_head_detects_a_truncated_tail() {
     );
     let report = demo.json(&["audit", "verify", "--head", &head, "--json"], 1);
     assert_eq!(report["problems"][0]["kind"], "truncated");
-    assert_eq!(report["problems"][0]["seq"], 14);
+    assert_eq!(report["problems"][0]["seq"], top - 1);
 
     let bad = demo.run(&["audit", "verify", "--head", "not-a-hash"]);
     assert_eq!(bad.status.code(), Some(2), "{}", text(&bad.stderr));

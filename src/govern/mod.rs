@@ -541,3 +541,6 @@ pub fn human_duration(d: Duration) -> String {
         (d, h, _) => format!("{d}d {h}h"),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -729,4 +729,4 @@ fn started(step: Step) -> StepRecord {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

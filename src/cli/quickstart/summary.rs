@@ -243,7 +243,45 @@ fn shell_quote(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use chrono::Utc;
+
     use super::*;
+    use crate::signals::{Finding, Handled};
+
+    #[test]
+    fn an_escalated_anomaly_says_who_was_told_and_that_nothing_was_done() {
+        let finding = Finding::warning(
+            "key_file_permissions",
+            "the key file is readable by others",
+            serde_json::json!({}),
+        );
+        let mut signal = Signal::from_finding(
+            "build-agent",
+            "exposure",
+            &finding,
+            None,
+            "scan",
+            Utc::now(),
+        );
+        assert_eq!(
+            signals_line(&[&signal], "team-ci@example.com", &[]),
+            "key_file_permissions: open, not decided yet"
+        );
+        signal.handled = Some(Handled {
+            action: "escalate".into(),
+            rule: "escalate-everything-else".into(),
+            why: "low confidence".into(),
+            at: Utc::now(),
+        });
+        assert_eq!(
+            signals_line(&[&signal], "team-ci@example.com", &[]),
+            "key_file_permissions (low confidence) -> escalated to team-ci@example.com, rule `escalate-everything-else`; no action taken"
+        );
+        assert_eq!(
+            signals_line(&[], "team-ci@example.com", &[]),
+            "no signals, untouched (unknown)"
+        );
+    }
 
     #[test]
     fn paths_are_quoted_only_when_needed() {

@@ -15,13 +15,13 @@ use super::*;
 use crate::respond::case::StepOutcome;
 use crate::store::{CertRecord, MemoryStore};
 
-struct Fixture {
-    dir: tempfile::TempDir,
-    store: Arc<MemoryStore>,
-    cfg: Config,
+pub(crate) struct Fixture {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) store: Arc<MemoryStore>,
+    pub(crate) cfg: Config,
 }
 
-fn fixture(extra: &str) -> Fixture {
+pub(crate) fn fixture(extra: &str) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
         "state_dir = \"state\"\ninventory_dir = \"inventory\"\n[respond]\nverify_timeout_secs = 2\nretry_base_ms = 10\nconfirm_timeout_secs = 2\n{extra}\n[[issuer]]\nid = \"internal\"\ntype = \"internal-ca\"\ndir = \"ca\"\n"
@@ -35,17 +35,22 @@ fn fixture(extra: &str) -> Fixture {
 }
 
 impl Fixture {
-    fn engine(&self) -> Arc<Engine> {
+    pub(crate) fn engine(&self) -> Arc<Engine> {
         Arc::new(Engine::new(self.store.clone(), self.cfg.clone()).unwrap())
     }
 
-    fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
 
     /// Registers `name` with a first certificate issued by the internal CA and written to
     /// its files.
-    async fn register(&self, engine: &Engine, name: &str, reload: Option<&str>) -> ManagedCert {
+    pub(crate) async fn register(
+        &self,
+        engine: &Engine,
+        name: &str,
+        reload: Option<&str>,
+    ) -> ManagedCert {
         let files = self.path(name);
         std::fs::create_dir_all(&files).unwrap();
         let entry = ManagedCert {

@@ -1,0 +1,388 @@
+//! Governor tests on the in-memory store, a real internal CA and real files: every default
+//! rule through to the sequence it starts (or not), the breaker holding a storm, approvals by
+//! distinct identities, denial, and re-escalation near the deadline.
+
+use chrono::{Duration, Utc};
+use serde_json::json;
+
+use super::*;
+use crate::policy::vocab;
+use crate::respond::CaseState;
+use crate::respond::engine::tests::fixture;
+use crate::signals::{Confidence, Finding};
+
+/// A stored signal of `check` on `cert`, with the confidence, reason and deadline the
+/// vocabulary gives that check (as its detector reports it).
+fn signal(
+    store: &dyn crate::store::Store,
+    cert: &str,
+    check: &str,
+    confidence: Option<Confidence>,
+) -> Signal {
+    let info = vocab::check_info(check).unwrap();
+    let confidence = confidence.unwrap_or(info.confidence);
+    let (reason, hours) = vocab::implied(check, confidence);
+    let check: &'static str = info.check;
+    let finding = Finding {
+        check,
+        confidence,
+        message: format!("{check} found"),
+        revocation_reason: reason,
+        deadline_hours: hours,
+        evidence: json!({"test": true}),
+    };
+    let s = Signal::from_finding(cert, info.family, &finding, Some("fp"), "test", Utc::now());
+    store.put_signal(&s).unwrap();
+    s
+}
+
+fn person(name: &str, uid: u32) -> Identity {
+    Identity {
+        name: name.into(),
+        uid,
+    }
+}
+
+#[tokio::test]
+async fn every_default_rule_leads_to_its_sequence_or_to_a_person() {
+    let f = fixture("");
+    let engine = f.engine();
+    // (certificate, check, confidence override, action, reason, deadline hours, waits)
+    let table: &[(
+        &str,
+        &str,
+        Option<Confidence>,
+        &str,
+        Option<&str>,
+        Option<i64>,
+        bool,
+    )] = &[
+        (
+            "exposed",
+            "key_exposed",
+            None,
+            "revoke_reissue",
+            Some("keyCompromise"),
+            Some(24),
+            false,
+        ),
+        (
+            "factored",
+            "fermat",
+            None,
+            "revoke_reissue",
+            Some("keyCompromise"),
+            Some(24),
+            false,
+        ),
+        (
+            "broken",
+            "rsa_invalid",
+            Some(Confidence::Confirmed),
+            "revoke_reissue",
+            Some("keyCompromise"),
+            Some(24),
+            false,
+        ),
+        (
+            "small",
+            "rsa_modulus_small",
+            None,
+            "revoke_reissue",
+            Some("superseded"),
+            Some(120),
+            false,
+        ),
+        (
+            "ct",
+            "ct_unauthorized_issuance",
+            None,
+            "escalate",
+            None,
+            None,
+            false,
+        ),
+        ("renew", "expiring", None, "reissue", None, None, false),
+        (
+            "revoked",
+            "revoked_at_ca",
+            Some(Confidence::High),
+            "reissue",
+            None,
+            None,
+            false,
+        ),
+        (
+            "sct",
+            "sct_insufficient",
+            Some(Confidence::Medium),
+            "reissue",
+            None,
+            None,
+            true,
+        ),
+        (
+            "perms",
+            "key_file_permissions",
+            None,
+            "escalate",
+            None,
+            None,
+            false,
+        ),
+        (
+            "guess",
+            "rsa_modulus_small",
+            Some(Confidence::Low),
+            "escalate",
+            None,
+            None,
+            false,
+        ),
+    ];
+    let mut signals = Vec::new();
+    for (cert, check, conf, ..) in table {
+        f.register(&engine, cert, None).await;
+        signals.push(signal(engine.store(), cert, check, *conf));
+    }
+    let gov = Governor::new(engine.clone(), Policy::builtin());
+    let (plans, unmatched) = gov.plan(None).unwrap();
+    assert!(unmatched.is_empty());
+    assert_eq!(plans.len(), table.len());
+    let applied = gov.apply(&plans, "policy", POLICY_ACTOR, false).unwrap();
+    let results = engine.run_cases(&applied.run).await;
+    for r in &results {
+        let c = r.as_ref().unwrap();
+        assert_eq!(
+            c.state,
+            CaseState::Done,
+            "case {} of {}: {:?}",
+            c.id,
+            c.cert,
+            c.error
+        );
+    }
+    let cases = engine.store().list_cases().unwrap();
+    for ((cert, check, _, action, reason, hours, waits), sig) in table.iter().zip(&signals) {
+        let plan = plans.iter().find(|p| p.cert == *cert).unwrap();
+        assert_eq!(plan.decision.action.as_str(), *action, "{check} on {cert}");
+        let case = cases.iter().find(|c| c.cert == *cert);
+        if *action == "escalate" {
+            assert!(case.is_none(), "{check}: escalated, yet a case was opened");
+            assert!(applied.escalated.contains(&cert.to_string()));
+            let s = engine.store().get_signal(&sig.dedup_key).unwrap().unwrap();
+            assert_eq!(s.handled.unwrap().action, "escalate");
+            continue;
+        }
+        let case = case.unwrap_or_else(|| panic!("{check}: no case for {cert}"));
+        assert_eq!(case.kind.as_str(), *action);
+        assert_eq!(case.reason.map(|r| r.name()), *reason, "{check}");
+        assert_eq!(case.trigger.signals, vec![sig.dedup_key.clone()]);
+        let rule = &case.decision.as_ref().unwrap().rule;
+        assert!(rule.line > 0, "{check}: the rule is named with its line");
+        match hours {
+            Some(h) => {
+                let expected = sig.detected_at + Duration::hours(*h);
+                assert_eq!(case.deadline, Some(expected), "{check}");
+            }
+            None => assert!(case.deadline.is_none() || !case.kind.revokes()),
+        }
+        if *waits {
+            assert_eq!(case.state, CaseState::AwaitingApproval, "{check}");
+            assert!(case.journal.is_empty(), "a waiting case runs nothing");
+        } else {
+            assert_eq!(case.state, CaseState::Done, "{check}");
+            assert_eq!(case.revoked_old(), case.kind.revokes(), "{check}");
+        }
+    }
+    // Answered signals are not decided again.
+    let (again, _) = gov.plan(None).unwrap();
+    assert!(again.is_empty(), "{again:#?}");
+    // The decisions are in the audit log with their rules.
+    let records = crate::audit::records(engine.store()).unwrap();
+    let decisions = records.iter().filter(|r| r.kind == "decision").count();
+    assert_eq!(decisions, table.len());
+}
+
+#[tokio::test]
+async fn a_storm_is_held_by_the_breaker_and_reset_needs_approvals() {
+    let f = fixture("");
+    let engine = f.engine();
+    let mut policy = Policy::builtin();
+    policy.limits.max_revocations = 3;
+    policy.limits.max_revocations_per_owner = 100;
+    for i in 0..8 {
+        let name = format!("svc{i}");
+        f.register(&engine, &name, None).await;
+        signal(engine.store(), &name, "rsa_modulus_small", None);
+    }
+    let gov = Governor::new(engine.clone(), policy);
+    let (plans, _) = gov.plan(None).unwrap();
+    let predicted = plans.iter().filter(|p| p.approval.is_some()).count();
+    assert_eq!(predicted, 5, "the dry run predicts the breaker");
+    let applied = gov.apply(&plans, "policy", POLICY_ACTOR, false).unwrap();
+    assert_eq!((applied.run.len(), applied.waiting.len()), (3, 5));
+    assert!(applied.breaker_opened);
+    let status = gov.breaker_status(Utc::now()).unwrap();
+    assert!(status.state.open.is_some());
+    assert_eq!(status.held, applied.waiting);
+    assert_eq!(status.in_window, 3);
+    // A person's report is not held by the breaker.
+    f.register(&engine, "reported", None).await;
+    signal(engine.store(), "reported", "key_exposed", None);
+    let (plans, _) = gov.plan(Some(&["reported".to_string()])).unwrap();
+    let r = gov
+        .apply(&plans, "report", "alice (uid 1000)", true)
+        .unwrap();
+    assert_eq!((r.run.len(), r.waiting.len()), (1, 0));
+    let c = engine.store().get_case(r.run[0]).unwrap().unwrap();
+    assert!(c.contain_first, "the reporter asked for contain first");
+    // Reset closes the breaker; held cases still wait for a person, then run.
+    assert!(gov.breaker_reset(&person("alice", 1000)).unwrap());
+    assert!(gov.breaker_status(Utc::now()).unwrap().state.open.is_none());
+    let held = applied.waiting[0];
+    assert_eq!(
+        engine.store().get_case(held).unwrap().unwrap().state,
+        CaseState::AwaitingApproval
+    );
+    let a = gov
+        .approve(held, &person("alice", 1000), Utc::now())
+        .unwrap();
+    assert!(a.runnable);
+    let done = engine.run_case(held).await.unwrap();
+    assert_eq!(done.state, CaseState::Done, "{:?}", done.error);
+    let kinds: Vec<String> = crate::audit::records(engine.store())
+        .unwrap()
+        .into_iter()
+        .map(|r| r.kind)
+        .collect();
+    for k in ["breaker_open", "breaker_reset", "approval"] {
+        assert!(kinds.iter().any(|x| x == k), "no {k} record in {kinds:?}");
+    }
+}
+
+fn two_person_policy(extra: &str) -> Policy {
+    let text = format!(
+        "{extra}\n[[rule]]\nname = \"two\"\nchecks = [\"key_exposed\"]\nmin_confidence = \"high\"\naction = \"revoke_reissue\"\napproval = \"two_person\"\ndeadline = \"24h\"\n\n[[rule]]\nname = \"rest\"\naction = \"escalate\"\n"
+    );
+    Policy::parse(std::path::Path::new("policy.toml"), &text).unwrap()
+}
+
+#[tokio::test]
+async fn two_person_approval_needs_two_different_people() {
+    let f = fixture("");
+    let engine = f.engine();
+    f.register(&engine, "web", None).await;
+    signal(engine.store(), "web", "key_exposed", None);
+    let gov = Governor::new(engine.clone(), two_person_policy(""));
+    let (plans, _) = gov.plan(None).unwrap();
+    let applied = gov.apply(&plans, "policy", POLICY_ACTOR, false).unwrap();
+    let id = applied.waiting[0];
+    let first = gov.approve(id, &person("alice", 1000), Utc::now()).unwrap();
+    assert!(!first.runnable && first.still_needed == 1);
+    let again = gov
+        .approve(id, &person("alice", 1000), Utc::now())
+        .unwrap_err();
+    assert!(again.to_string().contains("already approved"), "{again}");
+    // The same uid under another name is the same person.
+    assert!(gov.approve(id, &person("alias", 1000), Utc::now()).is_err());
+    let case = engine.store().get_case(id).unwrap().unwrap();
+    assert_eq!(case.state, CaseState::AwaitingApproval);
+    let second = gov.approve(id, &person("bob", 1001), Utc::now()).unwrap();
+    assert!(second.runnable);
+    let done = engine.run_case(id).await.unwrap();
+    assert_eq!(done.state, CaseState::Done, "{:?}", done.error);
+    let who: Vec<(String, u32)> = done
+        .approval
+        .unwrap()
+        .approvals
+        .into_iter()
+        .map(|a| (a.by, a.uid))
+        .collect();
+    assert_eq!(
+        who,
+        [("alice".to_string(), 1000), ("bob".to_string(), 1001)]
+    );
+}
+
+#[tokio::test]
+async fn only_listed_approvers_approve_and_a_denial_is_final() {
+    let f = fixture("");
+    let engine = f.engine();
+    f.register(&engine, "web", None).await;
+    signal(engine.store(), "web", "key_exposed", None);
+    let gov = Governor::new(
+        engine.clone(),
+        two_person_policy("[owners.\"team@example.test\"]\napprovers = [\"alice\", \"bob\"]\n"),
+    );
+    let (plans, _) = gov.plan(None).unwrap();
+    let id = gov
+        .apply(&plans, "policy", POLICY_ACTOR, false)
+        .unwrap()
+        .waiting[0];
+    let e = gov
+        .approve(id, &person("mallory", 1002), Utc::now())
+        .unwrap_err();
+    assert!(e.to_string().contains("not an approver"), "{e}");
+    gov.approve(id, &person("alice", 1000), Utc::now()).unwrap();
+    let denied = gov
+        .deny(id, &person("bob", 1001), "change freeze", Utc::now())
+        .unwrap();
+    assert_eq!(denied.state, CaseState::Denied);
+    let e = gov
+        .approve(id, &person("bob", 1001), Utc::now())
+        .unwrap_err();
+    assert!(e.to_string().contains("denied by bob"), "{e}");
+    // The engine does not run it either, and respond does not decide its signal again.
+    let c = engine.run_case(id).await.unwrap();
+    assert_eq!(c.state, CaseState::Denied);
+    assert!(c.journal.is_empty());
+    assert!(gov.plan(None).unwrap().0.is_empty());
+}
+
+#[tokio::test]
+async fn a_waiting_case_near_its_deadline_is_escalated_once() {
+    let f = fixture("");
+    let engine = f.engine();
+    f.register(&engine, "web", None).await;
+    signal(engine.store(), "web", "key_exposed", None);
+    let gov = Governor::new(
+        engine.clone(),
+        two_person_policy("[approvals]\nescalate_before_deadline = \"6h\"\n"),
+    );
+    let (plans, _) = gov.plan(None).unwrap();
+    let id = gov
+        .apply(&plans, "policy", POLICY_ACTOR, false)
+        .unwrap()
+        .waiting[0];
+    let deadline = engine
+        .store()
+        .get_case(id)
+        .unwrap()
+        .unwrap()
+        .deadline
+        .unwrap();
+    // Well before the margin: nothing.
+    assert!(
+        gov.check_deadlines(deadline - Duration::hours(7))
+            .unwrap()
+            .is_empty()
+    );
+    // Inside it: escalated, once.
+    assert_eq!(
+        gov.check_deadlines(deadline - Duration::hours(5)).unwrap(),
+        [id]
+    );
+    assert!(
+        gov.check_deadlines(deadline - Duration::hours(4))
+            .unwrap()
+            .is_empty()
+    );
+    let c = engine.store().get_case(id).unwrap().unwrap();
+    assert!(c.approval.unwrap().reescalated_at.is_some());
+    assert_eq!(
+        c.state,
+        CaseState::AwaitingApproval,
+        "escalation does not act"
+    );
+}

@@ -57,6 +57,12 @@ impl Demo {
             let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
             std::fs::write(&cert_path, chain).unwrap();
             std::fs::write(&key_path, key).unwrap();
+            // 0600 as deployed keys are: a readable key file is a finding of its own.
+            std::fs::set_permissions(
+                &key_path,
+                std::os::unix::fs::PermissionsExt::from_mode(0o600),
+            )
+            .unwrap();
             inv.push_str(&common::entry(name, &cert_path, &key_path));
         }
         let file = home.path("certs.toml");

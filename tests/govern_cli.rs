@@ -502,6 +502,7 @@ const REPORTED: &str = "reported";
 const EXPIRING: &str = "expiring";
 const HEALTHY: &str = "healthy";
 const DOUBTFUL: &str = "doubtful";
+const LOOSE: &str = "loose";
 
 #[test]
 fn default_policy_turns_real_signals_into_the_right_sequences() {
@@ -512,6 +513,7 @@ fn default_policy_turns_real_signals_into_the_right_sequences() {
         (EXPIRING, KeySpec::P256, 1),
         (HEALTHY, KeySpec::P256, 30),
         (DOUBTFUL, KeySpec::Rsa2048E3, 30),
+        (LOOSE, KeySpec::P256, 30),
     ]
     .iter()
     .map(|(n, k, d)| (n.to_string(), format!("team-{n}@example.com"), *k, *d))
@@ -519,6 +521,8 @@ fn default_policy_turns_real_signals_into_the_right_sequences() {
     let svcs = home.make_many(&specs);
     let svc = |name: &str| svcs.iter().find(|s| s.name == name).unwrap().clone();
     home.register("services.toml", &svcs.iter().collect::<Vec<_>>());
+    // A healthy key in a file every user may read.
+    std::fs::set_permissions(&svc(LOOSE).key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let old = before(&svcs);
 
     // The detectors see what the certificates are.
@@ -531,6 +535,7 @@ fn default_policy_turns_real_signals_into_the_right_sequences() {
     );
     assert_eq!(checks_of(&scan, EXPIRING), pair("expiring", "medium"));
     assert_eq!(checks_of(&scan, DOUBTFUL), pair("rsa_exponent_bad", "low"));
+    assert_eq!(checks_of(&scan, LOOSE), pair("key_file_permissions", "low"));
     assert!(checks_of(&scan, HEALTHY).is_empty(), "{scan:#}");
     assert!(checks_of(&scan, REPORTED).is_empty(), "{scan:#}");
 
@@ -547,7 +552,7 @@ fn default_policy_turns_real_signals_into_the_right_sequences() {
         .collect();
     assert_eq!(
         decisions.keys().copied().collect::<Vec<_>>(),
-        [DOUBTFUL, EXPIRING, WEAK],
+        [DOUBTFUL, EXPIRING, LOOSE, WEAK],
         "{dry:#}"
     );
     let rule_action = |c: &str| {
@@ -560,10 +565,9 @@ fn default_policy_turns_real_signals_into_the_right_sequences() {
     assert_eq!(decisions[WEAK]["reason"], "superseded");
     assert_eq!(rule_action(EXPIRING), ("renewal", "reissue"));
     assert_eq!(decisions[EXPIRING]["reason"], Value::Null);
-    assert_eq!(
-        rule_action(DOUBTFUL),
-        ("escalate-everything-else", "escalate")
-    );
+    for low in [DOUBTFUL, LOOSE] {
+        assert_eq!(rule_action(low), ("escalate-everything-else", "escalate"));
+    }
     assert_eq!(dry["resume"], serde_json::json!([]));
     assert_eq!(home.files(), files, "the dry run changed a file");
     assert!(home.cases().is_empty(), "the dry run opened a case");
@@ -591,7 +595,11 @@ fn default_policy_turns_real_signals_into_the_right_sequences() {
     let out = home.json(&["respond", "--json"], 0);
     assert!(out["errors"].as_array().unwrap().is_empty(), "{out:#}");
     assert!(out["waiting"].as_array().unwrap().is_empty(), "{out:#}");
-    assert_eq!(out["escalated"], serde_json::json!([DOUBTFUL]), "{out:#}");
+    assert_eq!(
+        out["escalated"],
+        serde_json::json!([DOUBTFUL, LOOSE]),
+        "{out:#}"
+    );
     assert_eq!(out["breaker_opened"], false);
     let ran: BTreeSet<&str> = out["cases"]
         .as_array()
@@ -725,27 +733,35 @@ fn default_policy_turns_real_signals_into_the_right_sequences() {
     ]);
     assert_eq!(analyze.status.code(), Some(0), "{}", text(&analyze));
 
-    // Low confidence: escalated to a person, no case, nothing touched.
-    assert!(home.cases_of(DOUBTFUL).is_empty());
-    assert_eq!(svc(DOUBTFUL).files(), old[DOUBTFUL].1);
-    let doubtful: Vec<Value> = home
-        .signals()
-        .into_iter()
-        .filter(|s| s["subject"] == DOUBTFUL)
-        .collect();
-    assert_eq!(doubtful.len(), 1, "{doubtful:#?}");
-    assert_eq!(
-        doubtful[0]["handled"]["action"], "escalate",
-        "{doubtful:#?}"
-    );
-    assert_eq!(
-        doubtful[0]["handled"]["rule"], "escalate-everything-else",
-        "{doubtful:#?}"
-    );
-    let escalations = home.notes_of("escalation");
-    assert_eq!(escalations.len(), 1, "{escalations:#?}");
-    assert_eq!(escalations[0]["cert"], DOUBTFUL);
-    assert_eq!(escalations[0]["owner"], "team-doubtful@example.com");
+    // Low confidence: escalated to its owner, no case, nothing touched.
+    for (low, check) in [
+        (DOUBTFUL, "rsa_exponent_bad"),
+        (LOOSE, "key_file_permissions"),
+    ] {
+        assert!(home.cases_of(low).is_empty());
+        assert_eq!(svc(low).files(), old[low].1);
+        let sigs: Vec<Value> = home
+            .signals()
+            .into_iter()
+            .filter(|s| s["subject"] == low)
+            .collect();
+        assert_eq!(sigs.len(), 1, "{sigs:#?}");
+        assert_eq!(sigs[0]["check"], check);
+        assert_eq!(sigs[0]["handled"]["action"], "escalate", "{sigs:#?}");
+        assert_eq!(
+            sigs[0]["handled"]["rule"], "escalate-everything-else",
+            "{sigs:#?}"
+        );
+        let escalations: Vec<Value> = home
+            .notes_of("escalation")
+            .into_iter()
+            .filter(|n| n["cert"] == low)
+            .collect();
+        assert_eq!(escalations.len(), 1, "{escalations:#?}");
+        assert_eq!(escalations[0]["owner"], format!("team-{low}@example.com"));
+        assert_eq!(escalations[0]["case"], Value::Null);
+    }
+    assert_eq!(home.notes_of("escalation").len(), 2);
 
     // Healthy: no case, nothing touched.
     assert!(home.cases_of(HEALTHY).is_empty());
@@ -791,12 +807,13 @@ fn default_policy_turns_real_signals_into_the_right_sequences() {
             );
         }
     }
-    assert!(
-        records
+    for low in [DOUBTFUL, LOOSE] {
+        let d = records
             .iter()
-            .any(|r| r["kind"] == "decision" && r["cert"] == DOUBTFUL),
-        "the escalation decision is not audited"
-    );
+            .find(|r| r["kind"] == "decision" && r["cert"] == low)
+            .unwrap_or_else(|| panic!("the escalation of {low} is not audited"));
+        assert_eq!(d["data"]["action"], "escalate");
+    }
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 pub mod analyze;
 pub mod finding;
+pub mod permissions;
 pub mod scan;
 pub mod shared;
 pub mod signal;

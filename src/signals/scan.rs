@@ -63,6 +63,13 @@ pub fn inventory_findings(
             continue;
         };
         scanned += 1;
+        let key_fp = live
+            .cert
+            .as_ref()
+            .map(|c| c.fingerprints.cert_sha256.clone());
+        for f in super::permissions::key_file_findings(&rec.entry) {
+            out.push((name.clone(), key_fp.clone(), f));
+        }
         let Some(cert) = &live.cert else {
             if let Some(p) = live.problems.first() {
                 out.push((
@@ -107,7 +114,8 @@ pub fn scan(store: &dyn Store, cfg: &Config, now: DateTime<Utc>) -> Result<ScanR
     };
     let mut seen = HashSet::new();
     for (name, fp, finding) in &findings {
-        let fresh = Signal::from_finding(name, "weak", finding, fp.as_deref(), "scan", now);
+        let family = crate::policy::vocab::check_info(finding.check).map_or("weak", |c| c.family);
+        let fresh = Signal::from_finding(name, family, finding, fp.as_deref(), "scan", now);
         seen.insert(fresh.dedup_key.clone());
         match store.get_signal(&fresh.dedup_key)? {
             None => {
@@ -134,7 +142,7 @@ pub fn scan(store: &dyn Store, cfg: &Config, now: DateTime<Utc>) -> Result<ScanR
         }
     }
     for mut s in store.list_signals()? {
-        let ours = s.family == "weak" && s.source == "scan";
+        let ours = s.source == "scan";
         if ours && !seen.contains(&s.dedup_key) && !matches!(s.state, SignalState::Resolved { .. })
         {
             s.state = SignalState::Resolved { at: now };

@@ -71,6 +71,9 @@ impl Home {
         let keyp = dir.join("key.pem");
         std::fs::write(&cert, leaf).unwrap();
         std::fs::write(&keyp, key).unwrap();
+        // Private keys are 0600, as a deployment keeps them (a readable one is a finding).
+        std::fs::set_permissions(&keyp, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
         (cert, keyp)
     }
 }

@@ -133,7 +133,17 @@ pub(crate) fn run_cases(cmd: CasesCommand, config: Option<&Path>) -> Result<Exit
                 .iter()
                 .filter_map(|k| store.get_signal(k).ok().flatten())
                 .collect();
-            let records = audit::for_case(&store, c.id)?;
+            // The case's own records and those of the signals it answers.
+            let records: Vec<AuditRecord> = audit::records(&store)?
+                .into_iter()
+                .filter(|r| {
+                    r.case == Some(c.id)
+                        || r.kind == "signal"
+                            && r.data["dedup_key"]
+                                .as_str()
+                                .is_some_and(|k| c.trigger.signals.iter().any(|s| s == k))
+                })
+                .collect();
             if json {
                 let mut v = c.public_json();
                 if let Some(obj) = v.as_object_mut() {
@@ -368,7 +378,7 @@ fn evidence_text(c: &Case, signals: &[Signal], records: &[AuditRecord]) -> Strin
     }
     let _ = writeln!(
         o,
-        "\naudit: {} record{} for this case (`certresponder audit export --case {}`)",
+        "\naudit: {} record{} about this case and its signals (`certresponder audit export --case {}` lists the case's own)",
         records.len(),
         if records.len() == 1 { "" } else { "s" },
         c.id

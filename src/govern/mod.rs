@@ -273,27 +273,8 @@ impl Governor {
         for plan in plans {
             let now = Utc::now();
             let d = &plan.decision;
-            audit::append(
-                store,
-                AuditEntry {
-                    kind: "decision",
-                    actor: POLICY_ACTOR,
-                    cert: Some(&plan.cert),
-                    case: None,
-                    data: json!({
-                        "action": d.action,
-                        "approval": d.approval,
-                        "reason": d.reason.map(|r| r.name()),
-                        "contain_first": d.contain_first || contain_first,
-                        "deadline": d.deadline,
-                        "rule": d.rule,
-                        "why": d.why,
-                        "matches": d.matches,
-                        "blocked": plan.blocked,
-                    }),
-                },
-            )?;
             let Some(kind) = d.action.sequence() else {
+                self.audit_decision(plan, contain_first)?;
                 let action = d.action;
                 self.mark_handled(plan, action.as_str(), &d.why)?;
                 if action == Action::Escalate {
@@ -305,11 +286,13 @@ impl Governor {
                 continue;
             };
             if let Some(id) = running.get(&plan.cert) {
+                self.audit_decision(plan, contain_first)?;
                 tracing::info!(cert = %plan.cert, case = id, "a case is already open; the decision waits");
                 out.busy.push(plan.cert.clone());
                 continue;
             }
             if let Some(why) = &plan.blocked {
+                self.audit_decision(plan, contain_first)?;
                 let why = format!("{} was decided but cannot run: {why}", kind);
                 self.mark_handled(plan, "escalate", &why)?;
                 self.escalate(plan, &why);
@@ -359,6 +342,11 @@ impl Governor {
             }
         }
         Ok(out)
+    }
+
+    /// Audits a decision that opens no case (the engine audits those that do, with the case).
+    fn audit_decision(&self, plan: &Plan, contain_first: bool) -> Result<(), StoreError> {
+        audit::append(self.engine.store(), decision_entry(plan, contain_first)).map(|_| ())
     }
 
     /// Marks a plan's signals as answered without a case.
@@ -513,6 +501,29 @@ impl Governor {
             out.push(case.id);
         }
         Ok(out)
+    }
+}
+
+/// The audit record of a plan's decision.
+fn decision_entry(plan: &Plan, contain_first: bool) -> AuditEntry<'_> {
+    let d = &plan.decision;
+    AuditEntry {
+        kind: "decision",
+        actor: POLICY_ACTOR,
+        cert: Some(&plan.cert),
+        case: None,
+        data: json!({
+            "action": d.action,
+            "approval": d.approval,
+            "reason": d.reason.map(|r| r.name()),
+            "contain_first": d.contain_first || contain_first,
+            "deadline": d.deadline,
+            "rule": d.rule,
+            "why": d.why,
+            "matches": d.matches,
+            "blocked": plan.blocked,
+            "waits_for": plan.approval,
+        }),
     }
 }
 

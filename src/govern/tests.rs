@@ -36,6 +36,17 @@ fn signal(
     s
 }
 
+/// (certificate, check, confidence override, action, reason, deadline hours, waits)
+type Row = (
+    &'static str,
+    &'static str,
+    Option<Confidence>,
+    &'static str,
+    Option<&'static str>,
+    Option<i64>,
+    bool,
+);
+
 fn person(name: &str, uid: u32) -> Identity {
     Identity {
         name: name.into(),
@@ -48,15 +59,7 @@ async fn every_default_rule_leads_to_its_sequence_or_to_a_person() {
     let f = fixture("");
     let engine = f.engine();
     // (certificate, check, confidence override, action, reason, deadline hours, waits)
-    let table: &[(
-        &str,
-        &str,
-        Option<Confidence>,
-        &str,
-        Option<&str>,
-        Option<i64>,
-        bool,
-    )] = &[
+    let table: &[Row] = &[
         (
             "exposed",
             "key_exposed",
@@ -199,7 +202,7 @@ async fn every_default_rule_leads_to_its_sequence_or_to_a_person() {
     let (again, _) = gov.plan(None).unwrap();
     assert!(again.is_empty(), "{again:#?}");
     // The decisions are in the audit log with their rules.
-    let records = crate::audit::records(engine.store()).unwrap();
+    let records = audit::records(engine.store()).unwrap();
     let decisions = records.iter().filter(|r| r.kind == "decision").count();
     assert_eq!(decisions, table.len());
 }
@@ -251,7 +254,7 @@ async fn a_storm_is_held_by_the_breaker_and_reset_needs_approvals() {
     assert!(a.runnable);
     let done = engine.run_case(held).await.unwrap();
     assert_eq!(done.state, CaseState::Done, "{:?}", done.error);
-    let kinds: Vec<String> = crate::audit::records(engine.store())
+    let kinds: Vec<String> = audit::records(engine.store())
         .unwrap()
         .into_iter()
         .map(|r| r.kind)

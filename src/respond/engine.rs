@@ -312,6 +312,28 @@ impl Engine {
             case.approval = Some(a);
         }
         case.id = self.store.next_case_id()?;
+        if let Some(d) = &case.decision {
+            audit::append(
+                self.store(),
+                AuditEntry {
+                    kind: "decision",
+                    actor: crate::govern::POLICY_ACTOR,
+                    cert: Some(cert),
+                    case: Some(case.id),
+                    data: json!({
+                        "action": d.action,
+                        "approval": d.approval,
+                        "reason": case.reason.map(|r| r.name()),
+                        "contain_first": case.contain_first,
+                        "deadline": d.deadline,
+                        "rule": d.rule,
+                        "why": d.why,
+                        "matches": d.matches,
+                        "waits_for": case.approval.as_ref().map(|a| &a.why),
+                    }),
+                },
+            )?;
+        }
         self.store.put_case(&case)?;
         running.insert(cert.to_string(), case.id);
         let waiting = case

@@ -52,7 +52,14 @@ fn table(signals: &[&Signal], now: DateTime<Utc>) -> String {
                 Cell::plain(s.subject.clone()),
                 Cell::toned(s.check.clone(), t),
                 Cell::toned(format!("{:?}", s.confidence).to_lowercase(), t),
-                Cell::plain(s.state_name(now)),
+                Cell::plain(match (&s.handled, s.state_name(now)) {
+                    (Some(h), "open") => match h.action.as_str() {
+                        "escalate" => "open (escalated)".to_string(),
+                        "ignore" => "open (ignored)".to_string(),
+                        other => format!("open ({other})"),
+                    },
+                    (_, state) => state.to_string(),
+                }),
                 Cell::plain(s.detected_at.format("%Y-%m-%d %H:%M").to_string()),
                 Cell::plain(s.message.clone()),
             ]

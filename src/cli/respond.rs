@@ -13,7 +13,6 @@ use serde_json::json;
 use super::inventory::open_store;
 use super::table::{Cell, Tone, render};
 use super::{CliError, input_error, load_config};
-use crate::audit::{self, AuditEntry};
 use crate::config::Config;
 use crate::govern::{Applied, GovernError, Governor, Identity, POLICY_ACTOR, Plan, Unmatched};
 use crate::notify;
@@ -220,25 +219,7 @@ pub(crate) fn record_report(
         }
     }
     store.put_signal(&signal)?;
-    audit::append(
-        store,
-        AuditEntry {
-            kind: "signal",
-            actor: reporter,
-            cert: Some(name),
-            case: None,
-            data: json!({
-                "dedup_key": signal.dedup_key,
-                "check": signal.check,
-                "family": signal.family,
-                "confidence": signal.confidence,
-                "message": signal.message,
-                "evidence": signal.evidence,
-                "source": signal.source,
-                "state": "new",
-            }),
-        },
-    )?;
+    crate::signals::scan::record_signal(store, &signal, "new", reporter)?;
     Ok(signal.dedup_key)
 }
 

@@ -120,7 +120,7 @@ pub fn scan(store: &dyn Store, cfg: &Config, now: DateTime<Utc>) -> Result<ScanR
         match store.get_signal(&fresh.dedup_key)? {
             None => {
                 store.put_signal(&fresh)?;
-                record_signal(store, &fresh, "new")?;
+                record_signal(store, &fresh, "new", "certresponder")?;
                 report.new.push(fresh);
             }
             Some(mut old) => {
@@ -135,7 +135,7 @@ pub fn scan(store: &dyn Store, cfg: &Config, now: DateTime<Utc>) -> Result<ScanR
                 }
                 store.put_signal(&old)?;
                 if reopened {
-                    record_signal(store, &old, "reopened")?;
+                    record_signal(store, &old, "reopened", "certresponder")?;
                 }
                 report.seen_again.push(old);
             }
@@ -147,7 +147,7 @@ pub fn scan(store: &dyn Store, cfg: &Config, now: DateTime<Utc>) -> Result<ScanR
         {
             s.state = SignalState::Resolved { at: now };
             store.put_signal(&s)?;
-            record_signal(store, &s, "resolved")?;
+            record_signal(store, &s, "resolved", "certresponder")?;
             report.resolved.push(s);
         }
     }
@@ -155,17 +155,18 @@ pub fn scan(store: &dyn Store, cfg: &Config, now: DateTime<Utc>) -> Result<ScanR
 }
 
 /// Appends a `signal` record to the audit log: the signal as stored and what happened to it
-/// (`new`, `reopened` or `resolved`).
+/// (`new`, `reopened` or `resolved`), by `actor` (the engine, or the person who reported it).
 pub(crate) fn record_signal(
     store: &dyn Store,
     signal: &Signal,
     state: &str,
+    actor: &str,
 ) -> Result<u64, StoreError> {
     audit::append(
         store,
         AuditEntry {
             kind: "signal",
-            actor: "certresponder",
+            actor,
             cert: Some(&signal.subject),
             case: None,
             data: serde_json::json!({

@@ -134,9 +134,11 @@ pub(crate) fn run_report(args: ReportArgs, config: Option<&Path>) -> Result<Exit
     let cfg = load_config(config)?;
     let gov = governor(&cfg)?;
     let engine = gov.engine();
-    // Check every name before acting on any.
+    // Check every name before acting on any. A certificate whose case waits for approval
+    // takes the report into that case; one whose case is running cannot take it now.
     let mut seen = std::collections::HashSet::new();
-    let running = engine.running_by_cert().map_err(respond_error)?;
+    let mut waiting = std::collections::HashMap::new();
+    let cases = engine.store().list_cases()?;
     for name in &args.names {
         if !seen.insert(name) {
             return Err(input_error(format!("`{name}` is named twice")));
@@ -145,21 +147,58 @@ pub(crate) fn run_report(args: ReportArgs, config: Option<&Path>) -> Result<Exit
         engine
             .check_actionable(&entry, SequenceKind::RevokeReissue)
             .map_err(respond_error)?;
-        if let Some(case) = running.get(name) {
-            return Err(respond_error(RespondError::Busy {
-                cert: name.clone(),
-                case: *case,
-            }));
+        for c in cases.iter().filter(|c| &c.cert == name) {
+            match c.state {
+                CaseState::Running => {
+                    return Err(respond_error(RespondError::Busy {
+                        cert: name.clone(),
+                        case: c.id,
+                    }));
+                }
+                CaseState::AwaitingApproval => {
+                    waiting.insert(name.clone(), c.id);
+                }
+                _ => {}
+            }
         }
     }
     let reporter = identity()?.to_string();
     for name in &args.names {
         record_report(engine.store(), name, &reporter, &args.evidence)?;
     }
-    let (plans, _) = gov.plan(Some(&args.names)).map_err(govern_error)?;
-    let applied = gov
+    let fresh: Vec<String> = args
+        .names
+        .iter()
+        .filter(|n| !waiting.contains_key(*n))
+        .cloned()
+        .collect();
+    let (plans, _) = if fresh.is_empty() {
+        (Vec::new(), Vec::new())
+    } else {
+        gov.plan(Some(&fresh)).map_err(govern_error)?
+    };
+    let mut applied = gov
         .apply(&plans, "report", &reporter, args.contain_first)
         .map_err(govern_error)?;
+    for name in &args.names {
+        let Some(id) = waiting.get(name) else {
+            continue;
+        };
+        let case = gov
+            .fold_into_waiting(*id, &reporter, args.contain_first)
+            .map_err(govern_error)?;
+        if !args.json {
+            println!(
+                "{name}: case {id} was waiting for approval; decided again with the report: {}{}",
+                case.kind,
+                case.reason.map(|r| format!(" ({r})")).unwrap_or_default()
+            );
+        }
+        match case.state {
+            CaseState::Running => applied.run.push(case.id),
+            _ => applied.waiting.push(case.id),
+        }
+    }
     if !args.json {
         print_decisions(&plans, &[], &[]);
     }

@@ -9,6 +9,7 @@
 pub mod approvals;
 pub mod breaker;
 pub mod identity;
+mod report;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -426,8 +427,14 @@ impl Governor {
         let summary = format!(
             "the blast-radius breaker opened: {why}; further automatic revocations wait for approval until `certresponder breaker reset`"
         );
-        // The owner whose action tripped it, and the default receivers.
-        for o in [Some(owner.to_string()), None] {
+        // The owner whose action tripped it, and the default receivers when the owner has
+        // targets of its own (otherwise they are the same receivers: tell them once).
+        let notify = &self.engine.config().notify;
+        let mut to = vec![Some(owner.to_string())];
+        if notify.targets_for(Some(owner)) != notify.targets_for(None) {
+            to.push(None);
+        }
+        for o in to {
             self.engine.notify(Notification {
                 event: NotifyEvent::BreakerOpen,
                 owner: o,

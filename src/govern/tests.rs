@@ -389,3 +389,41 @@ async fn a_waiting_case_near_its_deadline_is_escalated_once() {
         "escalation does not act"
     );
 }
+
+#[tokio::test]
+async fn a_report_about_a_waiting_case_is_answered_on_its_own_clock() {
+    let f = fixture("");
+    let engine = f.engine();
+    let mut policy = Policy::builtin();
+    policy.limits.max_revocations = 0;
+    f.register(&engine, "web", None).await;
+    let weak = signal(engine.store(), "web", "rsa_modulus_small", None);
+    let gov = Governor::new(engine.clone(), policy);
+    let (plans, _) = gov.plan(None).unwrap();
+    let id = gov
+        .apply(&plans, "policy", POLICY_ACTOR, false)
+        .unwrap()
+        .waiting[0];
+    let held = engine.store().get_case(id).unwrap().unwrap();
+    assert_eq!(held.reason.map(|r| r.name()), Some("superseded"));
+    // The key is then reported compromised.
+    let report = signal(engine.store(), "web", "key_exposed", None);
+    let case = gov
+        .fold_into_waiting(id, "alice (uid 1000)", false)
+        .unwrap();
+    assert_eq!(
+        case.state,
+        CaseState::Running,
+        "a report is not held by the breaker"
+    );
+    assert_eq!(case.reason.map(|r| r.name()), Some("keyCompromise"));
+    assert_eq!(
+        case.deadline,
+        Some(report.detected_at + Duration::hours(24))
+    );
+    assert!(case.trigger.signals.contains(&weak.dedup_key));
+    assert!(case.trigger.signals.contains(&report.dedup_key));
+    let done = engine.run_case(id).await.unwrap();
+    assert_eq!(done.state, CaseState::Done, "{:?}", done.error);
+    assert!(done.revoked_old());
+}

@@ -42,3 +42,26 @@ fn reports_inventory_and_issuer_problems() {
         "{problems:?}"
     );
 }
+
+#[test]
+fn reports_a_bad_policy_with_its_line() {
+    let home = Home::new();
+    let ok = home.json(&["check-config", "--json"], 0);
+    assert_eq!(ok["policy"]["source"], "built-in default policy");
+    std::fs::write(
+        home.path("policy.toml"),
+        "[[rule]]\nname = \"all\"\naction = \"escalate\"\n\n[[rule]]\nname = \"never\"\nchecks = [\"fermat\"]\nmin_confidence = \"high\"\naction = \"revoke_reissue\"\n",
+    )
+    .unwrap();
+    let cfg = std::fs::read_to_string(home.config()).unwrap();
+    std::fs::write(home.config(), format!("policy = \"policy.toml\"\n{cfg}")).unwrap();
+    let bad = home.json(&["check-config", "--json"], 2);
+    let problems = bad["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    let p = problems[0].as_str().unwrap();
+    assert!(
+        p.starts_with("policy: ") && p.contains("policy.toml:5"),
+        "{p}"
+    );
+    assert!(p.contains("never") && p.contains("all"), "{p}");
+}

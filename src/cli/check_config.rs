@@ -1,5 +1,5 @@
-//! `certresponder check-config`: validates the configuration, the inventory and every issuer's
-//! settings without contacting a CA or changing anything.
+//! `certresponder check-config`: validates the configuration, the inventory, every issuer's
+//! settings and the response policy together, without contacting a CA or changing anything.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -35,6 +35,13 @@ pub(crate) fn run(config: Option<&Path>, json: bool) -> Result<ExitCode, CliErro
         problems.extend(found.iter().map(|p| format!("issuer `{}`: {p}", spec.id)));
         issuers.push((spec.id.clone(), spec.type_name(), found));
     }
+    let policy = match crate::policy::Policy::load(&cfg) {
+        Ok(p) => Some((p.source.clone(), p.rules.len())),
+        Err(e) => {
+            problems.push(format!("policy: {e}"));
+            None
+        }
+    };
     let source = cfg.source.as_ref().map_or_else(
         || "(built-in defaults)".to_string(),
         |p| p.display().to_string(),
@@ -48,6 +55,7 @@ pub(crate) fn run(config: Option<&Path>, json: bool) -> Result<ExitCode, CliErro
                 "state_dir": cfg.state_dir,
                 "inventory_dir": cfg.inventory_dir,
                 "certificates": inventory.map(|(n, _)| n),
+                "policy": policy.as_ref().map(|(src, n)| json!({"source": src, "rules": n})),
                 "issuers": issuers.iter().map(|(id, ty, p)| json!({"id": id, "type": ty, "problems": p})).collect::<Vec<_>>(),
                 "problems": problems,
             }))?
@@ -63,6 +71,10 @@ pub(crate) fn run(config: Option<&Path>, json: bool) -> Result<ExitCode, CliErro
                 if files == 1 { "" } else { "s" }
             ),
             None => println!("inventory:  {} (missing)", cfg.inventory_dir.display()),
+        }
+        match &policy {
+            Some((src, n)) => println!("policy:     {src} ({n} rules)"),
+            None => println!("policy:     PROBLEMS"),
         }
         for (id, ty, found) in &issuers {
             println!(

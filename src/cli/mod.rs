@@ -108,7 +108,7 @@ enum Command {
     /// Verify or export the hash-chained audit log
     #[command(subcommand)]
     Audit(audit::AuditCommand),
-    /// Check the configuration, the inventory and the issuers' settings (contacts no CA)
+    /// Check the configuration, the inventory, the issuers' settings and the policy (contacts no CA)
     CheckConfig {
         /// Machine-readable output
         #[arg(long)]

@@ -93,6 +93,17 @@ pub(crate) fn governor(cfg: &Config) -> Result<Governor, CliError> {
     Ok(Governor::new(engine(cfg)?, policy))
 }
 
+/// A governor that only plans (`respond --dry-run`): it builds no issuer adapter, so it
+/// creates nothing (not even an internal CA's key on first use).
+fn planner(cfg: &Config) -> Result<Governor, CliError> {
+    let policy = Policy::load(cfg).map_err(|e| CliError::Input(e.into()))?;
+    let store = open_store(cfg)?;
+    sync(&store, cfg, Utc::now())?;
+    let store: Arc<dyn Store + Send + Sync> = Arc::new(store);
+    let engine = Engine::with_issuers(store, cfg.clone(), std::collections::BTreeMap::new());
+    Ok(Governor::new(Arc::new(engine), policy))
+}
+
 /// The identity of the person running the command.
 pub(crate) fn identity() -> Result<Identity, CliError> {
     Identity::current().map_err(|e| CliError::Failure(anyhow::anyhow!(e)))
@@ -369,7 +380,11 @@ pub(crate) fn print_waiting(waiting: &[Case], breaker_opened: bool) {
 
 pub(crate) fn run_respond(args: RespondArgs, config: Option<&Path>) -> Result<ExitCode, CliError> {
     let cfg = load_config(config)?;
-    let gov = governor(&cfg)?;
+    let gov = if args.dry_run {
+        planner(&cfg)?
+    } else {
+        governor(&cfg)?
+    };
     let engine = gov.engine();
     let unfinished = engine.unfinished().map_err(respond_error)?;
     let (plans, unmatched) = gov.plan(None).map_err(govern_error)?;

@@ -210,10 +210,19 @@ impl Engine {
                 if kind.issues() { "reissued" } else { "revoked" }
             )));
         };
-        if !self.issuers.contains_key(issuer) {
+        // Configured issuers (a planning engine builds none) and those given to the engine.
+        let mut known: Vec<String> = self.cfg.issuer_ids();
+        known.extend(
+            self.issuers
+                .keys()
+                .filter(|k| !known.contains(k))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        if !known.contains(issuer) {
             return Err(no(format!(
                 "its issuer `{issuer}` is not configured (known: {})",
-                self.issuers.keys().cloned().collect::<Vec<_>>().join(", ")
+                known.join(", ")
             )));
         }
         if kind.issues() && entry.paths.key.is_none() {

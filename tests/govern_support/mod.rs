@@ -102,8 +102,13 @@ impl Home {
             ),
         )
         .unwrap();
+        // A dry run builds no issuer, so it creates nothing; a `respond` with nothing to do
+        // creates the internal CA on first use.
         let v = home.json(&["respond", "--dry-run", "--json"], 0);
         assert_eq!(v["decisions"], serde_json::json!([]), "{v:#}");
+        assert!(!home.path("ca").exists(), "a dry run created the CA");
+        let v = home.json(&["respond", "--json"], 0);
+        assert_eq!(v["cases"], serde_json::json!([]), "{v:#}");
         assert!(home.path("ca/ca.key").exists() && home.path("ca/ca.pem").exists());
         home
     }

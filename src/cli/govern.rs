@@ -45,7 +45,8 @@ pub(crate) enum BreakerCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Close the breaker and start a new window (held cases still wait for approval)
+    /// Close the breaker (held cases still wait for approval; the window's revocations still
+    /// count toward the limit)
     Reset,
 }
 
@@ -162,12 +163,20 @@ pub(crate) fn run_breaker(
         BreakerCommand::Reset => {
             let who = identity()?;
             let was_open = gov.breaker_reset(&who).map_err(govern_error)?;
-            let held = gov.breaker_status(Utc::now()).map_err(govern_error)?.held;
+            let st = gov.breaker_status(Utc::now()).map_err(govern_error)?;
+            let held = st.held;
             if was_open {
-                println!("breaker closed by {who}; a new window starts now");
+                println!("breaker closed by {who}");
             } else {
-                println!("the breaker was not open; its window was restarted by {who}");
+                println!("the breaker was not open");
             }
+            println!(
+                "{} automatic revocation{} in the last {} still count toward the limit of {}",
+                st.in_window,
+                if st.in_window == 1 { "" } else { "s" },
+                human_duration(chrono::Duration::seconds(st.window_secs)),
+                st.max_revocations
+            );
             if !held.is_empty() {
                 println!(
                     "{} held case{} still wait{} for approval: `certresponder approve CASE` each",

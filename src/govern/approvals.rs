@@ -115,7 +115,8 @@ impl Governor {
         }
         case.updated_at = now;
         let store = self.engine.store();
-        store.put_case(&case)?;
+        // Audited before it takes effect: a crash in between leaves an approval on record
+        // that did not count, never a case that runs without one.
         audit::append(
             store,
             AuditEntry {
@@ -132,6 +133,7 @@ impl Governor {
                 }),
             },
         )?;
+        store.put_case(&case)?;
         self.engine.event(
             &case.cert,
             "case_approved",
@@ -156,6 +158,16 @@ impl Governor {
         now: DateTime<Utc>,
     ) -> Result<Case, GovernError> {
         let mut case = self.waiting_case(id)?;
+        if let Some(a) = case.approval.as_ref()
+            && !a.approvers.is_empty()
+            && !a.approvers.contains(&who.name)
+        {
+            return Err(GovernError::Refused(format!(
+                "{who} is not an approver for owner `{}` and cannot deny its cases (approvers: {})",
+                case.owner,
+                a.approvers.join(", ")
+            )));
+        }
         if let Some(approval) = case.approval.as_mut() {
             approval.denied = Some(Denial {
                 by: who.name.clone(),
@@ -168,7 +180,6 @@ impl Governor {
         case.next = None;
         case.updated_at = now;
         let store = self.engine.store();
-        store.put_case(&case)?;
         audit::append(
             store,
             AuditEntry {
@@ -179,6 +190,7 @@ impl Governor {
                 data: json!({"by": who.name, "uid": who.uid, "reason": reason}),
             },
         )?;
+        store.put_case(&case)?;
         self.engine.event(
             &case.cert,
             "case_denied",
@@ -224,8 +236,8 @@ impl Governor {
         })
     }
 
-    /// Closes the breaker and starts a new window. Cases it held still wait for approval.
-    /// Returns whether it was open.
+    /// Closes the breaker; the window's revocations still count. Cases it held still wait
+    /// for approval. Returns whether it was open.
     pub fn breaker_reset(&self, who: &Identity) -> Result<bool, GovernError> {
         let _guard = self
             .breaker

@@ -2,7 +2,8 @@
 //! revocations per window across all owners, and `max_revocations_per_owner` per owner.
 //! The action that would exceed a limit opens the breaker instead of running: it and every
 //! later automatic revocation in its scope wait for a person's approval until
-//! `certresponder breaker reset` closes it. Revocations a person asked for (reports,
+//! `certresponder breaker reset` closes it (the window's count stands: a reset does not buy
+//! another full window of revocations). Revocations a person asked for (reports,
 //! approvals, `reissue --revoke`) are not counted and never held.
 //!
 //! The state is one record in the store, saved before the case it admits is opened, so a
@@ -168,13 +169,13 @@ impl BreakerState {
         });
     }
 
-    /// Closes the breaker (for every owner) and starts a new window. Returns whether it was
-    /// open.
+    /// Closes the breaker (for every owner). The revocations admitted in the window still
+    /// count: the limit holds across a reset, so the next automatic revocation opens the
+    /// breaker again if the window is still full. Returns whether it was open.
     pub fn reset(&mut self) -> bool {
         let was_open = self.open.is_some() || !self.open_owners.is_empty();
         self.open = None;
         self.open_owners.clear();
-        self.admitted.clear();
         was_open
     }
 }
@@ -209,6 +210,16 @@ mod tests {
             panic!("an open breaker admitted a revocation")
         };
         assert!(!opened_now);
+        // A reset within the window closes it, but the window's revocations still count:
+        // the next one opens it again.
+        assert!(b.reset());
+        assert!(matches!(
+            b.admit(&l, "team", now),
+            Admission::Hold {
+                opened_now: true,
+                ..
+            }
+        ));
         // Even once the window has passed, an open breaker stays open until reset.
         let later = now + Duration::hours(2);
         assert!(matches!(b.admit(&l, "team", later), Admission::Hold { .. }));

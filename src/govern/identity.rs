@@ -8,28 +8,47 @@ use serde::{Deserialize, Serialize};
 /// A Unix user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
-    /// The user name from the password database, or `uid N` when it has none.
+    /// The user name from the user database, or `uid N` when it has none.
     pub name: String,
-    /// The real user id.
+    /// The user id that identifies the person: the login uid (see [`Identity::current`]).
     pub uid: u32,
 }
 
+/// `/proc/self/loginuid` when no login session set it.
+const UNSET_LOGINUID: u32 = u32::MAX;
+
 impl Identity {
-    /// The user running this process (its real uid, as `/proc/self/status` reports it).
+    /// The person running this process. That is the login uid the kernel recorded when
+    /// they logged in (`/proc/self/loginuid`), which `sudo` and `su` do not change, so one
+    /// person cannot pass for two by switching accounts; when no login set it (a service,
+    /// a container), the real uid.
     pub fn current() -> Result<Self, String> {
-        let status = std::fs::read_to_string("/proc/self/status")
-            .map_err(|e| format!("cannot read /proc/self/status to learn who is acting: {e}"))?;
-        let uid = status
-            .lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse::<u32>().ok())
-            .ok_or("/proc/self/status has no readable `Uid:` line")?;
+        let uid = login_uid().map_or_else(real_uid, Ok)?;
         Ok(Self {
             name: user_name(uid).unwrap_or_else(|| format!("uid {uid}")),
             uid,
         })
     }
+}
+
+fn login_uid() -> Option<u32> {
+    std::fs::read_to_string("/proc/self/loginuid")
+        .ok()?
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|u| *u != UNSET_LOGINUID)
+}
+
+fn real_uid() -> Result<u32, String> {
+    let status = std::fs::read_to_string("/proc/self/status")
+        .map_err(|e| format!("cannot read /proc/self/status to learn who is acting: {e}"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse::<u32>().ok())
+        .ok_or_else(|| "/proc/self/status has no readable `Uid:` line".to_string())
 }
 
 impl fmt::Display for Identity {
@@ -38,16 +57,34 @@ impl fmt::Display for Identity {
     }
 }
 
-/// The name of `uid` in `/etc/passwd`.
+/// The name of `uid`: from `/etc/passwd`, else from the system's user database through
+/// `getent` (directory users: LDAP, SSSD).
 fn user_name(uid: u32) -> Option<String> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
     let wanted = uid.to_string();
-    passwd.lines().find_map(|l| {
-        let mut f = l.split(':');
-        let name = f.next()?;
-        let _password = f.next();
-        (f.next()? == wanted).then(|| name.to_string())
-    })
+    let from = |passwd: &str| {
+        passwd.lines().find_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            let _password = f.next();
+            (f.next()? == wanted).then(|| name.to_string())
+        })
+    };
+    if let Some(name) = std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| from(&p))
+    {
+        return Some(name);
+    }
+    let out = std::process::Command::new("getent")
+        .args(["passwd", &wanted])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| from(&String::from_utf8_lossy(&out.stdout)))
+        .flatten()
 }
 
 #[cfg(test)]

@@ -287,7 +287,7 @@ impl Governor {
                 continue;
             };
             if let Some(id) = running.get(&plan.cert) {
-                self.audit_decision(plan, contain_first)?;
+                // Decided again on the next pass, once the open case is finished.
                 tracing::info!(cert = %plan.cert, case = id, "a case is already open; the decision waits");
                 out.busy.push(plan.cert.clone());
                 continue;
@@ -307,14 +307,27 @@ impl Governor {
                 None => (None, false),
             };
             if opened_now {
+                // Owners are told before the state is saved: a crash in between tells them
+                // twice rather than never.
+                self.breaker_opened(&breaker, &plan.owner)?;
                 breaker.save(store)?;
                 out.breaker_opened = true;
-                self.breaker_opened(&breaker, &plan.owner)?;
             }
             let waiting = approval.is_some();
             let held = approval.as_ref().is_some_and(|a| a.held_by_breaker);
+            // An admitted automatic revocation is counted, durably, before its case exists:
+            // a crash in between counts one revocation too many, never one too few.
+            let id = if !waiting && counts && kind.revokes() {
+                let id = store.next_case_id()?;
+                breaker.record(&plan.owner, &plan.cert, id, now);
+                breaker.save(store)?;
+                Some(id)
+            } else {
+                None
+            };
             let case = self.engine.open(
                 Opening {
+                    id,
                     cert: plan.cert.clone(),
                     kind,
                     contain_first: d.contain_first || contain_first,
@@ -335,10 +348,6 @@ impl Governor {
                 out.waiting.push(case.id);
                 self.approval_needed(&case, held);
             } else {
-                if counts && kind.revokes() {
-                    breaker.record(&plan.owner, &plan.cert, case.id, now);
-                    breaker.save(store)?;
-                }
                 out.run.push(case.id);
             }
         }
@@ -484,7 +493,6 @@ impl Governor {
                 case.id
             );
             case.updated_at = now;
-            store.put_case(&case)?;
             audit::append(
                 store,
                 AuditEntry {
@@ -505,6 +513,8 @@ impl Governor {
                 details: json!({"approval": case.approval}),
                 created_at: now,
             });
+            // Marked last: a crash before this escalates again rather than never.
+            store.put_case(&case)?;
             out.push(case.id);
         }
         Ok(out)

@@ -478,7 +478,10 @@ impl Policy {
 
     /// The Unix user names that may approve `owner`'s cases; empty means any user.
     pub fn approvers(&self, owner: &str) -> &[String] {
-        self.owners.get(owner).map_or(&[], Vec::as_slice)
+        self.owners
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(owner))
+            .map_or(&[], |(_, v)| v.as_slice())
     }
 
     /// The reference decisions carry for a signal no rule matched.

@@ -244,9 +244,27 @@ fn parse_owners(
             let sub = format!("{field}.{key}");
             let at = |m: String| src.err(src.key_line(o, key).or(line), None, Some(&sub), m);
             match key {
-                "approvers" => approvers = string_list(v).map_err(at)?,
+                "approvers" => {
+                    approvers = string_list(v).map_err(at)?;
+                    if approvers.is_empty() {
+                        return Err(at(
+                            "must name at least one user; to let any user approve this owner's cases, leave the owner out".into(),
+                        ));
+                    }
+                }
                 _ => return Err(at(unknown("field", key, OWNER_FIELDS))),
             }
+        }
+        if owners
+            .keys()
+            .any(|k: &String| k.eq_ignore_ascii_case(owner))
+        {
+            return Err(src.err(
+                line,
+                None,
+                Some(&field),
+                "is listed twice (owners are matched ignoring case)".to_string(),
+            ));
         }
         owners.insert(owner.to_string(), approvers);
     }

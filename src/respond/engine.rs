@@ -73,6 +73,9 @@ pub enum RespondError {
 /// What a new case is to do, and on whose authority.
 #[derive(Debug, Clone)]
 pub struct Opening {
+    /// The case number, when the caller took one already (`Store::next_case_id`) to record
+    /// it elsewhere first; `None`: the next one.
+    pub id: Option<u64>,
     /// The certificate.
     pub cert: String,
     /// The sequence.
@@ -272,6 +275,7 @@ impl Engine {
     ) -> Result<Case, RespondError> {
         self.open(
             Opening {
+                id: None,
                 cert: cert.to_string(),
                 kind,
                 contain_first,
@@ -293,6 +297,7 @@ impl Engine {
         running: &mut HashMap<String, u64>,
     ) -> Result<Case, RespondError> {
         let Opening {
+            id,
             cert,
             kind,
             contain_first,
@@ -320,7 +325,10 @@ impl Engine {
             case.state = CaseState::AwaitingApproval;
             case.approval = Some(a);
         }
-        case.id = self.store.next_case_id()?;
+        case.id = match id {
+            Some(id) => id,
+            None => self.store.next_case_id()?,
+        };
         if let Some(d) = &case.decision {
             audit::append(
                 self.store(),

@@ -876,3 +876,32 @@ fn a_waiting_case_is_escalated_again_once_near_its_deadline() {
         1
     );
 }
+
+/// `respond --dry-run` plans on a copy: an inventory change it sees is not registered, a
+/// signal it would act on stays as it is, and nothing is added to the store.
+#[test]
+fn a_dry_run_registers_and_changes_nothing() {
+    let home = Home::new();
+    let weak = home.make_svc("weak", "team@example.com", KeySpec::Rsa1024, 30);
+    home.register("weak.toml", &[&weak]);
+    home.json(&["scan", "--json"], 3);
+    let late = home.make_svc("late", "team@example.com", KeySpec::P256, 30);
+    home.register("late.toml", &[&late]);
+    let audit_before = home.audit().len();
+    let dry = home.json(&["respond", "--dry-run", "--json"], 0);
+    let certs: Vec<&str> = dry["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["cert"].as_str().unwrap())
+        .collect();
+    assert_eq!(certs, ["weak"], "{dry:#}");
+    // Read the database directly: `late` is not registered, no case exists.
+    {
+        let store = certresponder::store::SledStore::open(&home.path("state/db")).unwrap();
+        use certresponder::store::Store;
+        assert!(store.get_cert("late").unwrap().is_none());
+        assert!(store.list_cases().unwrap().is_empty());
+    }
+    assert_eq!(home.audit().len(), audit_before);
+}

@@ -282,6 +282,20 @@ pub fn records(store: &dyn Store) -> Result<Vec<AuditRecord>, StoreError> {
         .collect()
 }
 
+/// Every record that can be decoded, oldest first, and how many cannot (for readers such
+/// as `cases show` that must work on a damaged log; `verify` says what is wrong with it).
+pub fn readable_records(store: &dyn Store) -> Result<(Vec<AuditRecord>, usize), StoreError> {
+    let mut out = Vec::new();
+    let mut unreadable = 0;
+    for (_, bytes) in store.audit_records()? {
+        match decode_record(&bytes) {
+            Ok(r) => out.push(r),
+            Err(_) => unreadable += 1,
+        }
+    }
+    Ok((out, unreadable))
+}
+
 /// The records about one case, oldest first.
 pub fn for_case(store: &dyn Store, case: u64) -> Result<Vec<AuditRecord>, StoreError> {
     Ok(records(store)?

@@ -134,7 +134,14 @@ pub(crate) fn run_cases(cmd: CasesCommand, config: Option<&Path>) -> Result<Exit
                 .filter_map(|k| store.get_signal(k).ok().flatten())
                 .collect();
             // The case's own records and those of the signals it answers.
-            let records: Vec<AuditRecord> = audit::records(&store)?
+            let (records, unreadable) = audit::readable_records(&store)?;
+            if unreadable > 0 {
+                eprintln!(
+                    "warning: {unreadable} audit record{} cannot be read; run `certresponder audit verify`",
+                    if unreadable == 1 { "" } else { "s" }
+                );
+            }
+            let records: Vec<AuditRecord> = records
                 .into_iter()
                 .filter(|r| {
                     r.case == Some(c.id)

@@ -93,13 +93,19 @@ pub(crate) fn governor(cfg: &Config) -> Result<Governor, CliError> {
     Ok(Governor::new(engine(cfg)?, policy))
 }
 
-/// A governor that only plans (`respond --dry-run`): it builds no issuer adapter, so it
-/// creates nothing (not even an internal CA's key on first use).
+/// A governor that only plans (`respond --dry-run`): it builds no issuer adapter (so it
+/// creates no internal CA on first use) and works on a copy of the store.
 fn planner(cfg: &Config) -> Result<Governor, CliError> {
     let policy = Policy::load(cfg).map_err(|e| CliError::Input(e.into()))?;
-    let store = open_store(cfg)?;
-    sync(&store, cfg, Utc::now())?;
-    let store: Arc<dyn Store + Send + Sync> = Arc::new(store);
+    // Planned on an in-memory copy: registering inventory changes, resolving stale signals
+    // and predicting the breaker change nothing on disk.
+    let copy = crate::store::MemoryStore::new();
+    if cfg.db_path().exists() {
+        let store = open_store(cfg)?;
+        crate::store::copy_for_planning(&store, &copy)?;
+    }
+    sync(&copy, cfg, Utc::now())?;
+    let store: Arc<dyn Store + Send + Sync> = Arc::new(copy);
     let engine = Engine::with_issuers(store, cfg.clone(), std::collections::BTreeMap::new());
     Ok(Governor::new(Arc::new(engine), policy))
 }

@@ -56,6 +56,7 @@ fn table(signals: &[&Signal], now: DateTime<Utc>) -> String {
                     (Some(h), "open") => match h.action.as_str() {
                         "escalate" => "open (escalated)".to_string(),
                         "ignore" => "open (ignored)".to_string(),
+                        "blocked" => "open (escalated: cannot act)".to_string(),
                         other => format!("open ({other})"),
                     },
                     (_, state) => state.to_string(),

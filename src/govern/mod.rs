@@ -30,6 +30,9 @@ use crate::store::{CertStatus, StoreError};
 pub use breaker::{Admission, BreakerState};
 pub use identity::Identity;
 
+/// `Signal::handled` action of an escalation whose decided action could not run.
+pub const BLOCKED: &str = "blocked";
+
 /// The actor named in audit records for what the policy does on its own.
 pub const POLICY_ACTOR: &str = "certresponder (policy)";
 
@@ -128,8 +131,12 @@ impl Governor {
         let store = self.engine.store();
         let now = Utc::now();
         let cases = store.list_cases()?;
+        // A finished case resolved its signals when it closed; one open again came back
+        // (the old certificate is deployed again, or the finding reappeared) and is decided
+        // again. Running, waiting, denied and failed cases keep theirs.
         let answered: HashSet<&str> = cases
             .iter()
+            .filter(|c| c.state != CaseState::Done)
             .flat_map(|c| c.trigger.signals.iter().map(String::as_str))
             .collect();
         let open_case: HashMap<&str, u64> = cases
@@ -137,15 +144,15 @@ impl Governor {
             .filter(|c| matches!(c.state, CaseState::Running | CaseState::AwaitingApproval))
             .map(|c| (c.cert.as_str(), c.id))
             .collect();
-        let signals = store.list_signals()?;
+        let mut signals = store.list_signals()?;
+        self.resolve_stale(&mut signals, now)?;
         let mut by_subject: BTreeMap<&str, Vec<&Signal>> = BTreeMap::new();
         for s in &signals {
             let wanted = only.is_none_or(|o| o.iter().any(|n| n == &s.subject));
-            if wanted
-                && s.is_open(now)
-                && s.handled.is_none()
-                && !answered.contains(s.dedup_key.as_str())
-            {
+            // An escalation because the action could not run is tried again: the obstacle
+            // (no issuer, no key location) may have been fixed since.
+            let unanswered = s.handled.as_ref().is_none_or(|h| h.action == BLOCKED);
+            if wanted && s.is_open(now) && unanswered && !answered.contains(s.dedup_key.as_str()) {
                 by_subject.entry(s.subject.as_str()).or_default().push(s);
             }
         }
@@ -163,6 +170,9 @@ impl Governor {
                     continue;
                 }
             };
+            let already_blocked = sigs
+                .iter()
+                .all(|s| s.handled.as_ref().is_some_and(|h| h.action == BLOCKED));
             let decision = self.policy.decide(&sigs, &entry);
             let blocked = match decision.action.sequence() {
                 None => None,
@@ -175,6 +185,10 @@ impl Governor {
                         .map(|e| e.to_string()),
                 },
             };
+            if already_blocked && blocked.is_some() {
+                // Still blocked, and its owner was told: nothing new to say.
+                continue;
+            }
             // Predict the breaker on a copy: each admitted revocation counts toward the next.
             let approval = if blocked.is_some() {
                 None
@@ -295,7 +309,7 @@ impl Governor {
             if let Some(why) = &plan.blocked {
                 self.audit_decision(plan, contain_first)?;
                 let why = format!("{} was decided but cannot run: {why}", kind);
-                self.mark_handled(plan, "escalate", &why)?;
+                self.mark_handled(plan, BLOCKED, &why)?;
                 self.escalate(plan, &why);
                 out.escalated.push(plan.cert.clone());
                 continue;
@@ -357,6 +371,39 @@ impl Governor {
     /// Audits a decision that opens no case (the engine audits those that do, with the case).
     fn audit_decision(&self, plan: &Plan, contain_first: bool) -> Result<(), StoreError> {
         audit::append(self.engine.store(), decision_entry(plan, contain_first)).map(|_| ())
+    }
+
+    /// Resolves open signals about a certificate that is no longer deployed (their
+    /// fingerprint is not the current bundle's): acting on them would revoke the certificate
+    /// that replaced it.
+    fn resolve_stale(&self, signals: &mut [Signal], now: DateTime<Utc>) -> Result<(), StoreError> {
+        let store = self.engine.store();
+        let mut current: HashMap<String, Option<String>> = HashMap::new();
+        for s in signals.iter_mut() {
+            let Some(fp) = s.cert_sha256.clone() else {
+                continue;
+            };
+            if !s.is_open(now) {
+                continue;
+            }
+            if !current.contains_key(&s.subject) {
+                let bundles = store.bundles(&s.subject)?;
+                let fp = certresponder_inventory::Bundle::current_of(&bundles)
+                    .map(|b| b.fingerprints.cert_sha256.clone());
+                current.insert(s.subject.clone(), fp);
+            }
+            let Some(Some(now_fp)) = current.get(&s.subject) else {
+                continue;
+            };
+            if *now_fp == fp {
+                continue;
+            }
+            s.state = crate::signals::SignalState::Resolved { at: now };
+            store.put_signal(s)?;
+            crate::signals::scan::record_signal(store, s, "resolved", POLICY_ACTOR)?;
+            tracing::info!(cert = %s.subject, check = %s.check, "signal about a certificate no longer deployed resolved");
+        }
+        Ok(())
     }
 
     /// Marks a plan's signals as answered without a case.

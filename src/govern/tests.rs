@@ -427,3 +427,89 @@ async fn a_report_about_a_waiting_case_is_answered_on_its_own_clock() {
     assert_eq!(done.state, CaseState::Done, "{:?}", done.error);
     assert!(done.revoked_old());
 }
+
+#[tokio::test]
+async fn a_signal_about_a_replaced_certificate_is_resolved_not_acted_on() {
+    let f = fixture("");
+    let engine = f.engine();
+    f.register(&engine, "web", None).await;
+    // A first response replaces the certificate; its bundles are now in the history.
+    let case = engine
+        .open_case(
+            "web",
+            crate::respond::SequenceKind::Reissue,
+            false,
+            None,
+            Trigger {
+                source: "manual".into(),
+                by: "test".into(),
+                why: "test".into(),
+                signals: Vec::new(),
+            },
+        )
+        .unwrap();
+    let done = engine.run_case(case.id).await.unwrap();
+    assert_eq!(done.state, CaseState::Done, "{:?}", done.error);
+    let bundles = engine.store().bundles("web").unwrap();
+    let old = bundles
+        .iter()
+        .find(|b| Some(&b.id) == done.old_bundle.as_ref())
+        .unwrap();
+    // A signal about the old certificate arrives late.
+    let info = vocab::check_info("fermat").unwrap();
+    let finding = Finding {
+        check: info.check,
+        confidence: Confidence::Confirmed,
+        message: "late".into(),
+        revocation_reason: None,
+        deadline_hours: None,
+        evidence: json!({}),
+    };
+    let late = Signal::from_finding(
+        "web",
+        "weak",
+        &finding,
+        Some(&old.fingerprints.cert_sha256),
+        "test",
+        Utc::now(),
+    );
+    engine.store().put_signal(&late).unwrap();
+    let gov = Governor::new(engine.clone(), Policy::builtin());
+    let (plans, _) = gov.plan(None).unwrap();
+    assert!(plans.is_empty(), "{plans:#?}");
+    let s = engine.store().get_signal(&late.dedup_key).unwrap().unwrap();
+    assert!(!s.is_open(Utc::now()), "the stale signal is resolved");
+}
+
+#[tokio::test]
+async fn an_action_that_could_not_run_is_tried_again_once_fixed() {
+    let f = fixture("");
+    let engine = f.engine();
+    f.register(&engine, "web", None).await;
+    let store = engine.store();
+    let mut rec = store.get_cert("web").unwrap().unwrap();
+    let issuer = rec.entry.issuer.take();
+    store.put_cert(&rec).unwrap();
+    signal(store, "web", "key_exposed", None);
+    let gov = Governor::new(engine.clone(), Policy::builtin());
+    let (plans, _) = gov.plan(None).unwrap();
+    assert!(
+        plans[0]
+            .blocked
+            .as_deref()
+            .unwrap()
+            .contains("names no `issuer`")
+    );
+    let applied = gov.apply(&plans, "policy", POLICY_ACTOR, false).unwrap();
+    assert_eq!(applied.escalated, ["web"]);
+    // Still blocked: not escalated again on every pass.
+    assert!(gov.plan(None).unwrap().0.is_empty());
+    // Fixed: decided again, and acted on.
+    rec.entry.issuer = issuer;
+    store.put_cert(&rec).unwrap();
+    let (plans, _) = gov.plan(None).unwrap();
+    assert_eq!(plans.len(), 1);
+    assert!(plans[0].blocked.is_none());
+    let applied = gov.apply(&plans, "policy", POLICY_ACTOR, false).unwrap();
+    assert_eq!(applied.run.len(), 1);
+}

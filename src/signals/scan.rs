@@ -128,10 +128,16 @@ pub fn scan(store: &dyn Store, cfg: &Config, now: DateTime<Utc>) -> Result<ScanR
                 old.times_seen += 1;
                 old.message = fresh.message;
                 old.evidence = fresh.evidence;
+                let rose = fresh.confidence > old.confidence;
                 old.confidence = fresh.confidence;
                 let reopened = matches!(old.state, SignalState::Resolved { .. });
                 if reopened {
                     old.state = SignalState::Open;
+                }
+                // An escalation answered the signal as it was: one that came back, or that a
+                // detector is now surer of, is decided again.
+                if reopened || rose {
+                    old.handled = None;
                 }
                 store.put_signal(&old)?;
                 if reopened {

@@ -174,6 +174,30 @@ pub trait Store {
 /// Sets the state of bundle `id` among a certificate's bundles (a new `current` demotes the
 /// old one to `previous`; revoking stamps `revoked_at`). Returns the positions changed, or
 /// `None` when there is no such bundle.
+/// Copies what deciding needs (certificates, bundles, signals, cases, the breaker's state)
+/// from one store into another: `respond --dry-run` plans on an in-memory copy, so that
+/// registering inventory changes and resolving stale signals touch nothing on disk.
+pub fn copy_for_planning(from: &dyn Store, to: &dyn Store) -> Result<(), StoreError> {
+    for rec in from.list_certs()? {
+        for b in from.bundles(&rec.entry.name.to_string())? {
+            to.append_bundle(&b)?;
+        }
+        to.put_cert(&rec)?;
+    }
+    for s in from.list_signals()? {
+        to.put_signal(&s)?;
+    }
+    for c in from.list_cases()? {
+        to.put_case(&c)?;
+    }
+    for blob in ["breaker"] {
+        if let Some(b) = from.get_blob(blob)? {
+            to.put_blob(blob, &b)?;
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn restate(bundles: &mut [Bundle], id: &str, state: BundleState) -> Option<Vec<usize>> {
     if !bundles.iter().any(|b| b.id == id) {
         return None;

@@ -85,9 +85,23 @@ pub(crate) fn summary_table(cases: &[Case]) -> String {
                 Cell::plain(c.cert.clone()),
                 Cell::plain(c.kind.to_string()),
                 state_cell(c),
-                Cell::plain(c.next.map(|s| s.to_string()).unwrap_or_default()),
+                Cell::plain(match (&c.state, &c.approval) {
+                    (CaseState::AwaitingApproval, Some(a)) => {
+                        format!("approval ({} of {})", a.approvals.len(), a.needed.max(1))
+                    }
+                    _ => c.next.map(|s| s.to_string()).unwrap_or_default(),
+                }),
                 Cell::plain(c.created_at.format("%Y-%m-%d %H:%M").to_string()),
-                Cell::plain(c.error.clone().unwrap_or(last)),
+                Cell::plain(match (&c.error, &c.approval) {
+                    (Some(e), _) => e.clone(),
+                    (None, Some(a)) if c.state == CaseState::AwaitingApproval => a.why.clone(),
+                    (None, Some(a)) if c.state == CaseState::Denied => a
+                        .denied
+                        .as_ref()
+                        .map(|d| format!("denied by {}: {}", d.by, d.reason))
+                        .unwrap_or_default(),
+                    _ => last,
+                }),
             ]
         })
         .collect();

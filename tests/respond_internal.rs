@@ -563,6 +563,9 @@ fn crash_and_resume(p: CrashPoint) {
     let cases = svc.home.json(&["cases", "list", "--json"], 0);
     let cases = cases.as_array().unwrap();
     assert_eq!(cases.len(), 2, "{fault}: {cases:#?}");
+    // The audit log survived the kill as an intact chain.
+    let audit = svc.home.run(&["audit", "verify"]);
+    assert_eq!(audit.status.code(), Some(0), "{fault}: {}", text(&audit));
     let case = cases
         .iter()
         .find(|c| c["kind"] == "revoke_reissue")

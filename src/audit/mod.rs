@@ -220,49 +220,64 @@ fn corrupt(seq: u64, reason: String) -> StoreError {
 /// this returns. The new head goes to the service log (`audit_seq`, `audit_head`), so that
 /// a later `audit verify --head SEQ:HASH` can tell whether records were cut from the end.
 pub fn append(store: &dyn Store, entry: AuditEntry<'_>) -> Result<u64, StoreError> {
+    append_with(store, entry, true)
+}
+
+/// [`append`] without its own flush, for a caller whose next write is flushed and follows
+/// at once (the sequence engine journals the step it audits): the record is durable with
+/// that write. A crash in between loses nothing the chain needs; the step runs again on
+/// resume and is audited again.
+pub fn append_deferred(store: &dyn Store, entry: AuditEntry<'_>) -> Result<u64, StoreError> {
+    append_with(store, entry, false)
+}
+
+fn append_with(store: &dyn Store, entry: AuditEntry<'_>, flush: bool) -> Result<u64, StoreError> {
     let mut head = String::new();
-    let seq = store.audit_append(&mut |last| {
-        let (seq, prev) = match last {
-            None => (1, GENESIS.to_string()),
-            Some((n, bytes)) => {
-                let prev = match decode_record(bytes) {
-                    Ok(rec) => rec.hash,
-                    Err(reason) => {
-                        // Keep recording: chain to the damaged record's raw bytes.
-                        // `audit verify` reports the damage itself.
-                        tracing::warn!(
-                            audit_seq = n,
-                            reason,
-                            "the last audit record cannot be decoded; chaining to its raw bytes"
-                        );
-                        hex::encode(Sha256::digest(bytes))
-                    }
-                };
-                let next = n.checked_add(1).ok_or_else(|| {
-                    corrupt(
-                        n,
-                        "the last record number leaves no room for another".into(),
-                    )
-                })?;
-                (next, prev)
-            }
-        };
-        let mut rec = AuditRecord {
-            seq,
-            at: Utc::now(),
-            kind: entry.kind.to_string(),
-            actor: entry.actor.to_string(),
-            cert: entry.cert.map(str::to_string),
-            case: entry.case,
-            data: entry.data.clone(),
-            prev,
-            hash: String::new(),
-        };
-        rec.hash = record_hash(&rec);
-        let bytes = encode_record(&rec)?;
-        head = rec.hash;
-        Ok((seq, bytes))
-    })?;
+    let seq = store.audit_append(
+        &mut |last| {
+            let (seq, prev) = match last {
+                None => (1, GENESIS.to_string()),
+                Some((n, bytes)) => {
+                    let prev = match decode_record(bytes) {
+                        Ok(rec) => rec.hash,
+                        Err(reason) => {
+                            // Keep recording: chain to the damaged record's raw bytes.
+                            // `audit verify` reports the damage itself.
+                            tracing::warn!(
+                                audit_seq = n,
+                                reason,
+                                "the last audit record cannot be decoded; chaining to its raw bytes"
+                            );
+                            hex::encode(Sha256::digest(bytes))
+                        }
+                    };
+                    let next = n.checked_add(1).ok_or_else(|| {
+                        corrupt(
+                            n,
+                            "the last record number leaves no room for another".into(),
+                        )
+                    })?;
+                    (next, prev)
+                }
+            };
+            let mut rec = AuditRecord {
+                seq,
+                at: Utc::now(),
+                kind: entry.kind.to_string(),
+                actor: entry.actor.to_string(),
+                cert: entry.cert.map(str::to_string),
+                case: entry.case,
+                data: entry.data.clone(),
+                prev,
+                hash: String::new(),
+            };
+            rec.hash = record_hash(&rec);
+            let bytes = encode_record(&rec)?;
+            head = rec.hash;
+            Ok((seq, bytes))
+        },
+        flush,
+    )?;
     tracing::info!(
         audit_seq = seq,
         audit_head = %head,

@@ -595,12 +595,13 @@ impl Engine {
         Ok(())
     }
 
-    /// Audits the step just finished (the last journal record).
+    /// Audits the step just finished (the last journal record). The journal write that
+    /// follows at once flushes it.
     fn audit_step(&self, case: &Case) -> Result<(), StoreError> {
         let Some(rec) = case.journal.last() else {
             return Ok(());
         };
-        audit::append(
+        audit::append_deferred(
             self.store(),
             AuditEntry {
                 kind: "step",

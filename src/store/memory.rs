@@ -269,7 +269,11 @@ impl Store for MemoryStore {
             .transpose()
     }
 
-    fn audit_append(&self, make: &mut super::AuditMaker<'_>) -> Result<u64, StoreError> {
+    fn audit_append(
+        &self,
+        make: &mut super::AuditMaker<'_>,
+        _flush: bool,
+    ) -> Result<u64, StoreError> {
         let mut guard = self
             .trees
             .lock()

@@ -152,8 +152,9 @@ pub trait Store {
     /// Appends one record to the audit log under the store's append lock, so that records
     /// are chained in the order they are stored. `make` is given the last record (its
     /// sequence number and bytes; `None` for an empty log) and returns the new record's
-    /// sequence number and bytes. Returns that sequence number.
-    fn audit_append(&self, make: &mut AuditMaker<'_>) -> Result<u64, StoreError>;
+    /// sequence number and bytes. Returns that sequence number. With `flush` false the
+    /// record is durable only with the next flushed write (which the caller makes at once).
+    fn audit_append(&self, make: &mut AuditMaker<'_>, flush: bool) -> Result<u64, StoreError>;
     /// The audit log as stored, in key order: (key, bytes). Verification reads it raw so
     /// that a damaged record is reported rather than refused.
     fn audit_records(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;

@@ -440,14 +440,20 @@ impl Store for SledStore {
             .transpose()
     }
 
-    fn audit_append(&self, make: &mut super::AuditMaker<'_>) -> Result<u64, StoreError> {
+    fn audit_append(
+        &self,
+        make: &mut super::AuditMaker<'_>,
+        flush: bool,
+    ) -> Result<u64, StoreError> {
         let _guard = self.lock()?;
         let last = Self::last_seq(&self.audit, "audit")?;
         let (seq, bytes) = make(last.as_ref().map(|(n, v)| (*n, v.as_ref())))?;
         self.audit
             .insert(seq.to_be_bytes(), bytes)
             .map_err(backend)?;
-        self.flush()?;
+        if flush {
+            self.flush()?;
+        }
         Ok(seq)
     }
 

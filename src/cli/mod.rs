@@ -5,9 +5,12 @@
 
 mod analyze;
 mod audit;
+mod blocklist;
 mod cases;
 mod check_config;
+mod exposure;
 mod govern;
+mod ingest;
 mod inventory;
 mod policy;
 mod quickstart;
@@ -108,6 +111,16 @@ enum Command {
     /// Verify or export the hash-chained audit log
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Import, list and check blocklists of published private keys
+    #[command(subcommand)]
+    Blocklist(blocklist::BlocklistCommand),
+    /// Find private keys in directories and git history, and match them to the inventory
+    #[command(subcommand)]
+    Exposure(exposure::ExposureCommand),
+    /// Read a secret scanner's report (gitleaks, trufflehog, detect-secrets) and match the
+    /// private keys in it to the inventory
+    #[command(subcommand)]
+    Ingest(ingest::IngestCommand),
     /// Check the configuration, the inventory, the issuers' settings and the policy (contacts no CA)
     CheckConfig {
         /// Machine-readable output
@@ -161,6 +174,9 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Approve(args) => govern::run_approve(args, cli.config.as_deref()),
         Command::Deny(args) => govern::run_deny(args, cli.config.as_deref()),
         Command::Breaker(cmd) => govern::run_breaker(cmd, cli.config.as_deref()),
+        Command::Blocklist(cmd) => blocklist::run(cmd, cli.config.as_deref()),
+        Command::Exposure(cmd) => exposure::run(cmd, cli.config.as_deref()),
+        Command::Ingest(cmd) => ingest::run(cmd, cli.config.as_deref()),
         Command::Policy(cmd) => policy::run(cmd, cli.config.as_deref()),
         Command::Audit(cmd) => audit::run(cmd, cli.config.as_deref()),
     }

@@ -1,6 +1,7 @@
 //! Signal detectors, one module per family.
 
 pub mod analyze;
+pub mod exposure;
 pub mod finding;
 pub mod permissions;
 pub mod scan;

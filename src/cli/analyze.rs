@@ -13,6 +13,8 @@ use serde_json::json;
 
 use super::CliError;
 use crate::signals::analyze::{AnalyzeOptions, Analyzed, analyze_moduli, analyze_object};
+use crate::signals::exposure::blocklist::{self, Blocklists, object_key};
+use crate::signals::exposure::identity::KeyIds;
 use crate::signals::weak::KeyPolicy;
 use crate::signals::weak::cert::CertPolicy;
 use crate::signals::{Confidence, Finding};
@@ -59,17 +61,43 @@ struct FileResult {
 }
 
 /// Reads and analyses one file.
-fn analyze_file(path: &Path, moduli: bool, opts: &AnalyzeOptions) -> FileResult {
+fn analyze_file(
+    path: &Path,
+    moduli: bool,
+    opts: &AnalyzeOptions,
+    lists: &Blocklists,
+) -> FileResult {
     let outcome = std::fs::read(path)
         .map_err(|e| format!("cannot read: {e}"))
         .and_then(|bytes| {
             if moduli {
                 let text = String::from_utf8(bytes)
                     .map_err(|_| "not a text file of hex moduli".to_string())?;
-                analyze_moduli(&text, opts)
+                let mut objects = analyze_moduli(&text, opts)?;
+                // Blocklists: a bare modulus is matched by its number (badkeys, Debian).
+                if !lists.is_empty() {
+                    for o in &mut objects {
+                        if let Some(m) = &o.rsa_modulus {
+                            let found = lists.check_ids(&KeyIds::of_modulus(m), &o.key);
+                            o.findings.extend(found);
+                        }
+                    }
+                }
+                Ok(objects)
             } else {
                 inspect::inspect_any(&bytes)
-                    .map(|objs| objs.iter().map(|o| analyze_object(o, opts)).collect())
+                    .map(|objs| {
+                        objs.iter()
+                            .map(|o| {
+                                let mut a = analyze_object(o, opts);
+                                // Blocklists: the object's key on an imported list.
+                                if let Some(key) = object_key(o) {
+                                    a.findings.extend(lists.check(key));
+                                }
+                                a
+                            })
+                            .collect()
+                    })
                     .map_err(|e| e.to_string())
             }
         });
@@ -248,6 +276,21 @@ fn add_inventory_matches(
     Ok(())
 }
 
+/// The imported blocklists, for checking the analysed keys. `analyze` needs no
+/// configuration otherwise, so a configuration or index that cannot be read is warned about
+/// and the lists are skipped.
+fn analyze_blocklists(config: Option<&Path>) -> Blocklists {
+    let loaded = super::load_config(config)
+        .map_err(|e| match e {
+            CliError::Input(e) | CliError::Failure(e) => e.to_string(),
+        })
+        .and_then(|cfg| blocklist::load_all(&cfg).map_err(|e| e.to_string()));
+    loaded.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "blocklists not checked");
+        Blocklists::default()
+    })
+}
+
 pub(crate) fn run(args: AnalyzeArgs, config: Option<&Path>) -> Result<ExitCode, CliError> {
     let opts = AnalyzeOptions {
         key_policy: KeyPolicy {
@@ -262,7 +305,8 @@ pub(crate) fn run(args: AnalyzeArgs, config: Option<&Path>) -> Result<ExitCode, 
         },
         now: Utc::now(),
     };
-    let mut results = par_map(&args.files, |p| analyze_file(p, args.moduli, &opts));
+    let lists = analyze_blocklists(config);
+    let mut results = par_map(&args.files, |p| analyze_file(p, args.moduli, &opts, &lists));
     if !args.no_shared_primes {
         add_shared_primes(&mut results);
     }

@@ -54,6 +54,12 @@ pub fn inventory_findings(
     let mut out = Vec::new();
     let mut scanned = 0;
     let mut rsa: Vec<(String, String, Vec<u8>)> = Vec::new();
+    // Blocklists: loaded once per scan; a list that cannot be read is warned about and
+    // skipped, never fatal.
+    let blocklists = super::exposure::blocklist::load_all(cfg).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "blocklists skipped");
+        super::exposure::blocklist::Blocklists::default()
+    });
     for rec in store.list_certs()? {
         if rec.status != CertStatus::Active {
             continue;
@@ -89,6 +95,10 @@ pub fn inventory_findings(
         };
         let fp = cert.fingerprints.cert_sha256.clone();
         for f in check_key(&cert.key, &key_policy) {
+            out.push((name.clone(), Some(fp.clone()), f));
+        }
+        // Blocklists: the key on a list of published or Debian weak keys.
+        for f in blocklists.check(&cert.key) {
             out.push((name.clone(), Some(fp.clone()), f));
         }
         let cert_policy = CertPolicy {

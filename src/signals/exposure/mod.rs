@@ -4,7 +4,7 @@
 //!
 //! - [`identity`]: every key's identities (SPKI SHA-256, the badkeys hash, SHA-256 of the
 //!   RSA modulus, the Debian openssl-blacklist suffix);
-//! - [`blocklist`]: imported lists of published keys (`blocked_key`, `debian_weak_key`);
+//! - [`blocklist`]: imported lists of published keys (`blocklisted_key`, `debian_weak_key`);
 //! - [`extract`]: private keys found in bytes (PEM, also indented or escaped, DER, PKCS#12,
 //!   JWK, OpenSSH); [`sources`]: the files of directories and every commit of git
 //!   repositories; [`ingest`]: secret scanners' reports;

@@ -162,7 +162,8 @@ fn store_signal(
             s.push_str(&format!(":{line}"));
         }
         if let Some(c) = &l.commit {
-            s.push_str(&format!(" (commit {})", &c[..c.len().min(12)]));
+            let short: String = c.chars().take(12).collect();
+            s.push_str(&format!(" (commit {short})"));
         }
         s
     };

@@ -1,0 +1,301 @@
+//! JSON Web Keys (RFC 7517), alone, in a JWKS `keys` array, as JavaScript object literals,
+//! or escaped inside a JSON string. A JWK holds a private key only when it has `d`
+//! (RFC 7518 §6.2.2.1, §6.3.2.1; RFC 8037 §2). The public key is derived from the private
+//! members: `d` and `crv` for EC, `d` for Ed25519; RSA's `n` and `e` count only when `p`
+//! and `q` multiply to `n`, or `d` inverts `e`.
+
+use base64::Engine as _;
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use zeroize::Zeroizing;
+
+use super::material::{self, OID_P256, OID_P384, OID_P521};
+use super::{Block, Seen};
+
+/// How far back from `kty` the object may open (members before `kty` are rare and short).
+const MAX_BEFORE: usize = 16 * 1024;
+/// How long the object may be (an RSA-16384 JWK with its primes is about 12 KiB).
+const MAX_OBJECT: usize = 64 * 1024;
+
+/// base64url, padded or not (RFC 7515 §2 says unpadded; some writers pad).
+const BASE64URL: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
+);
+
+/// The JWK whose `kty` member name is at `hit`. Each time the object's braces cannot be
+/// found (the costly case) takes one from `budget`; with none left, nothing is looked for.
+pub(super) fn object_at(bytes: &[u8], hit: usize, budget: &mut usize) -> Option<Block> {
+    // `kty` must be a member name: quoted, or a bare identifier in an object literal.
+    let before = hit.checked_sub(1).map(|i| bytes[i]);
+    let after = bytes.get(hit + 3).copied();
+    let named = matches!(
+        before,
+        Some(b'"' | b'\'' | b'{' | b',' | b' ' | b'\t' | b'\n')
+    ) && matches!(after, Some(b'"' | b'\'' | b'\\' | b':' | b' '));
+    if !named {
+        return None;
+    }
+    if *budget == 0 {
+        return None;
+    }
+    let Some((start, end)) =
+        object_start(bytes, hit).and_then(|s| Some((s, object_end(bytes, s)?)))
+    else {
+        *budget -= 1;
+        return None;
+    };
+    let members = members(&unescape(&bytes[start..end]));
+    let get = |name: &str| {
+        members
+            .iter()
+            .find(|(n, _)| n.as_slice() == name.as_bytes())
+            .map(|(_, v)| v.as_slice())
+    };
+    let d = get("d")?;
+    let kty = get("kty")?;
+    let seen = match kty {
+        b"RSA" => rsa(&get, d),
+        b"EC" => {
+            let curve = match get("crv")? {
+                b"P-256" => OID_P256,
+                b"P-384" => OID_P384,
+                b"P-521" => OID_P521,
+                _ => return Some(block(start, end, Seen::Unsupported)),
+            };
+            material::ec_scalar(curve, &b64url(d)?, "jwk")
+        }
+        b"OKP" => match get("crv")? {
+            b"Ed25519" => material::ed25519_seed(&b64url(d)?, "jwk"),
+            // X25519 and X448 are key agreement keys, not signing keys; Ed448's public key
+            // cannot be derived here.
+            _ => Some(Seen::Unsupported),
+        },
+        _ => None,
+    }?;
+    Some(block(start, end, seen))
+}
+
+fn block(start: usize, end: usize, seen: Seen) -> Block {
+    Block {
+        start,
+        end,
+        seen: vec![seen],
+    }
+}
+
+fn rsa<'a>(get: &impl Fn(&str) -> Option<&'a [u8]>, d: &[u8]) -> Option<Seen> {
+    let n = b64url(get("n")?)?;
+    let e = b64url(get("e")?)?;
+    if let (Some(p), Some(q)) = (get("p"), get("q")) {
+        return material::rsa_with_primes(&n, &e, &b64url(p)?, &b64url(q)?, "jwk");
+    }
+    material::rsa_with_exponent(&n, &e, &b64url(d)?, "jwk")
+}
+
+fn b64url(v: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    let mut out = Zeroizing::new(Vec::new());
+    BASE64URL.decode_vec(v, &mut out).ok()?;
+    (!out.is_empty()).then_some(out)
+}
+
+/// The `{` that opens the object holding `hit`: the nearest one before it that is not
+/// closed before it (JWK values are base64url and names, so they hold no braces).
+fn object_start(bytes: &[u8], hit: usize) -> Option<usize> {
+    let from = hit.saturating_sub(MAX_BEFORE);
+    let mut depth = 0usize;
+    for i in (from..hit).rev() {
+        match bytes[i] {
+            b'}' => depth += 1,
+            b'{' if depth == 0 => return Some(i),
+            b'{' => depth -= 1,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The end (exclusive) of the object opened at `start`, strings skipped.
+fn object_end(bytes: &[u8], start: usize) -> Option<usize> {
+    let limit = bytes.len().min(start + MAX_OBJECT);
+    let mut depth = 0usize;
+    let mut quote: Option<u8> = None;
+    let mut i = start;
+    while i < limit {
+        let b = bytes[i];
+        match quote {
+            Some(_) if b == b'\\' => i += 1,
+            Some(q) if b == q => quote = None,
+            Some(_) => {}
+            None => match b {
+                b'"' | b'\'' => quote = Some(b),
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' => {
+                    depth = depth.checked_sub(1)?;
+                    if depth == 0 {
+                        return Some(i + 1);
+                    }
+                }
+                _ => {}
+            },
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Undoes JSON-in-a-string escaping (`{\"kty\":...}`, also escaped twice or more).
+fn unescape(object: &[u8]) -> Zeroizing<Vec<u8>> {
+    let mut text = Zeroizing::new(object.to_vec());
+    for _ in 0..8 {
+        if memchr::memmem::find(&text, b"\\\"").is_none() {
+            break;
+        }
+        let mut out = Zeroizing::new(Vec::with_capacity(text.len()));
+        let mut i = 0;
+        while i < text.len() {
+            match (text[i], text.get(i + 1)) {
+                (b'\\', Some(&next @ (b'"' | b'\\' | b'/'))) => {
+                    out.push(next);
+                    i += 2;
+                }
+                (b, _) => {
+                    out.push(b);
+                    i += 1;
+                }
+            }
+        }
+        text = out;
+    }
+    text
+}
+
+/// The object's top-level members whose values are strings: (name, value). Names may be
+/// quoted (JSON) or bare (JavaScript); other values are skipped.
+fn members(object: &[u8]) -> Vec<(Vec<u8>, Zeroizing<Vec<u8>>)> {
+    let mut out = Vec::new();
+    let body = object
+        .strip_prefix(b"{")
+        .and_then(|o| o.strip_suffix(b"}"))
+        .unwrap_or_default();
+    let mut i = 0;
+    let skip_ws = |i: &mut usize| {
+        while body.get(*i).is_some_and(u8::is_ascii_whitespace) {
+            *i += 1;
+        }
+    };
+    while i < body.len() {
+        skip_ws(&mut i);
+        let Some(name) = token(body, &mut i) else {
+            // Not a member start: move to the next member.
+            skip_value(body, &mut i);
+            i += 1;
+            continue;
+        };
+        skip_ws(&mut i);
+        if body.get(i) != Some(&b':') {
+            skip_value(body, &mut i);
+            i += 1;
+            continue;
+        }
+        i += 1;
+        skip_ws(&mut i);
+        if matches!(body.get(i), Some(b'"' | b'\''))
+            && let Some(value) = token(body, &mut i)
+        {
+            out.push((name.to_vec(), value));
+        }
+        skip_value(body, &mut i);
+        i += 1;
+    }
+    out
+}
+
+/// A quoted string or a bare identifier at `i`, advancing past it.
+fn token(body: &[u8], i: &mut usize) -> Option<Zeroizing<Vec<u8>>> {
+    let first = *body.get(*i)?;
+    let mut out = Zeroizing::new(Vec::new());
+    if first == b'"' || first == b'\'' {
+        let mut j = *i + 1;
+        while j < body.len() && body[j] != first {
+            if body[j] == b'\\' {
+                j += 1;
+            }
+            if let Some(&b) = body.get(j) {
+                out.push(b);
+            }
+            j += 1;
+        }
+        *i = j + 1;
+        return Some(out);
+    }
+    let n = body[*i..]
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_' || **b == b'$')
+        .count();
+    if n == 0 {
+        return None;
+    }
+    out.extend_from_slice(&body[*i..*i + n]);
+    *i += n;
+    Some(out)
+}
+
+/// Moves `i` to the `,` that ends the current member (or the end), skipping nested values
+/// and strings.
+fn skip_value(body: &[u8], i: &mut usize) {
+    let mut depth = 0usize;
+    while *i < body.len() {
+        match body[*i] {
+            b'"' | b'\'' => {
+                let _ = token(body, i);
+                continue;
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b',' if depth == 0 => return,
+            _ => {}
+        }
+        *i += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_of_json_and_object_literals() {
+        let m = members(br#"{"kty":"EC", "crv" : "P-256", "key_ops":["sign"], "d":"AA"}"#);
+        let names: Vec<&[u8]> = m.iter().map(|(n, _)| n.as_slice()).collect();
+        assert_eq!(names, [&b"kty"[..], b"crv", b"d"]);
+        let m = members(b"{ kty: 'OKP', crv: 'Ed25519', x: 'AB', d: 'CD' }");
+        assert_eq!(m.len(), 4);
+        assert_eq!(m[3].1.as_slice(), b"CD");
+    }
+
+    #[test]
+    fn escaped_json_is_unescaped() {
+        let text = unescape(br#"{\"kty\":\"EC\",\"d\":\"AB\"}"#);
+        assert_eq!(text.as_slice(), br#"{"kty":"EC","d":"AB"}"#);
+        let text = unescape(br#"{\\\"kty\\\":\\\"EC\\\"}"#);
+        assert_eq!(text.as_slice(), br#"{"kty":"EC"}"#);
+    }
+
+    #[test]
+    fn public_jwks_are_not_keys() {
+        let public = br#"{"keys":[{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#;
+        let hit = memchr::memmem::find(public, b"kty").unwrap();
+        let mut budget = 1;
+        assert!(object_at(public, hit, &mut budget).is_none());
+        assert_eq!(budget, 1, "a well-formed object costs nothing");
+        let mut budget = 2;
+        let many = b"[\"kty\", \"kty\"]".repeat(3);
+        for at in memchr::memmem::find_iter(&many, b"kty").collect::<Vec<_>>() {
+            assert!(object_at(&many, at, &mut budget).is_none());
+        }
+        assert_eq!(budget, 0);
+    }
+}

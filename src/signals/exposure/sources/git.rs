@@ -1,0 +1,370 @@
+//! Every blob in a git repository's history, read once, with the commit that first added
+//! it. Two `git` processes do it:
+//!
+//! 1. `git log --all -m --root --topo-order --raw --no-abbrev --no-renames -z` lists, for
+//!    every commit of every ref (merges against each parent), the blobs it wrote and their
+//!    paths; the earliest commit (by commit time; between equal times, the ancestor) that
+//!    wrote a blob is where it was first exposed;
+//! 2. `git cat-file --batch` reads each of those blobs once.
+//!
+//! Symbolic links and submodule entries are not blobs to search. The repository's own
+//! configuration is not trusted to run anything: the commands used run no hooks, pagers
+//! or filters, and the file system monitor is turned off.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc::SyncSender;
+
+use chrono::{DateTime, Utc};
+use zeroize::Zeroizing;
+
+use super::{Job, PROBE, Repository, ScanOptions, ScanOutcome, location, skip_binary};
+
+/// Where a blob was first seen.
+#[derive(Debug, Clone)]
+struct Origin {
+    time: i64,
+    commit: Arc<str>,
+    path: String,
+}
+
+/// Variables that would point git at another repository than the one named.
+const GIT_ENV: &[&str] = &[
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_COMMON_DIR",
+    "GIT_NAMESPACE",
+    "GIT_CEILING_DIRECTORIES",
+];
+
+fn git(repo: &Path) -> Command {
+    let mut c = Command::new("git");
+    // A repository owned by another user (a scan run as root) is still read: it is only
+    // read, and nothing here runs its configured commands.
+    let absolute = std::path::absolute(repo).unwrap_or_else(|_| repo.to_path_buf());
+    c.arg("--no-pager")
+        .arg("-c")
+        .arg(format!("safe.directory={}", absolute.display()))
+        .args(["-c", "core.fsmonitor=false", "-c", "core.quotePath=false"])
+        .arg("-C")
+        .arg(repo)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for v in GIT_ENV {
+        c.env_remove(v);
+    }
+    c
+}
+
+fn spawn(mut cmd: Command, what: &str) -> Result<Child, String> {
+    cmd.spawn().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            format!("cannot read the history: `git` is not installed ({what})")
+        }
+        _ => format!("cannot run `git {what}`: {e}"),
+    })
+}
+
+/// Drains a child's stderr on a thread (so that it never blocks on a full pipe).
+fn stderr_of(child: &mut Child) -> std::thread::JoinHandle<String> {
+    let err = child.stderr.take();
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(mut e) = err {
+            let _ = e.read_to_string(&mut s);
+        }
+        s
+    })
+}
+
+fn finish(
+    mut child: Child,
+    err: std::thread::JoinHandle<String>,
+    what: &str,
+) -> Result<(), String> {
+    let status = child.wait().map_err(|e| format!("`git {what}`: {e}"))?;
+    let stderr = err.join().unwrap_or_default();
+    if status.success() {
+        Ok(())
+    } else {
+        let msg = stderr
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim();
+        Err(format!("`git {what}` failed ({status}): {msg}"))
+    }
+}
+
+/// Reads the repository's history into the queue; blobs over the cap are noted in
+/// `outcome` (as binary or too large).
+pub(super) fn history(
+    repo: &Path,
+    shown: &str,
+    opts: &ScanOptions,
+    tx: &SyncSender<Job>,
+    outcome: &mut ScanOutcome,
+) -> Result<Repository, String> {
+    let (origins, commits) = blobs(repo)?;
+    let mut summary = Repository {
+        path: shown.to_string(),
+        commits,
+        blobs: 0,
+    };
+    if origins.is_empty() {
+        return Ok(summary);
+    }
+    let what = "cat-file --batch";
+    let mut cmd = git(repo);
+    cmd.args(["cat-file", "--batch"]).stdin(Stdio::piped());
+    let mut child = spawn(cmd, what)?;
+    let err = stderr_of(&mut child);
+    let Some(mut stdin) = child.stdin.take() else {
+        return Err(format!("`git {what}`: no input pipe"));
+    };
+    let Some(stdout) = child.stdout.take() else {
+        return Err(format!("`git {what}`: no output pipe"));
+    };
+    let ids: Vec<String> = origins.iter().map(|(id, _)| id.clone()).collect();
+    // Written on a thread: git answers while it reads, and both pipes must keep moving.
+    let writer = std::thread::spawn(move || {
+        let mut w = std::io::BufWriter::new(&mut stdin);
+        for id in ids {
+            if writeln!(w, "{id}").is_err() {
+                break;
+            }
+        }
+        let _ = w.flush();
+    });
+    let mut out = BufReader::with_capacity(1 << 16, stdout);
+    let mut header = String::new();
+    for (id, origin) in &origins {
+        header.clear();
+        if out
+            .read_line(&mut header)
+            .map_err(|e| format!("`git {what}`: {e}"))?
+            == 0
+        {
+            return Err(format!("`git {what}` stopped early"));
+        }
+        let mut fields = header.split_ascii_whitespace();
+        let (Some(got), Some(kind)) = (fields.next(), fields.next()) else {
+            return Err(format!("`git {what}`: unexpected output"));
+        };
+        if got != id {
+            return Err(format!("`git {what}`: answers out of order"));
+        }
+        if kind == "missing" {
+            continue;
+        }
+        let size: u64 = fields
+            .next()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("`git {what}`: unexpected output"))?;
+        let at = || {
+            let mut at = location(origin.path.clone(), Some(shown.to_string()));
+            at.commit = Some(origin.commit.to_string());
+            at.first_seen = DateTime::<Utc>::from_timestamp(origin.time, 0);
+            at
+        };
+        if kind != "blob" || size > opts.max_file_size {
+            let mut first = Vec::new();
+            (&mut out)
+                .take(PROBE.min(size))
+                .read_to_end(&mut first)
+                .map_err(|e| format!("`git {what}`: {e}"))?;
+            if kind == "blob" && skip_binary(&first, size) {
+                outcome.binary += 1;
+            } else if kind == "blob" {
+                outcome.too_large.push(format!(
+                    "{shown}/{} (commit {})",
+                    origin.path,
+                    short(&origin.commit)
+                ));
+            }
+            let rest = size + 1 - first.len() as u64;
+            std::io::copy(&mut (&mut out).take(rest), &mut std::io::sink())
+                .map_err(|e| format!("`git {what}`: {e}"))?;
+            continue;
+        }
+        // usize holds any size under the cap on the platforms certresponder runs on.
+        let mut data = Zeroizing::new(Vec::with_capacity(usize::try_from(size).unwrap_or(0)));
+        (&mut out)
+            .take(size)
+            .read_to_end(&mut data)
+            .map_err(|e| format!("`git {what}`: {e}"))?;
+        let mut newline = [0u8; 1];
+        out.read_exact(&mut newline)
+            .map_err(|e| format!("`git {what}`: {e}"))?;
+        summary.blobs += 1;
+        if tx.send(Job::Blob { data, at: at() }).is_err() {
+            break;
+        }
+    }
+    drop(out);
+    let _ = writer.join();
+    finish(child, err, what)?;
+    Ok(summary)
+}
+
+fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(12)]
+}
+
+/// Every blob the history wrote, with where it first appeared, in a stable order; and the
+/// number of commits read.
+fn blobs(repo: &Path) -> Result<(Vec<(String, Origin)>, u64), String> {
+    let what = "log --all --raw";
+    let mut cmd = git(repo);
+    cmd.args([
+        "log",
+        "--all",
+        "-m",
+        "--root",
+        "--topo-order",
+        "--raw",
+        "--no-abbrev",
+        "--no-renames",
+        "--no-color",
+        "-z",
+        "--format=%x01%H %ct",
+    ]);
+    let mut child = spawn(cmd, what)?;
+    let err = stderr_of(&mut child);
+    let Some(stdout) = child.stdout.take() else {
+        return Err(format!("`git {what}`: no output pipe"));
+    };
+    let mut origins: HashMap<String, Origin> = HashMap::new();
+    let mut commits = 0u64;
+    let mut commit: Option<(Arc<str>, i64)> = None;
+    let mut out = BufReader::with_capacity(1 << 16, stdout);
+    let mut token = Vec::new();
+    // A raw entry was read and its path comes next: the blob to note, if any.
+    let mut pending: Option<Option<String>> = None;
+    loop {
+        token.clear();
+        if out
+            .read_until(0, &mut token)
+            .map_err(|e| format!("`git {what}`: {e}"))?
+            == 0
+        {
+            break;
+        }
+        if token.last() == Some(&0) {
+            token.pop();
+        }
+        if let Some(entry) = pending.take() {
+            if let (Some(id), Some((c, t))) = (entry, &commit) {
+                let path = String::from_utf8_lossy(&token).into_owned();
+                let older = origins.get(&id).is_none_or(|o| *t <= o.time);
+                if older {
+                    origins.insert(
+                        id,
+                        Origin {
+                            time: *t,
+                            commit: Arc::clone(c),
+                            path,
+                        },
+                    );
+                }
+            }
+            continue;
+        }
+        let text = String::from_utf8_lossy(&token);
+        let text = text.trim_start_matches('\n');
+        if let Some(header) = text.strip_prefix('\u{1}') {
+            let mut f = header.split(' ');
+            let (Some(hash), Some(time)) = (f.next(), f.next().and_then(|t| t.trim().parse().ok()))
+            else {
+                return Err(format!("`git {what}`: unexpected output"));
+            };
+            commits += 1;
+            commit = Some((Arc::from(hash), time));
+        } else if let Some(raw) = text.strip_prefix(':') {
+            // `:old_mode new_mode old_id new_id status`, then the path.
+            let f: Vec<&str> = raw.split(' ').collect();
+            let (Some(mode), Some(id), Some(status)) = (f.get(1), f.get(3), f.get(4)) else {
+                return Err(format!("`git {what}`: unexpected output"));
+            };
+            let written = !status.starts_with('D') && id.bytes().any(|b| b != b'0');
+            let searchable = !mode.starts_with("160") && !mode.starts_with("120");
+            pending = Some((written && searchable).then(|| (*id).to_string()));
+        }
+    }
+    finish(child, err, what)?;
+    let mut list: Vec<(String, Origin)> = origins.into_iter().collect();
+    // Oldest first: the output then reads like the history.
+    list.sort_by(|a, b| (a.1.time, &a.1.path, &a.0).cmp(&(b.1.time, &b.1.path, &b.0)));
+    Ok((list, commits))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git_in(repo: &Path, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .args([
+                "-c",
+                "user.name=Test",
+                "-c",
+                "user.email=test@example.com",
+                "-c",
+                "init.defaultBranch=main",
+                "-c",
+                "commit.gpgsign=false",
+            ])
+            .args(args)
+            .current_dir(repo)
+            .output()
+            .expect("git must be installed (scripts/test installs it)");
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    #[test]
+    fn blobs_name_the_first_commit_across_branches_merges_and_odd_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path();
+        git_in(repo, &["init", "-q"]);
+        std::fs::write(repo.join("a b\nc.txt"), "one\n").unwrap();
+        std::os::unix::fs::symlink("a b\nc.txt", repo.join("link")).unwrap();
+        git_in(repo, &["add", "."]);
+        git_in(repo, &["commit", "-q", "-m", "one"]);
+        let first = git_in(repo, &["rev-parse", "HEAD"]);
+        git_in(repo, &["checkout", "-q", "-b", "side"]);
+        std::fs::write(repo.join("side.txt"), "side\n").unwrap();
+        git_in(repo, &["add", "."]);
+        git_in(repo, &["commit", "-q", "-m", "side"]);
+        let side = git_in(repo, &["rev-parse", "HEAD"]);
+        git_in(repo, &["checkout", "-q", "main"]);
+        std::fs::write(repo.join("a b\nc.txt"), "two\n").unwrap();
+        git_in(repo, &["commit", "-q", "-am", "two"]);
+        git_in(repo, &["merge", "-q", "--no-edit", "side"]);
+        git_in(repo, &["rm", "-q", "side.txt"]);
+        git_in(repo, &["commit", "-q", "-m", "drop"]);
+
+        let (list, commits) = blobs(repo).unwrap();
+        // one, side, two, the merge (twice: once per parent), drop.
+        assert_eq!(commits, 6);
+        let paths: Vec<&str> = list.iter().map(|(_, o)| o.path.as_str()).collect();
+        assert_eq!(list.len(), 3, "{paths:?}");
+        assert!(paths.contains(&"a b\nc.txt"));
+        let side_blob = list.iter().find(|(_, o)| o.path == "side.txt").unwrap();
+        assert_eq!(&*side_blob.1.commit, side.as_str());
+        let first_blob = list
+            .iter()
+            .find(|(_, o)| &*o.commit == first.as_str())
+            .unwrap();
+        assert_eq!(first_blob.1.path, "a b\nc.txt");
+    }
+}

@@ -1,7 +1,8 @@
 //! `key_file_permissions`: a file holding a private key (the key file, a combined PEM, a
-//! PKCS#12 file, the PKCS#12 password file) that group or others may read. Nobody is known
-//! to have read it, so the finding is low confidence: the policy escalates it to the owner
-//! and never revokes for it.
+//! PKCS#12 file, the PKCS#12 password file) that group or others may read, or that is owned
+//! by an unexpected user: neither root, nor the owner of the certificate file, nor the
+//! owner of the directory it is in. Nobody is known to have read it, so the finding is low
+//! confidence: the policy escalates it to the owner and never revokes for it.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -21,8 +22,41 @@ pub fn key_file_findings(entry: &ManagedCert) -> Vec<Finding> {
         ("pkcs12_password_file", p.pkcs12_password_file.as_deref()),
     ]
     .into_iter()
-    .filter_map(|(field, path)| path.and_then(|path| check(field, path)))
+    .filter_map(|(field, path)| {
+        path.and_then(|path| check(field, path).or_else(|| owner(field, path, &p.cert)))
+    })
     .collect()
+}
+
+/// A key file owned by someone other than root, the certificate file's owner or its
+/// directory's owner.
+fn owner(field: &str, path: &Path, cert: &Path) -> Option<Finding> {
+    let uid = std::fs::metadata(path).ok()?.uid();
+    let cert_uid = std::fs::metadata(cert).ok().map(|m| m.uid());
+    let dir_uid = path
+        .parent()
+        .and_then(|d| std::fs::metadata(d).ok())
+        .map(|m| m.uid());
+    if uid == 0 || Some(uid) == cert_uid || Some(uid) == dir_uid {
+        return None;
+    }
+    Some(Finding {
+        check: "key_file_permissions",
+        confidence: Confidence::Low,
+        message: format!(
+            "{} ({field}) holds a private key and is owned by uid {uid}, which owns neither the certificate file nor the directory (chown it to the service's user)",
+            path.display()
+        ),
+        revocation_reason: None,
+        deadline_hours: None,
+        evidence: json!({
+            "path": path.display().to_string(),
+            "field": field,
+            "uid": uid,
+            "certificate_uid": cert_uid,
+            "directory_uid": dir_uid,
+        }),
+    })
 }
 
 fn check(field: &str, path: &Path) -> Option<Finding> {
@@ -81,5 +115,27 @@ mod tests {
         assert_eq!(found.evidence["mode"], "0644");
         assert!(f(0o640).unwrap().message.contains("its group"));
         assert!(check("key", &dir.path().join("missing.pem")).is_none());
+    }
+
+    #[test]
+    fn a_key_owned_by_an_unexpected_user_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, cert) = (dir.path().join("key.pem"), dir.path().join("cert.pem"));
+        std::fs::write(&key, "x").unwrap();
+        std::fs::write(&cert, "x").unwrap();
+        // Same owner as the certificate and the directory: expected.
+        assert!(owner("key", &key, &cert).is_none());
+        // Only root can hand a file to another user; elsewhere this part cannot be shown.
+        if std::fs::metadata(&key).unwrap().uid() == 0 {
+            std::os::unix::fs::chown(&key, Some(65534), None).unwrap();
+            std::os::unix::fs::chown(&cert, Some(65533), None).unwrap();
+            std::os::unix::fs::chown(dir.path(), Some(65532), None).unwrap();
+            let f = owner("key", &key, &cert).unwrap();
+            assert_eq!(f.evidence["uid"], 65534);
+            assert!(f.message.contains("uid 65534"), "{}", f.message);
+            // Owned by the certificate's owner: expected again.
+            std::os::unix::fs::chown(&cert, Some(65534), None).unwrap();
+            assert!(owner("key", &key, &cert).is_none());
+        }
     }
 }

@@ -29,7 +29,8 @@ use serde::Serialize;
 pub struct FoundKey {
     /// The public key (no secret material).
     pub public: KeyInfo,
-    /// How it was encoded where it was found: `pem`, `der`, `pkcs12`, `jwk`, `openssh`.
+    /// How it was encoded where it was found: `pem`, `der`, `pkcs12`, `jwk`, `openssh`,
+    /// `putty`, `base64` (base64 of a PEM or DER key, as in Kubernetes secrets).
     pub format: &'static str,
     /// Where.
     pub location: Location,

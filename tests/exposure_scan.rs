@@ -516,3 +516,61 @@ fn a_missing_path_is_an_input_error_naming_it() {
         "{out:?}"
     );
 }
+
+/// A scanned repository's own configuration runs nothing: a signed commit, a configured
+/// signature program and `log.showSignature` would make a plain `git log` run the program.
+#[test]
+fn a_hostile_repository_configuration_runs_nothing() {
+    let home = Home::new();
+    let repo = home.path("hostile");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q"]);
+    std::fs::write(repo.join("README"), "hello\n").unwrap();
+    git(&repo, &["add", "README"]);
+    git(&repo, &["commit", "-q", "-m", "first"]);
+    // A commit carrying a (fake) signature, written as a raw object.
+    let tree = git(&repo, &["rev-parse", "HEAD^{tree}"]);
+    let parent = git(&repo, &["rev-parse", "HEAD"]);
+    let commit = format!(
+        "tree {}\nparent {}\nauthor T <t@example.com> 1700000000 +0000\ncommitter T <t@example.com> 1700000000 +0000\ngpgsig -----BEGIN PGP SIGNATURE-----\n \n iQEzBAABCAAdFiEE\n -----END PGP SIGNATURE-----\n\nsigned\n",
+        tree.trim(),
+        parent.trim()
+    );
+    std::fs::write(home.path("commit.txt"), commit).unwrap();
+    let id = git(
+        &repo,
+        &[
+            "hash-object",
+            "-t",
+            "commit",
+            "-w",
+            home.path("commit.txt").to_str().unwrap(),
+        ],
+    );
+    git(&repo, &["update-ref", "refs/heads/main", id.trim()]);
+    let marker = home.path("ran");
+    let program = home.path("evil.sh");
+    std::fs::write(
+        &program,
+        format!("#!/bin/sh\ntouch {}\nexit 1\n", marker.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&program, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    for (k, v) in [
+        ("log.showSignature", "true"),
+        ("gpg.program", program.to_str().unwrap()),
+        ("core.pager", program.to_str().unwrap()),
+    ] {
+        git(&repo, &["config", k, v]);
+    }
+    // The configuration is live: git itself runs the program on a plain log.
+    let _ = Command::new("git")
+        .args(["-C", repo.to_str().unwrap(), "--no-pager", "log", "-1"])
+        .output()
+        .unwrap();
+    assert!(marker.exists(), "the test repository does not trigger the program");
+    std::fs::remove_file(&marker).unwrap();
+    write_inventory(&home, "");
+    scan(&home, &[&repo], 0);
+    assert!(!marker.exists(), "the scan ran the repository's configured program");
+}

@@ -1,7 +1,8 @@
 //! `key_file_permissions`: a file holding a private key (the key file, a combined PEM, a
 //! PKCS#12 file, the PKCS#12 password file) that group or others may read, or that is owned
-//! by an unexpected user: neither root, nor the owner of the certificate file, nor the
-//! owner of the directory it is in. Nobody is known to have read it, so the finding is low
+//! by an unexpected user: a regular (login) account, uid 1000 or above, that owns neither
+//! the certificate file nor the directory. Service accounts (system uids) own keys they use;
+//! a person's account should not. Nobody is known to have read it, so the finding is low
 //! confidence: the policy escalates it to the owner and never revokes for it.
 
 use std::os::unix::fs::MetadataExt;
@@ -28,8 +29,8 @@ pub fn key_file_findings(entry: &ManagedCert) -> Vec<Finding> {
     .collect()
 }
 
-/// A key file owned by someone other than root, the certificate file's owner or its
-/// directory's owner.
+/// A key file owned by a regular (login) account that owns neither the certificate file nor
+/// its directory.
 fn owner(field: &str, path: &Path, cert: &Path) -> Option<Finding> {
     let uid = std::fs::metadata(path).ok()?.uid();
     let cert_uid = std::fs::metadata(cert).ok().map(|m| m.uid());
@@ -37,14 +38,14 @@ fn owner(field: &str, path: &Path, cert: &Path) -> Option<Finding> {
         .parent()
         .and_then(|d| std::fs::metadata(d).ok())
         .map(|m| m.uid());
-    if uid == 0 || Some(uid) == cert_uid || Some(uid) == dir_uid {
+    if uid < FIRST_REGULAR_UID || Some(uid) == cert_uid || Some(uid) == dir_uid {
         return None;
     }
     Some(Finding {
         check: "key_file_permissions",
         confidence: Confidence::Low,
         message: format!(
-            "{} ({field}) holds a private key and is owned by uid {uid}, which owns neither the certificate file nor the directory (chown it to the service's user)",
+            "{} ({field}) holds a private key and is owned by uid {uid}, a regular account that owns neither the certificate file nor the directory (chown it to the service's user)",
             path.display()
         ),
         revocation_reason: None,
@@ -58,6 +59,9 @@ fn owner(field: &str, path: &Path, cert: &Path) -> Option<Finding> {
         }),
     })
 }
+
+/// The first uid of regular (login) accounts on Debian (`FIRST_UID` in adduser.conf).
+const FIRST_REGULAR_UID: u32 = 1000;
 
 fn check(field: &str, path: &Path) -> Option<Finding> {
     let meta = std::fs::metadata(path).ok()?;
@@ -135,6 +139,10 @@ mod tests {
             assert!(f.message.contains("uid 65534"), "{}", f.message);
             // Owned by the certificate's owner: expected again.
             std::os::unix::fs::chown(&cert, Some(65534), None).unwrap();
+            assert!(owner("key", &key, &cert).is_none());
+            // A service account (a system uid) that reads its own key: expected.
+            std::os::unix::fs::chown(&cert, Some(0), None).unwrap();
+            std::os::unix::fs::chown(&key, Some(105), None).unwrap();
             assert!(owner("key", &key, &cert).is_none());
         }
     }

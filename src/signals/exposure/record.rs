@@ -60,11 +60,12 @@ pub struct ExposureReport {
     pub unknown: Vec<Unknown>,
 }
 
-/// The number hash of every active certificate's current key: hash -> certificate names.
-pub fn inventory_keys(
-    store: &dyn Store,
-) -> Result<HashMap<String, Vec<(String, String)>>, StoreError> {
-    let mut out: HashMap<String, Vec<(String, String)>> = HashMap::new();
+/// An inventory certificate's current key: (name, certificate SHA-256, public key).
+pub type InventoryKey = (String, String, KeyInfo);
+
+/// The number hash of every active certificate's current key: hash -> certificates.
+pub fn inventory_keys(store: &dyn Store) -> Result<HashMap<String, Vec<InventoryKey>>, StoreError> {
+    let mut out: HashMap<String, Vec<InventoryKey>> = HashMap::new();
     for rec in store.list_certs()? {
         if rec.status != CertStatus::Active {
             continue;
@@ -82,9 +83,11 @@ pub fn inventory_keys(
             continue;
         };
         if let Some(h) = KeyIds::of(&info.key).number_sha256 {
-            out.entry(h)
-                .or_default()
-                .push((name, current.fingerprints.cert_sha256.clone()));
+            out.entry(h).or_default().push((
+                name,
+                current.fingerprints.cert_sha256.clone(),
+                info.key,
+            ));
         }
     }
     Ok(out)
@@ -116,15 +119,25 @@ pub fn record(
         ..ExposureReport::default()
     };
     for (hash, (key, locations)) in by_key {
-        let Some(certs) = keys.get(&hash) else {
+        // The same number under another algorithm (an RSA modulus equal to an EC point's
+        // x coordinate) is not the same key.
+        let certs: Vec<&InventoryKey> = keys
+            .get(&hash)
+            .map(|c| {
+                c.iter()
+                    .filter(|(_, _, k)| k.same_public_key(&key))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if certs.is_empty() {
             report.unknown.push(Unknown {
                 key: key.describe(),
                 spki_sha256: KeyIds::of(&key).spki_sha256,
                 locations,
             });
             continue;
-        };
-        for (cert, cert_sha256) in certs {
+        }
+        for (cert, cert_sha256, _) in certs {
             let (signal, new) = store_signal(store, cert, cert_sha256, &key, &locations, now)?;
             report.exposed.push(Exposed {
                 cert: cert.clone(),

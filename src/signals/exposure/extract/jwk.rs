@@ -25,8 +25,10 @@ const BASE64URL: GeneralPurpose = GeneralPurpose::new(
         .with_decode_allow_trailing_bits(true),
 );
 
-/// The JWK whose `kty` member name is at `hit`. Each time the object's braces cannot be
-/// found (the costly case) takes one from `budget`; with none left, nothing is looked for.
+/// The JWK whose `kty` member name is at `hit`. Each object tried that yields no key (its
+/// braces cannot be found, or it holds no private key) takes one from `budget`; with none
+/// left, nothing is looked for. A tried object comes back as a block without keys so that
+/// the scan skips the other `kty` markers inside it (text full of them stays linear).
 pub(super) fn object_at(bytes: &[u8], hit: usize, budget: &mut usize) -> Option<Block> {
     // `kty` must be a member name: quoted, or a bare identifier in an object literal.
     let before = hit.checked_sub(1).map(|i| bytes[i]);
@@ -41,13 +43,26 @@ pub(super) fn object_at(bytes: &[u8], hit: usize, budget: &mut usize) -> Option<
     if *budget == 0 {
         return None;
     }
-    let Some((start, end)) =
-        object_start(bytes, hit).and_then(|s| Some((s, object_end(bytes, s)?)))
-    else {
+    let Some(start) = object_start(bytes, hit) else {
         *budget -= 1;
         return None;
     };
-    let members = members(&unescape(&bytes[start..end]));
+    let Some(end) = object_end(bytes, start) else {
+        *budget -= 1;
+        return Some(tried(bytes, hit, bytes.len().min(start + MAX_OBJECT)));
+    };
+    match key_in(&bytes[start..end]) {
+        Some(seen) => Some(block(start, end, seen)),
+        None => {
+            *budget -= 1;
+            Some(tried(bytes, hit, end))
+        }
+    }
+}
+
+/// What the object (braces included) holds, if it is a private JWK.
+fn key_in(object: &[u8]) -> Option<Seen> {
+    let members = members(&unescape(object));
     let get = |name: &str| {
         members
             .iter()
@@ -56,14 +71,14 @@ pub(super) fn object_at(bytes: &[u8], hit: usize, budget: &mut usize) -> Option<
     };
     let d = get("d")?;
     let kty = get("kty")?;
-    let seen = match kty {
+    match kty {
         b"RSA" => rsa(&get, d),
         b"EC" => {
             let curve = match get("crv")? {
                 b"P-256" => OID_P256,
                 b"P-384" => OID_P384,
                 b"P-521" => OID_P521,
-                _ => return Some(block(start, end, Seen::Unsupported)),
+                _ => return Some(Seen::Unsupported),
             };
             material::ec_scalar(curve, &b64url(d)?, "jwk")
         }
@@ -74,8 +89,27 @@ pub(super) fn object_at(bytes: &[u8], hit: usize, budget: &mut usize) -> Option<
             _ => Some(Seen::Unsupported),
         },
         _ => None,
-    }?;
-    Some(block(start, end, seen))
+    }
+}
+
+/// A block without keys from `hit` over the rest of an object that was tried (up to
+/// `limit`), stopping before a nested object (which may be a JWK of its own) and before any
+/// other marker (a PEM key in a string member is still found).
+fn tried(bytes: &[u8], hit: usize, limit: usize) -> Block {
+    let from = (hit + super::JWK_MARKER.len()).min(limit);
+    let region = &bytes[from..limit];
+    let mut end = memchr::memchr(b'{', region).map_or(limit, |i| from + i);
+    if let Some(m) = super::automaton()
+        .find_iter(&region[..end - from])
+        .find(|m| super::MARKERS.get(m.pattern().as_usize()) != Some(&super::JWK_MARKER))
+    {
+        end = from + m.start();
+    }
+    Block {
+        start: hit,
+        end,
+        seen: Vec::new(),
+    }
 }
 
 fn block(start: usize, end: usize, seen: Seen) -> Block {
@@ -277,6 +311,18 @@ mod tests {
     }
 
     #[test]
+    fn tried_objects_are_skipped_up_to_nested_objects_and_other_markers() {
+        let text = br#"{"kty" "kty" "kty", "inner": {"kty":"EC"}}"#;
+        let mut budget = 10;
+        let b = object_at(text, 2, &mut budget).unwrap();
+        assert!(b.seen.is_empty());
+        assert_eq!(&text[b.end..b.end + 1], b"{", "stops before the nested object");
+        let text = br#"{"kty":"oct", "pem":"-----BEGIN PRIVATE KEY-----"}"#;
+        let b = object_at(text, 2, &mut budget).unwrap();
+        assert!(text[b.end..].starts_with(b"PRIVATE KEY-----"));
+    }
+
+    #[test]
     fn escaped_json_is_unescaped() {
         let text = unescape(br#"{\"kty\":\"EC\",\"d\":\"AB\"}"#);
         assert_eq!(text.as_slice(), br#"{"kty":"EC","d":"AB"}"#);
@@ -288,9 +334,10 @@ mod tests {
     fn public_jwks_are_not_keys() {
         let public = br#"{"keys":[{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#;
         let hit = memchr::memmem::find(public, b"kty").unwrap();
-        let mut budget = 1;
-        assert!(object_at(public, hit, &mut budget).is_none());
-        assert_eq!(budget, 1, "a well-formed object costs nothing");
+        let mut budget = 2;
+        let tried = object_at(public, hit, &mut budget).unwrap();
+        assert!(tried.seen.is_empty());
+        assert_eq!(budget, 1, "an object without a key costs one");
         let mut budget = 2;
         let many = b"[\"kty\", \"kty\"]".repeat(3);
         for at in memchr::memmem::find_iter(&many, b"kty").collect::<Vec<_>>() {

@@ -37,11 +37,14 @@ pub(super) fn block_at(bytes: &[u8], hit: usize) -> Option<Block> {
     // The body holds no dashes: the next five end it, and must be the END line (looking no
     // further keeps the work linear in text full of BEGIN lines).
     let body_len = memmem::find(window, b"-----")?;
-    if !window[body_len..].starts_with(&end_marker) {
+    // A line prefix may stand before the END line as before the BEGIN one; a `-` (a diff's
+    // removed line) then runs into the dashes.
+    let prefixed = window[body_len..].starts_with(b"-") && window[body_len + 1..].starts_with(&end_marker);
+    if !prefixed && !window[body_len..].starts_with(&end_marker) {
         return None;
     }
     let body = &window[..body_len];
-    let end = body_start + body_len + end_marker.len();
+    let end = body_start + body_len + usize::from(prefixed) + end_marker.len();
     let block = |seen: Vec<Seen>| {
         Some(Block {
             start: begin,

@@ -41,20 +41,48 @@ const GIT_ENV: &[&str] = &[
     "GIT_COMMON_DIR",
     "GIT_NAMESPACE",
     "GIT_CEILING_DIRECTORIES",
+    "GIT_CONFIG",
+    "GIT_CONFIG_GLOBAL",
+    "GIT_CONFIG_PARAMETERS",
+    "GIT_CONFIG_COUNT",
+    "GIT_EXTERNAL_DIFF",
+    "GIT_PAGER",
+    "GIT_REPLACE_REF_BASE",
+];
+
+/// Settings that keep a scanned repository's own configuration from running anything: the
+/// repository may be hostile (its `.git/config` is the attacker's), and scans often run as
+/// root. Signature checks, external diff and text conversion, the file-system monitor,
+/// pagers and replace objects are all turned off, whatever the repository says.
+const NEUTRAL_CONFIG: &[&str] = &[
+    "core.fsmonitor=false",
+    "core.quotePath=false",
+    "core.pager=cat",
+    "log.showSignature=false",
+    "gpg.program=false",
+    "gpg.ssh.program=false",
+    "gpg.x509.program=false",
+    "diff.external=",
+    "core.hooksPath=/dev/null",
+    "log.mailmap=false",
 ];
 
 fn git(repo: &Path) -> Command {
     let mut c = Command::new("git");
     // A repository owned by another user (a scan run as root) is still read: it is only
-    // read, and nothing here runs its configured commands.
+    // read, and the settings above keep its configured commands from running.
     let absolute = std::path::absolute(repo).unwrap_or_else(|_| repo.to_path_buf());
     c.arg("--no-pager")
+        .arg("--no-replace-objects")
         .arg("-c")
-        .arg(format!("safe.directory={}", absolute.display()))
-        .args(["-c", "core.fsmonitor=false", "-c", "core.quotePath=false"])
-        .arg("-C")
+        .arg(format!("safe.directory={}", absolute.display()));
+    for setting in NEUTRAL_CONFIG {
+        c.args(["-c", setting]);
+    }
+    c.arg("-C")
         .arg(repo)
         .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("LC_ALL", "C")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -228,6 +256,12 @@ fn blobs(repo: &Path) -> Result<(Vec<(String, Origin)>, u64), String> {
     cmd.args([
         "log",
         "--all",
+        // Commits only the reflog still reaches: how a leaked key is usually "removed"
+        // (an amended commit, a reset branch).
+        "--reflog",
+        "--no-show-signature",
+        "--no-textconv",
+        "--no-ext-diff",
         "-m",
         "--root",
         "--topo-order",

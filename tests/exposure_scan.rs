@@ -555,7 +555,11 @@ fn a_hostile_repository_configuration_runs_nothing() {
         format!("#!/bin/sh\ntouch {}\nexit 1\n", marker.display()),
     )
     .unwrap();
-    std::fs::set_permissions(&program, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        &program,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     for (k, v) in [
         ("log.showSignature", "true"),
         ("gpg.program", program.to_str().unwrap()),
@@ -568,9 +572,15 @@ fn a_hostile_repository_configuration_runs_nothing() {
         .args(["-C", repo.to_str().unwrap(), "--no-pager", "log", "-1"])
         .output()
         .unwrap();
-    assert!(marker.exists(), "the test repository does not trigger the program");
+    assert!(
+        marker.exists(),
+        "the test repository does not trigger the program"
+    );
     std::fs::remove_file(&marker).unwrap();
     write_inventory(&home, "");
     scan(&home, &[&repo], 0);
-    assert!(!marker.exists(), "the scan ran the repository's configured program");
+    assert!(
+        !marker.exists(),
+        "the scan ran the repository's configured program"
+    );
 }

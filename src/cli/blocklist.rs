@@ -330,20 +330,45 @@ fn check(files: &[PathBuf], lists: &Blocklists, json: bool) -> Result<ExitCode, 
         )?;
     }
     out.flush()?;
-    Ok(if unreadable > 0 {
-        ExitCode::from(2)
-    } else if on_lists > 0 {
-        ExitCode::from(FINDINGS_FOUND)
-    } else if !problems.is_empty() {
-        ExitCode::from(1)
+    // A key on a list outranks an unreadable file in the exit code: say so on stderr too,
+    // so that the unreadable file is not lost.
+    for r in &results {
+        if let Some(e) = &r.error {
+            eprintln!("certresponder: {}: unreadable: {e}", r.path.display());
+        }
+    }
+    Ok(ExitCode::from(check_status(
+        unreadable,
+        on_lists,
+        !problems.is_empty(),
+    )))
+}
+
+/// The exit status of `blocklist check`: a key on a list (3) wins over an unreadable file
+/// (2), which wins over unreadable lists (1).
+fn check_status(unreadable: usize, on_lists: usize, list_problems: bool) -> u8 {
+    if on_lists > 0 {
+        FINDINGS_FOUND
+    } else if unreadable > 0 {
+        2
+    } else if list_problems {
+        1
     } else {
-        ExitCode::SUCCESS
-    })
+        0
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_on_a_list_wins_over_an_unreadable_file() {
+        assert_eq!(check_status(1, 1, true), FINDINGS_FOUND);
+        assert_eq!(check_status(1, 0, true), 2);
+        assert_eq!(check_status(0, 0, true), 1);
+        assert_eq!(check_status(0, 0, false), 0);
+    }
 
     #[test]
     fn numbers_are_grouped_by_thousands() {

@@ -122,14 +122,23 @@ fn entry_lines(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
         .filter(|(_, line)| !line.is_empty() && !line.starts_with(b"#"))
 }
 
-/// A line for an error message: at most 40 characters, lossily decoded.
+/// A line for an error message, described by its length and kind only: the content is
+/// never quoted, since a file imported by mistake (a `.env`, a key's body) could hold a
+/// secret.
 fn shown(line: &[u8]) -> String {
-    let text = String::from_utf8_lossy(line);
-    let mut out: String = text.chars().take(40).collect();
-    if text.chars().count() > 40 {
-        out.push_str("...");
-    }
-    out
+    let kind = if line.iter().all(u8::is_ascii_hexdigit) {
+        "hex digits"
+    } else if line
+        .iter()
+        .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_'))
+    {
+        "base64-like characters"
+    } else if line.iter().all(|&b| matches!(b, b'\t' | 0x20..=0x7e)) {
+        "text"
+    } else {
+        "binary or non-ASCII bytes"
+    };
+    format!("a line of {} bytes ({kind})", line.len())
 }
 
 fn hex_lines<const N: usize>(
@@ -145,7 +154,7 @@ fn hex_lines<const N: usize>(
                 path: path.to_path_buf(),
                 line: Some(line_no),
                 message: format!(
-                    "expected {} hex digits ({}), found `{}`",
+                    "expected {} hex digits ({}), found {}",
                     2 * N,
                     format.entry(),
                     shown(line)
@@ -191,7 +200,7 @@ pub fn detect(path: &Path, bytes: &[u8]) -> Result<Format, BlocklistError> {
             64 if line.iter().all(u8::is_ascii_hexdigit) => Format::Spki,
             _ => {
                 return Err(unknown(format!(
-                    "line {line_no} is neither 20 hex digits (debian) nor 64 (spki): `{}`",
+                    "line {line_no} is neither 20 hex digits (debian) nor 64 (spki): {}",
                     shown(line)
                 )));
             }
@@ -247,7 +256,7 @@ mod tests {
         let err = parse(p(), text.to_vec(), Format::Debian).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "lists/x.txt: line 3: expected 20 hex digits (a Debian openssl-blacklist entry), found `0123456789abcdef012`"
+            "lists/x.txt: line 3: expected 20 hex digits (a Debian openssl-blacklist entry), found a line of 19 bytes (hex digits)"
         );
         let text = format!("{}\n{}x\n", "a".repeat(64), "b".repeat(63));
         let err = parse(p(), text.into_bytes(), Format::Spki).unwrap_err();
@@ -258,6 +267,27 @@ mod tests {
         );
         let err = parse(p(), b"zz0123456789abcdef01\n".to_vec(), Format::Debian).unwrap_err();
         assert!(err.to_string().contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn errors_never_quote_the_line() {
+        let secret = b"PRIVATE_KEY=MHcCAQEEIDsecretsecretsecretsecretsecretsecret\n";
+        for format in [Format::Debian, Format::Spki] {
+            let err = parse(p(), secret.to_vec(), format).unwrap_err().to_string();
+            assert!(!err.contains("MHcC") && !err.contains("PRIVATE"), "{err}");
+            assert!(
+                err.contains("line 1") && err.contains("a line of 58 bytes"),
+                "{err}"
+            );
+        }
+        let err = detect(p(), b"MIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("MIIE"), "{err}");
+        assert!(
+            err.contains("a line of 32 bytes (base64-like characters)"),
+            "{err}"
+        );
     }
 
     #[test]

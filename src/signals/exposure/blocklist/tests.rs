@@ -232,7 +232,15 @@ fn nothing_imported_is_empty_and_bad_input_is_rejected_whole() {
     let bad = tmp.path().join("bad.txt");
     std::fs::write(&bad, "0123456789abcdef0123\nnot hex at all\n").unwrap();
     let err = import(&cfg, &bad, Some(Format::Debian), None, Utc::now()).unwrap_err();
-    assert!(err.to_string().ends_with("bad.txt: line 2: expected 20 hex digits (a Debian openssl-blacklist entry), found `not hex at all`"), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("bad.txt: line 2: expected 20 hex digits"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("not hex at all"),
+        "the line is not quoted: {text}"
+    );
     assert!(list(&cfg).unwrap().is_empty());
     let err = import(&cfg, &bad, None, Some("Bad Name"), Utc::now()).unwrap_err();
     assert!(

@@ -103,7 +103,9 @@ pub(super) fn pem_in_base64_at(bytes: &[u8], hit: usize, depth: u8) -> Option<Bl
         return None;
     }
     let (end, text) = run_from(bytes, hit);
-    let decoded = decode(&text)?;
+    let Some(decoded) = decode(&text) else {
+        return Some(nothing_in(hit, end));
+    };
     let mut inner = Extraction::default();
     super::text(&decoded, depth + 1, &mut inner);
     let mut seen: Vec<Seen> = inner
@@ -113,11 +115,26 @@ pub(super) fn pem_in_base64_at(bytes: &[u8], hit: usize, depth: u8) -> Option<Bl
         .collect();
     seen.extend((0..inner.encrypted).map(|_| Seen::Encrypted));
     seen.extend((0..inner.unsupported).map(|_| Seen::Unsupported));
-    (!seen.is_empty()).then_some(Block {
+    if seen.is_empty() {
+        return Some(nothing_in(hit, end));
+    }
+    Some(Block {
         start: hit,
         end,
         seen,
     })
+}
+
+/// A block without keys over a base64 run that yielded nothing, from the marker at `hit`:
+/// the scan skips the later markers inside the run (every wrapped line of a run may start
+/// like a key, and each would read the whole run again). A run holds only base64 and line
+/// breaks, where no other marker can match.
+fn nothing_in(hit: usize, end: usize) -> Block {
+    Block {
+        start: hit,
+        end: end.max(hit),
+        seen: Vec::new(),
+    }
 }
 
 /// A bare base64 DER private key around the marker at `hit`.
@@ -134,8 +151,9 @@ pub(super) fn bare_der_at(bytes: &[u8], hit: usize) -> Option<Block> {
         return None;
     }
     let (end, text) = run_from(bytes, start);
-    let der = decode(&text)?;
-    let seen = material::private_der(&der, "base64")?;
+    let Some(seen) = decode(&text).and_then(|der| material::private_der(&der, "base64")) else {
+        return Some(nothing_in(hit, end));
+    };
     Some(Block {
         start,
         end,
@@ -160,6 +178,21 @@ mod tests {
                 .unwrap()
                 .starts_with(b"-----BEGIN")
         );
+    }
+
+    #[test]
+    fn a_run_that_yields_nothing_is_skipped_whole() {
+        // Every 64-column line starts like a SEC1 key; none is one.
+        let line = format!("MHcCAQEEI{}\n", "A".repeat(55));
+        let text = line.repeat(100);
+        let b = bare_der_at(text.as_bytes(), 0).unwrap();
+        assert!(b.seen.is_empty());
+        assert_eq!(b.end, text.len() - 1, "the whole run is skipped");
+        let line = format!("{PEM_IN_BASE64}{}\n", "A".repeat(64 - PEM_IN_BASE64.len()));
+        let text = line.repeat(100);
+        let b = pem_in_base64_at(text.as_bytes(), 0, 0).unwrap();
+        assert!(b.seen.is_empty());
+        assert_eq!(b.end, text.len() - 1);
     }
 
     #[test]

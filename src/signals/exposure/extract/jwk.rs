@@ -44,8 +44,9 @@ pub(super) fn object_at(bytes: &[u8], hit: usize, budget: &mut usize) -> Option<
         return None;
     }
     let Some(start) = object_start(bytes, hit) else {
+        // No object opens before the next `{`: the later markers up to it fail alike.
         *budget -= 1;
-        return None;
+        return Some(tried(bytes, hit, bytes.len()));
     };
     let Some(end) = object_end(bytes, start) else {
         *budget -= 1;
@@ -316,7 +317,11 @@ mod tests {
         let mut budget = 10;
         let b = object_at(text, 2, &mut budget).unwrap();
         assert!(b.seen.is_empty());
-        assert_eq!(&text[b.end..b.end + 1], b"{", "stops before the nested object");
+        assert_eq!(
+            &text[b.end..b.end + 1],
+            b"{",
+            "stops before the nested object"
+        );
         let text = br#"{"kty":"oct", "pem":"-----BEGIN PRIVATE KEY-----"}"#;
         let b = object_at(text, 2, &mut budget).unwrap();
         assert!(text[b.end..].starts_with(b"PRIVATE KEY-----"));
@@ -340,9 +345,19 @@ mod tests {
         assert_eq!(budget, 1, "an object without a key costs one");
         let mut budget = 2;
         let many = b"[\"kty\", \"kty\"]".repeat(3);
-        for at in memchr::memmem::find_iter(&many, b"kty").collect::<Vec<_>>() {
-            assert!(object_at(&many, at, &mut budget).is_none());
-        }
+        let first = object_at(&many, 2, &mut budget).unwrap();
+        assert!(first.seen.is_empty());
+        assert_eq!(
+            first.end,
+            many.len(),
+            "no object opens: all the rest is skipped"
+        );
+        assert_eq!(budget, 1);
+        assert!(object_at(&many, 9, &mut budget).is_some());
         assert_eq!(budget, 0);
+        assert!(
+            object_at(&many, 16, &mut budget).is_none(),
+            "no budget left"
+        );
     }
 }

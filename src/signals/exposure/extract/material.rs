@@ -312,7 +312,10 @@ mod tests {
         ));
         // Right primes, absurd exponent.
         let big_e = pkcs1(&n, &[0x7f; 9], &d, &p, &q);
-        assert!(matches!(private_der(&big_e, "der"), Some(Seen::Unsupported)));
+        assert!(matches!(
+            private_der(&big_e, "der"),
+            Some(Seen::Unsupported)
+        ));
         // The same forgery wrapped in PKCS#8.
         let alg = der::encode(
             TAG_SEQUENCE,
@@ -321,11 +324,18 @@ mod tests {
         let wrap = |k: &[u8]| {
             der::encode(
                 TAG_SEQUENCE,
-                &[vec![TAG_INTEGER, 1, 0], alg.clone(), der::encode(TAG_OCTET_STRING, k)]
-                    .concat(),
+                &[
+                    vec![TAG_INTEGER, 1, 0],
+                    alg.clone(),
+                    der::encode(TAG_OCTET_STRING, k),
+                ]
+                .concat(),
             )
         };
-        assert!(matches!(private_der(&wrap(&real), "der"), Some(Seen::Key(..))));
+        assert!(matches!(
+            private_der(&wrap(&real), "der"),
+            Some(Seen::Key(..))
+        ));
         assert!(matches!(
             private_der(&wrap(&forged), "der"),
             Some(Seen::Unsupported)
@@ -339,13 +349,19 @@ mod tests {
             TAG_SEQUENCE,
             &[
                 vec![TAG_INTEGER, 1, 1],
-                der::encode(TAG_SEQUENCE, &der::encode(der::TAG_OID, &[0x2b, 0x65, 0x71])),
+                der::encode(
+                    TAG_SEQUENCE,
+                    &der::encode(der::TAG_OID, &[0x2b, 0x65, 0x71]),
+                ),
                 der::encode(TAG_OCTET_STRING, &der::encode(TAG_OCTET_STRING, &[7u8; 57])),
                 der::encode(0x81, &[[0u8].as_slice(), &[9u8; 57]].concat()),
             ]
             .concat(),
         );
-        assert!(matches!(private_der(&ed448, "der"), Some(Seen::Unsupported)));
+        assert!(matches!(
+            private_der(&ed448, "der"),
+            Some(Seen::Unsupported)
+        ));
         // SEC1 on secp256k1 with a stored public point.
         let secp256k1 = [0x2b, 0x81, 0x04, 0x00, 0x0a];
         let point = [[0u8, 4].as_slice(), &[5u8; 64]].concat();

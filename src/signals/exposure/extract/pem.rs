@@ -39,7 +39,8 @@ pub(super) fn block_at(bytes: &[u8], hit: usize) -> Option<Block> {
     let body_len = memmem::find(window, b"-----")?;
     // A line prefix may stand before the END line as before the BEGIN one; a `-` (a diff's
     // removed line) then runs into the dashes.
-    let prefixed = window[body_len..].starts_with(b"-") && window[body_len + 1..].starts_with(&end_marker);
+    let prefixed =
+        window[body_len..].starts_with(b"-") && window[body_len + 1..].starts_with(&end_marker);
     if !prefixed && !window[body_len..].starts_with(&end_marker) {
         return None;
     }

@@ -402,3 +402,113 @@ fn text_full_of_markers_costs_linear_time() {
         );
     }
 }
+
+#[test]
+fn removed_diff_lines_hold_a_key() {
+    let k = rsa2048();
+    let pem = k.serialize_pem();
+    let removed: String = pem.lines().map(|l| format!("-{l}\n")).collect();
+    let diff = format!("--- a/key.pem\n+++ /dev/null\n@@ -1,28 +0,0 @@\n{removed}");
+    assert_eq!(one(&keys_in(diff.as_bytes()), &k, "pem"), Some(4));
+    for prefix in [">", "#", " ", "+"] {
+        let quoted: String = pem.lines().map(|l| format!("{prefix}{l}\n")).collect();
+        one(&keys_in(quoted.as_bytes()), &k, "pem");
+    }
+}
+
+/// PKCS#1 `RSAPrivateKey` holding `n` and `e` of a real key with d = p = q = 1.
+fn forged_pkcs1(real: &KeyPair) -> Vec<u8> {
+    let KeyInfo::Rsa {
+        modulus,
+        exponent_bytes,
+        ..
+    } = public_of(real)
+    else {
+        panic!("not RSA");
+    };
+    let int = |v: &[u8]| {
+        let mut c = vec![0u8];
+        c.extend_from_slice(v);
+        der::encode(0x02, &c)
+    };
+    let body = [
+        vec![2, 1, 0],
+        int(&modulus),
+        int(&exponent_bytes),
+        vec![2, 1, 1],
+        vec![2, 1, 1],
+        vec![2, 1, 1],
+        vec![2, 1, 1],
+        vec![2, 1, 1],
+        vec![2, 1, 1],
+    ]
+    .concat();
+    der::encode(0x30, &body)
+}
+
+#[test]
+fn forged_rsa_keys_with_a_real_modulus_are_not_keys() {
+    let k = rsa2048();
+    let forged = forged_pkcs1(&k);
+    let pem = encode_pem("RSA PRIVATE KEY", &forged);
+    let e = keys_in(pem.as_bytes());
+    assert!(e.keys.is_empty(), "{e:?}");
+    assert_eq!(e.unsupported, 1);
+    let e = keys_in(&forged);
+    assert!(e.keys.is_empty(), "{e:?}");
+    let env = format!("KEY={}\n", STANDARD.encode(&forged));
+    assert!(keys_in(env.as_bytes()).keys.is_empty());
+    // The real key still counts.
+    one(&keys_in(k.serialize_pem().as_bytes()), &k, "pem");
+}
+
+#[test]
+fn huge_jwk_exponents_are_refused_quickly() {
+    let k = rsa2048();
+    let KeyInfo::Rsa { modulus, .. } = public_of(&k) else {
+        panic!("not RSA");
+    };
+    let huge = URL_SAFE_NO_PAD.encode(vec![0x7fu8; 4096]);
+    let n = URL_SAFE_NO_PAD.encode(&modulus);
+    for (e, d) in [(huge.as_str(), "AQAB"), ("AQAB", huge.as_str())] {
+        let jwk = format!(r#"{{"kty":"RSA","n":"{n}","e":"{e}","d":"{d}"}}"#);
+        assert!(keys_in(jwk.as_bytes()).keys.is_empty());
+    }
+}
+
+/// Hostile inputs of 1 MB: each must finish (the suite would hang otherwise) and find
+/// nothing.
+#[test]
+fn hostile_megabyte_inputs_finish() {
+    let size = 1 << 20;
+    let line = |head: &str| format!("{head}{}\n", "A".repeat(64 - head.len()));
+    let inputs: Vec<Vec<u8>> = vec![
+        format!("{{{}}}", "\"kty\" ".repeat(size / 6)).into_bytes(),
+        "{\"kty\" ".repeat(size / 7).into_bytes(),
+        format!(
+            "[{}]",
+            "{\"kty\":\"RSA\",\"n\":\"AQAB\"},".repeat(size / 26)
+        )
+        .into_bytes(),
+        line("MHcCAQEEI").repeat(size / 65).into_bytes(),
+        line("LS0tLS1CRUdJTi").repeat(size / 65).into_bytes(),
+        line("MIIEvQIBADANBgkqhkiG9w0BAQEFAASC")
+            .repeat(size / 65)
+            .into_bytes(),
+        "------BEGIN RSA PRIVATE KEY-----\n-AAAA\n"
+            .repeat(size / 40)
+            .into_bytes(),
+    ];
+    for text in inputs {
+        let e = keys_in(&text);
+        assert!(e.keys.is_empty(), "{e:?}");
+    }
+    // A real key after the hostile part is still found.
+    let k = p256();
+    let mut text = line("MHcCAQEEI").repeat(size / 65);
+    text.push_str(&format!("\n{}", k.serialize_pem()));
+    one(&keys_in(text.as_bytes()), &k, "pem");
+    let mut text = format!("{{{}}}\n", "\"kty\" ".repeat(size / 6));
+    text.push_str(&ec_jwk(&k));
+    one(&keys_in(text.as_bytes()), &k, "jwk");
+}

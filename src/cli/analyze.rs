@@ -334,11 +334,7 @@ pub(crate) fn run(args: AnalyzeArgs, config: Option<&Path>) -> Result<ExitCode, 
                 continue;
             }
             for (i, o) in r.objects.iter().enumerate() {
-                let label = if r.objects.len() > 1 {
-                    format!("{}#{}", r.path.display(), i + 1)
-                } else {
-                    r.path.display().to_string()
-                };
+                let label = object_label(&r.path, i, r.objects.len());
                 let verdict = if o.findings.is_empty() {
                     "ok".to_string()
                 } else {
@@ -394,6 +390,16 @@ pub(crate) fn run(args: AnalyzeArgs, config: Option<&Path>) -> Result<ExitCode, 
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// How a listing names the `index`th of `count` objects in a file: the path, with `#N` when
+/// the file holds more than one.
+pub(crate) fn object_label(path: &Path, index: usize, count: usize) -> String {
+    if count > 1 {
+        format!("{}#{}", path.display(), index + 1)
+    } else {
+        path.display().to_string()
+    }
 }
 
 #[cfg(test)]

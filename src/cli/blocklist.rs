@@ -279,11 +279,7 @@ fn check(files: &[PathBuf], lists: &Blocklists, json: bool) -> Result<ExitCode, 
                 continue;
             }
             for (i, o) in r.objects.iter().enumerate() {
-                let label = if r.objects.len() > 1 {
-                    format!("{}#{}", r.path.display(), i + 1)
-                } else {
-                    r.path.display().to_string()
-                };
+                let label = super::analyze::object_label(&r.path, i, r.objects.len());
                 writeln!(out, "{label}: {} {} ({})", o.kind, o.description, o.key)?;
                 let ids = [
                     ("spki_sha256", o.ids.spki_sha256.clone()),

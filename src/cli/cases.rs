@@ -16,7 +16,7 @@ use crate::audit::{self, AuditEntry, AuditRecord};
 use crate::govern::{human_duration, rule_place};
 use crate::notify::{Notification, NotifyEvent};
 use crate::respond::case::{Case, CaseState, StepOutcome};
-use crate::signals::{Signal, current_user};
+use crate::signals::Signal;
 use crate::store::{Event, Store};
 
 #[derive(Debug, Subcommand)]
@@ -561,7 +561,7 @@ pub(crate) fn run_rollback(
     }
     let rt = runtime()?;
     let result = rt.block_on(engine.restore(&entry, &target));
-    let who = current_user();
+    let who = super::respond::identity()?.to_string();
     let ok = result.is_ok();
     let detail = match &result {
         Ok(d) => format!(

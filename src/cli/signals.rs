@@ -11,7 +11,7 @@ use super::inventory::open_store;
 use super::table::{Cell, Tone, render};
 use super::{CliError, input_error, load_config};
 use crate::signals::scan::scan;
-use crate::signals::{Confidence, Signal, SignalState, current_user};
+use crate::signals::{Confidence, Signal, SignalState};
 use crate::store::Store;
 
 /// Exit status of `scan` when open signals remain.
@@ -200,7 +200,7 @@ pub(crate) fn run_signals(
             signal.state = SignalState::Suppressed {
                 until,
                 reason: reason.clone(),
-                by: current_user(),
+                by: super::respond::identity()?.to_string(),
                 at: now,
             };
             store.put_signal(&signal)?;

@@ -224,24 +224,13 @@ impl Governor {
         let approvers = self.policy.approvers(owner).to_vec();
         if decision.approval != Approval::Auto {
             return Some((
-                ApprovalState {
-                    required: decision.approval,
-                    needed: decision.approval.needed(),
-                    why: format!(
-                        "rule `{}` ({}) requires {} approval",
-                        decision.rule.name,
-                        rule_place(&decision.rule),
-                        match decision.approval {
-                            Approval::TwoPerson => "two-person",
-                            _ => "the owner's",
-                        }
-                    ),
-                    held_by_breaker: false,
+                ApprovalState::waiting(
+                    decision.approval,
+                    decision.approval.needed(),
+                    rule_requires(&decision.rule, decision.approval),
+                    false,
                     approvers,
-                    approvals: Vec::new(),
-                    denied: None,
-                    reescalated_at: None,
-                },
+                ),
                 false,
             ));
         }
@@ -251,16 +240,7 @@ impl Governor {
         match breaker.admit(&self.policy.limits, owner, now) {
             Admission::Admit => None,
             Admission::Hold { why, opened_now } => Some((
-                ApprovalState {
-                    required: Approval::Owner,
-                    needed: 1,
-                    why,
-                    held_by_breaker: true,
-                    approvers,
-                    approvals: Vec::new(),
-                    denied: None,
-                    reescalated_at: None,
-                },
+                ApprovalState::waiting(Approval::Owner, 1, why, true, approvers),
                 opened_now,
             )),
         }
@@ -571,24 +551,75 @@ impl Governor {
 /// The audit record of a plan's decision.
 fn decision_entry(plan: &Plan, contain_first: bool) -> AuditEntry<'_> {
     let d = &plan.decision;
+    decision_audit(
+        &plan.cert,
+        None,
+        d,
+        Decided {
+            reason: d.reason,
+            contain_first: d.contain_first || contain_first,
+            deadline: d.deadline,
+            why: &d.why,
+        },
+        json!({"blocked": plan.blocked, "waits_for": plan.approval}),
+    )
+}
+
+/// What a decision came to for its certificate: the reason, contain first and deadline the
+/// case carries, and why in words.
+pub(crate) struct Decided<'a> {
+    /// The revocation reason.
+    pub reason: Option<certresponder_issuers::RevocationReason>,
+    /// Revoke before deploying.
+    pub contain_first: bool,
+    /// When the response must be complete.
+    pub deadline: Option<DateTime<Utc>>,
+    /// Why, in words.
+    pub why: &'a str,
+}
+
+/// The one shape of a `decision` audit record (the decision, its rule and matches, what it
+/// came to), with `extra`'s fields added (why it waits, what it replaced...).
+pub(crate) fn decision_audit<'a>(
+    cert: &'a str,
+    case: Option<u64>,
+    d: &Decision,
+    decided: Decided<'_>,
+    extra: serde_json::Value,
+) -> AuditEntry<'a> {
+    let mut data = json!({
+        "action": d.action,
+        "approval": d.approval,
+        "reason": decided.reason.map(|r| r.name()),
+        "contain_first": decided.contain_first,
+        "deadline": decided.deadline,
+        "rule": d.rule,
+        "why": decided.why,
+        "matches": d.matches,
+    });
+    if let (Some(obj), serde_json::Value::Object(more)) = (data.as_object_mut(), extra) {
+        obj.extend(more);
+    }
     AuditEntry {
         kind: "decision",
         actor: POLICY_ACTOR,
-        cert: Some(&plan.cert),
-        case: None,
-        data: json!({
-            "action": d.action,
-            "approval": d.approval,
-            "reason": d.reason.map(|r| r.name()),
-            "contain_first": d.contain_first || contain_first,
-            "deadline": d.deadline,
-            "rule": d.rule,
-            "why": d.why,
-            "matches": d.matches,
-            "blocked": plan.blocked,
-            "waits_for": plan.approval,
-        }),
+        cert: Some(cert),
+        case,
+        data,
     }
+}
+
+/// Why a case waits for a rule's approval, in words.
+pub(crate) fn rule_requires(rule: &crate::policy::RuleRef, approval: Approval) -> String {
+    format!(
+        "rule `{}` ({}) requires {} approval",
+        rule.name,
+        rule_place(rule),
+        match approval {
+            Approval::TwoPerson => "two-person",
+            _ => "the owner's",
+        }
+    )
 }
 
 /// "policy.toml line 12" for a rule.

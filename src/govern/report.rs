@@ -7,8 +7,8 @@
 use chrono::Utc;
 use serde_json::json;
 
-use super::{GovernError, Governor, POLICY_ACTOR};
-use crate::audit::{self, AuditEntry};
+use super::{GovernError, Governor};
+use crate::audit;
 use crate::policy::Approval;
 use crate::respond::case::{Case, CaseState};
 use crate::signals::Signal;
@@ -80,12 +80,7 @@ impl Governor {
             } else {
                 a.required = a.required.max(d.approval);
                 a.needed = a.needed.max(d.approval.needed());
-                a.why = format!(
-                    "rule `{}` ({}) requires {} approval",
-                    d.rule.name,
-                    super::rule_place(&d.rule),
-                    a.required.as_str()
-                );
+                a.why = super::rule_requires(&d.rule, a.required);
             }
         }
         if runs {
@@ -94,30 +89,25 @@ impl Governor {
         case.decision = Some(d.clone());
         case.updated_at = now;
         store.put_case(&case)?;
-        audit::append(
-            store,
-            AuditEntry {
-                kind: "decision",
-                actor: POLICY_ACTOR,
-                cert: Some(&case.cert),
-                case: Some(id),
-                data: json!({
-                    "action": d.action,
-                    "approval": d.approval,
-                    "reason": case.reason.map(|r| r.name()),
-                    "contain_first": case.contain_first,
-                    "deadline": case.deadline,
-                    "rule": d.rule,
-                    "why": case.trigger.why,
-                    "matches": d.matches,
-                    "decided_again": {
-                        "reported_by": reporter,
-                        "was": {"sequence": before.0, "reason": before.1.map(|r| r.name()), "deadline": before.2},
-                    },
-                    "state": case.state,
-                }),
+        let entry = super::decision_audit(
+            &case.cert,
+            Some(id),
+            &d,
+            super::Decided {
+                reason: case.reason,
+                contain_first: case.contain_first,
+                deadline: case.deadline,
+                why: &case.trigger.why,
             },
-        )?;
+            json!({
+                "decided_again": {
+                    "reported_by": reporter,
+                    "was": {"sequence": before.0, "reason": before.1.map(|r| r.name()), "deadline": before.2},
+                },
+                "state": case.state,
+            }),
+        );
+        audit::append(store, entry)?;
         self.engine.event(
             &case.cert,
             "case_decided_again",

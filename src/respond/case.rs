@@ -276,6 +276,28 @@ pub struct ApprovalState {
     pub reescalated_at: Option<DateTime<Utc>>,
 }
 
+impl ApprovalState {
+    /// A case that waits for `needed` approvals of kind `required`, none given yet.
+    pub fn waiting(
+        required: crate::policy::Approval,
+        needed: usize,
+        why: String,
+        held_by_breaker: bool,
+        approvers: Vec<String>,
+    ) -> Self {
+        Self {
+            required,
+            needed,
+            why,
+            held_by_breaker,
+            approvers,
+            approvals: Vec::new(),
+            denied: None,
+            reescalated_at: None,
+        }
+    }
+}
+
 /// A certificate chain an issuer returned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IssuedPem {

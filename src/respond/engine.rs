@@ -214,15 +214,16 @@ impl Engine {
             )));
         };
         // Configured issuers (a planning engine builds none) and those given to the engine.
-        let mut known: Vec<String> = self.cfg.issuer_ids();
-        known.extend(
-            self.issuers
-                .keys()
-                .filter(|k| !known.contains(k))
-                .cloned()
-                .collect::<Vec<_>>(),
-        );
-        if !known.contains(issuer) {
+        let configured = self.cfg.issuers.iter().any(|i| &i.id == issuer);
+        if !configured && !self.issuers.contains_key(issuer) {
+            let mut known = self.cfg.issuer_ids();
+            known.extend(
+                self.issuers
+                    .keys()
+                    .filter(|k| !known.contains(k))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
             return Err(no(format!(
                 "its issuer `{issuer}` is not configured (known: {})",
                 known.join(", ")
@@ -330,26 +331,19 @@ impl Engine {
             None => self.store.next_case_id()?,
         };
         if let Some(d) = &case.decision {
-            audit::append(
-                self.store(),
-                AuditEntry {
-                    kind: "decision",
-                    actor: crate::govern::POLICY_ACTOR,
-                    cert: Some(cert),
-                    case: Some(case.id),
-                    data: json!({
-                        "action": d.action,
-                        "approval": d.approval,
-                        "reason": case.reason.map(|r| r.name()),
-                        "contain_first": case.contain_first,
-                        "deadline": d.deadline,
-                        "rule": d.rule,
-                        "why": d.why,
-                        "matches": d.matches,
-                        "waits_for": case.approval.as_ref().map(|a| &a.why),
-                    }),
+            let entry = crate::govern::decision_audit(
+                cert,
+                Some(case.id),
+                d,
+                crate::govern::Decided {
+                    reason: case.reason,
+                    contain_first: case.contain_first,
+                    deadline: d.deadline,
+                    why: &d.why,
                 },
-            )?;
+                json!({"waits_for": case.approval.as_ref().map(|a| &a.why)}),
+            );
+            audit::append(self.store(), entry)?;
         }
         self.store.put_case(&case)?;
         running.insert(cert.to_string(), case.id);

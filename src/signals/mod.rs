@@ -10,4 +10,4 @@ pub mod signal;
 pub mod weak;
 
 pub use finding::{Confidence, Finding};
-pub use signal::{Handled, Signal, SignalState, current_user};
+pub use signal::{Handled, Signal, SignalState};

@@ -145,29 +145,3 @@ impl Signal {
         }
     }
 }
-
-/// The operating system's name for the user running this process: `name (uid N)`.
-pub fn current_user() -> String {
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|v| v.split_whitespace().next().map(str::to_string))
-        });
-    let Some(uid) = uid else {
-        return "unknown".into();
-    };
-    let name = std::fs::read_to_string("/etc/passwd").ok().and_then(|p| {
-        p.lines().find_map(|l| {
-            let mut f = l.split(':');
-            let name = f.next()?;
-            let _ = f.next();
-            (f.next()? == uid).then(|| name.to_string())
-        })
-    });
-    match name {
-        Some(n) => format!("{n} (uid {uid})"),
-        None => format!("uid {uid}"),
-    }
-}

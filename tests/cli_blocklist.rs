@@ -33,29 +33,7 @@ fn run(program: &str, args: &[&str]) -> Vec<u8> {
 fn rsa_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     let key = dir.join(format!("{name}.key"));
     let cert = dir.join(format!("{name}.pem"));
-    run(
-        "openssl",
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            key.to_str().unwrap(),
-            "-out",
-            cert.to_str().unwrap(),
-            "-subj",
-            &format!("/CN={name}.example.test"),
-            "-days",
-            "30",
-            "-addext",
-            &format!("subjectAltName=DNS:{name}.example.test"),
-            "-addext",
-            "basicConstraints=critical,CA:FALSE",
-        ],
-    );
-    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    common::openssl_rsa_leaf(&cert, &key, &format!("{name}.example.test"), 2048, 30);
     (cert, key)
 }
 

@@ -10,42 +10,11 @@ use std::process::Command;
 use common::Home;
 use serde_json::Value;
 
-fn openssl(args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("openssl must be installed (scripts/test installs it)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A self-signed RSA certificate and key from OpenSSL.
 fn rsa_cert(dir: &Path, name: &str, bits: u32, days: u32) -> (PathBuf, PathBuf) {
     let key = dir.join(format!("{name}.key"));
     let cert = dir.join(format!("{name}.pem"));
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        &format!("rsa:{bits}"),
-        "-nodes",
-        "-keyout",
-        key.to_str().unwrap(),
-        "-out",
-        cert.to_str().unwrap(),
-        "-subj",
-        &format!("/CN={name}.example.test"),
-        "-days",
-        &days.to_string(),
-        "-addext",
-        &format!("subjectAltName=DNS:{name}.example.test"),
-        // A leaf: OpenSSL marks self-signed certificates as CAs unless told otherwise.
-        "-addext",
-        "basicConstraints=critical,CA:FALSE",
-    ]);
+    common::openssl_rsa_leaf(&cert, &key, &format!("{name}.example.test"), bits, days);
     (cert, key)
 }
 

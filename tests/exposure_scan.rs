@@ -58,30 +58,7 @@ fn register_rsa(home: &Home, name: &str, inventory: &mut String) -> (PathBuf, Pa
     std::fs::create_dir_all(&dir).unwrap();
     let cert = dir.join("cert.pem");
     let key = dir.join("key.pem");
-    tool(
-        "openssl",
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            key.to_str().unwrap(),
-            "-out",
-            cert.to_str().unwrap(),
-            "-subj",
-            &format!("/CN={name}.example.test"),
-            "-days",
-            "30",
-            "-addext",
-            &format!("subjectAltName=DNS:{name}.example.test"),
-            "-addext",
-            "basicConstraints=critical,CA:FALSE",
-        ],
-        &dir,
-    );
-    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    common::openssl_rsa_leaf(&cert, &key, &format!("{name}.example.test"), 2048, 30);
     inventory.push_str(&entry(name, &cert, &key));
     (cert, key)
 }

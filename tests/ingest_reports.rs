@@ -54,26 +54,7 @@ impl Fixture {
         std::fs::create_dir_all(&dir).unwrap();
         let cert = dir.join("cert.pem");
         let key = dir.join("key.pem");
-        openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            key.to_str().unwrap(),
-            "-out",
-            cert.to_str().unwrap(),
-            "-subj",
-            "/CN=web.example.test",
-            "-days",
-            "90",
-            "-addext",
-            "subjectAltName=DNS:web.example.test",
-            "-addext",
-            "basicConstraints=critical,CA:FALSE",
-        ]);
-        private(&key);
+        common::openssl_rsa_leaf(&cert, &key, "web.example.test", 2048, 90);
         let (api_cert, api_key) = home.make_cert("api", "api.example.test");
         let inv = home.path("inventory/services.toml");
         std::fs::write(

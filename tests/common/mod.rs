@@ -105,3 +105,40 @@ pub fn entry(name: &str, cert: &Path, key: &Path) -> String {
         key.display()
     )
 }
+
+/// A self-signed RSA leaf for `dns` (its CN and only SAN) made by OpenSSL, written to `cert`
+/// with its key (0600) in `key`.
+pub fn openssl_rsa_leaf(cert: &Path, key: &Path, dns: &str, bits: u32, days: u32) {
+    let subject = format!("/CN={dns}");
+    let san = format!("subjectAltName=DNS:{dns}");
+    let args = [
+        "req",
+        "-x509",
+        "-newkey",
+        &format!("rsa:{bits}"),
+        "-nodes",
+        "-keyout",
+        key.to_str().unwrap(),
+        "-out",
+        cert.to_str().unwrap(),
+        "-subj",
+        &subject,
+        "-days",
+        &days.to_string(),
+        "-addext",
+        &san,
+        // A leaf: OpenSSL marks self-signed certificates as CAs unless told otherwise.
+        "-addext",
+        "basicConstraints=critical,CA:FALSE",
+    ];
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl must be installed (scripts/test installs it)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::set_permissions(key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+}

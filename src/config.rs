@@ -34,6 +34,7 @@ const TOP_FIELDS: &[&str] = &[
     "policy",
     "notify",
     "issuer",
+    "distrust",
 ];
 const CHECK_FIELDS: &[&str] = &["rsa_min_bits", "allowed_curves", "expiring"];
 
@@ -80,6 +81,8 @@ pub struct Config {
     /// Declared issuers.
     #[serde(skip)]
     pub issuers: Vec<IssuerSpec>,
+    /// Distrusted CAs (`[[distrust]]`).
+    pub distrust: Vec<crate::signals::ca::distrust::Distrust>,
 }
 
 /// A configuration error: names the file and the field.
@@ -106,6 +109,7 @@ impl Default for Config {
             policy: None,
             notify: crate::notify::NotifyConfig::default(),
             issuers: Vec::new(),
+            distrust: Vec::new(),
         }
     }
 }
@@ -312,6 +316,38 @@ impl Config {
                 ));
             }
             cfg.issuers.push(spec);
+        }
+        let distrusts = match table.get("distrust") {
+            None => &Vec::new(),
+            Some(Value::Array(a)) => a,
+            Some(_) => {
+                return Err(err(
+                    Some("distrust"),
+                    "must be an array of tables, written [[distrust]]".into(),
+                ));
+            }
+        };
+        for (i, value) in distrusts.iter().enumerate() {
+            let Some(t) = value.as_table() else {
+                return Err(err(
+                    Some(&format!("distrust[{i}]")),
+                    "must be a table".into(),
+                ));
+            };
+            let d = crate::signals::ca::distrust::parse_config(t, base)
+                .map_err(|(field, msg)| err(Some(&format!("distrust[{i}].{field}")), msg))?;
+            if let Some(id) = &d.replace_with
+                && !cfg.issuers.iter().any(|x| &x.id == id)
+            {
+                return Err(err(
+                    Some(&format!("distrust[{i}].issuer")),
+                    format!(
+                        "issuer `{id}` is not declared (known: {})",
+                        cfg.issuer_ids().join(", ")
+                    ),
+                ));
+            }
+            cfg.distrust.push(d);
         }
         Ok(cfg)
     }

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod govern;
+pub mod http_client;
 pub mod issuers;
 pub mod notify;
 pub mod policy;

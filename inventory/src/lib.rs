@@ -20,6 +20,7 @@ pub use load::{
     parse_file,
 };
 pub use model::{
-    CertId, CertKind, ExpiryThreshold, KeyProfile, ManagedCert, Paths, Trust, VerifyEndpoint,
+    CertId, CertKind, ExpiryThreshold, KeyProfile, ManagedCert, Paths, Priority, Trust,
+    VerifyEndpoint,
 };
 pub use suggest::did_you_mean;

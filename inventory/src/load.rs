@@ -12,7 +12,9 @@ use toml::{Table, Value};
 
 use crate::error::{InventoryError, Location};
 use crate::inspect::{self, CertInfo};
-use crate::model::{CertId, CertKind, KeyProfile, ManagedCert, Paths, Trust, VerifyEndpoint};
+use crate::model::{
+    CertId, CertKind, KeyProfile, ManagedCert, Paths, Priority, Trust, VerifyEndpoint,
+};
 use crate::suggest::did_you_mean;
 
 /// Fields of a `[[cert]]` entry.
@@ -23,6 +25,8 @@ pub const ENTRY_FIELDS: &[&str] = &[
     "kind",
     "trust",
     "issuer",
+    "fallback_issuer",
+    "priority",
     "key_profile",
     "cert",
     "key",
@@ -368,6 +372,15 @@ fn parse_entry(
         errors,
     );
     let issuer = get_str(t, at, "issuer", errors).map(str::to_string);
+    let fallback_issuer = get_str(t, at, "fallback_issuer", errors).map(str::to_string);
+    if fallback_issuer.is_some() && fallback_issuer == issuer {
+        errors.push(InventoryError::InvalidValue {
+            at: at.field("fallback_issuer"),
+            reason: "is the same as `issuer`: the fallback must order from another CA".into(),
+        });
+    }
+    let priority = get_enum(t, at, "priority", Priority::NAMES, Priority::parse, errors)
+        .map(Option::unwrap_or_default);
     let reload = get_str(t, at, "reload", errors).map(str::to_string);
     let deploy_hook = get_str(t, at, "deploy_hook", errors).map(str::to_string);
     let cert = get_path(t, at, "cert", errors);
@@ -415,6 +428,8 @@ fn parse_entry(
         kind: kind?,
         trust: trust?,
         issuer,
+        fallback_issuer,
+        priority: priority?,
         key_profile: key_profile?,
         paths: Paths {
             cert: cert?,
@@ -548,17 +563,23 @@ fn check_issuer(
     opts: &LoadOptions,
     errors: &mut Vec<InventoryError>,
 ) {
-    let (Some(issuer), Some(known)) = (&entry.issuer, &opts.known_issuers) else {
+    let Some(known) = &opts.known_issuers else {
         return;
     };
-    if !known.iter().any(|k| k == issuer) {
-        let names: Vec<&str> = known.iter().map(String::as_str).collect();
-        errors.push(InventoryError::UnknownIssuer {
-            at: at.field("issuer"),
-            issuer: issuer.clone(),
-            suggestion: did_you_mean(issuer, &names).map(str::to_string),
-            known: known.clone(),
-        });
+    for (field, issuer) in [
+        ("issuer", &entry.issuer),
+        ("fallback_issuer", &entry.fallback_issuer),
+    ] {
+        let Some(issuer) = issuer else { continue };
+        if !known.iter().any(|k| k == issuer) {
+            let names: Vec<&str> = known.iter().map(String::as_str).collect();
+            errors.push(InventoryError::UnknownIssuer {
+                at: at.field(field),
+                issuer: issuer.clone(),
+                suggestion: did_you_mean(issuer, &names).map(str::to_string),
+                known: known.clone(),
+            });
+        }
     }
 }
 

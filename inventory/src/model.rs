@@ -115,6 +115,36 @@ name_enum! {
 }
 
 name_enum! {
+    /// How much a certificate matters when many must be replaced at once: mass replacements
+    /// (a distrusted CA) run the earliest deadlines first and, among equal deadlines, the
+    /// most critical certificates first.
+    #[derive(Default)]
+    Priority {
+        /// Outages here stop the business: replaced first.
+        Critical => "critical",
+        /// Replaced before the ordinary ones.
+        High => "high",
+        /// The default.
+        #[default]
+        Normal => "normal",
+        /// Replaced last.
+        Low => "low",
+    }
+}
+
+impl Priority {
+    /// Sort rank: 0 for critical, up to 3 for low.
+    pub fn rank(self) -> u8 {
+        match self {
+            Self::Critical => 0,
+            Self::High => 1,
+            Self::Normal => 2,
+            Self::Low => 3,
+        }
+    }
+}
+
+name_enum! {
     /// The key a reissue generates.
     KeyProfile {
         /// ECDSA on P-256.
@@ -266,6 +296,13 @@ pub struct ManagedCert {
     pub trust: Trust,
     /// Id of the issuer (from the config's `[[issuer]]` list) that reissues it.
     pub issuer: Option<String>,
+    /// Id of the issuer that replaces the certificate when its CA is distrusted (`distrust`,
+    /// `[[distrust]]`): a different CA from the one `issuer` orders from.
+    #[serde(default)]
+    pub fallback_issuer: Option<String>,
+    /// How much it matters in a mass replacement (default `normal`).
+    #[serde(default)]
+    pub priority: Priority,
     /// Key to generate on reissue; when absent, the current key's type is kept.
     pub key_profile: Option<KeyProfile>,
     /// File locations.

@@ -8,6 +8,7 @@ mod audit;
 mod blocklist;
 mod cases;
 mod check_config;
+mod distrust;
 mod exposure;
 mod govern;
 mod ingest;
@@ -54,6 +55,9 @@ enum Command {
         /// Machine-readable output
         #[arg(long)]
         json: bool,
+        /// Skip the checks that ask the CAs (revocation status, CRLs, ARI renewal windows)
+        #[arg(long)]
+        no_ca: bool,
     },
     /// List stored signals, or suppress one
     Signals {
@@ -82,6 +86,12 @@ enum Command {
         after_help = "Each certificate's open signals are decided by the policy (`policy` in the config; the built-in default: `certresponder policy show-default`). Cases that need approval, or that the blast-radius breaker holds, wait for `certresponder approve`.\nExit status: 0 every case that ran is done; 1 a case failed; 2 input error."
     )]
     Respond(respond::RespondArgs),
+    /// Distrust a CA: replace every certificate it signed through each entry's
+    /// `fallback_issuer`, earliest deadline and most critical first
+    #[command(
+        after_help = "The distrust is recorded, so later scans still find certificates it affects (`--list` shows every distrusted CA, `--remove` forgets one).\nExit status: 0 every affected certificate was replaced; 1 a replacement failed; 3 some wait for approval or were escalated; 2 input error."
+    )]
+    Distrust(distrust::DistrustArgs),
     /// List cases, or show one with every step
     #[command(subcommand)]
     Cases(cases::CasesCommand),
@@ -160,7 +170,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Inventory(cmd) => inventory::run(cmd, cli.config.as_deref()),
         Command::Quickstart(args) => quickstart::run(args),
         Command::Analyze(args) => analyze::run(args, cli.config.as_deref()),
-        Command::Scan { json } => signals::run_scan(cli.config.as_deref(), json),
+        Command::Scan { json, no_ca } => signals::run_scan(cli.config.as_deref(), json, no_ca),
         Command::Signals { action, all, json } => {
             signals::run_signals(cli.config.as_deref(), action, all, json)
         }
@@ -168,6 +178,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::ReportCompromise(args) => respond::run_report(args, cli.config.as_deref()),
         Command::Reissue(args) => respond::run_reissue(args, cli.config.as_deref()),
         Command::Respond(args) => respond::run_respond(args, cli.config.as_deref()),
+        Command::Distrust(args) => distrust::run(args, cli.config.as_deref()),
         Command::Cases(cmd) => cases::run_cases(cmd, cli.config.as_deref()),
         Command::History { name, json } => cases::run_history(&name, json, cli.config.as_deref()),
         Command::Rollback(args) => cases::run_rollback(args, cli.config.as_deref()),

@@ -80,11 +80,27 @@ fn table(signals: &[&Signal], now: DateTime<Utc>) -> String {
     )
 }
 
-pub(crate) fn run_scan(config: Option<&Path>, json: bool) -> Result<ExitCode, CliError> {
+pub(crate) fn run_scan(
+    config: Option<&Path>,
+    json: bool,
+    no_ca: bool,
+) -> Result<ExitCode, CliError> {
     let cfg = load_config(config)?;
     let store = open_store(&cfg)?;
     let now = Utc::now();
-    let report = scan(&store, &cfg, now)?;
+    let mut report = scan(&store, &cfg, now)?;
+    let ca = if no_ca {
+        None
+    } else {
+        Some(ca_pass(&cfg, &store, now)?)
+    };
+    if let Some(ca) = &ca {
+        report.new.extend(ca.signals.new.iter().cloned());
+        report
+            .seen_again
+            .extend(ca.signals.seen_again.iter().cloned());
+        report.resolved.extend(ca.signals.resolved.iter().cloned());
+    }
     let open = report.open(now);
     if json {
         println!(
@@ -95,6 +111,9 @@ pub(crate) fn run_scan(config: Option<&Path>, json: bool) -> Result<ExitCode, Cl
                 "seen_again": report.seen_again,
                 "resolved": report.resolved,
                 "open": open.len(),
+                "ca_checked": ca.as_ref().map(|c| c.checked),
+                "ca_problems": ca.as_ref().map(|c| &c.problems),
+                "renewals_scheduled": ca.as_ref().map(|c| &c.scheduled),
             }))?
         );
     } else {
@@ -107,6 +126,23 @@ pub(crate) fn run_scan(config: Option<&Path>, json: bool) -> Result<ExitCode, Cl
             report.seen_again.len(),
             report.resolved.len()
         );
+        if let Some(ca) = &ca {
+            for p in &ca.problems {
+                println!(
+                    "{}: {} could not be checked: {}",
+                    p.cert, p.check, p.message
+                );
+            }
+            for s in &ca.scheduled {
+                println!(
+                    "{}: renewal scheduled for {} (the CA's window: {} to {})",
+                    s.cert,
+                    s.renew_at.format("%Y-%m-%d %H:%M UTC"),
+                    s.window_start.format("%Y-%m-%d %H:%M UTC"),
+                    s.window_end.format("%Y-%m-%d %H:%M UTC")
+                );
+            }
+        }
         if !open.is_empty() {
             print!("{}", table(&open, now));
         }
@@ -116,6 +152,30 @@ pub(crate) fn run_scan(config: Option<&Path>, json: bool) -> Result<ExitCode, Cl
     } else {
         ExitCode::from(OPEN_SIGNALS)
     })
+}
+
+/// The CA-side checks (revocation, ARI) over the registered certificates, through the
+/// configured issuers. An issuer that cannot be set up is reported and its certificates are
+/// checked by their CRLs alone.
+pub(crate) fn ca_pass(
+    cfg: &crate::config::Config,
+    store: &crate::store::SledStore,
+    now: DateTime<Utc>,
+) -> Result<crate::signals::ca::CaReport, CliError> {
+    let mut issuers = std::collections::BTreeMap::new();
+    for spec in &cfg.issuers {
+        match crate::issuers::build_one(cfg, spec, store) {
+            Ok(i) => {
+                issuers.insert(spec.id.clone(), i);
+            }
+            Err(e) => eprintln!(
+                "issuer `{}` cannot be set up, so its status and renewal information are not asked: {e}",
+                spec.id
+            ),
+        }
+    }
+    let rt = super::respond::runtime()?;
+    Ok(rt.block_on(crate::signals::ca::run(store, &issuers, now))?)
 }
 
 fn parse_until(s: &str) -> Result<DateTime<Utc>, CliError> {

@@ -50,6 +50,9 @@ pub struct Plan {
     pub blocked: Option<String>,
     /// Why it would wait for approval (the rule, or the breaker), if it would.
     pub approval: Option<String>,
+    /// The issuer the new certificate comes from instead of the entry's own: a distrusted
+    /// CA's replacement (the distrust's issuer, else the entry's `fallback_issuer`).
+    pub issuer: Option<String>,
 }
 
 /// What applying plans did.
@@ -128,6 +131,24 @@ impl Governor {
         &self,
         only: Option<&[String]>,
     ) -> Result<(Vec<Plan>, Vec<Unmatched>), GovernError> {
+        self.plan_inner(only, false)
+    }
+
+    /// [`Governor::plan`] for a person's command that asks again: signals whose case failed
+    /// are decided again too (a failed case otherwise keeps its signals, so that a broken
+    /// issuer is not asked again on every pass).
+    pub fn plan_retrying_failed(
+        &self,
+        only: &[String],
+    ) -> Result<(Vec<Plan>, Vec<Unmatched>), GovernError> {
+        self.plan_inner(Some(only), true)
+    }
+
+    fn plan_inner(
+        &self,
+        only: Option<&[String]>,
+        retry_failed: bool,
+    ) -> Result<(Vec<Plan>, Vec<Unmatched>), GovernError> {
         let store = self.engine.store();
         let now = Utc::now();
         let cases = store.list_cases()?;
@@ -137,6 +158,7 @@ impl Governor {
         let answered: HashSet<&str> = cases
             .iter()
             .filter(|c| c.state != CaseState::Done)
+            .filter(|c| !(retry_failed && c.state == CaseState::Failed))
             .flat_map(|c| c.trigger.signals.iter().map(String::as_str))
             .collect();
         let open_case: HashMap<&str, u64> = cases
@@ -174,13 +196,16 @@ impl Governor {
                 .iter()
                 .all(|s| s.handled.as_ref().is_some_and(|h| h.action == BLOCKED));
             let decision = self.policy.decide(&sigs, &entry);
+            let replacement = replacement_issuer(&sigs, &entry);
+            let issuer = replacement.clone().and_then(Result::ok);
             let blocked = match decision.action.sequence() {
                 None => None,
-                Some(kind) => match open_case.get(subject) {
-                    Some(id) => Some(format!("case {id} is already open for it")),
-                    None => self
+                Some(kind) => match (open_case.get(subject), replacement) {
+                    (Some(id), _) => Some(format!("case {id} is already open for it")),
+                    (None, Some(Err(why))) if kind.issues() => Some(why),
+                    (None, _) => self
                         .engine
-                        .check_actionable(&entry, kind)
+                        .check_actionable_via(&entry, kind, issuer.as_deref())
                         .err()
                         .map(|e| e.to_string()),
                 },
@@ -205,6 +230,7 @@ impl Governor {
                 decision,
                 blocked,
                 approval,
+                issuer,
             });
         }
         Ok((plans, unmatched))
@@ -335,6 +361,7 @@ impl Governor {
                     decision: Some(d.clone()),
                     deadline: d.deadline,
                     approval,
+                    issuer: plan.issuer.clone(),
                 },
                 &mut running,
             )?;
@@ -650,3 +677,21 @@ pub fn human_duration(d: Duration) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// Where a replacement for a distrusted CA's certificate comes from, when an
+/// `issuer_distrusted` signal is among `sigs`: the issuer the distrust names, else the
+/// entry's `fallback_issuer`; an error (why it cannot be replaced) when neither exists.
+/// `None` when no signal is about a distrusted CA.
+fn replacement_issuer(
+    sigs: &[&Signal],
+    entry: &certresponder_inventory::ManagedCert,
+) -> Option<Result<String, String>> {
+    let s = sigs.iter().find(|s| s.check == "issuer_distrusted")?;
+    let named = s.evidence["replace_with"].as_str().map(str::to_string);
+    Some(named.or_else(|| entry.fallback_issuer.clone()).ok_or_else(|| {
+        format!(
+            "its CA is distrusted and its inventory entry ({}) names no `fallback_issuer` to order the replacement from (or give one with `certresponder distrust ... --issuer ID`)",
+            entry.source.display()
+        )
+    }))
+}

@@ -54,7 +54,8 @@ impl Governor {
             // The policy would not act on the report: the case stays as it was.
             return Ok(case);
         };
-        self.engine.check_actionable(&entry, kind)?;
+        self.engine
+            .check_actionable_via(&entry, kind, case.issuer.as_deref())?;
         let before = (case.kind, case.reason, case.deadline);
         case.kind = kind;
         case.contain_first = (d.contain_first || contain_first) && kind.revokes() && kind.issues();

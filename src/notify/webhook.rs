@@ -20,13 +20,10 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use http::{Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 
 use super::NotifyEvent;
 use super::config::{MAX_BACKOFF, WebhookTarget};
+use crate::http_client::HttpClient;
 
 /// The event header.
 pub const EVENT_HEADER: &str = "x-certresponder-event";
@@ -95,51 +92,9 @@ pub fn redacted_url(url: &str) -> String {
     }
 }
 
-type TlsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
-type PlainClient = Client<HttpConnector, Full<Bytes>>;
-
 /// The HTTP clients used for one delivery pass: HTTPS verified against the platform's
 /// roots (rustls with aws-lc-rs), and plain HTTP.
-pub struct Http {
-    tls: Result<TlsClient, String>,
-    plain: PlainClient,
-}
-
-impl std::fmt::Debug for Http {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Http").finish_non_exhaustive()
-    }
-}
-
-impl Http {
-    /// Builds the clients. Should TLS not be set up (no usable roots), HTTPS attempts fail
-    /// with that error while HTTP still works.
-    pub fn new() -> Self {
-        // Without TCP_NODELAY, small POSTs can stall on delayed ACKs.
-        let mut tcp = HttpConnector::new();
-        tcp.enforce_http(false);
-        tcp.set_nodelay(true);
-        let tls = HttpsConnectorBuilder::new()
-            .with_provider_and_platform_verifier(rustls::crypto::aws_lc_rs::default_provider())
-            .map(|b| {
-                let connector = b.https_only().enable_http1().wrap_connector(tcp.clone());
-                Client::builder(TokioExecutor::new()).build(connector)
-            })
-            .map_err(|e| format!("cannot set up TLS: {e}"));
-        let mut plain_tcp = HttpConnector::new();
-        plain_tcp.set_nodelay(true);
-        Self {
-            tls,
-            plain: Client::builder(TokioExecutor::new()).build(plain_tcp),
-        }
-    }
-}
-
-impl Default for Http {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+pub type Http = HttpClient;
 
 /// POSTs `body` (the delivery JSON) to the webhook, signed when it has a key. Gives up
 /// after `timeout` (connecting, sending and reading the answer together).
@@ -172,18 +127,11 @@ pub async fn post(
     let req = req
         .body(Full::new(Bytes::from(body)))
         .map_err(|e| AttemptError::new(format!("cannot build the request: {e}")))?;
-    let https = req.uri().scheme_str() == Some("https");
     let sent = async {
-        let rsp = if https {
-            let client = http
-                .tls
-                .as_ref()
-                .map_err(|e| AttemptError::new(e.clone()))?;
-            client.request(req).await
-        } else {
-            http.plain.request(req).await
-        }
-        .map_err(|e| AttemptError::new(error_chain(&e)))?;
+        let rsp = http
+            .request(req)
+            .await
+            .map_err(|e| AttemptError::new(e.to_string()))?;
         let status = rsp.status();
         let retry_after = parse_retry_after(rsp.headers(), Utc::now());
         // Read the answer so the connection ends cleanly; it matters only for errors.
@@ -247,21 +195,6 @@ fn quote(answer: &[u8]) -> String {
         .collect();
     if text.chars().count() > ANSWER_QUOTE && !out.is_empty() {
         out.push('…');
-    }
-    out
-}
-
-/// An error with its causes, `: `-separated (the client's own message alone says little).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
     }
     out
 }

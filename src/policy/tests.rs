@@ -16,6 +16,8 @@ fn cert(name: &str, owner: &str, tags: &[&str], kind: CertKind) -> ManagedCert {
         kind,
         trust: Trust::Private,
         issuer: Some("internal".into()),
+        fallback_issuer: None,
+        priority: Default::default(),
         key_profile: None,
         paths: Paths {
             cert: PathBuf::from("/srv/cert.pem"),

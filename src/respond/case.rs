@@ -355,6 +355,10 @@ pub struct Case {
     /// The approvals the case waits for or got.
     #[serde(default)]
     pub approval: Option<ApprovalState>,
+    /// The issuer the new certificate is ordered from instead of the entry's `issuer` (a
+    /// distrusted CA's replacement: the entry's `fallback_issuer`, or one named by hand).
+    #[serde(default)]
+    pub issuer: Option<String>,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Last journaled.
@@ -396,6 +400,7 @@ impl Case {
             decision: None,
             deadline: None,
             approval: None,
+            issuer: None,
             created_at: now,
             updated_at: now,
         }

@@ -92,6 +92,9 @@ pub struct Opening {
     pub deadline: Option<chrono::DateTime<Utc>>,
     /// `Some`: the case waits for these approvals before it runs.
     pub approval: Option<ApprovalState>,
+    /// The issuer the new certificate is ordered from instead of the entry's own (a
+    /// distrusted CA's replacement).
+    pub issuer: Option<String>,
 }
 
 /// What a step did.
@@ -118,6 +121,8 @@ pub struct Engine {
     pub(crate) key_policy: KeyPolicy,
     /// Per issuer id: how many calls may be in flight at once (`issuer_concurrency`).
     issuer_slots: HashMap<String, Arc<tokio::sync::Semaphore>>,
+    /// Per issuer id: the earliest time the next replacement order may be placed.
+    replacement_next: std::sync::Mutex<HashMap<String, std::time::Instant>>,
 }
 
 impl Engine {
@@ -149,6 +154,7 @@ impl Engine {
             reloader,
             key_policy,
             issuer_slots,
+            replacement_next: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -201,33 +207,56 @@ impl Engine {
         entry: &ManagedCert,
         kind: SequenceKind,
     ) -> Result<(), RespondError> {
+        self.check_actionable_via(entry, kind, None)
+    }
+
+    /// [`Engine::check_actionable`] for a case that orders its new certificate from `via`
+    /// (a distrust's replacement issuer) instead of the entry's `issuer`; revocation still
+    /// goes to the entry's own issuer, the CA of the old certificate.
+    pub fn check_actionable_via(
+        &self,
+        entry: &ManagedCert,
+        kind: SequenceKind,
+        via: Option<&str>,
+    ) -> Result<(), RespondError> {
         let cert = entry.name.to_string();
         let no = |reason: String| RespondError::NotActionable {
             cert: cert.clone(),
             reason,
         };
-        let Some(issuer) = &entry.issuer else {
-            return Err(no(format!(
-                "its inventory entry ({}) names no `issuer`, so it cannot be {}",
-                entry.source.display(),
-                if kind.issues() { "reissued" } else { "revoked" }
-            )));
-        };
-        // Configured issuers (a planning engine builds none) and those given to the engine.
-        let configured = self.cfg.issuers.iter().any(|i| &i.id == issuer);
-        if !configured && !self.issuers.contains_key(issuer) {
-            let mut known = self.cfg.issuer_ids();
-            known.extend(
-                self.issuers
-                    .keys()
-                    .filter(|k| !known.contains(k))
-                    .cloned()
-                    .collect::<Vec<_>>(),
-            );
-            return Err(no(format!(
-                "its issuer `{issuer}` is not configured (known: {})",
-                known.join(", ")
-            )));
+        let mut needed: Vec<(&str, &str)> = Vec::new();
+        if kind.revokes() || (kind.issues() && via.is_none()) {
+            let Some(issuer) = &entry.issuer else {
+                return Err(no(format!(
+                    "its inventory entry ({}) names no `issuer`, so it cannot be {}",
+                    entry.source.display(),
+                    if kind.issues() { "reissued" } else { "revoked" }
+                )));
+            };
+            needed.push(("issuer", issuer));
+        }
+        if kind.issues()
+            && let Some(v) = via
+        {
+            needed.push(("replacement issuer", v));
+        }
+        for (what, issuer) in needed {
+            // Configured issuers (a planning engine builds none) and those given to the engine.
+            let configured = self.cfg.issuers.iter().any(|i| i.id == issuer);
+            if !configured && !self.issuers.contains_key(issuer) {
+                let mut known = self.cfg.issuer_ids();
+                known.extend(
+                    self.issuers
+                        .keys()
+                        .filter(|k| !known.contains(k))
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                );
+                return Err(no(format!(
+                    "its {what} `{issuer}` is not configured (known: {})",
+                    known.join(", ")
+                )));
+            }
         }
         if kind.issues() && entry.paths.key.is_none() {
             return Err(no(format!(
@@ -285,6 +314,7 @@ impl Engine {
                 decision: None,
                 deadline: None,
                 approval: None,
+                issuer: None,
             },
             running,
         )
@@ -307,10 +337,11 @@ impl Engine {
             decision,
             deadline,
             approval,
+            issuer,
         } = opening;
         let cert = cert.as_str();
         let entry = self.entry(cert)?;
-        self.check_actionable(&entry, kind)?;
+        self.check_actionable_via(&entry, kind, issuer.as_deref())?;
         if let Some(case) = running.get(cert) {
             return Err(RespondError::Busy {
                 cert: cert.to_string(),
@@ -322,6 +353,7 @@ impl Engine {
         case.owner = entry.owner.clone();
         case.decision = decision;
         case.deadline = deadline;
+        case.issuer = if kind.issues() { issuer } else { None };
         if let Some(a) = approval {
             case.state = CaseState::AwaitingApproval;
             case.approval = Some(a);
@@ -388,6 +420,7 @@ impl Engine {
                     "trigger": case.trigger,
                     "rule": case.decision.as_ref().map(|d| &d.rule),
                     "approval": case.approval,
+                    "issuer": case.issuer,
                 }),
             },
         )?;
@@ -722,6 +755,30 @@ impl Engine {
             .into_iter()
             .find(|b| b.id == id)
             .ok_or_else(|| format!("bundle {id} is no longer in the history of `{cert}`"))
+    }
+
+    /// Waits for the replacement rate limit of `issuer` (`[respond] replacement_rate`):
+    /// mass replacements place orders at most that fast, spaced evenly.
+    pub(crate) async fn replacement_turn(&self, issuer: &str) {
+        let Some(rate) = self.cfg.respond.replacement_rate else {
+            return;
+        };
+        let wait = {
+            let Ok(mut next) = self.replacement_next.lock() else {
+                return;
+            };
+            let now = std::time::Instant::now();
+            let slot = next
+                .get(issuer)
+                .copied()
+                .filter(|t| *t > now)
+                .unwrap_or(now);
+            next.insert(issuer.to_string(), slot + rate.interval());
+            slot - now
+        };
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
     }
 
     /// Runs one call to an issuer within its `issuer_concurrency` slots, so that a mass

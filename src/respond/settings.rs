@@ -14,6 +14,8 @@
 //! issue_attempts = 5         # tries for a retryable issuer error (rate limit, network, 5xx)
 //! retry_base_ms = 1000       # first back-off; doubles, capped at 60 s, or the CA's Retry-After
 //! confirm_timeout_secs = 30  # keep asking the issuer for the old certificate's status
+//! replacement_rate = "10/s"  # orders per issuer for mass replacements (a distrusted CA);
+//!                            # N/s, N/m or N/h; no limit when absent
 //! ```
 
 use std::time::Duration;
@@ -34,6 +36,7 @@ pub const FIELDS: &[&str] = &[
     "issue_attempts",
     "retry_base_ms",
     "confirm_timeout_secs",
+    "replacement_rate",
 ];
 
 /// How sequences run.
@@ -63,6 +66,56 @@ pub struct RespondConfig {
     pub retry_base: Duration,
     /// How long to wait for the issuer to show the old certificate revoked.
     pub confirm_timeout: Duration,
+    /// The most orders a mass replacement places at one issuer per unit of time.
+    pub replacement_rate: Option<Rate>,
+}
+
+/// A rate: `count` per `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Rate {
+    /// How many.
+    pub count: u32,
+    /// Per this long.
+    pub per: Duration,
+}
+
+impl Rate {
+    /// Parses `10/s`, `300/m` or `5000/h`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "`{s}` is not a rate: write a count and a unit, such as \"10/s\", \"300/m\" or \"5000/h\""
+            )
+        };
+        let (n, unit) = s.trim().split_once('/').ok_or_else(bad)?;
+        let count: u32 = n.trim().parse().map_err(|_| bad())?;
+        if count == 0 {
+            return Err(format!("`{s}`: the count must be above zero"));
+        }
+        let per = match unit.trim() {
+            "s" => Duration::from_secs(1),
+            "m" => Duration::from_secs(60),
+            "h" => Duration::from_secs(3600),
+            _ => return Err(bad()),
+        };
+        Ok(Self { count, per })
+    }
+
+    /// The spacing between two orders.
+    pub fn interval(self) -> Duration {
+        self.per / self.count
+    }
+}
+
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let unit = match self.per.as_secs() {
+            1 => "s",
+            60 => "m",
+            _ => "h",
+        };
+        write!(f, "{}/{unit}", self.count)
+    }
 }
 
 impl Default for RespondConfig {
@@ -80,6 +133,7 @@ impl Default for RespondConfig {
             issue_attempts: 5,
             retry_base: Duration::from_secs(1),
             confirm_timeout: Duration::from_secs(30),
+            replacement_rate: None,
         }
     }
 }
@@ -135,6 +189,18 @@ impl RespondConfig {
             issue_attempts: u32::try_from(int("issue_attempts", 1, 100, 5)?).unwrap_or(5),
             retry_base: millis("retry_base_ms", 1, 600_000, d.retry_base)?,
             confirm_timeout: secs("confirm_timeout_secs", 3600, d.confirm_timeout)?,
+            replacement_rate: match t.get("replacement_rate") {
+                None => None,
+                Some(Value::String(r)) => {
+                    Some(Rate::parse(r).map_err(|e| ("respond.replacement_rate".to_string(), e))?)
+                }
+                Some(other) => {
+                    return Err((
+                        "respond.replacement_rate".into(),
+                        format!("must be a rate such as \"10/s\", found {other}"),
+                    ));
+                }
+            },
         })
     }
 }
@@ -158,5 +224,15 @@ mod tests {
         let (field, msg) = RespondConfig::parse(&t).unwrap_err();
         assert_eq!(field, "respond.verify_timeout");
         assert!(msg.contains("verify_timeout_secs"), "{msg}");
+        let t: Table = toml::from_str("replacement_rate = \"300/m\"\n").unwrap();
+        let r = RespondConfig::parse(&t).unwrap().replacement_rate.unwrap();
+        assert_eq!(r.interval(), Duration::from_millis(200));
+        assert_eq!(r.to_string(), "300/m");
+        for bad in ["0/s", "10", "10/d", "x/s"] {
+            assert!(Rate::parse(bad).is_err(), "{bad}");
+        }
+        let t: Table = toml::from_str("replacement_rate = 5\n").unwrap();
+        let (field, _) = RespondConfig::parse(&t).unwrap_err();
+        assert_eq!(field, "respond.replacement_rate");
     }
 }

@@ -59,11 +59,25 @@ impl Engine {
         }
     }
 
+    /// The entry's own issuer: the CA of the certificate deployed now, which revokes it.
     fn issuer_of(&self, entry: &ManagedCert) -> Result<&dyn Issuer, String> {
         let id = entry
             .issuer
             .as_deref()
             .ok_or_else(|| format!("the entry ({}) names no issuer", entry.source.display()))?;
+        self.issuer_by_id(id)
+    }
+
+    /// The issuer a case orders its new certificate from: its replacement issuer, if it has
+    /// one, else the entry's own.
+    fn ordering_issuer(&self, case: &Case, entry: &ManagedCert) -> Result<&dyn Issuer, String> {
+        match &case.issuer {
+            Some(id) => self.issuer_by_id(id),
+            None => self.issuer_of(entry),
+        }
+    }
+
+    fn issuer_by_id(&self, id: &str) -> Result<&dyn Issuer, String> {
         self.issuers
             .get(id)
             .map(AsRef::as_ref)
@@ -164,7 +178,7 @@ impl Engine {
         if case.issued.is_some() {
             return StepResult::Skipped("the certificate was issued earlier".into());
         }
-        let issuer = match self.issuer_of(entry) {
+        let issuer = match self.ordering_issuer(case, entry) {
             Ok(i) => i,
             Err(e) => return fail(e),
         };
@@ -183,13 +197,31 @@ impl Engine {
             Ok(d) => d,
             Err(e) => return fail(e),
         };
+        // A renewal from the same CA names the certificate it replaces (RFC 9773 §5) when
+        // that CA answered renewal information for it.
+        let replaces = match (&case.issuer, self.old_bundle(case)) {
+            (None, Ok(b))
+                if crate::signals::ca::ari::answered(
+                    self.store(),
+                    &case.cert,
+                    &b.fingerprints.cert_sha256,
+                    issuer.id(),
+                ) =>
+            {
+                b.leaf_der().ok()
+            }
+            _ => None,
+        };
         let req = IssueRequest {
             csr_der,
             identifiers,
             kind: entry.kind,
             profile: None,
-            replaces: None,
+            replaces,
         };
+        if case.issuer.is_some() {
+            self.replacement_turn(issuer.id()).await;
+        }
         let attempts = self.cfg.respond.issue_attempts;
         let mut attempt = 1;
         let chain = loop {

@@ -1,6 +1,7 @@
 //! Signal detectors, one module per family.
 
 pub mod analyze;
+pub mod ca;
 pub mod exposure;
 pub mod finding;
 pub mod permissions;

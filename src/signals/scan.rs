@@ -60,6 +60,7 @@ pub fn inventory_findings(
         tracing::warn!(error = %e, "blocklists skipped");
         super::exposure::blocklist::Blocklists::default()
     });
+    let distrusts = super::ca::distrust::all(&cfg.distrust, store)?;
     for rec in store.list_certs()? {
         if rec.status != CertStatus::Active {
             continue;
@@ -107,12 +108,42 @@ pub fn inventory_findings(
         for f in check_certificate(cert, rec.entry.trust, now, &cert_policy) {
             out.push((name.clone(), Some(fp.clone()), f));
         }
+        if !distrusts.is_empty() {
+            let chain = deployed_chain(store, &name, &fp)?;
+            if let Some(f) = super::ca::distrust::check_all(&distrusts, cert, &chain) {
+                out.push((name.clone(), Some(fp.clone()), f));
+            }
+        }
         if let certresponder_inventory::inspect::KeyInfo::Rsa { modulus, .. } = &cert.key {
             rsa.push((name.clone(), fp.clone(), modulus.clone()));
         }
     }
     out.extend(super::shared::shared_prime_findings(store, &rsa)?);
     Ok((scanned, out))
+}
+
+/// The CA certificates deployed above the leaf whose SHA-256 is `fp` (from its stored
+/// bundle; empty when the bundle carries no chain).
+pub(crate) fn deployed_chain(
+    store: &dyn Store,
+    name: &str,
+    fp: &str,
+) -> Result<Vec<certresponder_inventory::inspect::CertInfo>, StoreError> {
+    let bundles = store.bundles(name)?;
+    let Some(b) = bundles
+        .iter()
+        .rev()
+        .find(|b| b.fingerprints.cert_sha256 == fp)
+    else {
+        return Ok(Vec::new());
+    };
+    Ok(
+        certresponder_inventory::inspect::inspect_certificates(b.chain_pem.as_bytes())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| c.is_ca)
+            .collect(),
+    )
 }
 
 /// Runs the scan and stores its signals.
@@ -122,10 +153,25 @@ pub fn scan(store: &dyn Store, cfg: &Config, now: DateTime<Utc>) -> Result<ScanR
         scanned,
         ..ScanReport::default()
     };
+    let seen = store_findings(store, &findings, "scan", now, &mut report)?;
+    resolve_missing(store, "scan", &seen, |_| true, now, &mut report)?;
+    Ok(report)
+}
+
+/// Stores findings as signals from `source`: new ones recorded, known ones seen again (and
+/// decided again when they came back or a detector is surer of them). Returns the dedup
+/// keys seen.
+pub(crate) fn store_findings(
+    store: &dyn Store,
+    findings: &[CertFinding],
+    source: &str,
+    now: DateTime<Utc>,
+    report: &mut ScanReport,
+) -> Result<HashSet<String>, StoreError> {
     let mut seen = HashSet::new();
-    for (name, fp, finding) in &findings {
+    for (name, fp, finding) in findings {
         let family = crate::policy::vocab::check_info(finding.check).map_or("weak", |c| c.family);
-        let fresh = Signal::from_finding(name, family, finding, fp.as_deref(), "scan", now);
+        let fresh = Signal::from_finding(name, family, finding, fp.as_deref(), source, now);
         seen.insert(fresh.dedup_key.clone());
         match store.get_signal(&fresh.dedup_key)? {
             None => {
@@ -157,9 +203,24 @@ pub fn scan(store: &dyn Store, cfg: &Config, now: DateTime<Utc>) -> Result<ScanR
             }
         }
     }
+    Ok(seen)
+}
+
+/// Resolves the open signals from `source` that this pass did not see, among those `checked`
+/// says the pass could judge (a check that failed this time proves nothing).
+pub(crate) fn resolve_missing(
+    store: &dyn Store,
+    source: &str,
+    seen: &HashSet<String>,
+    checked: impl Fn(&Signal) -> bool,
+    now: DateTime<Utc>,
+    report: &mut ScanReport,
+) -> Result<(), StoreError> {
     for mut s in store.list_signals()? {
-        let ours = s.source == "scan";
-        if ours && !seen.contains(&s.dedup_key) && !matches!(s.state, SignalState::Resolved { .. })
+        if s.source == source
+            && !seen.contains(&s.dedup_key)
+            && !matches!(s.state, SignalState::Resolved { .. })
+            && checked(&s)
         {
             s.state = SignalState::Resolved { at: now };
             store.put_signal(&s)?;
@@ -167,7 +228,7 @@ pub fn scan(store: &dyn Store, cfg: &Config, now: DateTime<Utc>) -> Result<ScanR
             report.resolved.push(s);
         }
     }
-    Ok(report)
+    Ok(())
 }
 
 /// Appends a `signal` record to the audit log: the signal as stored and what happened to it

@@ -209,6 +209,8 @@ mod tests {
             kind: CertKind::TlsServer,
             trust: Trust::Private,
             issuer: None,
+            fallback_issuer: None,
+            priority: Default::default(),
             key_profile: None,
             paths: Paths {
                 cert: "/nonexistent".into(),

@@ -64,6 +64,8 @@ fn entry(paths: Paths) -> ManagedCert {
         kind: CertKind::TlsServer,
         trust: Trust::Private,
         issuer: None,
+        fallback_issuer: None,
+        priority: Default::default(),
         key_profile: None,
         paths,
         reload: None,

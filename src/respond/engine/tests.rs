@@ -60,6 +60,8 @@ impl Fixture {
             kind: CertKind::TlsServer,
             trust: Trust::Private,
             issuer: Some("internal".into()),
+            fallback_issuer: None,
+            priority: Default::default(),
             key_profile: Some(certresponder_inventory::KeyProfile::EcdsaP256),
             paths: Paths {
                 cert: files.join("cert.pem"),

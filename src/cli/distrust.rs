@@ -1,0 +1,632 @@
+//! `certresponder distrust CA`: a CA is no longer trusted; replace everything it signed.
+//!
+//! The distrust is recorded (so that later scans keep finding what was missed), every
+//! affected certificate gets an `issuer_distrusted` signal with the deadline, the policy
+//! decides each (by default: reissue, automatically), and the reissues run through each
+//! entry's `fallback_issuer` (or `--issuer`), earliest deadline and most critical first, a
+//! bounded number at a time, at most `replacement_rate` orders per issuer. A progress line
+//! shows how far it is; the summary says what met the deadline and what did not.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use clap::Args;
+use serde::Serialize;
+use serde_json::json;
+
+use super::inventory::open_store;
+use super::respond::{govern_error, governor, identity, print_waiting, run_notifying};
+use super::table::{Cell, Tone, render};
+use super::{CliError, input_error, load_config};
+use crate::audit::{self, AuditEntry};
+use crate::govern::{POLICY_ACTOR, Plan};
+use crate::respond::case::{Case, CaseState, Step, StepOutcome};
+use crate::respond::settings::Rate;
+use crate::signals::ca::distrust::{self, CaRef, Distrust};
+use crate::signals::scan::{ScanReport, store_findings};
+use crate::store::Store;
+
+/// Exit status when nothing failed but some certificates are not replaced yet (waiting for
+/// approval, escalated, busy).
+const NOT_ALL_REPLACED: u8 = 3;
+
+/// `distrust` arguments.
+#[derive(Debug, Args)]
+pub(crate) struct DistrustArgs {
+    /// The CA: the path to its certificate (matched by its SPKI SHA-256), `spki:HEX`,
+    /// `sha256:HEX` (the CA certificate's SHA-256), or its name (the distinguished name or
+    /// the common name)
+    #[arg(required_unless_present = "list", value_name = "CA")]
+    ca: Option<String>,
+    /// Only certificates issued (notBefore) on or after this date, YYYY-MM-DD or RFC 3339
+    #[arg(long, value_name = "DATE")]
+    issued_after: Option<String>,
+    /// When the replacements must be done, from now: 24h, 5d, 90m
+    #[arg(long, value_name = "DURATION", default_value = "24h")]
+    deadline: String,
+    /// Order every replacement from this issuer instead of each entry's `fallback_issuer`
+    #[arg(long, value_name = "ID")]
+    issuer: Option<String>,
+    /// Why (the browser announcement, the CA's incident report)
+    #[arg(long)]
+    reason: Option<String>,
+    /// Replacements running at once (default: `[respond] concurrency`)
+    #[arg(long, value_name = "N")]
+    concurrency: Option<usize>,
+    /// Orders per issuer: 10/s, 300/m, 5000/h (default: `[respond] replacement_rate`)
+    #[arg(long, value_name = "RATE")]
+    rate: Option<String>,
+    /// List the affected certificates and where each would be reissued; change nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// List the distrusted CAs (from the configuration and recorded by this command)
+    #[arg(long, conflicts_with_all = ["dry_run", "remove"])]
+    list: bool,
+    /// Forget a CA recorded by this command (one from the configuration is removed there)
+    #[arg(long, conflicts_with = "dry_run")]
+    remove: bool,
+    /// No progress line
+    #[arg(long)]
+    no_progress: bool,
+    /// Machine-readable output
+    #[arg(long)]
+    json: bool,
+}
+
+/// What became of one affected certificate.
+#[derive(Debug, Serialize)]
+struct Outcome {
+    cert: String,
+    priority: &'static str,
+    /// `replaced`, `failed`, `waiting`, `escalated`, `busy`.
+    status: &'static str,
+    case: Option<u64>,
+    issuer: Option<String>,
+    deadline: Option<DateTime<Utc>>,
+    /// When the new certificate was verified in place.
+    verified_at: Option<DateTime<Utc>>,
+    /// Seconds from the case's opening to the verified deployment.
+    seconds: Option<f64>,
+    within_deadline: Option<bool>,
+    detail: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Summary {
+    affected: usize,
+    replaced: usize,
+    within_deadline: usize,
+    late: usize,
+    failed: usize,
+    waiting: usize,
+    escalated: usize,
+    busy: usize,
+    elapsed_seconds: f64,
+    p50_seconds: Option<f64>,
+    p99_seconds: Option<f64>,
+}
+
+fn parse_ca(s: &str) -> Result<CaRef, CliError> {
+    let p = Path::new(s);
+    if p.is_file() {
+        return distrust::ca_from_file(p).map_err(input_error);
+    }
+    CaRef::parse(s).map_err(input_error)
+}
+
+pub(crate) fn run(args: DistrustArgs, config: Option<&Path>) -> Result<ExitCode, CliError> {
+    let mut cfg = load_config(config)?;
+    if args.list {
+        return list(&cfg, args.json);
+    }
+    let Some(ca_arg) = args.ca.as_deref() else {
+        return Err(input_error("name the CA to distrust"));
+    };
+    let ca = parse_ca(ca_arg)?;
+    if args.remove {
+        let store = open_store(&cfg)?;
+        let n = distrust::remove(&store, &ca)?;
+        if n == 0 {
+            return Err(input_error(format!(
+                "`{}` is not recorded as distrusted{}",
+                ca.written(),
+                if cfg.distrust.iter().any(|d| d.ca == ca) {
+                    " by this command; it is in the configuration's [[distrust]]"
+                } else {
+                    ""
+                }
+            )));
+        }
+        audit::append(
+            &store,
+            AuditEntry {
+                kind: "distrust_removed",
+                actor: &identity()?.to_string(),
+                cert: None,
+                case: None,
+                data: json!({"ca": ca}),
+            },
+        )?;
+        println!("{} is no longer recorded as distrusted", ca.written());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let issued_after = args
+        .issued_after
+        .as_deref()
+        .map(distrust::parse_date)
+        .transpose()
+        .map_err(|e| input_error(format!("--issued-after: {e}")))?;
+    let deadline_hours = distrust::parse_deadline(&args.deadline)
+        .map_err(|e| input_error(format!("--deadline: {e}")))?;
+    if let Some(id) = &args.issuer
+        && !cfg.issuers.iter().any(|i| &i.id == id)
+    {
+        return Err(input_error(format!(
+            "--issuer `{id}` is not a configured issuer (known: {})",
+            cfg.issuer_ids().join(", ")
+        )));
+    }
+    if let Some(n) = args.concurrency {
+        if n == 0 {
+            return Err(input_error("--concurrency must be at least 1"));
+        }
+        cfg.respond.concurrency = n;
+    }
+    if let Some(r) = &args.rate {
+        cfg.respond.replacement_rate =
+            Some(Rate::parse(r).map_err(|e| input_error(format!("--rate: {e}")))?);
+    }
+    let who = identity()?.to_string();
+    let d = Distrust {
+        ca,
+        issued_after,
+        deadline_hours,
+        replace_with: args.issuer.clone(),
+        reason: args.reason.clone(),
+        origin: "command".into(),
+        added_by: Some(who.clone()),
+        added_at: Some(Utc::now()),
+    };
+    if args.dry_run {
+        return dry_run(&cfg, &d, args.json);
+    }
+    let started = Instant::now();
+    let gov = governor(&cfg)?;
+    let engine = Arc::clone(gov.engine());
+    let store = engine.store();
+    distrust::record(store, d.clone())?;
+    audit::append(
+        store,
+        AuditEntry {
+            kind: "distrust",
+            actor: &who,
+            cert: None,
+            case: None,
+            data: json!({"distrust": d}),
+        },
+    )?;
+    let now = Utc::now();
+    let findings = distrust::affected(store, std::slice::from_ref(&d))?;
+    let mut scan_report = ScanReport::default();
+    store_findings(store, &findings, "scan", now, &mut scan_report)?;
+    let names: Vec<String> = findings.iter().map(|(n, _, _)| n.clone()).collect();
+    if !args.json {
+        println!(
+            "{} distrusted{}: {} certificate{} affected",
+            d.ca.written(),
+            d.issued_after
+                .map(|t| format!(
+                    " for certificates issued on or after {}",
+                    t.format("%Y-%m-%d")
+                ))
+                .unwrap_or_default(),
+            names.len(),
+            if names.len() == 1 { "" } else { "s" }
+        );
+    }
+    let (mut plans, _) = if names.is_empty() {
+        (Vec::new(), Vec::new())
+    } else {
+        gov.plan_retrying_failed(&names).map_err(govern_error)?
+    };
+    order(store, &mut plans)?;
+    let applied = gov
+        .apply(&plans, "distrust", POLICY_ACTOR, false)
+        .map_err(govern_error)?;
+    let ids = applied.run.clone();
+    let rt = super::respond::runtime()?;
+    let show_progress = !args.no_progress && !args.json;
+    let results = rt.block_on(async {
+        let ticker = progress(Arc::clone(&engine), ids.clone(), show_progress);
+        tokio::select! {
+            r = run_notifying(&engine, &ids) => r,
+            () = ticker => Vec::new(),
+        }
+    });
+    if show_progress && std::io::stderr().is_terminal() {
+        eprintln!();
+    }
+    let errors: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.as_ref().err().map(ToString::to_string))
+        .collect();
+    let (outcomes, summary) = summarise(store, &names, &plans, &applied, started.elapsed())?;
+    if args.json {
+        let cases: Vec<serde_json::Value> = outcomes
+            .iter()
+            .filter_map(|o| o.case)
+            .filter_map(|id| store.get_case(id).ok().flatten())
+            .map(|c| c.public_json())
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "distrust": d,
+                "affected": names.len(),
+                "summary": summary,
+                "outcomes": outcomes,
+                "cases": cases,
+                "errors": errors,
+            }))?
+        );
+    } else {
+        print_summary(&outcomes, &summary);
+        let waiting: Vec<Case> = applied
+            .waiting
+            .iter()
+            .filter_map(|id| store.get_case(*id).ok().flatten())
+            .collect();
+        print_waiting(&waiting, applied.breaker_opened);
+        for e in &errors {
+            eprintln!("error: {e}");
+        }
+    }
+    Ok(if summary.failed > 0 || !errors.is_empty() {
+        ExitCode::FAILURE
+    } else if summary.replaced < summary.affected {
+        ExitCode::from(NOT_ALL_REPLACED)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Earliest deadline first; among equal deadlines, the most critical first; then by name.
+fn order(store: &dyn Store, plans: &mut [Plan]) -> Result<(), CliError> {
+    let mut rank = std::collections::HashMap::new();
+    for p in plans.iter() {
+        let r = store
+            .get_cert(&p.cert)?
+            .map_or(u8::MAX, |c| c.entry.priority.rank());
+        rank.insert(p.cert.clone(), r);
+    }
+    plans.sort_by(|a, b| {
+        let da = a.decision.deadline.unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let db = b.decision.deadline.unwrap_or(DateTime::<Utc>::MAX_UTC);
+        da.cmp(&db)
+            .then(rank[&a.cert].cmp(&rank[&b.cert]))
+            .then(a.cert.cmp(&b.cert))
+    });
+    Ok(())
+}
+
+/// Prints how far the replacements are, every second on a terminal (one line, rewritten),
+/// every ten seconds otherwise. Never returns.
+async fn progress(engine: Arc<crate::respond::Engine>, ids: Vec<u64>, show: bool) {
+    let tty = std::io::stderr().is_terminal();
+    let every = if tty { 1 } else { 10 };
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(every));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if !show || ids.is_empty() {
+            continue;
+        }
+        let (mut done, mut failed, mut running) = (0, 0, 0);
+        for id in &ids {
+            match engine.store().get_case(*id).ok().flatten().map(|c| c.state) {
+                Some(CaseState::Done) => done += 1,
+                Some(CaseState::Failed) => failed += 1,
+                _ => running += 1,
+            }
+        }
+        let line = format!(
+            "replaced {done}/{} · failed {failed} · in progress {running} · {}s",
+            ids.len(),
+            started.elapsed().as_secs()
+        );
+        if tty {
+            eprint!("\r{line}   ");
+        } else {
+            eprintln!("{line}");
+        }
+    }
+}
+
+/// When a case's new certificate was verified in place (or deployed, when nothing verifies).
+fn verified_at(case: &Case) -> Option<DateTime<Utc>> {
+    [Step::Verify, Step::Deploy].iter().find_map(|step| {
+        case.journal
+            .iter()
+            .rev()
+            .find(|r| r.step == *step && r.outcome == StepOutcome::Ok)
+            .and_then(|r| r.finished_at)
+    })
+}
+
+fn summarise(
+    store: &dyn Store,
+    names: &[String],
+    plans: &[Plan],
+    applied: &crate::govern::Applied,
+    elapsed: Duration,
+) -> Result<(Vec<Outcome>, Summary), CliError> {
+    let mut outcomes = Vec::new();
+    let cases = store.list_cases()?;
+    let opened: Vec<u64> = applied
+        .run
+        .iter()
+        .chain(&applied.waiting)
+        .copied()
+        .collect();
+    for name in names {
+        let priority = store
+            .get_cert(name)?
+            .map_or("normal", |c| c.entry.priority.as_str());
+        let plan = plans.iter().find(|p| &p.cert == name);
+        let case = cases
+            .iter()
+            .find(|c| &c.cert == name && opened.contains(&c.id));
+        let mut o = Outcome {
+            cert: name.clone(),
+            priority,
+            status: "escalated",
+            case: case.map(|c| c.id),
+            issuer: case.and_then(|c| c.issuer.clone()),
+            deadline: case
+                .and_then(|c| c.deadline)
+                .or_else(|| plan.and_then(|p| p.decision.deadline)),
+            verified_at: None,
+            seconds: None,
+            within_deadline: None,
+            detail: None,
+        };
+        match case {
+            Some(c) => match c.state {
+                CaseState::Done => {
+                    o.status = "replaced";
+                    o.verified_at = verified_at(c);
+                    let end = o.verified_at.unwrap_or(c.updated_at);
+                    o.seconds = Some((end - c.created_at).num_milliseconds() as f64 / 1000.0);
+                    o.within_deadline = Some(o.deadline.is_none_or(|d| end <= d));
+                }
+                CaseState::Failed => {
+                    o.status = "failed";
+                    o.detail = c.error.clone();
+                }
+                CaseState::AwaitingApproval => {
+                    o.status = "waiting";
+                    o.detail = c.approval.as_ref().map(|a| a.why.clone());
+                }
+                _ => {
+                    o.status = "failed";
+                    o.detail = Some(format!("case {} is {}", c.id, c.state));
+                }
+            },
+            None if applied.busy.contains(name) => {
+                o.status = "busy";
+                o.detail = Some(
+                    "another case is open for it; it is decided again once that one ends".into(),
+                );
+            }
+            None => {
+                o.detail = plan.map(|p| {
+                    p.blocked
+                        .clone()
+                        .unwrap_or_else(|| format!("{}: {}", p.decision.action, p.decision.why))
+                });
+            }
+        }
+        outcomes.push(o);
+    }
+    let mut s = Summary {
+        affected: names.len(),
+        elapsed_seconds: elapsed.as_secs_f64(),
+        ..Summary::default()
+    };
+    let mut times: Vec<f64> = Vec::new();
+    for o in &outcomes {
+        match o.status {
+            "replaced" => {
+                s.replaced += 1;
+                if o.within_deadline == Some(false) {
+                    s.late += 1;
+                } else {
+                    s.within_deadline += 1;
+                }
+                times.extend(o.seconds);
+            }
+            "failed" => s.failed += 1,
+            "waiting" => s.waiting += 1,
+            "busy" => s.busy += 1,
+            _ => s.escalated += 1,
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let pick = |q: f64| {
+        (!times.is_empty()).then(|| {
+            let i = ((times.len() as f64 * q).ceil() as usize).clamp(1, times.len()) - 1;
+            times[i]
+        })
+    };
+    s.p50_seconds = pick(0.50);
+    s.p99_seconds = pick(0.99);
+    Ok((outcomes, s))
+}
+
+fn print_summary(outcomes: &[Outcome], s: &Summary) {
+    let rows: Vec<Vec<Cell>> = outcomes
+        .iter()
+        .filter(|o| o.status != "replaced" || o.within_deadline == Some(false))
+        .map(|o| {
+            let tone = if o.status == "replaced" {
+                Tone::Warn
+            } else {
+                Tone::Alert
+            };
+            vec![
+                Cell::plain(o.cert.clone()),
+                Cell::plain(o.priority),
+                Cell::toned(
+                    if o.status == "replaced" {
+                        "replaced late"
+                    } else {
+                        o.status
+                    },
+                    tone,
+                ),
+                Cell::plain(o.case.map(|c| c.to_string()).unwrap_or_default()),
+                Cell::plain(
+                    o.deadline
+                        .map(|d| d.format("%Y-%m-%d %H:%M").to_string())
+                        .unwrap_or_default(),
+                ),
+                Cell::plain(o.detail.clone().unwrap_or_default()),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        print!(
+            "{}",
+            render(
+                &["CERT", "PRIORITY", "STATUS", "CASE", "DEADLINE", "DETAIL"],
+                &rows
+            )
+        );
+    }
+    let secs = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |x| format!("{x:.1} s"));
+    println!(
+        "{} affected: {} replaced ({} within the deadline, {} late), {} failed, {} waiting for approval, {} escalated, {} busy; {:.1} s in all, per certificate p50 {} p99 {}",
+        s.affected,
+        s.replaced,
+        s.within_deadline,
+        s.late,
+        s.failed,
+        s.waiting,
+        s.escalated,
+        s.busy,
+        s.elapsed_seconds,
+        secs(s.p50_seconds),
+        secs(s.p99_seconds)
+    );
+}
+
+fn dry_run(cfg: &crate::config::Config, d: &Distrust, json: bool) -> Result<ExitCode, CliError> {
+    // On an in-memory copy: registering inventory changes here must not touch the database.
+    let copy = crate::store::MemoryStore::new();
+    if cfg.db_path().exists() {
+        let store = open_store(cfg)?;
+        crate::store::copy_for_planning(&store, &copy)?;
+    }
+    crate::registry::sync(&copy, cfg, Utc::now())?;
+    let findings = distrust::affected(&copy, std::slice::from_ref(d))?;
+    let mut rows = Vec::new();
+    let mut listed = Vec::new();
+    for (name, _, f) in &findings {
+        let entry = copy.get_cert(name)?.map(|c| c.entry);
+        let via = d
+            .replace_with
+            .clone()
+            .or_else(|| entry.as_ref().and_then(|e| e.fallback_issuer.clone()));
+        let priority = entry.as_ref().map_or("normal", |e| e.priority.as_str());
+        listed.push(json!({
+            "cert": name,
+            "priority": priority,
+            "issuer": via,
+            "message": f.message,
+        }));
+        rows.push(vec![
+            Cell::plain(name.clone()),
+            Cell::plain(priority),
+            match &via {
+                Some(v) => Cell::plain(v.clone()),
+                None => Cell::toned("none: no fallback_issuer", Tone::Alert),
+            },
+            Cell::plain(f.message.clone()),
+        ]);
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"distrust": d, "affected": listed}))?
+        );
+    } else {
+        if !rows.is_empty() {
+            print!(
+                "{}",
+                render(&["CERT", "PRIORITY", "REISSUE THROUGH", "WHY"], &rows)
+            );
+        }
+        println!(
+            "{} certificate{} affected; dry run: nothing was changed",
+            findings.len(),
+            if findings.len() == 1 { "" } else { "s" }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list(cfg: &crate::config::Config, json: bool) -> Result<ExitCode, CliError> {
+    let all = if cfg.db_path().exists() {
+        distrust::all(&cfg.distrust, &open_store(cfg)?)?
+    } else {
+        cfg.distrust.clone()
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if all.is_empty() {
+        println!("no CA is distrusted");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<Cell>> = all
+        .iter()
+        .map(|d| {
+            vec![
+                Cell::plain(d.ca.written()),
+                Cell::plain(
+                    d.issued_after
+                        .map(|t| t.format("%Y-%m-%d").to_string())
+                        .unwrap_or_else(|| "all".into()),
+                ),
+                Cell::plain(format!("{}h", d.deadline_hours)),
+                Cell::plain(d.replace_with.clone().unwrap_or_default()),
+                Cell::plain(match (&d.origin[..], &d.added_by) {
+                    ("command", Some(by)) => format!("command, by {by}"),
+                    (o, _) => o.to_string(),
+                }),
+                Cell::plain(d.reason.clone().unwrap_or_default()),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        render(
+            &[
+                "CA",
+                "ISSUED AFTER",
+                "DEADLINE",
+                "ISSUER",
+                "ORIGIN",
+                "REASON"
+            ],
+            &rows
+        )
+    );
+    Ok(ExitCode::SUCCESS)
+}

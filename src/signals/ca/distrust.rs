@@ -1,0 +1,389 @@
+//! `issuer_distrusted`: certificates signed by a CA that is no longer trusted.
+//!
+//! A distrust names the CA by its name (the full distinguished name or its common name), by
+//! the SHA-256 of its SubjectPublicKeyInfo (`spki:HEX`) or by the SHA-256 of its certificate
+//! (`sha256:HEX`), optionally only for certificates issued on or after a date (browsers
+//! distrust a CA for certificates issued after a cutoff and leave older ones be). It comes
+//! from the configuration (`[[distrust]]`) or from `certresponder distrust`, which keeps it in
+//! the store so that later scans still find what was missed.
+//!
+//! A certificate is affected when its issuer, or any CA certificate in its deployed chain,
+//! matches: distrusting a root affects everything beneath it.
+
+use certresponder_inventory::inspect::CertInfo;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::signals::{Confidence, Finding};
+use crate::store::{Store, StoreError};
+
+/// The store blob holding the distrusts recorded by `certresponder distrust`.
+const BLOB: &str = "distrust/list";
+
+/// The deadline a distrust gives when it names none: the Baseline Requirements' shortest
+/// clock, the one a CA's own mass revocation runs on.
+pub const DEFAULT_DEADLINE_HOURS: u32 = 24;
+
+/// How a CA is named.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "by", content = "value", rename_all = "snake_case")]
+pub enum CaRef {
+    /// The distinguished name (as `inspect` prints it) or its common name; case and the
+    /// spaces after commas do not matter.
+    Name(String),
+    /// SHA-256 of the CA's SubjectPublicKeyInfo, lower-case hex.
+    Spki(String),
+    /// SHA-256 of the CA certificate, lower-case hex.
+    CertSha256(String),
+}
+
+impl CaRef {
+    /// Parses `spki:HEX`, `sha256:HEX` or a name.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err("the CA is empty: give its name, `spki:HEX` or `sha256:HEX`".into());
+        }
+        let hex = |h: &str, what: &str| {
+            let h = h.trim().replace(':', "").to_ascii_lowercase();
+            if h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()) {
+                Ok(h)
+            } else {
+                Err(format!(
+                    "`{s}`: {what} must be 64 hexadecimal digits (a SHA-256)"
+                ))
+            }
+        };
+        if let Some(h) = s.strip_prefix("spki:") {
+            return hex(h, "the SPKI SHA-256").map(Self::Spki);
+        }
+        if let Some(h) = s.strip_prefix("sha256:") {
+            return hex(h, "the certificate SHA-256").map(Self::CertSha256);
+        }
+        Ok(Self::Name(s.to_string()))
+    }
+
+    /// The written form, as `parse` reads it.
+    pub fn written(&self) -> String {
+        match self {
+            Self::Name(n) => n.clone(),
+            Self::Spki(h) => format!("spki:{h}"),
+            Self::CertSha256(h) => format!("sha256:{h}"),
+        }
+    }
+
+    /// How it matched `cert` (the leaf's issuer or a CA in the chain), if it did.
+    fn matched(&self, leaf: &CertInfo, chain: &[CertInfo]) -> Option<String> {
+        match self {
+            Self::Name(n) => {
+                let want = normalise(n);
+                let is = |dn: &str| {
+                    normalise(dn) == want
+                        || common_name(dn).is_some_and(|cn| normalise(&cn) == want)
+                };
+                if is(&leaf.issuer) {
+                    return Some(format!("issuer name {}", leaf.issuer));
+                }
+                chain
+                    .iter()
+                    .find(|c| is(&c.subject))
+                    .map(|c| format!("chain CA {}", c.subject))
+            }
+            Self::Spki(h) => chain
+                .iter()
+                .find(|c| &c.fingerprints.spki_sha256 == h)
+                .map(|c| format!("SPKI SHA-256 of chain CA {}", c.subject)),
+            Self::CertSha256(h) => chain
+                .iter()
+                .find(|c| &c.fingerprints.cert_sha256 == h)
+                .map(|c| format!("certificate SHA-256 of chain CA {}", c.subject)),
+        }
+    }
+}
+
+/// A distrusted CA.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Distrust {
+    /// The CA.
+    pub ca: CaRef,
+    /// Only certificates whose notBefore is at or after this (browsers' cutoffs); `None`: all.
+    pub issued_after: Option<DateTime<Utc>>,
+    /// Hours from detection by which the replacement must be done.
+    pub deadline_hours: u32,
+    /// The issuer adapter replacements go through instead of each entry's `fallback_issuer`.
+    pub replace_with: Option<String>,
+    /// Why, for people (the browser announcement, the CA's incident).
+    pub reason: Option<String>,
+    /// `config` or `command`.
+    pub origin: String,
+    /// Who recorded it (for `command`).
+    pub added_by: Option<String>,
+    /// When it was recorded.
+    pub added_at: Option<DateTime<Utc>>,
+}
+
+impl Distrust {
+    /// The finding for a certificate it affects, or `None`.
+    pub fn check(&self, leaf: &CertInfo, chain: &[CertInfo]) -> Option<Finding> {
+        if leaf.is_ca {
+            return None;
+        }
+        if self.issued_after.is_some_and(|cut| leaf.not_before < cut) {
+            return None;
+        }
+        let how = self.ca.matched(leaf, chain)?;
+        let cutoff = self
+            .issued_after
+            .map(|t| format!(", issued on or after {}", t.format("%Y-%m-%d")))
+            .unwrap_or_default();
+        Some(Finding {
+            check: "issuer_distrusted",
+            confidence: Confidence::High,
+            message: format!(
+                "issued by a distrusted CA ({}{cutoff}; matched by {how}){}",
+                self.ca.written(),
+                self.reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            ),
+            revocation_reason: None,
+            deadline_hours: Some(self.deadline_hours),
+            evidence: serde_json::json!({
+                "ca": self.ca,
+                "matched_by": how,
+                "issuer": leaf.issuer,
+                "not_before": leaf.not_before,
+                "issued_after": self.issued_after,
+                "deadline_hours": self.deadline_hours,
+                "replace_with": self.replace_with,
+                "reason": self.reason,
+                "origin": self.origin,
+            }),
+        })
+    }
+
+    /// Whether `other` names the same CA with the same cutoff (recording it again replaces it).
+    pub fn same_as(&self, other: &Self) -> bool {
+        self.ca == other.ca && self.issued_after == other.issued_after
+    }
+}
+
+/// Reads `YYYY-MM-DD` (midnight UTC) or an RFC 3339 time.
+pub fn parse_date(s: &str) -> Result<DateTime<Utc>, String> {
+    let t = s.trim();
+    if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d")
+        && let Some(dt) = d.and_hms_opt(0, 0, 0)
+    {
+        return Ok(dt.and_utc());
+    }
+    DateTime::parse_from_rfc3339(t)
+        .map(|d| d.with_timezone(&Utc))
+        .map_err(|_| format!("`{s}` is not a date: write 2024-11-12 or 2024-11-12T00:00:00Z"))
+}
+
+/// Hours for a deadline written `24h`, `5d`, `90m` (rounded up to whole hours, at least 1).
+pub fn parse_deadline(s: &str) -> Result<u32, String> {
+    let d = crate::policy::duration::parse(s)?;
+    let secs = d.num_seconds();
+    if secs <= 0 {
+        return Err(format!("`{s}`: the deadline must be above zero"));
+    }
+    u32::try_from((secs + 3_599) / 3_600).map_err(|_| format!("`{s}` is too long"))
+}
+
+/// The distrusts `certresponder distrust` recorded.
+pub fn recorded(store: &dyn Store) -> Result<Vec<Distrust>, StoreError> {
+    match store.get_blob(BLOB)? {
+        None => Ok(Vec::new()),
+        Some(bytes) => crate::store::decode("blobs", BLOB.as_bytes(), &bytes),
+    }
+}
+
+/// Records a distrust (replacing one for the same CA and cutoff); returns whether it was new.
+pub fn record(store: &dyn Store, d: Distrust) -> Result<bool, StoreError> {
+    let mut list = recorded(store)?;
+    let before = list.len();
+    list.retain(|x| !x.same_as(&d));
+    let new = list.len() == before;
+    list.push(d);
+    store.put_blob(BLOB, &crate::store::encode(&list)?)?;
+    Ok(new)
+}
+
+/// Removes the recorded distrusts of a CA; returns how many there were.
+pub fn remove(store: &dyn Store, ca: &CaRef) -> Result<usize, StoreError> {
+    let mut list = recorded(store)?;
+    let before = list.len();
+    list.retain(|x| &x.ca != ca);
+    store.put_blob(BLOB, &crate::store::encode(&list)?)?;
+    Ok(before - list.len())
+}
+
+/// Every distrust in force: the configuration's, then the recorded ones.
+pub fn all(cfg_list: &[Distrust], store: &dyn Store) -> Result<Vec<Distrust>, StoreError> {
+    let mut out = cfg_list.to_vec();
+    out.extend(recorded(store)?);
+    Ok(out)
+}
+
+/// The first finding among `list` for a certificate.
+pub fn check_all(list: &[Distrust], leaf: &CertInfo, chain: &[CertInfo]) -> Option<Finding> {
+    list.iter().find_map(|d| d.check(leaf, chain))
+}
+
+fn normalise(dn: &str) -> String {
+    dn.split(',')
+        .map(|part| part.split('=').map(str::trim).collect::<Vec<_>>().join("="))
+        .collect::<Vec<_>>()
+        .join(",")
+        .to_lowercase()
+}
+
+fn common_name(dn: &str) -> Option<String> {
+    dn.split(',')
+        .filter_map(|p| p.trim().split_once('='))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("cn"))
+        .map(|(_, v)| v.trim().to_string())
+}
+
+/// Fields of a `[[distrust]]` table.
+pub const CONFIG_FIELDS: &[&str] = &[
+    "ca",
+    "ca_file",
+    "issued_after",
+    "deadline",
+    "issuer",
+    "reason",
+];
+
+/// Reads the CA certificate at `path` (PEM or DER; the first certificate) and names it by
+/// its SPKI SHA-256, so that a re-signed copy of the same CA matches too.
+pub fn ca_from_file(path: &std::path::Path) -> Result<CaRef, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let certs = certresponder_inventory::inspect::inspect_certificates(&bytes)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let first = certs
+        .into_iter()
+        .next()
+        .ok_or_else(|| format!("{}: no certificate in the file", path.display()))?;
+    if !first.is_ca {
+        return Err(format!(
+            "{}: `{}` is not a CA certificate (no basicConstraints CA:TRUE)",
+            path.display(),
+            first.subject
+        ));
+    }
+    Ok(CaRef::Spki(first.fingerprints.spki_sha256))
+}
+
+/// Parses one `[[distrust]]` table; errors give the field (within the table) and the reason.
+/// Relative `ca_file` paths are taken from `base`.
+pub fn parse_config(t: &toml::Table, base: &std::path::Path) -> Result<Distrust, (String, String)> {
+    for key in t.keys() {
+        if !CONFIG_FIELDS.contains(&key.as_str()) {
+            let hint = certresponder_inventory::did_you_mean(key, CONFIG_FIELDS)
+                .map(|s| format!("; did you mean `{s}`?"))
+                .unwrap_or_else(|| format!(" (known fields: {})", CONFIG_FIELDS.join(", ")));
+            return Err((key.clone(), format!("unknown field{hint}")));
+        }
+    }
+    let string = |field: &str| -> Result<Option<String>, (String, String)> {
+        match t.get(field) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.clone())),
+            Some(other) => Err((
+                field.to_string(),
+                format!("must be a non-empty string, found {other}"),
+            )),
+        }
+    };
+    let ca = match (string("ca")?, string("ca_file")?) {
+        (Some(c), None) => CaRef::parse(&c).map_err(|e| ("ca".to_string(), e))?,
+        (None, Some(f)) => {
+            let p = std::path::PathBuf::from(&f);
+            let p = if p.is_absolute() { p } else { base.join(p) };
+            ca_from_file(&p).map_err(|e| ("ca_file".to_string(), e))?
+        }
+        (Some(_), Some(_)) => {
+            return Err((
+                "ca".into(),
+                "give either `ca` or `ca_file`, not both".into(),
+            ));
+        }
+        (None, None) => {
+            return Err((
+                "ca".into(),
+                "missing: name the CA with `ca` (its name, `spki:HEX` or `sha256:HEX`) or `ca_file` (its certificate)".into(),
+            ));
+        }
+    };
+    let issued_after = match t.get("issued_after") {
+        None => None,
+        Some(toml::Value::Datetime(d)) => {
+            Some(parse_date(&d.to_string()).map_err(|e| ("issued_after".to_string(), e))?)
+        }
+        Some(toml::Value::String(s)) => {
+            Some(parse_date(s).map_err(|e| ("issued_after".to_string(), e))?)
+        }
+        Some(other) => {
+            return Err((
+                "issued_after".into(),
+                format!("must be a date such as 2024-11-12, found {other}"),
+            ));
+        }
+    };
+    let deadline_hours = match string("deadline")? {
+        None => DEFAULT_DEADLINE_HOURS,
+        Some(d) => parse_deadline(&d).map_err(|e| ("deadline".to_string(), e))?,
+    };
+    Ok(Distrust {
+        ca,
+        issued_after,
+        deadline_hours,
+        replace_with: string("issuer")?,
+        reason: string("reason")?,
+        origin: "config".into(),
+        added_by: None,
+        added_at: None,
+    })
+}
+
+/// The active certificates `list` affects, with their findings, read from each one's current
+/// bundle (leaf and deployed chain).
+pub fn affected(
+    store: &dyn Store,
+    list: &[Distrust],
+) -> Result<Vec<crate::signals::scan::CertFinding>, StoreError> {
+    let mut out = Vec::new();
+    if list.is_empty() {
+        return Ok(out);
+    }
+    for rec in store.list_certs()? {
+        if rec.status != crate::store::CertStatus::Active {
+            continue;
+        }
+        let name = rec.entry.name.to_string();
+        let bundles = store.bundles(&name)?;
+        let Some(b) = certresponder_inventory::Bundle::current_of(&bundles) else {
+            continue;
+        };
+        let Some(leaf) =
+            certresponder_inventory::inspect::inspect_certificates(b.leaf_pem.as_bytes())
+                .ok()
+                .and_then(|v| v.into_iter().next())
+        else {
+            continue;
+        };
+        let chain: Vec<CertInfo> =
+            certresponder_inventory::inspect::inspect_certificates(b.chain_pem.as_bytes())
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|c| c.is_ca)
+                .collect();
+        if let Some(f) = check_all(list, &leaf, &chain) {
+            out.push((name, Some(b.fingerprints.cert_sha256.clone()), f));
+        }
+    }
+    Ok(out)
+}

@@ -389,4 +389,23 @@ mod tests {
         let e = Config::parse(Path::new("c.toml"), "expiry_warning_days = -1\n").unwrap_err();
         assert!(e.to_string().contains("expiry_warning_days"), "{e}");
     }
+
+    #[test]
+    fn distrust_tables() {
+        let text = "[[issuer]]\nid = \"le\"\ntype = \"internal-ca\"\ndir = \"ca\"\n[[distrust]]\nca = \"Entrust Root CA - G2\"\nissued_after = 2024-11-12\nissuer = \"le\"\n";
+        let cfg = Config::parse(Path::new("c.toml"), text).unwrap();
+        assert_eq!(cfg.distrust.len(), 1);
+        assert_eq!(cfg.distrust[0].replace_with.as_deref(), Some("le"));
+        assert_eq!(cfg.distrust[0].deadline_hours, 24);
+        let e = Config::parse(
+            Path::new("c.toml"),
+            &text.replace("issuer = \"le\"\n", "issuer = \"lee\"\n"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("distrust[0].issuer"), "{e}");
+        let e = Config::parse(Path::new("c.toml"), "[[distrust]]\nca = \"spki:12\"\n").unwrap_err();
+        assert!(e.to_string().contains("distrust[0].ca"), "{e}");
+        let e = Config::parse(Path::new("c.toml"), "distrust = 3\n").unwrap_err();
+        assert!(e.to_string().contains("[[distrust]]"), "{e}");
+    }
 }

@@ -700,4 +700,40 @@ mod tests {
             parse("[[cert]]\nname = \"web\"\nowner = \"o\"\ncert = \"/c\"\nkind = \"tls-sever\"\n");
         assert!(errs[0].contains("did you mean `tls-server`"), "{errs:?}");
     }
+
+    #[test]
+    fn fallback_issuer_and_priority() {
+        let base = "[[cert]]\nname = \"web\"\nowner = \"o\"\ncert = \"/c\"\nissuer = \"acme\"\n";
+        let (e, errs) = parse(base);
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!(e[0].priority, Priority::Normal);
+        assert_eq!(e[0].fallback_issuer, None);
+        let (e, errs) = parse(&format!(
+            "{base}fallback_issuer = \"backup\"\npriority = \"critical\"\n"
+        ));
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!(e[0].priority, Priority::Critical);
+        assert_eq!(e[0].fallback_issuer.as_deref(), Some("backup"));
+        let (_, errs) = parse(&format!("{base}fallback_issuer = \"acme\"\n"));
+        assert!(
+            errs[0].contains("fallback_issuer") && errs[0].contains("another CA"),
+            "{errs:?}"
+        );
+        let (_, errs) = parse(&format!("{base}priority = \"urgent\"\n"));
+        assert!(
+            errs[0].contains("priority") && errs[0].contains("critical"),
+            "{errs:?}"
+        );
+        let opts = LoadOptions {
+            known_issuers: Some(vec!["acme".into(), "backup".into()]),
+            ..LoadOptions::default()
+        };
+        let text = format!("{base}fallback_issuer = \"bakup\"\n");
+        let (_, errs, _) = parse_file(Path::new("inv.toml"), &text, &opts);
+        let msg = errs[0].to_string();
+        assert!(
+            msg.contains("fallback_issuer") && msg.contains("backup"),
+            "{msg}"
+        );
+    }
 }

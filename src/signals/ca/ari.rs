@@ -202,3 +202,136 @@ pub async fn check(
         }),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use certresponder_issuers::{
+        CertStatus, IssueRequest, IssuedChain, RenewalWindow, RevokeRequest,
+    };
+
+    use super::*;
+
+    /// The CA's answers, in order, and how often it was asked.
+    struct Scripted {
+        answers: Mutex<Vec<Result<Option<RenewalWindow>, IssuerError>>>,
+        asked: Mutex<usize>,
+    }
+
+    #[async_trait::async_trait]
+    impl Issuer for Scripted {
+        fn id(&self) -> &str {
+            "acme"
+        }
+        async fn issue(&self, _: &IssueRequest) -> Result<IssuedChain, IssuerError> {
+            Err(IssuerError::Unsupported("no".into()))
+        }
+        async fn revoke(&self, _: &RevokeRequest) -> Result<(), IssuerError> {
+            Err(IssuerError::Unsupported("no".into()))
+        }
+        async fn status(&self, _: &[u8]) -> Result<CertStatus, IssuerError> {
+            Err(IssuerError::Unsupported("no".into()))
+        }
+        async fn renewal_info(&self, _: &[u8]) -> Result<Option<RenewalWindow>, IssuerError> {
+            *self.asked.lock().unwrap() += 1;
+            self.answers.lock().unwrap().remove(0)
+        }
+    }
+
+    fn window(start: DateTime<Utc>, hours: i64, retry_secs: u64) -> RenewalWindow {
+        RenewalWindow {
+            start,
+            end: start + chrono::Duration::hours(hours),
+            explanation_url: None,
+            retry_after: Duration::from_secs(retry_secs),
+        }
+    }
+
+    fn scripted(answers: Vec<Result<Option<RenewalWindow>, IssuerError>>) -> Scripted {
+        Scripted {
+            answers: Mutex::new(answers),
+            asked: Mutex::new(0),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_future_window_is_scheduled_a_past_one_opens_and_retry_after_is_kept() {
+        let store = crate::store::MemoryStore::new();
+        let now = Utc::now();
+        let later = now + chrono::Duration::days(30);
+        let ca = scripted(vec![
+            Ok(Some(window(later, 48, 3600))),
+            // The CA pulls the window into the past (an incident).
+            Ok(Some(window(now - chrono::Duration::hours(2), 1, 3600))),
+        ]);
+        let AriOutcome::Scheduled {
+            renew_at,
+            start,
+            end,
+        } = check(&store, &ca, "web", b"der", "fp1", now).await.unwrap()
+        else {
+            panic!("a future window must be scheduled");
+        };
+        assert!(
+            start <= renew_at && renew_at < end,
+            "{renew_at} outside {start}..{end}"
+        );
+        // Before Retry-After: the CA is not asked again, and the drawn time is kept.
+        let again = check(
+            &store,
+            &ca,
+            "web",
+            b"der",
+            "fp1",
+            now + chrono::Duration::minutes(30),
+        )
+        .await
+        .unwrap();
+        assert!(matches!(again, AriOutcome::Scheduled { renew_at: r, .. } if r == renew_at));
+        assert_eq!(*ca.asked.lock().unwrap(), 1);
+        assert!(!answered(&store, "web", "fp1", "other"));
+        assert!(answered(&store, "web", "fp1", "acme"));
+        // After it: asked again; the moved window is open now, finish by its end (at least 1 h).
+        let t = now + chrono::Duration::hours(2);
+        let AriOutcome::Open(f) = check(&store, &ca, "web", b"der", "fp1", t).await.unwrap() else {
+            panic!("a window in the past must open");
+        };
+        assert_eq!(f.check, "renewal_window_open");
+        assert_eq!(f.deadline_hours, Some(1));
+        assert_eq!(*ca.asked.lock().unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn no_ari_a_new_certificate_and_errors() {
+        let store = crate::store::MemoryStore::new();
+        let now = Utc::now();
+        let ca = scripted(vec![
+            Err(IssuerError::Unsupported("no renewalInfo".into())),
+            Err(IssuerError::Network("connection refused".into())),
+        ]);
+        assert!(matches!(
+            check(&store, &ca, "web", b"der", "fp1", now).await.unwrap(),
+            AriOutcome::Unsupported
+        ));
+        assert!(!answered(&store, "web", "fp1", "acme"));
+        // A different certificate (after a reissue) is asked about at once; an error is
+        // reported, not taken as "no window".
+        let e = check(&store, &ca, "web", b"der", "fp2", now)
+            .await
+            .unwrap_err();
+        assert!(e.contains("connection refused"), "{e}");
+        assert_eq!(*ca.asked.lock().unwrap(), 2);
+    }
+
+    #[test]
+    fn draws_inside_the_window() {
+        let start = Utc::now();
+        let end = start + chrono::Duration::seconds(10);
+        for _ in 0..200 {
+            let t = draw(start, end);
+            assert!(start <= t && t < end);
+        }
+        assert_eq!(draw(end, start), end);
+    }
+}

@@ -387,3 +387,138 @@ pub fn affected(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use certresponder_inventory::inspect::inspect_certificate_der;
+
+    struct Pki {
+        root: CertInfo,
+        leaf: CertInfo,
+    }
+
+    fn pki(ca_cn: &str, not_before: (i32, u8, u8)) -> Pki {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.distinguished_name.push(rcgen::DnType::CommonName, ca_cn);
+        ca.distinguished_name
+            .push(rcgen::DnType::OrganizationName, "Example Trust");
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut leaf = rcgen::CertificateParams::new(vec!["www.example.test".into()]).unwrap();
+        leaf.not_before = rcgen::date_time_ymd(not_before.0, not_before.1, not_before.2);
+        let leaf = leaf.signed_by(&key, &issuer).unwrap();
+        Pki {
+            root: inspect_certificate_der(ca_cert.der()).unwrap(),
+            leaf: inspect_certificate_der(leaf.der()).unwrap(),
+        }
+    }
+
+    fn distrust(ca: CaRef, issued_after: Option<&str>) -> Distrust {
+        Distrust {
+            ca,
+            issued_after: issued_after.map(|d| parse_date(d).unwrap()),
+            deadline_hours: 24,
+            replace_with: None,
+            reason: None,
+            origin: "config".into(),
+            added_by: None,
+            added_at: None,
+        }
+    }
+
+    #[test]
+    fn matches_by_name_spki_fingerprint_and_cutoff() {
+        let a = pki("Distrusted Root A", (2025, 1, 10));
+        let b = pki("Other Root B", (2025, 1, 10));
+        let chain_a = std::slice::from_ref(&a.root);
+        let chain_b = std::slice::from_ref(&b.root);
+        for ca in [
+            CaRef::parse("Distrusted Root A").unwrap(),
+            CaRef::parse("cn=distrusted root a,  o=Example Trust").unwrap(),
+            CaRef::parse(&format!("spki:{}", a.root.fingerprints.spki_sha256)).unwrap(),
+            CaRef::parse(&format!("sha256:{}", a.root.fingerprints.cert_sha256)).unwrap(),
+        ] {
+            let d = distrust(ca.clone(), None);
+            let f = d
+                .check(&a.leaf, chain_a)
+                .unwrap_or_else(|| panic!("{ca:?}"));
+            assert_eq!(f.check, "issuer_distrusted");
+            assert_eq!(f.deadline_hours, Some(24));
+            assert!(d.check(&b.leaf, chain_b).is_none(), "{ca:?} matched B");
+        }
+        // Key and fingerprint matches need the CA in the deployed chain; the name does not.
+        let spki = distrust(CaRef::Spki(a.root.fingerprints.spki_sha256.clone()), None);
+        assert!(spki.check(&a.leaf, &[]).is_none());
+        let name = distrust(CaRef::parse("Distrusted Root A").unwrap(), None);
+        assert!(name.check(&a.leaf, &[]).is_some());
+        // A cutoff: only certificates issued on or after it.
+        let late = distrust(
+            CaRef::parse("Distrusted Root A").unwrap(),
+            Some("2025-01-11"),
+        );
+        assert!(late.check(&a.leaf, chain_a).is_none());
+        let early = distrust(
+            CaRef::parse("Distrusted Root A").unwrap(),
+            Some("2025-01-10"),
+        );
+        assert!(early.check(&a.leaf, chain_a).is_some());
+        // The CA's own certificate is not a replaceable leaf.
+        assert!(name.check(&a.root, chain_a).is_none());
+    }
+
+    #[test]
+    fn parses_refs_dates_deadlines_and_config() {
+        assert!(CaRef::parse("spki:abc").is_err());
+        assert!(CaRef::parse("").is_err());
+        let h = "AB".repeat(32);
+        assert_eq!(
+            CaRef::parse(&format!("sha256:{h}")).unwrap(),
+            CaRef::CertSha256(h.to_ascii_lowercase())
+        );
+        assert_eq!(parse_deadline("90m"), Ok(2));
+        assert_eq!(parse_deadline("5d"), Ok(120));
+        assert!(parse_deadline("0h").is_err());
+        assert!(parse_date("2024-13-01").is_err());
+        assert_eq!(
+            parse_date("2024-11-12T00:00:00Z").unwrap(),
+            parse_date("2024-11-12").unwrap()
+        );
+        let base = std::path::Path::new("/etc/cr");
+        let t: toml::Table =
+            toml::from_str("ca = \"Entrust Root\"\nissued_after = 2024-11-12\ndeadline = \"5d\"\n")
+                .unwrap();
+        let d = parse_config(&t, base).unwrap();
+        assert_eq!(d.deadline_hours, 120);
+        assert_eq!(d.issued_after, Some(parse_date("2024-11-12").unwrap()));
+        for (text, field) in [
+            ("ca = \"x\"\nca_file = \"y\"\n", "ca"),
+            ("deadline = \"5d\"\n", "ca"),
+            ("ca = \"x\"\nissued_afer = 2024-11-12\n", "issued_afer"),
+            ("ca = \"x\"\ndeadline = \"soon\"\n", "deadline"),
+            ("ca_file = \"missing.pem\"\n", "ca_file"),
+        ] {
+            let t: toml::Table = toml::from_str(text).unwrap();
+            assert_eq!(parse_config(&t, base).unwrap_err().0, field, "{text}");
+        }
+    }
+
+    #[test]
+    fn recorded_list_replaces_and_removes() {
+        let store = crate::store::MemoryStore::new();
+        let ca = CaRef::parse("Root A").unwrap();
+        assert!(record(&store, distrust(ca.clone(), None)).unwrap());
+        let mut again = distrust(ca.clone(), None);
+        again.deadline_hours = 5;
+        assert!(!record(&store, again).unwrap());
+        assert!(record(&store, distrust(ca.clone(), Some("2025-01-01"))).unwrap());
+        let list = recorded(&store).unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0].deadline_hours, 5);
+        assert_eq!(remove(&store, &ca).unwrap(), 2);
+        assert!(recorded(&store).unwrap().is_empty());
+    }
+}

@@ -250,7 +250,7 @@ impl Engine {
             .and_then(|d| inspect::inspect_certificate_der(&d).ok())
         {
             Some(info) => format!(
-                "issued by `{}`: serial {}, expires {}{}",
+                "issued by `{}`: serial {}, expires {}{}{}",
                 issuer.id(),
                 info.serial,
                 info.not_after.format("%Y-%m-%d %H:%M UTC"),
@@ -258,6 +258,11 @@ impl Engine {
                     format!(" (after {attempt} attempts)")
                 } else {
                     String::new()
+                },
+                if req.replaces.is_some() {
+                    "; the order named the certificate it replaces (ARI)"
+                } else {
+                    ""
                 }
             ),
             None => format!("issued by `{}`", issuer.id()),

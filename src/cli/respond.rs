@@ -82,9 +82,25 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 /// Opens the store, brings it in line with the inventory and builds the engine.
 pub(crate) fn engine(cfg: &Config) -> Result<Arc<Engine>, CliError> {
     let store = open_store(cfg)?;
-    sync(&store, cfg, Utc::now())?;
+    let report = sync(&store, cfg, Utc::now())?;
+    warn_inventory_errors(&report.errors);
     let store: Arc<dyn Store + Send + Sync> = Arc::new(store);
     Ok(Arc::new(Engine::new(store, cfg.clone())?))
+}
+
+/// Says on stderr what is wrong with the inventory: the entries of a broken file keep their
+/// last registered state, and a broken new entry is not acted on until it is fixed.
+pub(crate) fn warn_inventory_errors(errors: &[certresponder_inventory::InventoryError]) {
+    const SHOWN: usize = 10;
+    for e in errors.iter().take(SHOWN) {
+        eprintln!("warning: inventory: {e}");
+    }
+    if errors.len() > SHOWN {
+        eprintln!(
+            "warning: inventory: {} more problems (`certresponder inventory validate` lists them all)",
+            errors.len() - SHOWN
+        );
+    }
 }
 
 /// The engine with the configured policy; a bad policy file is an input error.

@@ -486,6 +486,12 @@ pub(crate) fn print_decisions(plans: &[Plan], resume: &[u64], unmatched: &[Unmat
                 (None, Some(a), _) => format!("waits for approval: {a}"),
                 (None, None, _) => "starts now".into(),
             };
+            let status = match &p.issuer {
+                Some(via) if p.blocked.is_none() => {
+                    format!("{status}; new certificate from `{via}`")
+                }
+                _ => status,
+            };
             vec![
                 Cell::plain(p.cert.clone()),
                 Cell::toned(

@@ -164,6 +164,12 @@ pub(crate) fn ca_pass(
 ) -> Result<crate::signals::ca::CaReport, CliError> {
     let mut issuers = std::collections::BTreeMap::new();
     for spec in &cfg.issuers {
+        // An internal CA not created yet has signed nothing; asking it would create it.
+        if let certresponder_issuers::config::IssuerKind::InternalCa(c) = &spec.kind
+            && !c.dir.join("ca.pem").exists()
+        {
+            continue;
+        }
         match crate::issuers::build_one(cfg, spec, store) {
             Ok(i) => {
                 issuers.insert(spec.id.clone(), i);

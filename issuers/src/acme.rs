@@ -124,6 +124,24 @@ fn problem_kind(p: &Problem) -> &str {
         .unwrap_or_default()
 }
 
+/// An order with `replaces` that the CA did not take: it answered without echoing
+/// `replaces` (instant-acme refuses such an answer), or said the certificate was already
+/// replaced (RFC 9773 `alreadyReplaced`). Either way, not worth retrying as it is: the caller
+/// orders again without `replaces`.
+fn replaces_refused(e: instant_acme::Error) -> instant_acme::Error {
+    match &e {
+        instant_acme::Error::Other(inner)
+            if inner.to_string().contains("replaces field mismatch") =>
+        {
+            instant_acme::Error::Unsupported("`replaces` in new orders")
+        }
+        instant_acme::Error::Api(p) if problem_kind(p) == "alreadyReplaced" => {
+            instant_acme::Error::Unsupported("`replaces` for a certificate already replaced")
+        }
+        _ => e,
+    }
+}
+
 /// Maps an instant-acme error to ours; `retry_after` is the last remembered `Retry-After`.
 fn map_acme(e: instant_acme::Error, retry_after: Option<Duration>) -> IssuerError {
     use instant_acme::Error as E;
@@ -483,11 +501,18 @@ impl AcmeIssuer {
             None => make(),
         };
         let mut order = match self
-            .retrying("new order", || account.new_order(&new_order))
+            .retrying("new order", || async {
+                account
+                    .new_order(&new_order)
+                    .await
+                    .map_err(replaces_refused)
+            })
             .await
         {
-            Err(IssuerError::Unsupported(_)) if req.replaces.is_some() => {
-                // The directory has no renewalInfo: order without `replaces`.
+            Err(IssuerError::Unsupported(why)) if req.replaces.is_some() => {
+                // The directory has no renewalInfo, the CA did not take `replaces` (it did
+                // not echo it back), or the certificate was already replaced: order without.
+                tracing::warn!(issuer = %self.id, reason = %why, "ordering without `replaces`");
                 self.retrying("new order", || account.new_order(&plain))
                     .await?
             }

@@ -9,12 +9,16 @@
 //! newOrder, so the test sees what the CA saw: whether the order said which certificate it
 //! `replaces`. It also does the CA's other ARI duty, which Pebble 2.4 lacks: an order that
 //! `replaces` a certificate reflects the field (RFC 9773 §5), as instant-acme requires.
+//! That reflecting can be switched off, so that the front serves renewalInfo while orders
+//! come back as Pebble 2.4 writes them, without `replaces`, as some CAs in the field do.
 //!
 //! The scenario: two entries get Pebble certificates with `certresponder reissue`; the CA's
 //! window for `due` lies in the past and for `later` a month ahead; `scan` raises
 //! `renewal_window_open` for `due` alone and schedules `later` inside its window, and asks
 //! again for neither before the CA's Retry-After; `respond` reissues `due` (new key, new
-//! serial, newOrder carrying `replaces`) and leaves `later` alone.
+//! serial, newOrder carrying `replaces`) and leaves `later` alone. Through a front that does
+//! not reflect `replaces`, the same renewal of `due` still ends `done`, in seconds: one
+//! newOrder with `replaces`, which the client cannot use, then one without.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod live_support;
@@ -23,6 +27,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -71,6 +76,8 @@ struct Seen {
     replaced: Mutex<HashMap<String, Value>>,
     /// The window per certificate id; an id without one is answered 404.
     windows: Mutex<HashMap<String, Window>>,
+    /// Orders are passed on as Pebble 2.4 writes them, without reflecting `replaces`.
+    no_reflect: AtomicBool,
 }
 
 struct Ctx {
@@ -235,6 +242,11 @@ impl AriFront {
         self.seen.windows.lock().unwrap().insert(id.to_string(), w);
     }
 
+    /// Whether orders reflect the `replaces` they were placed with (RFC 9773 §5).
+    fn reflect_replaces(&self, on: bool) {
+        self.seen.no_reflect.store(!on, Ordering::SeqCst);
+    }
+
     fn ari_requests(&self) -> Vec<String> {
         self.seen.ari.lock().unwrap().clone()
     }
@@ -319,8 +331,9 @@ async fn handle(
     }
     // RFC 9773 §5: a CA that accepts `replaces` reflects it in the order, in the answer to
     // newOrder and later. Pebble 2.4 ignores the field; the front does the reflecting, keyed
-    // by the order's finalize URL.
-    if let Ok(mut order) = serde_json::from_slice::<Value>(&rbody)
+    // by the order's finalize URL, unless switched off.
+    if !ctx.seen.no_reflect.load(Ordering::SeqCst)
+        && let Ok(mut order) = serde_json::from_slice::<Value>(&rbody)
         && let Some(finalize) = order.get("finalize").and_then(Value::as_str)
     {
         let mut reflected = ctx.seen.replaced.lock().unwrap();
@@ -821,4 +834,83 @@ fn ari_window_in_the_past_reissues_and_one_ahead_is_scheduled() {
     let elapsed = started.elapsed();
     eprintln!("ari_window_in_the_past_reissues_and_one_ahead_is_scheduled: {elapsed:?}");
     assert!(elapsed < Duration::from_secs(120), "took {elapsed:?}");
+}
+
+/// A CA that serves renewalInfo but does not reflect `replaces` in its orders (Pebble 2.4
+/// itself; some CAs in the field): the client cannot use the order placed with `replaces`,
+/// orders once more without it, and the renewal of the due certificate ends `done` in
+/// seconds rather than failing after retries.
+#[test]
+fn ari_renewal_through_a_ca_that_does_not_reflect_replaces_orders_again_without_it() {
+    let world = World::new();
+    world.front.reflect_replaces(false);
+    let due_leaf = world.due.leaf();
+    let due_id = ari_id(&due_leaf);
+    let later_files = world.later.files();
+    let now = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap();
+    let days = chrono::Duration::days;
+    let window = |from, to| Window {
+        start: now + days(from),
+        end: now + days(to),
+    };
+    world.front.set_window(&due_id, window(-3, -1));
+    world
+        .front
+        .set_window(&ari_id(&world.later.leaf()), window(30, 32));
+    let (scan, _) = world.json(&["scan", "--json"], 3);
+    let raised = window_signals(&scan["new"]);
+    assert_eq!(raised.len(), 1, "{scan:#}");
+    assert_eq!(raised[0]["subject"], "due", "{scan:#}");
+
+    let orders_before = world.front.orders().len();
+    let started = Instant::now();
+    let (v, _) = world.json(&["respond", "--json"], 0);
+    let took = started.elapsed();
+    assert_eq!(v["errors"], json!([]), "{v:#}");
+    let cases = v["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 1, "one case: {v:#}");
+    assert_eq!(cases[0]["cert"], "due", "{v:#}");
+    assert_eq!(cases[0]["state"], "done", "{v:#}");
+
+    let new_leaf = world.due.leaf();
+    assert_ne!(
+        new_leaf, due_leaf,
+        "the certificate of `due` was not replaced"
+    );
+    let new_info = inspect::inspect_certificate_der(&new_leaf).unwrap();
+    assert!(new_info.issuer.contains("Pebble"), "{}", new_info.issuer);
+    assert_eq!(new_info.dns_names, vec![world.due.dns.to_string()]);
+    assert!(
+        world.later.files() == later_files,
+        "the files of `later` changed"
+    );
+
+    // What the CA received: the order with `replaces`, refused by the client because it
+    // came back without, then the same order without `replaces`; nothing more.
+    let orders = world.front.orders();
+    let new_orders = &orders[orders_before..];
+    assert_eq!(
+        new_orders.len(),
+        2,
+        "one newOrder with `replaces`, one without: {new_orders:#?}"
+    );
+    for o in new_orders {
+        assert_eq!(order_names(o), vec![world.due.dns.to_string()], "{o:#}");
+    }
+    assert_eq!(
+        new_orders[0]["replaces"],
+        due_id.as_str(),
+        "{new_orders:#?}"
+    );
+    assert!(
+        new_orders[1].get("replaces").is_none(),
+        "the second order must not say `replaces`: {new_orders:#?}"
+    );
+    assert_eq!(world.pebble.status(&new_leaf).status, "Valid");
+
+    eprintln!("respond through a front that does not reflect `replaces`: {took:?}");
+    assert!(
+        took < Duration::from_secs(10),
+        "the renewal took {took:?}: the refused order was retried"
+    );
 }

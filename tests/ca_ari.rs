@@ -459,19 +459,8 @@ verify_timeout_secs = 10
 verify_interval_ms = 100
 confirm_timeout_secs = 5
 
-[[issuer]]
-id = \"pebble\"
-type = \"acme\"
-directory = \"{}\"
-contact = [\"mailto:pki@example.test\"]
-trust_root = \"{}\"
-challenge = \"http-01\"
-http01_listen = \"127.0.0.1:{}\"
-timeout_secs = 60
-",
-                front.directory_url,
-                pebble.tls_root.display(),
-                free_port()
+{}",
+                pebble_issuer_toml(&front.directory_url, &pebble.tls_root)
             ),
         )
         .unwrap();

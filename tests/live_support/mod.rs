@@ -129,6 +129,25 @@ pub struct Pebble {
     pub _process: Guard,
 }
 
+/// The `[[issuer]]` table of an ACME issuer `pebble` at `directory_url`, trusting
+/// `tls_root` for Pebble's TLS listeners, answering HTTP-01 on a free port.
+pub fn pebble_issuer_toml(directory_url: &str, tls_root: &Path) -> String {
+    format!(
+        "[[issuer]]
+id = \"pebble\"
+type = \"acme\"
+directory = \"{directory_url}\"
+contact = [\"mailto:pki@example.test\"]
+trust_root = \"{}\"
+challenge = \"http-01\"
+http01_listen = \"127.0.0.1:{}\"
+timeout_secs = 60
+",
+        tls_root.display(),
+        free_port()
+    )
+}
+
 /// What Pebble's management interface says about a certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PebbleStatus {

@@ -121,8 +121,8 @@ pub struct Engine {
     pub(crate) key_policy: KeyPolicy,
     /// Per issuer id: how many calls may be in flight at once (`issuer_concurrency`).
     issuer_slots: HashMap<String, Arc<tokio::sync::Semaphore>>,
-    /// Per issuer id: the earliest time the next replacement order may be placed.
-    replacement_next: std::sync::Mutex<HashMap<String, std::time::Instant>>,
+    /// The replacement rate limit, per issuer id.
+    replacement_gate: crate::respond::settings::RateGate,
 }
 
 impl Engine {
@@ -147,6 +147,8 @@ impl Engine {
                 (id.clone(), Arc::new(slots))
             })
             .collect();
+        let replacement_gate =
+            crate::respond::settings::RateGate::new(cfg.respond.replacement_rate);
         Self {
             store,
             cfg,
@@ -154,7 +156,7 @@ impl Engine {
             reloader,
             key_policy,
             issuer_slots,
-            replacement_next: std::sync::Mutex::new(HashMap::new()),
+            replacement_gate,
         }
     }
 
@@ -760,25 +762,7 @@ impl Engine {
     /// Waits for the replacement rate limit of `issuer` (`[respond] replacement_rate`):
     /// mass replacements place orders at most that fast, spaced evenly.
     pub(crate) async fn replacement_turn(&self, issuer: &str) {
-        let Some(rate) = self.cfg.respond.replacement_rate else {
-            return;
-        };
-        let wait = {
-            let Ok(mut next) = self.replacement_next.lock() else {
-                return;
-            };
-            let now = std::time::Instant::now();
-            let slot = next
-                .get(issuer)
-                .copied()
-                .filter(|t| *t > now)
-                .unwrap_or(now);
-            next.insert(issuer.to_string(), slot + rate.interval());
-            slot - now
-        };
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
+        self.replacement_gate.turn(issuer).await;
     }
 
     /// Runs one call to an issuer within its `issuer_concurrency` slots, so that a mass

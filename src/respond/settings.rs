@@ -107,6 +107,41 @@ impl Rate {
     }
 }
 
+/// Spaces calls evenly to at most a [`Rate`], separately for each key (an issuer id).
+#[derive(Debug, Default)]
+pub struct RateGate {
+    rate: Option<Rate>,
+    next: std::sync::Mutex<std::collections::HashMap<String, tokio::time::Instant>>,
+}
+
+impl RateGate {
+    /// A gate for `rate`; `None` lets everything through at once.
+    pub fn new(rate: Option<Rate>) -> Self {
+        Self {
+            rate,
+            next: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Waits for `key`'s next turn: the first call goes at once, each later one
+    /// [`Rate::interval`] after the one before it.
+    pub async fn turn(&self, key: &str) {
+        let Some(rate) = self.rate else {
+            return;
+        };
+        let slot = {
+            let Ok(mut next) = self.next.lock() else {
+                return;
+            };
+            let now = tokio::time::Instant::now();
+            let slot = next.get(key).copied().filter(|t| *t > now).unwrap_or(now);
+            next.insert(key.to_string(), slot + rate.interval());
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
+}
+
 impl std::fmt::Display for Rate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let unit = match self.per.as_secs() {
@@ -208,6 +243,36 @@ impl RespondConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_gate_spaces_turns_per_key() {
+        let gate = std::sync::Arc::new(RateGate::new(Some(Rate::parse("10/s").unwrap())));
+        let start = tokio::time::Instant::now();
+        let mut tasks = Vec::new();
+        for key in ["a", "a", "a", "a", "a", "b"] {
+            let gate = std::sync::Arc::clone(&gate);
+            tasks.push(tokio::spawn(async move {
+                gate.turn(key).await;
+                (key, start.elapsed())
+            }));
+        }
+        let mut a = Vec::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                ("a", d) => a.push(d),
+                (_, d) => assert_eq!(d, Duration::ZERO, "another key does not wait"),
+            }
+        }
+        a.sort();
+        let want: Vec<Duration> = (0..5).map(|i| Duration::from_millis(100 * i)).collect();
+        assert_eq!(a, want);
+        // Without a rate, no waiting at all.
+        let open = RateGate::new(None);
+        let t = tokio::time::Instant::now();
+        open.turn("a").await;
+        open.turn("a").await;
+        assert_eq!(t.elapsed(), Duration::ZERO);
+    }
 
     #[test]
     fn defaults_and_errors() {

@@ -28,6 +28,13 @@
 //!   requester that is dropped leaves the batch running for the others, and a batch whose
 //!   every requester went away still runs (its files were written, and a reload is harmless).
 //!
+//! - **No run while files are half written.** Deployments of certificates that share a reload
+//!   command hold [`Reloader::writing`] while they write their files; a run waits until none
+//!   is writing and keeps new writers out until a moment after it ends (the service may read
+//!   the files just after the command returns, as `nginx -s reload` leaves the re-reading to
+//!   the master process). Otherwise a reload for one certificate could read another's new
+//!   key beside its old certificate and fail.
+//!
 //! The reloader remembers, per distinct command text, how many runs it made ([`Reloader::runs`]);
 //! commands come from configuration, so that set is small.
 
@@ -81,9 +88,15 @@ struct Inner {
     lanes: Mutex<HashMap<String, Lane>>,
 }
 
+/// How long writers stay out after a run ends, for the service to read its files.
+const SETTLE: Duration = Duration::from_millis(100);
+
 /// The state of one command.
 #[derive(Debug, Default)]
 struct Lane {
+    /// Held shared by deployments writing files this command's service reads, and
+    /// exclusively by a run.
+    files: Arc<tokio::sync::RwLock<()>>,
     /// The batch that has not started yet, which new requests join.
     pending: Option<Batch>,
     /// Whether a driver task owns this lane (it is waiting for, or running, a batch).
@@ -181,6 +194,21 @@ impl Reloader {
         }
     }
 
+    /// Waits until no run of `command` is in progress and returns a guard: while it is held,
+    /// no run of `command` starts. Deployments hold it while writing files the command's
+    /// service reads. `None`: no reload command, nothing to wait for.
+    pub async fn writing(
+        &self,
+        command: Option<&str>,
+    ) -> Option<tokio::sync::OwnedRwLockReadGuard<()>> {
+        let command = command?;
+        let files = {
+            let mut lanes = self.inner.lanes();
+            Arc::clone(&lanes.entry(command.to_string()).or_default().files)
+        };
+        Some(files.read_owned().await)
+    }
+
     /// How many times `command` actually ran (runs started; a command that could not be
     /// started is not counted). For the case journal, tests and metrics.
     pub fn runs(&self, command: &str) -> u64 {
@@ -225,8 +253,24 @@ async fn drive(inner: Arc<Inner>, command: String) {
             }
         };
         let members = batch.members;
+        let files = inner
+            .lanes()
+            .get(&command)
+            .map(|lane| Arc::clone(&lane.files));
+        // No deployment is writing while the command runs, nor just after.
+        let exclusive = match files {
+            Some(f) => Some(f.write_owned().await),
+            None => None,
+        };
         tracing::info!(command = %command, members, "running reload command");
-        let result: BatchResult = match run_shell(&command, &batch.env, inner.timeout).await {
+        let ran = run_shell(&command, &batch.env, inner.timeout).await;
+        if let Some(guard) = exclusive {
+            tokio::spawn(async move {
+                tokio::time::sleep(SETTLE).await;
+                drop(guard);
+            });
+        }
+        let result: BatchResult = match ran {
             Ok(outcome) => {
                 if let Some(lane) = inner.lanes().get_mut(&command) {
                     lane.runs += 1;
@@ -305,6 +349,54 @@ mod tests {
             assert!(Instant::now() < deadline, "`{line}` never appeared");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn no_run_while_files_are_written_and_no_writing_during_a_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        // The run records the state of a file pair it reads, like a service loading a
+        // certificate and its key.
+        let pair = dir.path().join("pair");
+        let cmd = format!(
+            "cat {p} >> {l}; sleep 0.3; echo end >> {l}",
+            p = q(&pair),
+            l = q(&log)
+        );
+        let reloader = Arc::new(Reloader::new(Duration::ZERO, T));
+        std::fs::write(&pair, "old old\n").unwrap();
+        // A deployment is half way: the run must wait for it.
+        let writing = reloader.writing(Some(&cmd)).await;
+        std::fs::write(&pair, "new old\n").unwrap();
+        let run = {
+            let (reloader, cmd) = (Arc::clone(&reloader), cmd.clone());
+            tokio::spawn(async move { reloader.reload(&cmd, &[]).await })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            lines(&log).is_empty(),
+            "the command ran during a deployment"
+        );
+        std::fs::write(&pair, "new new\n").unwrap();
+        drop(writing);
+        wait_for_line(&log, "new new").await;
+        // A deployment that starts while the command runs waits until it has ended.
+        let writer = {
+            let (reloader, cmd, log) = (Arc::clone(&reloader), cmd.clone(), log.clone());
+            tokio::spawn(async move {
+                let _guard = reloader.writing(Some(&cmd)).await;
+                lines(&log)
+            })
+        };
+        let seen = writer.await.unwrap();
+        assert_eq!(
+            seen,
+            ["new new", "end"],
+            "a deployment wrote during the run"
+        );
+        assert!(run.await.unwrap().unwrap().success());
+        assert_eq!(reloader.runs(&cmd), 1);
+        assert!(reloader.writing(None).await.is_none());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

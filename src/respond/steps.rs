@@ -323,7 +323,12 @@ impl Engine {
         let opts = deploy::DeployOptions {
             hook_timeout: self.cfg.respond.hook_timeout,
         };
-        let report = match deploy::deploy(entry, &bundle, &opts).await {
+        // While the files are half written, the shared reload command must not run: it
+        // would read a new key beside an old certificate.
+        let writing = self.reloader.writing(entry.reload.as_deref()).await;
+        let deployed = deploy::deploy(entry, &bundle, &opts).await;
+        drop(writing);
+        let report = match deployed {
             Ok(r) => r,
             Err(e) => return fail_restore(format!("deploying bundle {}: {e}", bundle.id)),
         };
@@ -651,9 +656,10 @@ impl Engine {
         let opts = deploy::DeployOptions {
             hook_timeout: self.cfg.respond.hook_timeout,
         };
-        deploy::deploy(entry, bundle, &opts)
-            .await
-            .map_err(|e| format!("restoring bundle {}: {e}", bundle.id))?;
+        let writing = self.reloader.writing(entry.reload.as_deref()).await;
+        let deployed = deploy::deploy(entry, bundle, &opts).await;
+        drop(writing);
+        deployed.map_err(|e| format!("restoring bundle {}: {e}", bundle.id))?;
         self.make_current(bundle)?;
         // A reload that fails again does not decide the rollback: the service most likely
         // still runs the old bundle it never let go of. What it serves decides.

@@ -35,6 +35,8 @@ const TOP_FIELDS: &[&str] = &[
     "notify",
     "issuer",
     "distrust",
+    "daemon",
+    "schedule",
 ];
 const CHECK_FIELDS: &[&str] = &["rsa_min_bits", "allowed_curves", "expiring"];
 
@@ -55,6 +57,30 @@ impl Default for ChecksConfig {
             rsa_min_bits: 2048,
             allowed_curves: vec!["P-256".into(), "P-384".into(), "P-521".into()],
             expiring: ExpiryThreshold::default(),
+        }
+    }
+}
+
+/// Fields of `[daemon]`.
+const DAEMON_FIELDS: &[&str] = &["control_socket", "control_group", "metrics_listen"];
+
+/// The `[daemon]` table: where `certresponder run` listens.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DaemonConfig {
+    /// The control socket (HTTP over a Unix socket, mode 0660).
+    pub control_socket: PathBuf,
+    /// The group given the socket, so its members may use it; `None`: the daemon's own.
+    pub control_group: Option<String>,
+    /// Where Prometheus metrics are served (`host:port`); `None`: not served.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        Self {
+            control_socket: PathBuf::from("/run/certresponder/control.sock"),
+            control_group: Some("certresponder".into()),
+            metrics_listen: None,
         }
     }
 }
@@ -83,6 +109,10 @@ pub struct Config {
     pub issuers: Vec<IssuerSpec>,
     /// Distrusted CAs (`[[distrust]]`).
     pub distrust: Vec<crate::signals::ca::distrust::Distrust>,
+    /// The daemon's sockets (`[daemon]`).
+    pub daemon: DaemonConfig,
+    /// The daemon's jobs (`[schedule]`).
+    pub schedule: crate::daemon::schedule::ScheduleConfig,
 }
 
 /// A configuration error: names the file and the field.
@@ -110,6 +140,8 @@ impl Default for Config {
             notify: crate::notify::NotifyConfig::default(),
             issuers: Vec::new(),
             distrust: Vec::new(),
+            daemon: DaemonConfig::default(),
+            schedule: crate::daemon::schedule::ScheduleConfig::default(),
         }
     }
 }
@@ -316,6 +348,59 @@ impl Config {
                 ));
             }
             cfg.issuers.push(spec);
+        }
+        match table.get("daemon") {
+            None => {}
+            Some(Value::Table(t)) => {
+                for key in t.keys() {
+                    if !DAEMON_FIELDS.contains(&key.as_str()) {
+                        return Err(unknown(key, DAEMON_FIELDS, "daemon."));
+                    }
+                }
+                if let Some(s) = string(t, "control_socket", "daemon.control_socket")? {
+                    cfg.daemon.control_socket = resolve(&s);
+                }
+                match t.get("control_group") {
+                    None => {}
+                    Some(Value::String(g)) if g.is_empty() => cfg.daemon.control_group = None,
+                    Some(Value::String(g)) => cfg.daemon.control_group = Some(g.clone()),
+                    Some(other) => {
+                        return Err(err(
+                            Some("daemon.control_group"),
+                            format!(
+                                "must be a group name (\"\" for the daemon's own group), found {other}"
+                            ),
+                        ));
+                    }
+                }
+                if let Some(s) = string(t, "metrics_listen", "daemon.metrics_listen")? {
+                    cfg.daemon.metrics_listen = Some(s.parse().map_err(|_| {
+                        err(
+                            Some("daemon.metrics_listen"),
+                            format!("`{s}` is not an address and port, such as \"127.0.0.1:9464\""),
+                        )
+                    })?);
+                }
+            }
+            Some(_) => {
+                return Err(err(
+                    Some("daemon"),
+                    "must be a table, written [daemon]".into(),
+                ));
+            }
+        }
+        match table.get("schedule") {
+            None => {}
+            Some(Value::Table(t)) => {
+                cfg.schedule = crate::daemon::schedule::parse_table(t, base)
+                    .map_err(|(field, msg)| err(Some(&format!("schedule.{field}")), msg))?;
+            }
+            Some(_) => {
+                return Err(err(
+                    Some("schedule"),
+                    "must be a table, written [schedule]".into(),
+                ));
+            }
         }
         let distrusts = match table.get("distrust") {
             None => &Vec::new(),

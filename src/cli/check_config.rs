@@ -9,7 +9,11 @@ use serde_json::json;
 
 use super::{CliError, load_config};
 
-pub(crate) fn run(config: Option<&Path>, json: bool) -> Result<ExitCode, CliError> {
+pub(crate) fn run(
+    config: Option<&Path>,
+    json: bool,
+    _systemd_dropin: bool,
+) -> Result<ExitCode, CliError> {
     let cfg = load_config(config)?;
     let mut problems: Vec<String> = Vec::new();
     let inventory = if cfg.inventory_dir.is_dir() {

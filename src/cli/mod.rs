@@ -15,6 +15,7 @@ mod ingest;
 mod inventory;
 mod policy;
 mod quickstart;
+pub(crate) mod remote;
 mod respond;
 mod signals;
 pub mod table;
@@ -136,7 +137,28 @@ enum Command {
         /// Machine-readable output
         #[arg(long)]
         json: bool,
+        /// Print the systemd drop-in (`ReadWritePaths=`) that lets the service write the
+        /// inventory's certificate locations
+        #[arg(long)]
+        systemd_dropin: bool,
     },
+    /// Run the daemon: resume unfinished cases, run the scheduled jobs, act on signals,
+    /// answer the control socket (systemd: Type=notify)
+    Run(RunArgs),
+    /// The running daemon's state: jobs, cases, breaker (through the control socket)
+    Status {
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `run` arguments.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Log format on stderr when not under journald: text or json
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    pub log_format: String,
 }
 
 /// A command's failure, with the exit status it maps to.
@@ -174,7 +196,12 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Signals { action, all, json } => {
             signals::run_signals(cli.config.as_deref(), action, all, json)
         }
-        Command::CheckConfig { json } => check_config::run(cli.config.as_deref(), json),
+        Command::CheckConfig {
+            json,
+            systemd_dropin,
+        } => check_config::run(cli.config.as_deref(), json, systemd_dropin),
+        Command::Run(args) => crate::daemon::run(args, cli.config.as_deref()),
+        Command::Status { json } => remote::run_status(cli.config.as_deref(), json),
         Command::ReportCompromise(args) => respond::run_report(args, cli.config.as_deref()),
         Command::Reissue(args) => respond::run_reissue(args, cli.config.as_deref()),
         Command::Respond(args) => respond::run_respond(args, cli.config.as_deref()),

@@ -1,0 +1,175 @@
+//! `certresponder run`: the daemon. It owns the store, resumes unfinished sequences, runs
+//! the jobs on their schedules, acts on signals as the policy says, and answers the control
+//! socket and the metrics endpoint. It speaks the systemd notify protocol.
+//!
+//! [`Shared`] is what the parts have in common: the store, the loaded configuration and
+//! governor (replaced whole on reload), the state of every job, and a way to hand cases to
+//! the runner.
+
+pub mod control;
+pub mod metrics;
+pub mod notify;
+pub mod schedule;
+
+mod run;
+
+pub use run::run;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+use crate::govern::Governor;
+use crate::store::Store;
+
+/// The configuration, policy and engine in force; a reload replaces it whole.
+pub struct Loaded {
+    /// The configuration.
+    pub cfg: Config,
+    /// The governor (policy and engine) built from it.
+    pub gov: Governor,
+    /// When it was loaded.
+    pub loaded_at: DateTime<Utc>,
+}
+
+/// What is known about one scheduled job.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct JobStatus {
+    /// The cron expression.
+    pub schedule: String,
+    /// When it runs next.
+    pub next_run: Option<DateTime<Utc>>,
+    /// When it last started.
+    pub last_started: Option<DateTime<Utc>>,
+    /// When it last ended.
+    pub last_finished: Option<DateTime<Utc>>,
+    /// How it last ended: a summary, or the error.
+    pub last_result: Option<String>,
+    /// Whether the last run failed.
+    pub last_failed: bool,
+    /// Runs so far.
+    pub runs: u64,
+}
+
+/// The daemon's state, shared by the scheduler, the case runner, the control socket and the
+/// metrics endpoint.
+pub struct Shared {
+    /// The store the daemon owns.
+    pub store: Arc<dyn Store + Send + Sync>,
+    loaded: RwLock<Arc<Loaded>>,
+    /// When the daemon started.
+    pub started_at: DateTime<Utc>,
+    stopping: AtomicBool,
+    /// Every scheduled job by name.
+    pub jobs: Mutex<BTreeMap<String, JobStatus>>,
+    cases: mpsc::UnboundedSender<Vec<u64>>,
+}
+
+impl Shared {
+    /// Shared state over `store` with `loaded` in force; returns the receiving end of the
+    /// case queue for the runner.
+    pub fn new(
+        store: Arc<dyn Store + Send + Sync>,
+        loaded: Loaded,
+    ) -> (Arc<Self>, mpsc::UnboundedReceiver<Vec<u64>>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (
+            Arc::new(Self {
+                store,
+                loaded: RwLock::new(Arc::new(loaded)),
+                started_at: Utc::now(),
+                stopping: AtomicBool::new(false),
+                jobs: Mutex::new(BTreeMap::new()),
+                cases: tx,
+            }),
+            rx,
+        )
+    }
+
+    /// The configuration and governor in force.
+    pub fn loaded(&self) -> Arc<Loaded> {
+        match self.loaded.read() {
+            Ok(l) => Arc::clone(&l),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Puts a newly loaded configuration in force.
+    pub fn replace(&self, loaded: Loaded) {
+        let new = Arc::new(loaded);
+        match self.loaded.write() {
+            Ok(mut l) => *l = new,
+            Err(poisoned) => *poisoned.into_inner() = new,
+        }
+    }
+
+    /// Whether the daemon is stopping: no new work is taken.
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Stops taking work.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// Hands cases (already open and running) to the runner. Refused while stopping; the
+    /// cases stay journaled and resume on the next start.
+    pub fn run_cases(&self, ids: Vec<u64>) -> Result<(), String> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        if self.stopping() {
+            return Err("the daemon is stopping; the cases resume when it starts again".into());
+        }
+        self.cases
+            .send(ids)
+            .map_err(|_| "the case runner has stopped".to_string())
+    }
+
+    /// Decides every open signal by the policy and starts what it says (the same as
+    /// `certresponder respond`, without the resume). Returns what was done.
+    pub fn act(&self) -> Result<crate::govern::Applied, crate::govern::GovernError> {
+        let loaded = self.loaded();
+        let (plans, _) = loaded.gov.plan(None)?;
+        let applied = loaded
+            .gov
+            .apply(&plans, "policy", crate::govern::POLICY_ACTOR, false)?;
+        if let Err(e) = self.run_cases(applied.run.clone()) {
+            tracing::warn!(error = %e, "cases not started");
+        }
+        Ok(applied)
+    }
+
+    /// Records the start of a job run.
+    pub fn job_started(&self, name: &str) {
+        if let Ok(mut jobs) = self.jobs.lock() {
+            let j = jobs.entry(name.to_string()).or_default();
+            j.last_started = Some(Utc::now());
+        }
+    }
+
+    /// Records how a job run ended and when it runs next.
+    pub fn job_finished(
+        &self,
+        name: &str,
+        result: Result<String, String>,
+        next: Option<DateTime<Utc>>,
+    ) {
+        if let Ok(mut jobs) = self.jobs.lock() {
+            let j = jobs.entry(name.to_string()).or_default();
+            j.last_finished = Some(Utc::now());
+            j.runs += 1;
+            j.last_failed = result.is_err();
+            j.last_result = Some(match result {
+                Ok(s) | Err(s) => s,
+            });
+            j.next_run = next;
+        }
+    }
+}

@@ -6,14 +6,50 @@ use std::process::ExitCode;
 use certresponder::cli::{self, Cli, CliError};
 use clap::Parser;
 
+/// Logging: `CERTRESPONDER_LOG` filters (default `warn`, `info` for the daemon). The daemon
+/// logs to journald when systemd connected it to the journal, else to stderr as text or
+/// JSON lines (`run --log-format json`).
+fn init_logging(daemon: Option<&str>) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("CERTRESPONDER_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(if daemon.is_some() { "info" } else { "warn" })
+        });
+    let registry = tracing_subscriber::registry().with(filter);
+    let Some(format) = daemon else {
+        registry
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .init();
+        return;
+    };
+    // systemd sets JOURNAL_STREAM when stderr goes to the journal.
+    if std::env::var_os("JOURNAL_STREAM").is_some()
+        && let Ok(journald) = tracing_journald::layer()
+    {
+        registry
+            .with(journald.with_syslog_identifier("certresponder".into()))
+            .init();
+        return;
+    }
+    if format == "json" {
+        registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
+            .init();
+    } else {
+        registry
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .init();
+    }
+}
+
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CERTRESPONDER_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let parsed = Cli::parse();
+    init_logging(parsed.daemon_log_format());
     // `certresponder inventory list | head` closes stdout early: end quietly, as a filter
     // does, instead of reporting the write failure as a crash.
     let default_hook = std::panic::take_hook();
@@ -29,7 +65,6 @@ fn main() -> ExitCode {
         }
         default_hook(info);
     }));
-    let parsed = Cli::parse();
     match cli::run(parsed) {
         Ok(code) => code,
         Err(CliError::Input(e)) => {

@@ -3,21 +3,23 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use certresponder_inventory::{Bundle, BundleState};
+use certresponder_inventory::BundleState;
 use chrono::{DateTime, Utc};
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 use serde_json::json;
 
+mod rollback;
+
+pub(crate) use rollback::{RollbackArgs, rollback, rollback_checked, run_rollback};
+
 use super::inventory::open_store;
-use super::respond::{engine, respond_error, runtime};
 use super::table::{Cell, Tone, render};
 use super::{CliError, input_error, load_config};
-use crate::audit::{self, AuditEntry, AuditRecord};
+use crate::audit::{self, AuditRecord};
 use crate::govern::{human_duration, rule_place};
-use crate::notify::{Notification, NotifyEvent};
 use crate::respond::case::{Case, CaseState, StepOutcome};
 use crate::signals::Signal;
-use crate::store::{Event, Store};
+use crate::store::Store;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum CasesCommand {
@@ -35,23 +37,6 @@ pub(crate) enum CasesCommand {
         #[arg(long)]
         json: bool,
     },
-}
-
-/// `rollback` arguments.
-#[derive(Debug, Args)]
-pub(crate) struct RollbackArgs {
-    /// The certificate's inventory name
-    name: String,
-    /// The bundle to restore (an id or a unique prefix; default: the latest earlier bundle
-    /// that is not revoked)
-    #[arg(long, value_name = "BUNDLE")]
-    to: Option<String>,
-    /// Restore even a revoked bundle
-    #[arg(long)]
-    force: bool,
-    /// Machine-readable output
-    #[arg(long)]
-    json: bool,
 }
 
 fn state_cell(c: &Case) -> Cell {
@@ -115,74 +100,218 @@ pub(crate) fn summary_table(cases: &[Case]) -> String {
 
 pub(crate) fn run_cases(cmd: CasesCommand, config: Option<&Path>) -> Result<ExitCode, CliError> {
     let cfg = load_config(config)?;
-    let store = open_store(&cfg)?;
+    let remote = super::remote::daemon_running(&cfg);
     match cmd {
         CasesCommand::List { json } => {
-            let mut cases = store.list_cases()?;
-            cases.sort_by_key(|c| {
-                (
-                    matches!(c.state, CaseState::Done | CaseState::Denied),
-                    std::cmp::Reverse(c.id),
-                )
-            });
-            if json {
-                let shown: Vec<serde_json::Value> = cases.iter().map(Case::public_json).collect();
-                println!("{}", serde_json::to_string_pretty(&shown)?);
-            } else if cases.is_empty() {
-                println!("no cases");
-            } else {
-                print!("{}", summary_table(&cases));
+            if remote {
+                let shown: Vec<serde_json::Value> = super::remote::get_as(&cfg, "/v1/cases")?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&shown)?);
+                    return Ok(ExitCode::SUCCESS);
+                }
+                let cases = shown
+                    .into_iter()
+                    .map(serde_json::from_value)
+                    .collect::<Result<Vec<Case>, _>>()
+                    .map_err(|e| {
+                        anyhow::anyhow!("the daemon's list of cases cannot be read: {e}")
+                    })?;
+                print_case_list(&cases, false)?;
+                return Ok(ExitCode::SUCCESS);
             }
+            let store = open_store(&cfg)?;
+            print_case_list(&sorted_cases(&store)?, json)?;
             Ok(ExitCode::SUCCESS)
         }
         CasesCommand::Show { case, json } => {
-            let c = store.get_case(case)?.ok_or_else(|| {
-                input_error(format!(
-                    "there is no case {case} (see `certresponder cases list`)"
-                ))
-            })?;
-            let signals: Vec<Signal> = c
-                .trigger
-                .signals
-                .iter()
-                .filter_map(|k| store.get_signal(k).ok().flatten())
-                .collect();
-            // The case's own records and those of the signals it answers.
-            let (records, unreadable) = audit::readable_records(&store)?;
-            if unreadable > 0 {
+            let detail = if remote {
+                CaseDetail::from_json(super::remote::get_as(&cfg, &format!("/v1/cases/{case}"))?)?
+            } else {
+                let store = open_store(&cfg)?;
+                CaseDetail::load(&store, case)?.ok_or_else(|| no_case(case))?
+            };
+            if detail.unreadable > 0 {
                 eprintln!(
-                    "warning: {unreadable} audit record{} cannot be read; run `certresponder audit verify`",
-                    if unreadable == 1 { "" } else { "s" }
+                    "warning: {} audit record{} cannot be read; run `certresponder audit verify`",
+                    detail.unreadable,
+                    if detail.unreadable == 1 { "" } else { "s" }
                 );
             }
-            let records: Vec<AuditRecord> = records
-                .into_iter()
-                .filter(|r| {
-                    r.case == Some(c.id)
-                        || r.kind == "signal"
-                            && r.data["dedup_key"]
-                                .as_str()
-                                .is_some_and(|k| c.trigger.signals.iter().any(|s| s == k))
-                })
-                .collect();
             if json {
-                let mut v = c.public_json();
-                if let Some(obj) = v.as_object_mut() {
-                    obj.insert(
-                        "evidence".into(),
-                        json!({
-                            "signals": signals,
-                            "audit": records,
-                            "within_deadline": within_deadline(&c),
-                        }),
-                    );
-                }
-                println!("{}", serde_json::to_string_pretty(&v)?);
-                return Ok(ExitCode::SUCCESS);
+                println!("{}", serde_json::to_string_pretty(&detail.json())?);
+            } else {
+                print!(
+                    "{}",
+                    evidence_text(&detail.case, &detail.signals, &detail.records)
+                );
             }
-            print!("{}", evidence_text(&c, &signals, &records));
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// The refusal for a case number that does not exist.
+pub(crate) fn no_case(case: u64) -> CliError {
+    input_error(format!(
+        "there is no case {case} (see `certresponder cases list`)"
+    ))
+}
+
+/// Every case, running and failed first, then newest first.
+pub(crate) fn sorted_cases(store: &dyn Store) -> Result<Vec<Case>, CliError> {
+    let mut cases = store.list_cases()?;
+    cases.sort_by_key(|c| {
+        (
+            matches!(c.state, CaseState::Done | CaseState::Denied),
+            std::cmp::Reverse(c.id),
+        )
+    });
+    Ok(cases)
+}
+
+/// Prints `cases list`: the table, or the cases as JSON without their keys.
+fn print_case_list(cases: &[Case], json: bool) -> Result<(), CliError> {
+    if json {
+        let shown: Vec<serde_json::Value> = cases.iter().map(Case::public_json).collect();
+        println!("{}", serde_json::to_string_pretty(&shown)?);
+    } else if cases.is_empty() {
+        println!("no cases");
+    } else {
+        print!("{}", summary_table(cases));
+    }
+    Ok(())
+}
+
+/// Prints how cases ended (`approve`, `reissue`, `report-compromise`): the table and each
+/// failure, or JSON. Exit 0 when all are done, 1 otherwise.
+pub(crate) fn print_results(
+    cases: &[Case],
+    errors: &[String],
+    json: bool,
+) -> Result<ExitCode, CliError> {
+    if json {
+        let shown: Vec<serde_json::Value> = cases.iter().map(Case::public_json).collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"cases": shown, "errors": errors}))?
+        );
+    } else {
+        print!("{}", summary_table(cases));
+        for c in cases.iter().filter(|c| c.state == CaseState::Failed) {
+            eprintln!(
+                "case {} ({}) failed: {}",
+                c.id,
+                c.cert,
+                c.error.as_deref().unwrap_or("")
+            );
+        }
+        for e in errors {
+            eprintln!("error: {e}");
+        }
+    }
+    Ok(
+        if errors.is_empty() && cases.iter().all(|c| c.state == CaseState::Done) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        },
+    )
+}
+
+/// A case with its evidence: the signals it answers and the audit records about it and
+/// them (`cases show`).
+pub(crate) struct CaseDetail {
+    /// The case.
+    pub case: Case,
+    /// The signals it answers.
+    pub signals: Vec<Signal>,
+    /// The audit records about the case and its signals.
+    pub records: Vec<AuditRecord>,
+    /// Audit records that cannot be read.
+    pub unreadable: usize,
+}
+
+/// The field of [`CaseDetail::json`] that carries the count of unreadable audit records
+/// over the control socket (the CLI warns about them and does not print the field).
+pub(crate) const UNREADABLE_FIELD: &str = "audit_unreadable";
+
+impl CaseDetail {
+    /// Case `id` with its evidence; `None` when there is no such case.
+    pub(crate) fn load(store: &dyn Store, id: u64) -> Result<Option<Self>, CliError> {
+        let Some(c) = store.get_case(id)? else {
+            return Ok(None);
+        };
+        let signals: Vec<Signal> = c
+            .trigger
+            .signals
+            .iter()
+            .filter_map(|k| store.get_signal(k).ok().flatten())
+            .collect();
+        // The case's own records and those of the signals it answers.
+        let (records, unreadable) = audit::readable_records(store)?;
+        let records: Vec<AuditRecord> = records
+            .into_iter()
+            .filter(|r| {
+                r.case == Some(c.id)
+                    || r.kind == "signal"
+                        && r.data["dedup_key"]
+                            .as_str()
+                            .is_some_and(|k| c.trigger.signals.iter().any(|s| s == k))
+            })
+            .collect();
+        Ok(Some(Self {
+            case: c,
+            signals,
+            records,
+            unreadable,
+        }))
+    }
+
+    /// `cases show --json`: the case without its key, with its evidence.
+    pub(crate) fn json(&self) -> serde_json::Value {
+        let mut v = self.case.public_json();
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert(
+                "evidence".into(),
+                json!({
+                    "signals": self.signals,
+                    "audit": self.records,
+                    "within_deadline": within_deadline(&self.case),
+                }),
+            );
+        }
+        v
+    }
+
+    /// What the control socket answers: [`CaseDetail::json`] and the count of unreadable
+    /// audit records.
+    pub(crate) fn to_wire(&self) -> serde_json::Value {
+        let mut v = self.json();
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert(UNREADABLE_FIELD.into(), json!(self.unreadable));
+        }
+        v
+    }
+
+    /// Reads what [`CaseDetail::to_wire`] made.
+    pub(crate) fn from_json(mut v: serde_json::Value) -> Result<Self, CliError> {
+        let bad = |e: serde_json::Error| anyhow::anyhow!("the daemon's case cannot be read: {e}");
+        let unreadable = v
+            .as_object_mut()
+            .and_then(|o| o.remove(UNREADABLE_FIELD))
+            .and_then(|n| n.as_u64())
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(0);
+        let evidence = v
+            .as_object_mut()
+            .and_then(|o| o.remove("evidence"))
+            .unwrap_or_default();
+        Ok(Self {
+            case: serde_json::from_value(v).map_err(bad)?,
+            signals: serde_json::from_value(evidence["signals"].clone()).map_err(bad)?,
+            records: serde_json::from_value(evidence["audit"].clone()).map_err(bad)?,
+            unreadable,
+        })
     }
 }
 
@@ -476,157 +605,4 @@ pub(crate) fn run_history(
         )
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// The bundle `rollback` restores: `--to` (unique prefix) or the latest earlier one that is
-/// not revoked (with `--force`, the latest earlier one).
-fn rollback_target<'a>(
-    bundles: &'a [Bundle],
-    to: Option<&str>,
-    force: bool,
-    name: &str,
-) -> Result<&'a Bundle, CliError> {
-    match to {
-        Some(prefix) => {
-            let found: Vec<&Bundle> = bundles
-                .iter()
-                .filter(|b| b.id.starts_with(prefix))
-                .collect();
-            match found.as_slice() {
-                [one] => Ok(one),
-                [] => Err(input_error(format!(
-                    "`{name}` has no bundle `{prefix}` (see `certresponder history {name}`)"
-                ))),
-                more => Err(input_error(format!(
-                    "`{prefix}` matches {} bundles of `{name}`; give more of the id",
-                    more.len()
-                ))),
-            }
-        }
-        None => {
-            let current = bundles
-                .iter()
-                .rposition(|b| b.state == BundleState::Current);
-            bundles
-                .iter()
-                .enumerate()
-                .rev()
-                .find(|(i, b)| {
-                    Some(*i) != current
-                        && b.state != BundleState::Current
-                        && (force || !b.is_revoked())
-                })
-                .map(|(_, b)| b)
-                .ok_or_else(|| {
-                    input_error(format!(
-                        "`{name}` has no earlier bundle that is not revoked (see `certresponder history {name}`; name one with --to, and --force for a revoked one)"
-                    ))
-                })
-        }
-    }
-}
-
-pub(crate) fn run_rollback(
-    args: RollbackArgs,
-    config: Option<&Path>,
-) -> Result<ExitCode, CliError> {
-    let cfg = load_config(config)?;
-    let engine = engine(&cfg)?;
-    let entry = engine.entry(&args.name).map_err(respond_error)?;
-    if let Some(running) = engine.running_case(&args.name).map_err(respond_error)? {
-        return Err(input_error(format!(
-            "`{}` has case {} running; let it finish (`certresponder respond`) before rolling back by hand",
-            args.name, running.id
-        )));
-    }
-    let bundles = engine.store().bundles(&args.name)?;
-    let target = rollback_target(&bundles, args.to.as_deref(), args.force, &args.name)?.clone();
-    if target.state == BundleState::Current {
-        return Err(input_error(format!(
-            "bundle {} is already the current bundle of `{}`",
-            target.id, args.name
-        )));
-    }
-    if target.is_revoked() && !args.force {
-        return Err(input_error(format!(
-            "bundle {} of `{}` was revoked at its CA: clients that check revocation would reject it. Restore it anyway with --force",
-            target.id, args.name
-        )));
-    }
-    if target.key_pem.is_none() && entry.paths.key.is_some() {
-        return Err(input_error(format!(
-            "bundle {} has no private key stored, so it cannot be restored to `{}`'s key file",
-            target.id, args.name
-        )));
-    }
-    let rt = runtime()?;
-    let result = rt.block_on(engine.restore(&entry, &target));
-    let who = super::respond::identity()?.to_string();
-    let ok = result.is_ok();
-    let detail = match &result {
-        Ok(d) => format!(
-            "by {who}: {d}{}",
-            if target.is_revoked() {
-                " (forced: the bundle is revoked)"
-            } else {
-                ""
-            }
-        ),
-        Err(e) => format!("by {who}: rollback to {} failed: {e}", target.id),
-    };
-    engine.store().append_event(Event {
-        seq: 0,
-        at: Utc::now(),
-        cert: args.name.clone(),
-        kind: if ok { "rolled_back" } else { "rollback_failed" }.into(),
-        detail: detail.clone(),
-    })?;
-    audit::append(
-        engine.store(),
-        AuditEntry {
-            kind: "rollback",
-            actor: &who,
-            cert: Some(&args.name),
-            case: None,
-            data: json!({
-                "bundle": target.id,
-                "forced": target.is_revoked(),
-                "ok": ok,
-                "detail": detail,
-            }),
-        },
-    )?;
-    if ok {
-        engine.notify(Notification {
-            event: NotifyEvent::RolledBack,
-            owner: Some(entry.owner.clone()),
-            cert: Some(args.name.clone()),
-            case: None,
-            summary: format!("`{}` was rolled back {detail}", args.name),
-            deadline: None,
-            details: json!({"bundle": target.id}),
-            created_at: Utc::now(),
-        });
-        rt.block_on(super::respond::deliver_pending(&engine));
-    }
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "cert": args.name,
-                "bundle": target.id,
-                "ok": ok,
-                "detail": detail,
-            }))?
-        );
-    } else if ok {
-        println!("{}: {}", args.name, detail);
-    } else {
-        eprintln!("{}: {}", args.name, detail);
-    }
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
 }

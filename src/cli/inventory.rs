@@ -80,8 +80,20 @@ pub(crate) fn run(cmd: InventoryCommand, config: Option<&Path>) -> Result<ExitCo
     }
 }
 
+/// Opens the database. While the daemon runs it holds the database (sled locks it), and
+/// the commands that need it say so plainly instead of repeating the lock error.
 pub(crate) fn open_store(cfg: &Config) -> Result<SledStore, CliError> {
-    Ok(SledStore::open(&cfg.db_path())?)
+    match SledStore::open(&cfg.db_path()) {
+        Ok(store) => Ok(store),
+        Err(e @ crate::store::StoreError::Open { .. })
+            if e.to_string().contains("in use by") && super::remote::daemon_running(cfg) =>
+        {
+            Err(CliError::Failure(anyhow::anyhow!(
+                "the database is in use by the running daemon; use the commands that go through its control socket (cases, approve, deny, rollback, signals, inventory list, status) or stop it"
+            )))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn full_checks(cfg: &Config) -> LoadOptions {
@@ -271,105 +283,180 @@ fn error_files(report: &SyncReport) -> Vec<PathBuf> {
 }
 
 fn list(cfg: &Config, all: bool, json: bool) -> Result<ExitCode, CliError> {
+    if super::remote::daemon_running(cfg) {
+        let path = if all {
+            "/v1/inventory?all=1"
+        } else {
+            "/v1/inventory"
+        };
+        let listing: Listing = super::remote::get_as(cfg, path)?;
+        return listing.print(json);
+    }
     let store = open_store(cfg)?;
-    let report = sync(&store, cfg, Utc::now())?;
+    listing(&store, cfg, all)?.print(json)
+}
+
+/// `inventory list` as computed where the store is (in this process, or in the daemon for
+/// its control socket) and printed by the CLI.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Listing {
+    /// One per certificate.
+    pub certificates: Vec<Listed>,
+    /// Inventory errors, as text.
+    pub inventory_errors: Vec<String>,
+    /// Names found no longer in the inventory by this listing's reconciliation.
+    pub removed: Vec<String>,
+    /// The inventory directory (named when it holds nothing).
+    pub inventory_dir: PathBuf,
+}
+
+/// One certificate of a [`Listing`].
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Listed {
+    /// What `inventory list --json` shows about it.
+    pub item: serde_json::Value,
+    /// The table row's cells: NAME to STATUS.
+    pub row: Vec<String>,
+    /// How DAYS and STATUS stand out: `plain`, `warn` or `alert`.
+    pub tone: String,
+}
+
+/// Reconciles the store with the inventory and lists the certificates (with `all`, the
+/// removed ones too).
+pub(crate) fn listing(store: &dyn Store, cfg: &Config, all: bool) -> Result<Listing, CliError> {
+    let report = sync(store, cfg, Utc::now())?;
     let bad_files = error_files(&report);
-    let records: Vec<CertRecord> = store
+    let now = Utc::now();
+    let mut certificates = Vec::new();
+    for rec in store
         .list_certs()?
         .into_iter()
         .filter(|r| all || r.status == CertStatus::Active)
-        .collect();
-    if json {
-        let mut items = Vec::new();
-        for rec in &records {
-            let name = rec.entry.name.to_string();
-            let live = report.live.get(&name);
-            let (status, _) = status_of(rec, live, bad_files.contains(&rec.entry.source), cfg);
-            let cert = live.and_then(|l| l.cert.as_ref());
-            let bundles = store.bundles(&name)?;
-            items.push(json!({
-                "name": name,
-                "owner": rec.entry.owner,
-                "tags": rec.entry.tags,
-                "kind": rec.entry.kind,
-                "trust": rec.entry.trust,
-                "issuer": rec.entry.issuer,
-                "record": rec.status,
-                "status": status.trim_start_matches("! ").to_lowercase().replace(' ', "_"),
-                "key": cert.map(|c| c.key.describe()),
-                "not_after": cert.map(|c| c.not_after),
-                "days_left": cert.map(|c| days_left(c.seconds_left(Utc::now()))),
-                "problems": live.map(|l| l.problems.clone()).unwrap_or_default(),
-                "bundles": bundles.len(),
-                "current_bundle": Bundle::current_of(&bundles).map(|b| b.id.clone()),
-            }));
+    {
+        let name = rec.entry.name.to_string();
+        let live = report.live.get(&name);
+        let (status, tone) = status_of(&rec, live, bad_files.contains(&rec.entry.source), cfg);
+        let cert = live.and_then(|l| l.cert.as_ref());
+        let bundles = store.bundles(&name)?;
+        let current = Bundle::current_of(&bundles);
+        let item = json!({
+            "name": name,
+            "owner": rec.entry.owner,
+            "tags": rec.entry.tags,
+            "kind": rec.entry.kind,
+            "trust": rec.entry.trust,
+            "issuer": rec.entry.issuer,
+            "record": rec.status,
+            "status": status.trim_start_matches("! ").to_lowercase().replace(' ', "_"),
+            "key": cert.map(|c| c.key.describe()),
+            "not_after": cert.map(|c| c.not_after),
+            "days_left": cert.map(|c| days_left(c.seconds_left(now))),
+            "problems": live.map(|l| l.problems.clone()).unwrap_or_default(),
+            "bundles": bundles.len(),
+            "current_bundle": current.map(|b| b.id.clone()),
+        });
+        // Without a readable certificate (removed, broken), the stored current bundle
+        // still tells when it expires.
+        let not_after = cert
+            .map(|c| c.not_after)
+            .or_else(|| current.map(|b| b.not_after));
+        let days = not_after.map(|t| days_left((t - now).num_seconds()));
+        let row = vec![
+            name,
+            rec.entry.owner.clone(),
+            rec.entry.kind.as_str().to_string(),
+            rec.entry.trust.as_str().to_string(),
+            rec.entry.issuer.clone().unwrap_or_else(|| "-".into()),
+            cert.map_or_else(|| "-".into(), |c| c.key.describe()),
+            not_after.map_or_else(|| "-".into(), |t| t.format("%Y-%m-%d").to_string()),
+            days.map_or_else(|| "-".into(), |d| d.to_string()),
+            status,
+        ];
+        certificates.push(Listed {
+            item,
+            row,
+            tone: match tone {
+                Tone::Plain => "plain",
+                Tone::Warn => "warn",
+                Tone::Alert => "alert",
+            }
+            .into(),
+        });
+    }
+    Ok(Listing {
+        certificates,
+        inventory_errors: report.errors.iter().map(ToString::to_string).collect(),
+        removed: report.removed,
+        inventory_dir: cfg.inventory_dir.clone(),
+    })
+}
+
+impl Listing {
+    /// Prints the listing: the table (with notes and errors) or `--json`.
+    pub(crate) fn print(&self, json: bool) -> Result<ExitCode, CliError> {
+        if json {
+            let items: Vec<&serde_json::Value> =
+                self.certificates.iter().map(|c| &c.item).collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json!({
+                    "certificates": items,
+                    "inventory_errors": self.inventory_errors,
+                }))?
+            );
+            return Ok(ExitCode::SUCCESS);
         }
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "certificates": items,
-                "inventory_errors": report.errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            }))?
-        );
-        return Ok(ExitCode::SUCCESS);
+        if self.certificates.is_empty() {
+            println!(
+                "no certificates registered; add an inventory file with `certresponder inventory add FILE` (inventory directory: {})",
+                self.inventory_dir.display()
+            );
+        } else {
+            let rows: Vec<Vec<Cell>> = self
+                .certificates
+                .iter()
+                .map(|c| {
+                    let tone = match c.tone.as_str() {
+                        "alert" => Tone::Alert,
+                        "warn" => Tone::Warn,
+                        _ => Tone::Plain,
+                    };
+                    let last = c.row.len().saturating_sub(2);
+                    c.row
+                        .iter()
+                        .enumerate()
+                        .map(|(i, text)| {
+                            if i >= last {
+                                Cell::toned(text.clone(), tone)
+                            } else {
+                                Cell::plain(text.clone())
+                            }
+                        })
+                        .collect()
+                })
+                .collect();
+            print!(
+                "{}",
+                render(
+                    &[
+                        "NAME", "OWNER", "KIND", "TRUST", "ISSUER", "KEY", "EXPIRES", "DAYS",
+                        "STATUS"
+                    ],
+                    &rows
+                )
+            );
+        }
+        for name in &self.removed {
+            println!("note: {name} is no longer in the inventory; marked removed (history kept)");
+        }
+        if !self.inventory_errors.is_empty() {
+            eprintln!("inventory errors (affected certificates keep their last registered entry):");
+            for e in &self.inventory_errors {
+                eprintln!("error: {e}");
+            }
+        }
+        Ok(ExitCode::SUCCESS)
     }
-    if records.is_empty() {
-        println!(
-            "no certificates registered; add an inventory file with `certresponder inventory add FILE` (inventory directory: {})",
-            cfg.inventory_dir.display()
-        );
-    } else {
-        let now = Utc::now();
-        let rows: Vec<Vec<Cell>> = records
-            .iter()
-            .map(|rec| {
-                let name = rec.entry.name.to_string();
-                let live = report.live.get(&name);
-                let (status, tone) =
-                    status_of(rec, live, bad_files.contains(&rec.entry.source), cfg);
-                let cert = live.and_then(|l| l.cert.as_ref());
-                // Without a readable certificate (removed, broken), the stored current
-                // bundle still tells when it expires.
-                let not_after = cert.map(|c| c.not_after).or_else(|| {
-                    store
-                        .bundles(&name)
-                        .ok()
-                        .and_then(|b| Bundle::current_of(&b).map(|b| b.not_after))
-                });
-                let days = not_after.map(|t| days_left((t - now).num_seconds()));
-                vec![
-                    Cell::plain(name),
-                    Cell::plain(rec.entry.owner.clone()),
-                    Cell::plain(rec.entry.kind.as_str()),
-                    Cell::plain(rec.entry.trust.as_str()),
-                    Cell::plain(rec.entry.issuer.clone().unwrap_or_else(|| "-".into())),
-                    Cell::plain(cert.map_or_else(|| "-".into(), |c| c.key.describe())),
-                    Cell::plain(
-                        not_after.map_or_else(|| "-".into(), |t| t.format("%Y-%m-%d").to_string()),
-                    ),
-                    Cell::toned(days.map_or_else(|| "-".into(), |d| d.to_string()), tone),
-                    Cell::toned(status, tone),
-                ]
-            })
-            .collect();
-        print!(
-            "{}",
-            render(
-                &[
-                    "NAME", "OWNER", "KIND", "TRUST", "ISSUER", "KEY", "EXPIRES", "DAYS", "STATUS"
-                ],
-                &rows
-            )
-        );
-    }
-    for name in &report.removed {
-        println!("note: {name} is no longer in the inventory; marked removed (history kept)");
-    }
-    if !report.errors.is_empty() {
-        eprintln!("inventory errors (affected certificates keep their last registered entry):");
-        print_errors(&report.errors);
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 fn unknown_name(store: &dyn Store, name: &str) -> Result<CliError, CliError> {

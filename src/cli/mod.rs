@@ -153,11 +153,21 @@ enum Command {
     },
 }
 
+impl Cli {
+    /// The log format `run` asked for; `None` for every other command.
+    pub fn daemon_log_format(&self) -> Option<&str> {
+        match &self.command {
+            Command::Run(a) => Some(a.log_format.as_str()),
+            _ => None,
+        }
+    }
+}
+
 /// `run` arguments.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// Log format on stderr when not under journald: text or json
-    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
 }
 

@@ -10,9 +10,10 @@ use serde_json::json;
 use super::inventory::open_store;
 use super::table::{Cell, Tone, render};
 use super::{CliError, input_error, load_config};
+use crate::policy::vocab::{self, CheckInfo};
 use crate::signals::scan::scan;
-use crate::signals::{Confidence, Signal, SignalState};
-use crate::store::Store;
+use crate::signals::{Confidence, Finding, Signal, SignalState};
+use crate::store::{Store, StoreError};
 
 /// Exit status of `scan` when open signals remain.
 pub(crate) const OPEN_SIGNALS: u8 = 3;
@@ -199,6 +200,130 @@ fn parse_until(s: &str) -> Result<DateTime<Utc>, CliError> {
         })
 }
 
+/// The stored signals `signals` lists: all but the resolved ones (with `all`, every one),
+/// highest confidence first, then oldest first.
+pub(crate) fn listed(store: &dyn Store, all: bool) -> Result<Vec<Signal>, StoreError> {
+    let mut shown: Vec<Signal> = store
+        .list_signals()?
+        .into_iter()
+        .filter(|s| all || !matches!(s.state, SignalState::Resolved { .. }))
+        .collect();
+    shown.sort_by(|a, b| {
+        b.confidence
+            .cmp(&a.confidence)
+            .then(a.detected_at.cmp(&b.detected_at))
+    });
+    Ok(shown)
+}
+
+fn print_list(
+    shown: &[Signal],
+    all: bool,
+    json: bool,
+    now: DateTime<Utc>,
+) -> Result<ExitCode, CliError> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(&shown)?);
+    } else if shown.is_empty() {
+        println!(
+            "no signals{}",
+            if all {
+                ""
+            } else {
+                " (resolved ones are shown with --all)"
+            }
+        );
+    } else {
+        let refs: Vec<&Signal> = shown.iter().collect();
+        print!("{}", table(&refs, now));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A signal reported from outside: a person, a SIEM or a secret scanner (the control
+/// socket's `POST /v1/signals`), already checked against the inventory and the vocabulary.
+#[derive(Debug, Clone)]
+pub(crate) struct Reported {
+    /// The certificate's inventory name.
+    pub cert: String,
+    /// The check, from the finding vocabulary.
+    pub check: &'static CheckInfo,
+    /// How sure the reporter is.
+    pub confidence: Confidence,
+    /// One line for a person.
+    pub message: String,
+    /// What the reporter attached (kept under `details` in the signal's evidence).
+    pub details: serde_json::Value,
+    /// What raised it (a scanner's name, `api`).
+    pub source: String,
+}
+
+/// Records a reported finding as an open signal about the certificate's current bundle,
+/// with the reporter's identity; returns the signal as stored. A report of what an open,
+/// unanswered signal already says counts as seeing it again; one about a signal that was
+/// answered (its case failed or was denied, or it was escalated) is new evidence and gets
+/// a signal of its own. A suppression a person set stays in force.
+pub(crate) fn record_reported(
+    store: &dyn Store,
+    r: &Reported,
+    reporter: &str,
+) -> Result<Signal, StoreError> {
+    let now = Utc::now();
+    let bundles = store.bundles(&r.cert)?;
+    let current = certresponder_inventory::Bundle::current_of(&bundles);
+    let (reason, hours) = vocab::implied(r.check.check, r.confidence);
+    let finding = Finding {
+        check: r.check.check,
+        confidence: r.confidence,
+        message: r.message.clone(),
+        revocation_reason: reason,
+        deadline_hours: hours,
+        evidence: json!({
+            "reporter": reporter,
+            "source": r.source,
+            "bundle": current.map(|b| b.id.clone()),
+            "details": r.details,
+        }),
+    };
+    let fp = current.map(|b| b.fingerprints.cert_sha256.clone());
+    let mut signal = Signal::from_finding(
+        &r.cert,
+        r.check.family,
+        &finding,
+        fp.as_deref(),
+        &r.source,
+        now,
+    );
+    if let Some(old) = store.get_signal(&signal.dedup_key)? {
+        let answered = store
+            .list_cases()?
+            .iter()
+            .any(|c| c.trigger.signals.contains(&old.dedup_key));
+        if answered || old.handled.is_some() {
+            signal.dedup_key = Signal::dedup_key(
+                &r.cert,
+                r.check.check,
+                Some(&format!(
+                    "{}|{}|{}",
+                    fp.as_deref().unwrap_or(""),
+                    r.source,
+                    now.to_rfc3339()
+                )),
+            );
+            signal.id = signal.dedup_key[..12].to_string();
+        } else {
+            signal.detected_at = old.detected_at;
+            signal.times_seen = old.times_seen + 1;
+            if matches!(&old.state, SignalState::Suppressed { until, .. } if *until > now) {
+                signal.state = old.state.clone();
+            }
+        }
+    }
+    store.put_signal(&signal)?;
+    crate::signals::scan::record_signal(store, &signal, "new", reporter)?;
+    Ok(signal)
+}
+
 pub(crate) fn run_signals(
     config: Option<&Path>,
     action: Option<SignalsAction>,
@@ -206,36 +331,19 @@ pub(crate) fn run_signals(
     json: bool,
 ) -> Result<ExitCode, CliError> {
     let cfg = load_config(config)?;
-    let store = open_store(&cfg)?;
     let now = Utc::now();
+    if action.is_none() && super::remote::daemon_running(&cfg) {
+        let path = if all {
+            "/v1/signals?all=1"
+        } else {
+            "/v1/signals"
+        };
+        let shown: Vec<Signal> = super::remote::get_as(&cfg, path)?;
+        return print_list(&shown, all, json, now);
+    }
+    let store = open_store(&cfg)?;
     match action {
-        None => {
-            let signals = store.list_signals()?;
-            let mut shown: Vec<&Signal> = signals
-                .iter()
-                .filter(|s| all || !matches!(s.state, SignalState::Resolved { .. }))
-                .collect();
-            shown.sort_by(|a, b| {
-                b.confidence
-                    .cmp(&a.confidence)
-                    .then(a.detected_at.cmp(&b.detected_at))
-            });
-            if json {
-                println!("{}", serde_json::to_string_pretty(&shown)?);
-            } else if shown.is_empty() {
-                println!(
-                    "no signals{}",
-                    if all {
-                        ""
-                    } else {
-                        " (resolved ones are shown with --all)"
-                    }
-                );
-            } else {
-                print!("{}", table(&shown, now));
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        None => print_list(&listed(&store, all)?, all, json, now),
         Some(SignalsAction::Suppress { id, until, reason }) => {
             let until = parse_until(&until)?;
             if until <= now {

@@ -1,1 +1,423 @@
-//! (being written)
+//! The control socket: HTTP/1 with JSON bodies on a Unix socket
+//! (`/run/certresponder/control.sock`, mode 0660, group `certresponder`). While the daemon
+//! runs it holds the database, so the CLI asks it here; a SIEM or a secret scanner posts
+//! signals here. Access is by the socket's file mode and group; the person acting is the
+//! user at the other end of the socket (its peer credentials), never a name in a request.
+//!
+//! The API (`v1`):
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET /v1/status` | [`Status`] |
+//! | `GET /v1/inventory[?all=1]` | `inventory list`: certificates, inventory errors |
+//! | `GET /v1/signals[?all=1]` | the stored signals (resolved ones with `all`) |
+//! | `GET /v1/cases` | every case, without private keys |
+//! | `GET /v1/cases/{id}` | one case with its evidence (signals, audit records) |
+//! | `POST /v1/cases/{id}/approve` | the approval; a case that may now run is started |
+//! | `POST /v1/cases/{id}/deny` `{"reason"}` | the denied case |
+//! | `POST /v1/rollback` `{"cert", "to"?, "force"?}` | how the rollback went |
+//! | `POST /v1/signals` `{"cert", "check", "confidence"?, "message", "evidence"?, "source"?}` | the signal and what the policy did about it |
+//!
+//! Errors are `{"error": "..."}`: 400 for a malformed request (naming the field), 403 for
+//! what governance refuses (approving twice, a person who is not an approver, a rollback
+//! that is not allowed now), 404 for an unknown path or case, 405 for a wrong method, 409
+//! when a case is already running for the certificate, 413 past [`MAX_BODY`], 503 for
+//! changes while the daemon is stopping.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::Utc;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde_json::{Value, json};
+use tokio::net::UnixListener;
+
+use super::{Loaded, Shared};
+use crate::govern::Identity;
+use crate::policy::vocab;
+
+/// The largest request body accepted (1 MiB).
+pub const MAX_BODY: usize = 1 << 20;
+
+/// How long a client may take to send a request's head.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Answers the control socket until the task is dropped: one task per connection, each
+/// request as the user at the other end.
+pub async fn serve(shared: Arc<Shared>, listener: UnixListener) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors, most likely: wait rather than spin.
+                tracing::warn!(error = %e, "the control socket cannot accept a connection");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            let cred = match stream.peer_cred() {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "a control connection without peer credentials was dropped");
+                    return;
+                }
+            };
+            let (pid, uid) = (cred.pid(), cred.uid());
+            let who = tokio::task::spawn_blocking(move || Identity::of_process(pid, uid))
+                .await
+                .unwrap_or_else(|_| Identity {
+                    name: format!("uid {uid}"),
+                    uid,
+                });
+            let who = Arc::new(who);
+            let service = hyper::service::service_fn(move |req| {
+                let shared = Arc::clone(&shared);
+                let who = Arc::clone(&who);
+                async move { Ok::<_, Infallible>(handle(shared, who, req).await) }
+            });
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(error = %e, "control connection ended");
+            }
+        });
+    }
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
+    let bytes = serde_json::to_vec_pretty(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut resp = Response::new(Full::new(Bytes::from(bytes)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+fn error_response(e: &ApiError) -> Response<Full<Bytes>> {
+    let mut resp = json_response(e.status, &json!({ "error": e.message }));
+    if let Some(allow) = e.allow {
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
+    }
+    resp
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    who: Arc<Identity>,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let result = answer(shared, &who, req).await;
+    let status = result
+        .as_ref()
+        .map_or_else(|e| e.status, |_| StatusCode::OK);
+    if status.is_server_error() {
+        let error = result
+            .as_ref()
+            .err()
+            .map(|e| e.message.as_str())
+            .unwrap_or("");
+        tracing::warn!(peer = %who, %method, %path, %status, error, "control request failed");
+    } else if method == http::Method::GET {
+        // Reads are frequent (`approve` polls its case): kept out of the journal.
+        tracing::debug!(peer = %who, %method, %path, %status, "control request");
+    } else {
+        tracing::info!(peer = %who, %method, %path, %status, "control request");
+    }
+    match result {
+        Ok(v) => json_response(StatusCode::OK, &v),
+        Err(e) => error_response(&e),
+    }
+}
+
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than {} bytes", MAX_BODY),
+        )
+    };
+    if req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > MAX_BODY as u64)
+    {
+        return Err(too_large());
+    }
+    match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(e) => Err(ApiError::bad(format!("reading the body: {e}"))),
+    }
+}
+
+/// Runs `f` on the blocking pool (the store and the files are synchronous).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("the request's task failed: {e}")))?
+}
+
+async fn answer(
+    shared: Arc<Shared>,
+    who: &Identity,
+    req: Request<Incoming>,
+) -> Result<Value, ApiError> {
+    let route = route(req.method(), req.uri())?;
+    if route.changes() && shared.stopping() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the daemon is stopping and takes no changes; try again once it has started again",
+        ));
+    }
+    let body = if route.changes() {
+        read_body(req).await?
+    } else {
+        Bytes::new()
+    };
+    let loaded = shared.loaded();
+    let who = who.clone();
+    match route {
+        Route::Status => blocking(move || status::status(&shared, &loaded)).await,
+        Route::Inventory { all } => {
+            blocking(move || {
+                let listing = crate::cli::remote::listing(shared.store.as_ref(), &loaded.cfg, all)?;
+                serde_json::to_value(listing).map_err(ApiError::internal)
+            })
+            .await
+        }
+        Route::Signals { all } => {
+            blocking(move || {
+                let shown = crate::cli::remote::listed_signals(shared.store.as_ref(), all)?;
+                serde_json::to_value(shown).map_err(ApiError::internal)
+            })
+            .await
+        }
+        Route::Cases => {
+            blocking(move || {
+                let cases = crate::cli::remote::sorted_cases(shared.store.as_ref())?;
+                Ok(Value::Array(
+                    cases
+                        .iter()
+                        .map(crate::respond::Case::public_json)
+                        .collect(),
+                ))
+            })
+            .await
+        }
+        Route::Case(id) => {
+            blocking(move || {
+                crate::cli::remote::CaseDetail::load(shared.store.as_ref(), id)?
+                    .map(|d| d.to_wire())
+                    .ok_or_else(|| no_case(id))
+            })
+            .await
+        }
+        Route::Approve(id) => {
+            let ApproveBody {} = parse_body(&body, true)?;
+            blocking(move || approve(&shared, &loaded, id, &who)).await
+        }
+        Route::Deny(id) => {
+            let b: DenyBody = parse_body(&body, false)?;
+            blocking(move || deny(&shared, &loaded, id, &who, &b.reason)).await
+        }
+        Route::Rollback => {
+            let b: RollbackBody = parse_body(&body, false)?;
+            rollback(shared, loaded, b, who).await
+        }
+        Route::PostSignal => {
+            let b: SignalBody = parse_body(&body, false)?;
+            blocking(move || post_signal(&shared, b, &who)).await
+        }
+    }
+}
+
+fn no_case(id: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("there is no case {id} (see `certresponder cases list`)"),
+    )
+}
+
+fn approve(shared: &Shared, loaded: &Loaded, id: u64, who: &Identity) -> Result<Value, ApiError> {
+    if shared.store.get_case(id)?.is_none() {
+        return Err(no_case(id));
+    }
+    let approved = loaded.gov.approve(id, who, Utc::now())?;
+    let not_started = if approved.runnable {
+        shared.run_cases(vec![id]).err()
+    } else {
+        None
+    };
+    let reply = crate::cli::remote::ApprovedReply::new(&approved, who.to_string(), not_started);
+    serde_json::to_value(reply).map_err(ApiError::internal)
+}
+
+fn deny(
+    shared: &Shared,
+    loaded: &Loaded,
+    id: u64,
+    who: &Identity,
+    reason: &str,
+) -> Result<Value, ApiError> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(ApiError::field("reason", "must say why the case is denied"));
+    }
+    if shared.store.get_case(id)?.is_none() {
+        return Err(no_case(id));
+    }
+    let case = loaded.gov.deny(id, who, reason, Utc::now())?;
+    Ok(case.public_json())
+}
+
+async fn rollback(
+    shared: Arc<Shared>,
+    loaded: Arc<Loaded>,
+    b: RollbackBody,
+    who: Identity,
+) -> Result<Value, ApiError> {
+    if b.cert.trim().is_empty() {
+        return Err(ApiError::field("cert", "names no certificate"));
+    }
+    let checked = {
+        let loaded = Arc::clone(&loaded);
+        blocking(move || {
+            // As `rollback` does without the daemon: the inventory's latest entry counts.
+            crate::registry::sync(shared.store.as_ref(), &loaded.cfg, Utc::now())?;
+            let engine = loaded.gov.engine();
+            if shared.store.get_cert(&b.cert)?.is_none() {
+                return Err(ApiError::field(
+                    "cert",
+                    format!("no certificate named `{}` is registered", b.cert),
+                ));
+            }
+            Ok(crate::cli::remote::rollback_checked(
+                engine,
+                &b.cert,
+                b.to.as_deref(),
+                b.force,
+            )?)
+        })
+        .await?
+    };
+    let (entry, target) = checked;
+    let done = crate::cli::remote::rollback(loaded.gov.engine(), &entry, &target, &who.to_string())
+        .await?;
+    serde_json::to_value(done).map_err(ApiError::internal)
+}
+
+/// Checks a posted signal against the inventory and the vocabulary.
+fn reported(shared: &Shared, b: SignalBody) -> Result<crate::cli::remote::Reported, ApiError> {
+    match shared.store.get_cert(&b.cert)? {
+        Some(rec) if rec.status == crate::store::CertStatus::Active => {}
+        Some(_) => {
+            return Err(ApiError::field(
+                "cert",
+                format!("`{}` was removed from the inventory", b.cert),
+            ));
+        }
+        None => {
+            return Err(ApiError::field(
+                "cert",
+                format!("no certificate named `{}` is registered", b.cert),
+            ));
+        }
+    }
+    let check = vocab::check_info(&b.check).ok_or_else(|| {
+        ApiError::field(
+            "check",
+            format!(
+                "`{}` is not a check of the finding vocabulary (one of: {})",
+                b.check,
+                vocab::check_names().join(", ")
+            ),
+        )
+    })?;
+    let confidence = match b.confidence.as_deref() {
+        None => check.confidence,
+        Some(c) => vocab::parse_confidence(c).ok_or_else(|| {
+            ApiError::field(
+                "confidence",
+                format!("`{c}` is not one of {}", vocab::CONFIDENCES.join(", ")),
+            )
+        })?,
+    };
+    let message = b.message.trim();
+    if message.is_empty() {
+        return Err(ApiError::field("message", "must say what was seen"));
+    }
+    if message.chars().count() > MAX_MESSAGE {
+        return Err(ApiError::field(
+            "message",
+            format!("longer than {MAX_MESSAGE} characters; put details in `evidence`"),
+        ));
+    }
+    let source = b.source.unwrap_or_else(|| "api".into());
+    if source.is_empty()
+        || source.len() > MAX_SOURCE
+        || !source
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(ApiError::field(
+            "source",
+            format!(
+                "`{source}` is not a name: up to {MAX_SOURCE} letters, digits, `-`, `_` and `.`"
+            ),
+        ));
+    }
+    Ok(crate::cli::remote::Reported {
+        cert: b.cert,
+        check,
+        confidence,
+        message: message.to_string(),
+        details: b.evidence.map_or(Value::Null, Value::Object),
+        source,
+    })
+}
+
+fn post_signal(shared: &Shared, b: SignalBody, who: &Identity) -> Result<Value, ApiError> {
+    let r = reported(shared, b)?;
+    let signal = crate::cli::remote::record_reported(shared.store.as_ref(), &r, &who.to_string())?;
+    tracing::info!(cert = %signal.subject, check = %signal.check, source = %signal.source, by = %who, "signal posted");
+    let applied = shared.act().map_err(|e| {
+        ApiError::internal(format!(
+            "signal {} was recorded, but acting on it failed: {e}",
+            signal.id
+        ))
+    })?;
+    Ok(json!({ "signal": signal, "applied": applied }))
+}
+
+mod request;
+mod socket;
+mod status;
+
+use request::{
+    ApiError, ApproveBody, DenyBody, MAX_MESSAGE, MAX_SOURCE, RollbackBody, Route, SignalBody,
+    parse_body, route,
+};
+pub use socket::{bind, unbind};
+pub use status::{BreakerSummary, ConfigStatus, Job, Status};
+
+#[cfg(test)]
+mod tests;

@@ -1,9 +1,450 @@
-//! The daemon's main loop.
+//! The daemon's main loop: start, recover, serve, schedule, reload, stop.
+//!
+//! - **Start.** The configuration, inventory and policy are loaded and checked; the store is
+//!   opened (it is the daemon's alone while it runs); the inventory is registered; the
+//!   control socket and the metrics listener are bound. Unfinished cases are handed to the
+//!   runner (recovery), and then `READY=1` is sent.
+//! - **Jobs** run on their `[schedule]`; after each detection job the policy acts on the
+//!   signals it left open. Jobs never overlap one another.
+//! - **SIGHUP** reloads the configuration, inventory and policy together: `RELOADING=1`,
+//!   everything is loaded and checked beside the running one, and only if all of it is good
+//!   does it replace it; otherwise the old one stays and the problem is logged. Then
+//!   `READY=1`. Socket addresses are not rebound: changing them takes a restart.
+//! - **SIGTERM** (or SIGINT): `STOPPING=1`, no new work is taken, running cases stop at their
+//!   next step boundary (their journals say where; they resume on the next start), and the
+//!   daemon exits once they have, or after [`STOP_GRACE`] at the latest.
+//! - **Watchdog.** With `WatchdogSec=`, a task on the runtime sends `WATCHDOG=1` at half the
+//!   interval; a stalled runtime stops the pings and systemd restarts the service.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::{mpsc, watch};
+
+use super::notify::{Notifier, watchdog_interval};
+use super::{JobStatus, Loaded, Shared};
+use crate::cli::{CliError, RunArgs};
+use crate::config::Config;
+use crate::govern::Governor;
+use crate::policy::Policy;
+use crate::respond::Engine;
+use crate::store::{SledStore, Store};
+
+/// How long running cases get to reach a step boundary after SIGTERM.
+pub const STOP_GRACE: Duration = Duration::from_secs(20);
+
+/// How often queued notifications are delivered.
+const COURIER_EVERY: Duration = Duration::from_secs(2);
 
 /// Runs the daemon until SIGTERM.
-pub fn run(
-    _args: crate::cli::RunArgs,
-    _config: Option<&std::path::Path>,
-) -> Result<std::process::ExitCode, crate::cli::CliError> {
-    Ok(std::process::ExitCode::SUCCESS)
+pub fn run(args: RunArgs, config: Option<&Path>) -> Result<ExitCode, CliError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("certresponder")
+        .build()?;
+    let _ = args;
+    rt.block_on(main_loop(config.map(Path::to_path_buf)))
+}
+
+/// Loads and checks everything a configuration brings: the inventory (every entry valid),
+/// the issuers (built), the policy. Registers the inventory in the store only when all of
+/// it is good.
+fn load(path: Option<&Path>, store: &Arc<dyn Store + Send + Sync>) -> Result<Loaded, String> {
+    let cfg = Config::load(path).map_err(|e| e.to_string())?;
+    let report = certresponder_inventory::load_dir(
+        &cfg.inventory_dir,
+        &certresponder_inventory::LoadOptions {
+            check_files: false,
+            known_issuers: Some(cfg.issuer_ids()),
+        },
+    );
+    if !report.errors.is_empty() {
+        let shown: Vec<String> = report
+            .errors
+            .iter()
+            .take(10)
+            .map(ToString::to_string)
+            .collect();
+        return Err(format!(
+            "the inventory has {} problem{}: {}",
+            report.errors.len(),
+            if report.errors.len() == 1 { "" } else { "s" },
+            shown.join("; ")
+        ));
+    }
+    let policy = Policy::load(&cfg).map_err(|e| format!("policy: {e}"))?;
+    let engine = Engine::new(Arc::clone(store), cfg.clone()).map_err(|e| e.to_string())?;
+    let sync =
+        crate::registry::sync(store.as_ref(), &cfg, Utc::now()).map_err(|e| e.to_string())?;
+    for e in &sync.errors {
+        tracing::warn!(problem = %e, "inventory");
+    }
+    Ok(Loaded {
+        gov: Governor::new(Arc::new(engine), policy),
+        cfg,
+        loaded_at: Utc::now(),
+    })
+}
+
+async fn main_loop(config: Option<PathBuf>) -> Result<ExitCode, CliError> {
+    let notifier = Arc::new(Notifier::from_env());
+    let cfg = Config::load(config.as_deref()).map_err(|e| CliError::Input(e.into()))?;
+    let store = SledStore::open(&cfg.db_path()).map_err(|e| {
+        CliError::Failure(anyhow::anyhow!(
+            "{e} (is another `certresponder run` using it?)"
+        ))
+    })?;
+    let store: Arc<dyn Store + Send + Sync> = Arc::new(store);
+    let loaded =
+        load(config.as_deref(), &store).map_err(|e| CliError::Input(anyhow::anyhow!("{e}")))?;
+    let (shared, cases_rx) = Shared::new(Arc::clone(&store), loaded);
+    let listener = super::control::bind(&cfg.daemon)
+        .map_err(|e| CliError::Failure(anyhow::anyhow!("control socket: {e}")))?;
+    let socket = cfg.daemon.control_socket.clone();
+    tokio::spawn(super::control::serve(Arc::clone(&shared), listener));
+    if let Some(addr) = cfg.daemon.metrics_listen {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| CliError::Failure(anyhow::anyhow!("metrics listener {addr}: {e}")))?;
+        tokio::spawn(super::metrics::serve(Arc::clone(&shared), l));
+        tracing::info!(%addr, "serving metrics");
+    }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let runner = tokio::spawn(runner(Arc::clone(&shared), cases_rx, stop_rx.clone()));
+    // Recovery: what a crash or a stop left unfinished runs first.
+    let unfinished = shared
+        .loaded()
+        .gov
+        .engine()
+        .unfinished()
+        .map_err(|e| CliError::Failure(e.into()))?;
+    if !unfinished.is_empty() {
+        tracing::info!(cases = ?unfinished, "resuming unfinished cases");
+    }
+    let resumed = unfinished.len();
+    shared
+        .run_cases(unfinished)
+        .map_err(|e| CliError::Failure(anyhow::anyhow!(e)))?;
+    let (reloaded_tx, reloaded_rx) = watch::channel(0u64);
+    let scheduler = tokio::spawn(scheduler(Arc::clone(&shared), reloaded_rx));
+    let courier = tokio::spawn(courier(Arc::clone(&shared)));
+    let watchdog = watchdog_interval().map(|every| {
+        let n = Arc::clone(&notifier);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                n.watchdog();
+            }
+        })
+    });
+    let jobs = shared.loaded().cfg.schedule.jobs.len();
+    notifier.ready(&format!(
+        "running: {jobs} scheduled job{}, {resumed} case{} resumed",
+        if jobs == 1 { "" } else { "s" },
+        if resumed == 1 { "" } else { "s" }
+    ));
+    tracing::info!(socket = %socket.display(), jobs, resumed, "certresponder is running");
+
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut generation = 0u64;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                notifier.reloading();
+                let s = Arc::clone(&shared);
+                let store = Arc::clone(&store);
+                let path = config.clone();
+                let result = tokio::task::spawn_blocking(move || {
+                    let new = load(path.as_deref(), &store)?;
+                    let summary = format!(
+                        "{} scheduled job{}, policy {}",
+                        new.cfg.schedule.jobs.len(),
+                        if new.cfg.schedule.jobs.len() == 1 { "" } else { "s" },
+                        new.gov.policy().source
+                    );
+                    let old = s.loaded();
+                    if old.cfg.daemon != new.cfg.daemon {
+                        tracing::warn!("[daemon] changed: the sockets are rebound only on a restart");
+                    }
+                    s.replace(new);
+                    Ok::<String, String>(summary)
+                })
+                .await
+                .unwrap_or_else(|e| Err(format!("the reload task failed: {e}")));
+                match result {
+                    Ok(summary) => {
+                        generation += 1;
+                        let _ = reloaded_tx.send(generation);
+                        tracing::info!(%summary, "configuration reloaded");
+                        notifier.ready(&format!("running (reloaded: {summary})"));
+                    }
+                    Err(e) => {
+                        tracing::error!(problem = %e, "reload refused; the previous configuration stays in force");
+                        notifier.ready(&format!("running (reload refused: {e})"));
+                    }
+                }
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+
+    notifier.stopping("stopping: running cases stop at their next step");
+    tracing::info!("stopping");
+    shared.stop();
+    crate::respond::engine::request_stop();
+    scheduler.abort();
+    let _ = stop_tx.send(true);
+    match tokio::time::timeout(STOP_GRACE, runner).await {
+        Ok(_) => tracing::info!("every running case reached a checkpoint"),
+        Err(_) => tracing::warn!(
+            grace_secs = STOP_GRACE.as_secs(),
+            "cases still in a step after the grace period; they resume from their journal"
+        ),
+    }
+    courier.abort();
+    if let Some(w) = watchdog {
+        w.abort();
+    }
+    // A last delivery attempt, briefly; the rest stays queued.
+    let notify_cfg = shared.loaded().cfg.notify.clone();
+    let _ =
+        crate::notify::deliver_until(shared.store.as_ref(), &notify_cfg, Duration::from_secs(2))
+            .await;
+    // The socket bound at start (a reload does not rebind).
+    super::control::unbind(&cfg.daemon);
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the cases handed to it, at most `[respond] concurrency` at once, each once at a
+/// time. Ends when stopping and every case has returned.
+async fn runner(
+    shared: Arc<Shared>,
+    mut rx: mpsc::UnboundedReceiver<Vec<u64>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let concurrency = shared.loaded().cfg.respond.concurrency;
+    let slots = Arc::new(tokio::sync::Semaphore::new(concurrency));
+    let mut running: HashSet<u64> = HashSet::new();
+    let mut set = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            ids = rx.recv(), if !*stop.borrow() => {
+                let Some(ids) = ids else { break };
+                let engine = Arc::clone(shared.loaded().gov.engine());
+                for id in ids {
+                    if !running.insert(id) {
+                        continue;
+                    }
+                    let engine = Arc::clone(&engine);
+                    let slots = Arc::clone(&slots);
+                    set.spawn(async move {
+                        let _slot = slots.acquire_owned().await;
+                        (id, engine.run_case(id).await)
+                    });
+                }
+            }
+            Some(done) = set.join_next() => {
+                match done {
+                    Ok((id, result)) => {
+                        running.remove(&id);
+                        match result {
+                            Ok(case) => tracing::info!(case = id, cert = %case.cert, state = %case.state, "case returned"),
+                            Err(e) => tracing::error!(case = id, error = %e, "case could not run"),
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "a case task panicked"),
+                }
+            }
+            _ = stop.changed() => {}
+        }
+        if *stop.borrow() && set.is_empty() {
+            break;
+        }
+    }
+}
+
+/// Delivers queued notifications every few seconds.
+async fn courier(shared: Arc<Shared>) {
+    loop {
+        let cfg = shared.loaded().cfg.notify.clone();
+        crate::notify::deliver_due(shared.store.as_ref(), &cfg).await;
+        tokio::time::sleep(COURIER_EVERY).await;
+    }
+}
+
+/// Runs the jobs on their schedules, one at a time; a reload recomputes the schedule.
+async fn scheduler(shared: Arc<Shared>, mut reloaded: watch::Receiver<u64>) {
+    loop {
+        let loaded = shared.loaded();
+        let now = Utc::now();
+        let mut due: Vec<(chrono::DateTime<Utc>, String)> = Vec::new();
+        if let Ok(mut jobs) = shared.jobs.lock() {
+            jobs.retain(|name, _| loaded.cfg.schedule.jobs.iter().any(|j| &j.name == name));
+            for j in &loaded.cfg.schedule.jobs {
+                let next = j.next_after(now);
+                let status = jobs
+                    .entry(j.name.clone())
+                    .or_insert_with(JobStatus::default);
+                status.schedule.clone_from(&j.expression);
+                status.next_run = next;
+                if let Some(t) = next {
+                    due.push((t, j.name.clone()));
+                }
+            }
+        }
+        let Some(first) = due.iter().map(|(t, _)| *t).min() else {
+            // Nothing scheduled: wait for a reload that schedules something.
+            if reloaded.changed().await.is_err() {
+                return;
+            }
+            continue;
+        };
+        let wait = (first - now).to_std().unwrap_or(Duration::ZERO);
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            changed = reloaded.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                continue;
+            }
+        }
+        for (_, name) in due.iter().filter(|(t, _)| *t == first) {
+            if shared.stopping() {
+                return;
+            }
+            shared.job_started(name);
+            tracing::info!(job = %name, "job started");
+            let result = run_job(&shared, name).await;
+            match &result {
+                Ok(s) => tracing::info!(job = %name, result = %s, "job finished"),
+                Err(e) => tracing::error!(job = %name, error = %e, "job failed"),
+            }
+            let next = shared
+                .loaded()
+                .cfg
+                .schedule
+                .jobs
+                .iter()
+                .find(|j| &j.name == name)
+                .and_then(|j| j.next_after(Utc::now()));
+            shared.job_finished(name, result, next);
+        }
+    }
+}
+
+/// Runs one job; after a detection job, the policy acts on what is open.
+pub async fn run_job(shared: &Arc<Shared>, name: &str) -> Result<String, String> {
+    let s = Arc::clone(shared);
+    let name = name.to_string();
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let loaded = s.loaded();
+        let now = Utc::now();
+        let store = s.store.as_ref();
+        let summary = match name.as_str() {
+            "scan" => {
+                let r = crate::signals::scan::scan(store, &loaded.cfg, now)
+                    .map_err(|e| e.to_string())?;
+                format!(
+                    "{} scanned: {} new, {} seen again, {} resolved",
+                    r.scanned,
+                    r.new.len(),
+                    r.seen_again.len(),
+                    r.resolved.len()
+                )
+            }
+            "ca_check" => {
+                let issuers = loaded.gov.engine().issuers.clone();
+                let r = handle
+                    .block_on(crate::signals::ca::run(store, &issuers, now))
+                    .map_err(|e| e.to_string())?;
+                for p in &r.problems {
+                    tracing::warn!(cert = %p.cert, check = p.check, problem = %p.message, "CA-side check could not be made");
+                }
+                format!(
+                    "{} checked: {} new, {} resolved, {} problems, {} renewals scheduled",
+                    r.checked,
+                    r.signals.new.len(),
+                    r.signals.resolved.len(),
+                    r.problems.len(),
+                    r.scheduled.len()
+                )
+            }
+            "exposure_scan" => {
+                let outcome = crate::signals::exposure::sources::scan(
+                    &loaded.cfg.schedule.exposure_paths,
+                    &crate::signals::exposure::sources::ScanOptions::default(),
+                );
+                let r = crate::signals::exposure::record::record(store, &outcome.found, now)
+                    .map_err(|e| e.to_string())?;
+                for p in &outcome.failed_repositories {
+                    tracing::warn!(path = %p.path, problem = %p.reason, "repository not scanned");
+                }
+                format!("{} keys found, {} of inventory certificates", r.found, r.exposed.len())
+            }
+            "crl_publish" => publish_crls(&loaded.cfg, store)?,
+            "respond" => {
+                let again = loaded
+                    .gov
+                    .check_deadlines(now)
+                    .map_err(|e| e.to_string())?;
+                format!("{} cases escalated again near their deadline", again.len())
+            }
+            other => return Err(format!("unknown job `{other}`")),
+        };
+        if name != "crl_publish" {
+            let applied = s.act().map_err(|e| e.to_string())?;
+            return Ok(format!(
+                "{summary}; {} started, {} waiting for approval, {} escalated",
+                applied.run.len(),
+                applied.waiting.len(),
+                applied.escalated.len()
+            ));
+        }
+        Ok(summary)
+    })
+    .await
+    .map_err(|e| format!("the job's task failed: {e}"))?
+}
+
+/// Publishes a fresh CRL for every internal CA whose current one is due (within a quarter of
+/// its validity of nextUpdate).
+fn publish_crls(cfg: &Config, store: &dyn Store) -> Result<String, String> {
+    let mut published = Vec::new();
+    for spec in &cfg.issuers {
+        let certresponder_issuers::config::IssuerKind::InternalCa(c) = &spec.kind else {
+            continue;
+        };
+        if !c.dir.join("ca.pem").exists() {
+            continue;
+        }
+        let ca = certresponder_issuers::InternalCa::open_or_create(
+            &spec.id,
+            c.clone(),
+            store.issuer_storage(&spec.id),
+        )
+        .map_err(|e| format!("issuer `{}`: {e}", spec.id))?;
+        if let Some(crl) = ca
+            .refresh_crl_if_due(c.crl_validity / 4)
+            .map_err(|e| format!("issuer `{}`: {e}", spec.id))?
+        {
+            published.push(format!("{} (number {})", spec.id, crl.number));
+        }
+    }
+    Ok(if published.is_empty() {
+        "no CRL was due".into()
+    } else {
+        format!("published: {}", published.join(", "))
+    })
 }

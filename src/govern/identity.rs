@@ -24,15 +24,35 @@ impl Identity {
     /// a container), the real uid.
     pub fn current() -> Result<Self, String> {
         let uid = login_uid().map_or_else(real_uid, Ok)?;
-        Ok(Self {
+        Ok(Self::from_uid(uid))
+    }
+
+    /// The user `uid`, named from the user database (`uid N` when it has none).
+    pub fn from_uid(uid: u32) -> Self {
+        Self {
             name: user_name(uid).unwrap_or_else(|| format!("uid {uid}")),
             uid,
-        })
+        }
+    }
+
+    /// The person behind another process, as the control socket sees its peer: the login
+    /// uid the kernel recorded for process `pid` (as [`Identity::current`] uses for this
+    /// one, so `sudo` does not make one person two), else `uid`, the process's user from
+    /// the socket's peer credentials (no `pid`, no login session, or `/proc` hidden).
+    pub fn of_process(pid: Option<i32>, uid: u32) -> Self {
+        let login = pid
+            .filter(|p| *p > 0)
+            .and_then(|p| read_login_uid(&format!("/proc/{p}/loginuid")));
+        Self::from_uid(login.unwrap_or(uid))
     }
 }
 
 fn login_uid() -> Option<u32> {
-    std::fs::read_to_string("/proc/self/loginuid")
+    read_login_uid("/proc/self/loginuid")
+}
+
+fn read_login_uid(path: &str) -> Option<u32> {
+    std::fs::read_to_string(path)
         .ok()?
         .trim()
         .parse::<u32>()

@@ -112,6 +112,20 @@ pub(crate) enum StepResult {
     },
 }
 
+/// Set when the process is stopping: running cases stop at their next step boundary.
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Asks every running case to stop before its next step (the daemon's SIGTERM). Their
+/// journals say where they stand; they resume on the next start.
+pub fn request_stop() {
+    STOP.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Whether [`request_stop`] was called.
+pub fn stop_requested() -> bool {
+    STOP.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// Runs sequences against a store, with the configured issuers.
 pub struct Engine {
     pub(crate) store: Arc<dyn Store + Send + Sync>,
@@ -476,6 +490,20 @@ impl Engine {
         // record found otherwise was left by an interrupted run.
         let mut journaled_next = false;
         while case.state == CaseState::Running {
+            if stop_requested() {
+                // A checkpoint: `next` says which step runs on resume. The `started` record
+                // written ahead for it is taken back, since the step never began.
+                if journaled_next
+                    && case.journal.last().is_some_and(|r| {
+                        Some(r.step) == case.next && r.outcome == StepOutcome::Started
+                    })
+                {
+                    case.journal.pop();
+                    self.save(&mut case)?;
+                }
+                tracing::info!(case = case.id, cert = %case.cert, next = ?case.next, "stopping between steps; the case resumes on the next start");
+                return Ok(case);
+            }
             let Some(step) = case.next else {
                 case.state = CaseState::Done;
                 self.save(&mut case)?;

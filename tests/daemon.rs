@@ -1,0 +1,984 @@
+//! End-to-end tests of `certresponder run`, the real binary, with the real internal CA and
+//! certificates it issued:
+//!
+//! - the systemd notify protocol under a test-owned `NOTIFY_SOCKET`: READY, WATCHDOG pings at
+//!   half of `WATCHDOG_USEC`, RELOADING/READY on SIGHUP (a good configuration taken, a bad
+//!   configuration or inventory refused with the old one kept), STOPPING and exit 0 on
+//!   SIGTERM in the middle of a sequence, which resumes on the next start;
+//! - the CLI against the running daemon over its control socket: a posted signal opens a
+//!   case that waits for approval, `approve` runs it, `deny` stops another, `rollback`
+//!   restores the previous bundle byte for byte, `cases list`, `inventory list`, `signals`;
+//! - a cron job (`scan` every minute) fires at the start of the minute and the policy opens
+//!   and runs a case for what it found.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod live_support;
+
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Timelike, Utc};
+use common::Home;
+use live_support::{Guard, run_bounded, signal};
+use serde_json::{Value, json};
+
+/// How long a CLI command may take.
+const CLI_LIMIT: Duration = Duration::from_secs(60);
+
+/// The reload command of every entry: records the entry and the bundle it reloads, then
+/// sleeps as many seconds as the file `reload-delay` says (none when it is absent).
+const RELOAD_SCRIPT: &str = r#"#!/bin/sh
+echo "$2 $CERTRESPONDER_BUNDLE_ID" >> "$1/reload.log"
+sleep "$(cat "$1/reload-delay" 2>/dev/null || echo 0)"
+"#;
+
+// ---------------------------------------------------------------------------------------
+// The home
+// ---------------------------------------------------------------------------------------
+
+/// A certresponder installation in a temporary directory, with the internal CA, a control
+/// socket of its own and entries reloaded by [`RELOAD_SCRIPT`].
+struct DaemonHome {
+    home: Home,
+}
+
+impl DaemonHome {
+    fn new() -> Self {
+        let d = Self { home: Home::new() };
+        std::fs::write(d.path("reload.sh"), RELOAD_SCRIPT).unwrap();
+        d.write_config("", "");
+        d
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.home.path(rel)
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.path("control.sock")
+    }
+
+    /// The configuration text: `top` goes before the tables, `tail` after them.
+    fn config_text(&self, top: &str, tail: &str) -> String {
+        format!(
+            "state_dir = \"state\"\ninventory_dir = \"inventory\"\n{top}\n\
+             [respond]\nreload_window_ms = 0\nretry_base_ms = 10\nconfirm_timeout_secs = 5\n\n\
+             [daemon]\ncontrol_socket = \"{}\"\ncontrol_group = \"\"\n\n\
+             [[issuer]]\nid = \"internal\"\ntype = \"internal-ca\"\ndir = \"ca\"\n\n{tail}",
+            self.socket().display()
+        )
+    }
+
+    fn write_config(&self, top: &str, tail: &str) {
+        std::fs::write(self.home.config(), self.config_text(top, tail)).unwrap();
+    }
+
+    /// An entry `name` (with `tags`) on a placeholder certificate under `srv/name/`, reloaded
+    /// by [`RELOAD_SCRIPT`], written to `inventory/name.toml`.
+    fn add_entry(&self, name: &str, tags: &[&str]) -> (PathBuf, PathBuf) {
+        let (cert, key) = self.home.make_cert(name, &format!("{name}.example.test"));
+        self.write_entry(name, tags, &cert, &key);
+        (cert, key)
+    }
+
+    fn write_entry(&self, name: &str, tags: &[&str], cert: &Path, key: &Path) {
+        let tags: Vec<String> = tags.iter().map(|t| format!("\"{t}\"")).collect();
+        std::fs::write(
+            self.path(&format!("inventory/{name}.toml")),
+            format!(
+                "[[cert]]\nname = \"{name}\"\nowner = \"team-{name}@example.com\"\ntags = [{}]\nissuer = \"internal\"\ncert = \"{}\"\nkey = \"{}\"\nreload = \"sh {} {} {name}\"\n",
+                tags.join(", "),
+                cert.display(),
+                key.display(),
+                self.path("reload.sh").display(),
+                self.home.dir.path().display(),
+            ),
+        )
+        .unwrap();
+    }
+
+    /// Puts a certificate of the internal CA in place of `name`'s placeholder, with a
+    /// `reissue` run before the daemon starts (the daemon holds the store while it runs).
+    fn reissue(&self, name: &str) {
+        let v = self.json(&["reissue", name, "--json"], 0);
+        assert_eq!(v["cases"][0]["state"], "done", "{v:#}");
+    }
+
+    /// An RSA-1024 certificate for `name.example.test`, valid 90 days, signed by the internal
+    /// CA (which must exist), under `srv/name/`; returns (cert, key).
+    fn ca_signed_rsa1024(&self, name: &str) -> (PathBuf, PathBuf) {
+        let dir = self.path(&format!("srv/{name}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert, key, csr, ext) = (
+            dir.join("cert.pem"),
+            dir.join("key.pem"),
+            dir.join("csr.pem"),
+            dir.join("ext.cnf"),
+        );
+        let s = |p: &Path| p.to_str().unwrap().to_string();
+        let subj = format!("/CN={name}.example.test");
+        openssl(&[
+            "req",
+            "-new",
+            "-nodes",
+            "-newkey",
+            "rsa:1024",
+            "-keyout",
+            &s(&key),
+            "-out",
+            &s(&csr),
+            "-subj",
+            &subj,
+        ]);
+        std::fs::write(
+            &ext,
+            format!("subjectAltName=DNS:{name}.example.test\nbasicConstraints=critical,CA:FALSE\n"),
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &s(&csr),
+            "-CA",
+            &s(&self.path("ca/ca.pem")),
+            "-CAkey",
+            &s(&self.path("ca/ca.key")),
+            "-set_serial",
+            "0x1d41c3a5",
+            "-days",
+            "90",
+            "-extfile",
+            &s(&ext),
+            "-out",
+            &s(&cert),
+        ]);
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        (cert, key)
+    }
+
+    /// A certificate command line with this home's configuration.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_certresponder"));
+        cmd.arg("--config")
+            .arg(self.home.config())
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env_remove("CERTRESPONDER_FAULT")
+            .env_remove("CERTRESPONDER_CONFIG")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID")
+            .env_remove("JOURNAL_STREAM");
+        cmd
+    }
+
+    /// Runs the CLI to completion (bounded).
+    fn run(&self, args: &[&str]) -> Output {
+        run_bounded(self.command(args), CLI_LIMIT)
+    }
+
+    /// Runs the CLI, asserting the exit status.
+    fn status(&self, args: &[&str], status: i32) -> Output {
+        let out = self.run(args);
+        assert_eq!(out.status.code(), Some(status), "{args:?}: {}", text(&out));
+        out
+    }
+
+    /// Runs the CLI, asserting the exit status, and parses its JSON output.
+    fn json(&self, args: &[&str], status: i32) -> Value {
+        let out = self.status(args, status);
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {}", text(&out)))
+    }
+
+    /// `cases show N --json`.
+    fn case(&self, id: u64) -> Value {
+        self.json(&["cases", "show", &id.to_string(), "--json"], 0)
+    }
+
+    /// `cases list --json`.
+    fn cases(&self) -> Vec<Value> {
+        self.json(&["cases", "list", "--json"], 0)
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// The lines of the reload log: `NAME BUNDLE` for each reload.
+    fn reloads(&self) -> Vec<String> {
+        std::fs::read_to_string(self.path("reload.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Starts the daemon with notifications going to `notify` and `env` set (such as
+    /// `WATCHDOG_USEC`). Its log (JSON lines) goes to `daemon-N.log`.
+    fn start(&self, notify: &Notify, env: &[(&str, &str)]) -> Daemon {
+        let n = std::fs::read_dir(self.home.dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("daemon-")
+            })
+            .count();
+        let log = self.path(&format!("daemon-{n}.log"));
+        let mut cmd = self.command(&["run", "--log-format", "json"]);
+        cmd.env("NOTIFY_SOCKET", &notify.path)
+            .env("CERTRESPONDER_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .stderr(Stdio::from(
+                std::fs::File::options().append(true).open(&log).unwrap(),
+            ));
+        cmd.envs(env.iter().copied());
+        let child = cmd.spawn().unwrap();
+        Daemon {
+            guard: Guard {
+                child,
+                graceful: Some("TERM"),
+            },
+            log,
+            socket: self.socket(),
+        }
+    }
+}
+
+/// A running daemon, stopped (SIGTERM, then SIGKILL) when dropped.
+struct Daemon {
+    guard: Guard,
+    log: PathBuf,
+    socket: PathBuf,
+}
+
+impl Daemon {
+    fn pid(&self) -> u32 {
+        self.guard.child.id()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The log's JSON lines.
+    fn log_lines(&self) -> Vec<Value> {
+        self.log()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Waits for the process to exit, failing with its log after `limit`.
+    fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.guard.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the daemon still runs {} s after SIGTERM; log:\n{}",
+                limit.as_secs(),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// One HTTP/1.1 request over the control socket; returns the status and the JSON body
+    /// (`Null` when empty).
+    fn http(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let body = body.map(Value::to_string).unwrap_or_default();
+        let mut s = UnixStream::connect(&self.socket).unwrap_or_else(|e| {
+            panic!(
+                "control socket {}: {e}; log:\n{}",
+                self.socket.display(),
+                self.log()
+            )
+        });
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).unwrap();
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let (head, rest) = text
+            .split_once("\r\n\r\n")
+            .unwrap_or_else(|| panic!("{method} {path}: no HTTP response: {text}"));
+        let status: u16 = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("{method} {path}: bad status line: {head}"));
+        let chunked = head.lines().any(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("transfer-encoding: chunked")
+        });
+        let body = if chunked {
+            dechunk(rest)
+        } else {
+            rest.to_string()
+        };
+        let value = if body.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&body)
+                .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {body}"))
+        };
+        (status, value)
+    }
+}
+
+/// The body of a chunked HTTP/1.1 response.
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    loop {
+        let (size, after) = rest.split_once("\r\n").unwrap();
+        let size = usize::from_str_radix(size.split(';').next().unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.push_str(&after[..size]);
+        rest = &after[size + 2..];
+    }
+}
+
+/// The test's end of `NOTIFY_SOCKET`: every datagram the daemon sends, in order. A thread
+/// reads them as they come, as the service manager does (a receive queue left full makes
+/// the sender's next datagram wait).
+struct Notify {
+    path: PathBuf,
+    rx: mpsc::Receiver<String>,
+}
+
+impl Notify {
+    fn bind(path: PathBuf) -> Self {
+        let _ = std::fs::remove_file(&path);
+        let sock = UnixDatagram::bind(&path).unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = sock.recv(&mut buf) {
+                if tx
+                    .send(String::from_utf8_lossy(&buf[..n]).into_owned())
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+        Self { path, rx }
+    }
+
+    /// The next datagram within `timeout`.
+    fn recv(&self, timeout: Duration) -> Option<String> {
+        self.rx.recv_timeout(timeout).ok()
+    }
+
+    /// The next datagram other than a `WATCHDOG=1` ping; fails with the daemon's log after
+    /// `limit`.
+    fn next_state(&self, daemon: &Daemon, limit: Duration, waiting_for: &str) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "no {waiting_for} notification within {} s; log:\n{}",
+                limit.as_secs(),
+                daemon.log()
+            );
+            if let Some(m) = self.recv(left)
+                && m != "WATCHDOG=1"
+            {
+                return m;
+            }
+        }
+    }
+
+    /// What has come so far and not been read.
+    fn drain(&self) -> Vec<String> {
+        self.rx.try_iter().collect()
+    }
+}
+
+/// The value of `KEY=` in a notification.
+fn field<'a>(message: &'a str, key: &str) -> Option<&'a str> {
+    message
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+}
+
+/// CLOCK_MONOTONIC in microseconds, as systemd's `MONOTONIC_USEC=` is.
+fn monotonic_usec() -> u128 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    u128::try_from(t.tv_sec).unwrap() * 1_000_000 + u128::try_from(t.tv_nsec).unwrap() / 1_000
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout {}\nstderr {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Polls `probe` every 100 ms until it returns something, failing with `what` and the
+/// daemon's log after `limit`.
+fn wait_for<T>(
+    daemon: &Daemon,
+    limit: Duration,
+    what: &str,
+    mut probe: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {} s; log:\n{}",
+            limit.as_secs(),
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn time(v: &Value) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(v.as_str().unwrap_or_else(|| panic!("not a time: {v}")))
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+/// The journal records of a case, as `(step, outcome)`.
+fn journal(case: &Value) -> Vec<(String, String)> {
+    case["journal"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["step"].as_str().unwrap().to_string(),
+                r["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// The tests
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn notify_protocol_reload_and_a_stop_in_the_middle_of_a_sequence() {
+    let d = DaemonHome::new();
+    let (cert, _) = d.add_entry("svc", &["prod"]);
+    d.reissue("svc");
+    let before = std::fs::read(&cert).unwrap();
+    let notify = Notify::bind(d.path("notify.sock"));
+
+    // READY once it serves, with a status line.
+    let mut daemon = d.start(&notify, &[("WATCHDOG_USEC", "400000")]);
+    let ready = notify.next_state(&daemon, Duration::from_secs(30), "READY");
+    assert_eq!(field(&ready, "READY"), Some("1"), "{ready}");
+    let status = field(&ready, "STATUS").unwrap_or_default();
+    assert!(
+        status.contains("running") && status.contains("0 scheduled jobs"),
+        "{ready}"
+    );
+    assert!(
+        d.socket().exists(),
+        "READY before the control socket exists"
+    );
+    let st = d.json(&["status", "--json"], 0);
+    assert_eq!(st["jobs"], json!({}), "{st:#}");
+    let loaded_at = st["config"]["loaded_at"].clone();
+
+    // WATCHDOG=1 every WATCHDOG_USEC/2 = 200 ms: about ten in two seconds.
+    notify.drain();
+    let start = Instant::now();
+    let mut pings = 0;
+    let mut other = Vec::new();
+    while let Some(m) = notify.recv(Duration::from_secs(2).saturating_sub(start.elapsed())) {
+        if start.elapsed() > Duration::from_secs(2) {
+            break;
+        }
+        if m == "WATCHDOG=1" {
+            pings += 1;
+        } else {
+            other.push(m);
+        }
+    }
+    assert!(
+        (6..=14).contains(&pings),
+        "{pings} WATCHDOG=1 in 2 s at WATCHDOG_USEC=400000 (expected about 10)"
+    );
+    assert!(other.is_empty(), "unexpected notifications: {other:?}");
+
+    // A bad configuration: RELOADING, then READY saying it was refused and why; the old
+    // configuration stays in force and the daemon keeps serving.
+    let good = std::fs::read_to_string(d.home.config()).unwrap();
+    d.write_config("reload_everything = true", "");
+    let reload = |what: &str| {
+        let t0 = monotonic_usec();
+        signal(daemon.pid(), "HUP");
+        let reloading = notify.next_state(&daemon, Duration::from_secs(20), "RELOADING");
+        let t1 = monotonic_usec();
+        assert_eq!(
+            field(&reloading, "RELOADING"),
+            Some("1"),
+            "{what}: {reloading}"
+        );
+        let usec: u128 = field(&reloading, "MONOTONIC_USEC")
+            .unwrap_or_else(|| panic!("{what}: no MONOTONIC_USEC: {reloading}"))
+            .parse()
+            .unwrap();
+        assert!(
+            t0 <= usec && usec <= t1,
+            "{what}: MONOTONIC_USEC={usec} is not CLOCK_MONOTONIC between {t0} and {t1}"
+        );
+        let ready = notify.next_state(&daemon, Duration::from_secs(20), "READY after RELOADING");
+        assert_eq!(field(&ready, "READY"), Some("1"), "{what}: {ready}");
+        field(&ready, "STATUS").unwrap_or_default().to_string()
+    };
+    let status = reload("bad configuration");
+    assert!(
+        status.contains("reload refused") && status.contains("reload_everything"),
+        "{status}"
+    );
+    // (The CLI cannot read the bad file either, so this asks the socket directly.)
+    let (code, st) = daemon.http("GET", "/v1/status", None);
+    assert_eq!(code, 200, "{st:#}");
+    assert_eq!(st["config"]["loaded_at"], loaded_at, "{st:#}");
+    let (code, listed) = daemon.http("GET", "/v1/inventory", None);
+    assert_eq!(code, 200, "{listed:#}");
+    assert_eq!(
+        listed["certificates"].as_array().unwrap().len(),
+        1,
+        "{listed:#}"
+    );
+
+    // A bad inventory is refused with the configuration that brings it.
+    std::fs::write(d.home.config(), &good).unwrap();
+    std::fs::write(
+        d.path("inventory/broken.toml"),
+        "[[cert]]\nname = \"broken\"\nowner = \"x@example.com\"\nissuer = \"nowhere\"\ncert = \"/nonexistent.pem\"\n",
+    )
+    .unwrap();
+    let status = reload("bad inventory");
+    assert!(
+        status.contains("reload refused") && status.contains("nowhere"),
+        "{status}"
+    );
+    let st = d.json(&["status", "--json"], 0);
+    assert_eq!(st["config"]["loaded_at"], loaded_at, "{st:#}");
+    let listed = d.json(&["inventory", "list", "--json"], 0);
+    assert_eq!(
+        listed["certificates"].as_array().unwrap().len(),
+        1,
+        "{listed:#}"
+    );
+    std::fs::remove_file(d.path("inventory/broken.toml")).unwrap();
+
+    // A good change is taken: a scheduled job appears.
+    d.write_config("", "[schedule]\ncrl_publish = \"0 0 1 JAN *\"\n");
+    let status = reload("good configuration");
+    assert!(
+        status.contains("reloaded") && status.contains("1 scheduled job"),
+        "{status}"
+    );
+    let st = d.json(&["status", "--json"], 0);
+    assert_ne!(st["config"]["loaded_at"], loaded_at, "{st:#}");
+    assert_eq!(
+        st["jobs"]["crl_publish"]["schedule"], "0 0 1 JAN *",
+        "{st:#}"
+    );
+    let next = time(&st["jobs"]["crl_publish"]["next_run"]);
+    assert_eq!(
+        next.format("%m-%d %H:%M:%S").to_string(),
+        "01-01 00:00:00",
+        "{st:#}"
+    );
+
+    // A posted key exposure starts a revoke-and-reissue at once; SIGTERM while its reload
+    // runs (three seconds) stops it at the next step boundary and the daemon exits 0.
+    std::fs::write(d.path("reload-delay"), "3").unwrap();
+    let reloads_before = d.reloads().len();
+    let (code, posted) = daemon.http(
+        "POST",
+        "/v1/signals",
+        Some(&json!({
+            "cert": "svc",
+            "check": "key_exposed",
+            "confidence": "confirmed",
+            "message": "private key pasted in a chat",
+        })),
+    );
+    assert_eq!(code, 200, "{posted:#}");
+    assert_eq!(posted["signal"]["check"], "key_exposed", "{posted:#}");
+    let started = posted["applied"]["run"].as_array().unwrap();
+    assert_eq!(
+        started.len(),
+        1,
+        "the posted signal started no case: {posted:#}"
+    );
+    let id = started[0].as_u64().unwrap();
+    let case = d.case(id);
+    assert_eq!(
+        (&case["cert"], &case["kind"]),
+        (&json!("svc"), &json!("revoke_reissue")),
+        "{case:#}"
+    );
+    wait_for(
+        &daemon,
+        Duration::from_secs(30),
+        "the reload step started",
+        || {
+            journal(&d.case(id))
+                .contains(&("reload".into(), "started".into()))
+                .then_some(())
+        },
+    );
+    signal(daemon.pid(), "TERM");
+    let stopping = notify.next_state(&daemon, Duration::from_secs(10), "STOPPING");
+    assert_eq!(field(&stopping, "STOPPING"), Some("1"), "{stopping}");
+    let exit = daemon.wait_exit(Duration::from_secs(15));
+    assert!(exit.success(), "exit {exit:?}; log:\n{}", daemon.log());
+    assert!(
+        !d.socket().exists(),
+        "the control socket outlived the daemon"
+    );
+    let out = d.status(&["status"], 1);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not running"),
+        "{}",
+        text(&out)
+    );
+
+    // Without the daemon, the CLI reads the journal itself: the reload finished, nothing
+    // after it ran, and the case is still running, next at verify.
+    let case = d.case(id);
+    assert_eq!(case["state"], "running", "{case:#}");
+    let steps = journal(&case);
+    let reload_at = steps
+        .iter()
+        .position(|r| *r == ("reload".to_string(), "ok".to_string()))
+        .unwrap_or_else(|| panic!("the reload did not finish before the stop: {case:#}"));
+    // (The engine journals the next step as started when it finishes one, so a `verify`
+    // record may follow, but it must not have run.)
+    for rec in &case["journal"].as_array().unwrap()[reload_at + 1..] {
+        assert_eq!(
+            (&rec["outcome"], &rec["finished_at"]),
+            (&json!("started"), &Value::Null),
+            "a step ran after the stop: {case:#}"
+        );
+    }
+    assert_eq!(case["next"], "verify", "{case:#}");
+    assert_eq!(d.reloads().len(), reloads_before + 1, "{:?}", d.reloads());
+    let checkpoint = daemon
+        .log_lines()
+        .into_iter()
+        .find(|l| {
+            l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("stopping between steps"))
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "the log does not say where the case stopped:\n{}",
+                daemon.log()
+            )
+        });
+    assert_eq!(checkpoint["fields"]["case"], id, "{checkpoint}");
+    drop(daemon);
+
+    // On the next start the case resumes where it stopped and ends done.
+    std::fs::write(d.path("reload-delay"), "0").unwrap();
+    // A watchdog meant for another process (WATCHDOG_PID) is not this one's to ping.
+    notify.drain();
+    let daemon = d.start(
+        &notify,
+        &[("WATCHDOG_USEC", "400000"), ("WATCHDOG_PID", "1")],
+    );
+    let ready = notify.next_state(&daemon, Duration::from_secs(30), "READY");
+    let ready_at = Instant::now();
+    assert!(
+        field(&ready, "STATUS").is_some_and(|s| s.contains("1 case resumed")),
+        "{ready}"
+    );
+    let case = wait_for(
+        &daemon,
+        Duration::from_secs(30),
+        "the resumed case done",
+        || {
+            let c = d.case(id);
+            (c["state"] != "running").then_some(c)
+        },
+    );
+    assert_eq!(case["state"], "done", "{case:#}");
+    let steps = journal(&case);
+    assert_eq!(
+        steps
+            .iter()
+            .filter(|(s, o)| s == "reload" && o == "ok")
+            .count(),
+        1,
+        "the finished reload ran again: {case:#}"
+    );
+    for step in ["verify", "revoke", "confirm", "close"] {
+        assert!(
+            steps.contains(&(step.to_string(), "ok".to_string())),
+            "{step} did not run: {case:#}"
+        );
+    }
+    assert_eq!(d.reloads().len(), reloads_before + 1, "{:?}", d.reloads());
+    assert_ne!(
+        std::fs::read(&cert).unwrap(),
+        before,
+        "the certificate was not replaced"
+    );
+    std::thread::sleep(Duration::from_secs(1).saturating_sub(ready_at.elapsed()));
+    let sent = notify.drain();
+    assert!(
+        !sent.iter().any(|m| m == "WATCHDOG=1"),
+        "WATCHDOG=1 sent though WATCHDOG_PID names another process: {sent:?}"
+    );
+    stop(daemon, &notify);
+}
+
+/// SIGTERM: STOPPING=1, then exit 0.
+fn stop(mut daemon: Daemon, notify: &Notify) {
+    signal(daemon.pid(), "TERM");
+    let stopping = notify.next_state(&daemon, Duration::from_secs(10), "STOPPING");
+    assert_eq!(field(&stopping, "STOPPING"), Some("1"), "{stopping}");
+    let exit = daemon.wait_exit(Duration::from_secs(15));
+    assert!(exit.success(), "exit {exit:?}; log:\n{}", daemon.log());
+}
+
+/// A rule placed before the default ones: certificates tagged `hold` wait for their owner.
+const HOLD_RULE: &str = "[[rule]]
+name = \"hold-for-owner\"
+tags = [\"hold\"]
+action = \"reissue\"
+approval = \"owner\"
+
+";
+
+#[test]
+fn cli_through_the_socket_and_a_scheduled_scan() {
+    let d = DaemonHome::new();
+    let mut policy = String::from_utf8(d.status(&["policy", "show-default"], 0).stdout).unwrap();
+    let first_rule = policy.find("[[rule]]").unwrap();
+    policy.insert_str(first_rule, HOLD_RULE);
+    std::fs::write(d.path("policy.toml"), policy).unwrap();
+    d.write_config(
+        "policy = \"policy.toml\"",
+        "[schedule]\nscan = \"* * * * *\"\n",
+    );
+    d.status(&["policy", "check"], 0);
+    let (alpha_cert, alpha_key) = d.add_entry("alpha", &["prod", "hold"]);
+    let (beta_cert, beta_key) = d.add_entry("beta", &["prod", "hold"]);
+    d.reissue("alpha");
+    d.reissue("beta");
+    let (weak_cert, weak_key) = d.ca_signed_rsa1024("weak");
+    d.write_entry("weak", &["prod"], &weak_cert, &weak_key);
+    let files = |c: &Path, k: &Path| (std::fs::read(c).unwrap(), std::fs::read(k).unwrap());
+    let alpha_before = files(&alpha_cert, &alpha_key);
+    let beta_before = files(&beta_cert, &beta_key);
+    let weak_before = std::fs::read(&weak_cert).unwrap();
+
+    let notify = Notify::bind(d.path("notify.sock"));
+    let started = Utc::now();
+    let daemon = d.start(&notify, &[]);
+    let ready = notify.next_state(&daemon, Duration::from_secs(30), "READY");
+    assert!(
+        field(&ready, "STATUS").is_some_and(|s| s.contains("1 scheduled job")),
+        "{ready}"
+    );
+
+    // The daemon holds the database, so everything below goes through its socket.
+    let listed = d.json(&["inventory", "list", "--json"], 0);
+    let mut names: Vec<&str> = listed["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["alpha", "beta", "weak"], "{listed:#}");
+
+    // A signal posted to the socket opens a case that waits for the owner.
+    let post = |cert: &str| {
+        let (code, v) = daemon.http(
+            "POST",
+            "/v1/signals",
+            Some(&json!({
+                "cert": cert,
+                "check": "key_exposed",
+                "confidence": "confirmed",
+                "message": format!("the key of {cert} was found in a backup"),
+            })),
+        );
+        assert_eq!(code, 200, "{v:#}");
+        let waiting = v["applied"]["waiting"].as_array().unwrap();
+        assert_eq!(waiting.len(), 1, "{cert}: no case waits: {v:#}");
+        let id = waiting[0].as_u64().unwrap();
+        let listed = d.cases();
+        let case = listed.iter().find(|c| c["id"] == id).unwrap();
+        assert_eq!(case["state"], "awaiting_approval", "{case:#}");
+        assert_eq!(case["cert"], cert, "{case:#}");
+        id
+    };
+    let alpha_case = post("alpha");
+    let shown = d.case(alpha_case);
+    assert_eq!(shown["kind"], "reissue", "{shown:#}");
+    assert_eq!(
+        shown["decision"]["rule"]["name"], "hold-for-owner",
+        "{shown:#}"
+    );
+    assert_eq!(files(&alpha_cert, &alpha_key), alpha_before);
+    let st = d.json(&["status", "--json"], 0);
+    assert_eq!(st["waiting"], json!([alpha_case]), "{st:#}");
+    let out = text(&d.status(&["status"], 0));
+    assert!(
+        out.contains(&format!("waiting:  case {alpha_case}")),
+        "{out}"
+    );
+    // The tables for people, read from the daemon's answers.
+    let out = text(&d.status(&["cases", "list"], 0));
+    assert!(out.contains("alpha") && out.contains("awaiting"), "{out}");
+    let out = text(&d.status(&["cases", "show", &alpha_case.to_string()], 0));
+    assert!(out.contains("hold-for-owner"), "{out}");
+
+    // `approve` through the daemon runs it and waits for it: done, new bundle deployed.
+    let out = d.status(&["approve", &alpha_case.to_string()], 0);
+    let listed = d.cases();
+    let c = listed.iter().find(|c| c["id"] == alpha_case).unwrap();
+    assert_eq!(c["state"], "done", "{}\n{listed:#?}", text(&out));
+    let alpha_after = files(&alpha_cert, &alpha_key);
+    assert_ne!(
+        alpha_after.0, alpha_before.0,
+        "approve did not replace alpha"
+    );
+    assert_ne!(
+        alpha_after.1, alpha_before.1,
+        "approve did not replace alpha's key"
+    );
+    assert!(
+        d.reloads()
+            .iter()
+            .any(|l| l.starts_with("alpha ")
+                && c["new_bundle"].as_str().is_some_and(|b| l.ends_with(b))),
+        "alpha's new bundle was not reloaded: {:?}\n{c:#}",
+        d.reloads()
+    );
+
+    // `rollback` through the daemon restores the previous bundle, byte for byte (a reissue
+    // does not revoke, so no --force).
+    let out = d.json(&["rollback", "alpha", "--json"], 0);
+    assert_eq!(out["ok"], true, "{out:#}");
+    assert_eq!(files(&alpha_cert, &alpha_key), alpha_before);
+
+    // `deny` through the daemon: the case never runs.
+    let beta_case = post("beta");
+    let out = d.json(
+        &[
+            "deny",
+            &beta_case.to_string(),
+            "--reason",
+            "the backup was encrypted",
+            "--json",
+        ],
+        0,
+    );
+    assert_eq!(out["state"], "denied", "{out:#}");
+    assert_eq!(d.case(beta_case)["state"], "denied");
+    assert_eq!(files(&beta_cert, &beta_key), beta_before);
+
+    // The scan job fires at the start of a minute; the policy answers the RSA-1024 key with
+    // a revoke-and-reissue.
+    let job = wait_for(
+        &daemon,
+        Duration::from_secs(75),
+        "the scheduled scan",
+        || {
+            let (code, st) = daemon.http("GET", "/v1/status", None);
+            assert_eq!(code, 200, "{st:#}");
+            let job = st["jobs"]["scan"].clone();
+            (job["runs"].as_u64().unwrap_or(0) >= 1).then_some(job)
+        },
+    );
+    let at = time(&job["last_started"]);
+    assert!(at > started, "{job:#}");
+    let past_minute = Duration::from_secs(u64::from(at.second()))
+        + Duration::from_nanos(u64::from(at.nanosecond()));
+    assert!(
+        past_minute < Duration::from_secs(5),
+        "the scan started {past_minute:?} after the minute: {job:#}"
+    );
+    assert_eq!(job["schedule"], "* * * * *", "{job:#}");
+    assert_eq!(job["last_failed"], false, "{job:#}");
+    let signals = d.json(&["signals", "--all", "--json"], 0);
+    assert!(
+        signals
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["subject"] == "weak" && s["check"] == "rsa_modulus_small"),
+        "{signals:#}"
+    );
+    let weak = wait_for(
+        &daemon,
+        Duration::from_secs(30),
+        "the weak key's case done",
+        || {
+            d.cases()
+                .into_iter()
+                .find(|c| c["cert"] == "weak" && c["state"] != "running")
+        },
+    );
+    assert_eq!(weak["state"], "done", "{weak:#}");
+    assert_eq!(weak["kind"], "revoke_reissue", "{weak:#}");
+    assert_eq!(weak["trigger"]["source"], "policy", "{weak:#}");
+    assert_ne!(std::fs::read(&weak_cert).unwrap(), weak_before);
+
+    // The scan's policy pass did not answer alpha and beta again: one case each besides
+    // the `reissue` that put their first certificate in place.
+    let cases = d.cases();
+    for cert in ["alpha", "beta", "weak"] {
+        assert_eq!(
+            cases
+                .iter()
+                .filter(|c| c["cert"] == cert && c["trigger"]["source"] != "manual")
+                .count(),
+            1,
+            "{cert}: {cases:#?}"
+        );
+    }
+    stop(daemon, &notify);
+}
+
+fn openssl(args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl is installed (the README's test command installs it)");
+    assert!(out.status.success(), "openssl {args:?}: {}", text(&out));
+}

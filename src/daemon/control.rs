@@ -417,7 +417,7 @@ use request::{
     parse_body, route,
 };
 pub use socket::{bind, unbind};
-pub use status::{BreakerSummary, ConfigStatus, Job, Status};
+pub use status::{BreakerSummary, ConfigStatus, Status};
 
 #[cfg(test)]
 mod tests;

@@ -38,7 +38,7 @@ pub struct Loaded {
 }
 
 /// What is known about one scheduled job.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct JobStatus {
     /// The cron expression.
     pub schedule: String,

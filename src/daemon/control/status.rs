@@ -26,7 +26,7 @@ pub struct Status {
     /// The configuration in force.
     pub config: ConfigStatus,
     /// Scheduled jobs by name.
-    pub jobs: BTreeMap<String, Job>,
+    pub jobs: BTreeMap<String, JobStatus>,
     /// Cases by state (`running`, `awaiting_approval`, `done`, ...).
     pub cases: BTreeMap<String, usize>,
     /// The cases that wait for approval.
@@ -44,39 +44,6 @@ pub struct ConfigStatus {
     pub source: Option<PathBuf>,
     /// When it was loaded (at start or on the last reload).
     pub loaded_at: DateTime<Utc>,
-}
-
-/// One scheduled job, as [`JobStatus`] records it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Job {
-    /// The cron expression.
-    pub schedule: String,
-    /// When it runs next.
-    pub next_run: Option<DateTime<Utc>>,
-    /// When it last started.
-    pub last_started: Option<DateTime<Utc>>,
-    /// When it last ended.
-    pub last_finished: Option<DateTime<Utc>>,
-    /// How it last ended: a summary, or the error.
-    pub last_result: Option<String>,
-    /// Whether the last run failed.
-    pub last_failed: bool,
-    /// Runs so far.
-    pub runs: u64,
-}
-
-impl From<&JobStatus> for Job {
-    fn from(j: &JobStatus) -> Self {
-        Self {
-            schedule: j.schedule.clone(),
-            next_run: j.next_run,
-            last_started: j.last_started,
-            last_finished: j.last_finished,
-            last_result: j.last_result.clone(),
-            last_failed: j.last_failed,
-            runs: j.runs,
-        }
-    }
 }
 
 /// The breaker, as `breaker status` shows it.
@@ -117,11 +84,11 @@ pub(super) fn status(shared: &Shared, loaded: &Loaded) -> Result<Value, ApiError
         .count();
     let b = loaded.gov.breaker_status(now)?;
     let jobs = match shared.jobs.lock() {
-        Ok(j) => j.iter().map(|(k, v)| (k.clone(), Job::from(v))).collect(),
+        Ok(j) => j.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         Err(poisoned) => poisoned
             .into_inner()
             .iter()
-            .map(|(k, v)| (k.clone(), Job::from(v)))
+            .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
     };
     let st = Status {

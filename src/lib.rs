@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod ct;
 pub mod daemon;
 pub mod govern;
 pub mod http_client;

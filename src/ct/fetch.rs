@@ -1,0 +1,193 @@
+//! HTTP GETs for one log: a per-log rate limit, bounded retries that honour `429` and `503`
+//! with `Retry-After` (seconds or an HTTP date), a timeout and a body size limit.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode, header};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use super::CtError;
+use crate::http_client::{HttpClient, error_chain};
+
+/// How a log is fetched from.
+#[derive(Debug, Clone)]
+pub(crate) struct Fetcher {
+    http: HttpClient,
+    timeout: Duration,
+    limit: usize,
+    /// At most this many retries after 429/503 answers.
+    max_retries: u32,
+    /// The longest wait honoured for one `Retry-After`.
+    max_wait: Duration,
+    /// The time between requests the rate limit allows, and when the next may start.
+    pace: Option<(Duration, Arc<Mutex<Instant>>)>,
+}
+
+/// The largest answer read, in bytes (a get-entries batch of 1000 large entries fits).
+pub(crate) const MAX_BODY: usize = 64 * 1024 * 1024;
+
+impl Fetcher {
+    pub(crate) fn new(http: HttpClient, rate_per_sec: Option<f64>) -> Self {
+        let pace = rate_per_sec.filter(|r| r.is_finite() && *r > 0.0).map(|r| {
+            (
+                Duration::from_secs_f64(1.0 / r),
+                Arc::new(Mutex::new(Instant::now())),
+            )
+        });
+        Self {
+            http,
+            timeout: Duration::from_secs(60),
+            limit: MAX_BODY,
+            max_retries: 6,
+            max_wait: Duration::from_secs(120),
+            pace,
+        }
+    }
+
+    /// Waits for the rate limit's next slot.
+    async fn pace(&self) {
+        let Some((interval, next)) = &self.pace else {
+            return;
+        };
+        let at = {
+            let mut next = next.lock().await;
+            let at = (*next).max(Instant::now());
+            *next = at + *interval;
+            at
+        };
+        tokio::time::sleep_until(at).await;
+    }
+
+    /// GETs `url` and returns the body of a 2xx answer, retrying 429 and 503 answers after
+    /// their `Retry-After` (or a doubling backoff from one second) up to the retry bound.
+    pub(crate) async fn get(&self, url: &str) -> Result<Bytes, CtError> {
+        let mut backoff = Duration::from_secs(1);
+        let mut attempt = 0u32;
+        loop {
+            self.pace().await;
+            match self.get_once(url).await? {
+                Ok(body) => return Ok(body),
+                Err((status, retry_after)) => {
+                    let retryable = status == StatusCode::TOO_MANY_REQUESTS
+                        || status == StatusCode::SERVICE_UNAVAILABLE;
+                    if !retryable {
+                        return Err(CtError::Status {
+                            url: url.to_owned(),
+                            status: status.as_u16(),
+                        });
+                    }
+                    if attempt >= self.max_retries {
+                        return Err(CtError::RateLimited {
+                            url: url.to_owned(),
+                            attempts: attempt + 1,
+                        });
+                    }
+                    attempt += 1;
+                    let wait = retry_after.unwrap_or(backoff).min(self.max_wait);
+                    tracing::info!(url = %url, status = status.as_u16(), wait_ms = wait.as_millis() as u64, attempt, "log asked to slow down; waiting");
+                    tokio::time::sleep(wait).await;
+                    backoff = (backoff * 2).min(self.max_wait);
+                }
+            }
+        }
+    }
+
+    /// One GET: the body, or the non-2xx status with its `Retry-After`.
+    async fn get_once(
+        &self,
+        url: &str,
+    ) -> Result<Result<Bytes, (StatusCode, Option<Duration>)>, CtError> {
+        let fetch_err = |reason: String| CtError::Fetch {
+            url: url.to_owned(),
+            reason,
+        };
+        let req = Request::builder()
+            .method(Method::GET)
+            .uri(url)
+            .header(
+                header::USER_AGENT,
+                concat!("certresponder/", env!("CARGO_PKG_VERSION")),
+            )
+            // Compressed answers cannot be decoded here, so ask for none.
+            .header(header::ACCEPT_ENCODING, "identity")
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| fetch_err(format!("cannot build the request: {e}")))?;
+        let work = async {
+            let rsp = self
+                .http
+                .request(req)
+                .await
+                .map_err(|e| fetch_err(e.to_string()))?;
+            let status = rsp.status();
+            if !status.is_success() {
+                let retry_after = rsp
+                    .headers()
+                    .get(header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_retry_after);
+                return Ok(Err((status, retry_after)));
+            }
+            if let Some(enc) = rsp
+                .headers()
+                .get(header::CONTENT_ENCODING)
+                .and_then(|v| v.to_str().ok())
+                .filter(|e| !e.eq_ignore_ascii_case("identity"))
+            {
+                return Err(fetch_err(format!(
+                    "the answer is `{enc}`-encoded, which is not supported"
+                )));
+            }
+            let too_large = || CtError::TooLarge {
+                url: url.to_owned(),
+                limit: self.limit,
+            };
+            Limited::new(rsp.into_body(), self.limit)
+                .collect()
+                .await
+                .map(|c| Ok(c.to_bytes()))
+                .map_err(|e| {
+                    if e.downcast_ref::<LengthLimitError>().is_some() {
+                        too_large()
+                    } else {
+                        fetch_err(format!("reading the answer: {}", error_chain(&*e)))
+                    }
+                })
+        };
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .map_err(|_| CtError::Timeout {
+                url: url.to_owned(),
+                timeout: self.timeout,
+            })?
+    }
+}
+
+/// A `Retry-After` value: delay-seconds or an HTTP date (RFC 9110 §10.2.3).
+fn parse_retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    let delta = at.signed_duration_since(chrono::Utc::now());
+    Some(delta.to_std().unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_and_dates() {
+        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+}

@@ -37,6 +37,8 @@ const TOP_FIELDS: &[&str] = &[
     "distrust",
     "daemon",
     "schedule",
+    "ct",
+    "ct_log",
 ];
 const CHECK_FIELDS: &[&str] = &["rsa_min_bits", "allowed_curves", "expiring"];
 
@@ -113,6 +115,8 @@ pub struct Config {
     pub daemon: DaemonConfig,
     /// The daemon's jobs (`[schedule]`).
     pub schedule: crate::daemon::schedule::ScheduleConfig,
+    /// Certificate Transparency monitoring (`[ct]`, `[[ct_log]]`).
+    pub ct: crate::ct::config::CtConfig,
 }
 
 /// A configuration error: names the file and the field.
@@ -142,6 +146,7 @@ impl Default for Config {
             distrust: Vec::new(),
             daemon: DaemonConfig::default(),
             schedule: crate::daemon::schedule::ScheduleConfig::default(),
+            ct: crate::ct::config::CtConfig::default(),
         }
     }
 }
@@ -400,6 +405,41 @@ impl Config {
                     Some("schedule"),
                     "must be a table, written [schedule]".into(),
                 ));
+            }
+        }
+        match table.get("ct_log") {
+            None => {}
+            Some(Value::Array(a)) => {
+                for (i, v) in a.iter().enumerate() {
+                    let Some(t) = v.as_table() else {
+                        return Err(err(Some(&format!("ct_log[{i}]")), "must be a table".into()));
+                    };
+                    let log = crate::ct::config::parse_log(t)
+                        .map_err(|(f, m)| err(Some(&format!("ct_log[{i}].{f}")), m))?;
+                    if cfg.ct.logs.iter().any(|l| l.name == log.name) {
+                        return Err(err(
+                            Some(&format!("ct_log[{i}].name")),
+                            format!("log `{}` is declared twice", log.name),
+                        ));
+                    }
+                    cfg.ct.logs.push(log);
+                }
+            }
+            Some(_) => {
+                return Err(err(
+                    Some("ct_log"),
+                    "must be an array of tables, written [[ct_log]]".into(),
+                ));
+            }
+        }
+        match table.get("ct") {
+            None => {}
+            Some(Value::Table(t)) => {
+                crate::ct::config::parse_ct(t, &mut cfg.ct)
+                    .map_err(|(f, m)| err(Some(&format!("ct.{f}")), m))?;
+            }
+            Some(_) => {
+                return Err(err(Some("ct"), "must be a table, written [ct]".into()));
             }
         }
         let distrusts = match table.get("distrust") {

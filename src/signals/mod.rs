@@ -2,6 +2,7 @@
 
 pub mod analyze;
 pub mod ca;
+pub mod ct;
 pub mod exposure;
 pub mod finding;
 pub mod permissions;

@@ -1,0 +1,208 @@
+//! CT monitoring settings: `[ct]` (watched domains, the CAs allowed to issue for them) and
+//! `[[ct_log]]` (the logs to read).
+//!
+//! ```toml
+//! [ct]
+//! domains = [".example.com", "shop.example.org"]   # `.x` is x and everything below it
+//! batch = 256                                      # default entries per get-entries request
+//! [ct.allowed_issuers]                             # like CAA: who may issue for a name
+//! ".example.com" = ["Let's Encrypt", "spki:3b1e...e7"]
+//!
+//! [[ct_log]]
+//! name = "argon2026h1"
+//! url = "https://ct.googleapis.com/logs/us1/argon2026h1/"
+//! key = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE..."   # base64 DER SubjectPublicKeyInfo
+//! type = "rfc6962"                                  # or "static" (static-ct-api)
+//! # monitoring_url = "https://..."                  # static: where tiles are read
+//! rate_limit = "10/s"
+//! max_batch = 256
+//! parallel = 2
+//! ```
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use serde::Serialize;
+use toml::Value;
+
+use super::{LogKind, LogSpec};
+
+/// Fields of `[ct]`.
+const CT_FIELDS: &[&str] = &["domains", "batch", "allowed_issuers"];
+/// Fields of `[[ct_log]]`.
+const LOG_FIELDS: &[&str] = &[
+    "name",
+    "url",
+    "key",
+    "type",
+    "monitoring_url",
+    "rate_limit",
+    "max_batch",
+    "parallel",
+];
+
+/// One configured log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CtLog {
+    /// Its name, unique in the configuration (state is kept under it).
+    pub name: String,
+    /// How to read it.
+    pub spec: LogSpec,
+}
+
+/// The CT settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CtConfig {
+    /// Watched domains besides the inventory's names; `.example.com` means the subtree.
+    pub domains: Vec<String>,
+    /// Per watched pattern, the CAs that may issue for it: issuer names (DN or CN, matched
+    /// case-insensitively as a substring of the issuer DN) or `spki:HEX` of the issuing CA.
+    pub allowed_issuers: BTreeMap<String, Vec<String>>,
+    /// The logs.
+    pub logs: Vec<CtLog>,
+}
+
+impl Eq for CtConfig {}
+
+fn unknown(key: &str, known: &[&str]) -> String {
+    let hint = certresponder_inventory::did_you_mean(key, known)
+        .map(|s| format!("; did you mean `{s}`?"))
+        .unwrap_or_else(|| format!(" (known fields: {})", known.join(", ")));
+    format!("unknown field{hint}")
+}
+
+fn strings(v: &Value, field: &str) -> Result<Vec<String>, (String, String)> {
+    let Some(a) = v.as_array() else {
+        return Err((field.to_string(), "must be an array of strings".into()));
+    };
+    a.iter()
+        .enumerate()
+        .map(|(i, x)| match x.as_str() {
+            Some(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
+            _ => Err((format!("{field}[{i}]"), "must be a non-empty string".into())),
+        })
+        .collect()
+}
+
+/// Parses `[ct]`; errors are `(field within [ct], message)`.
+pub fn parse_ct(t: &toml::Table, into: &mut CtConfig) -> Result<(), (String, String)> {
+    for key in t.keys() {
+        if !CT_FIELDS.contains(&key.as_str()) {
+            return Err((key.clone(), unknown(key, CT_FIELDS)));
+        }
+    }
+    if let Some(v) = t.get("domains") {
+        into.domains = strings(v, "domains")?;
+    }
+    if let Some(v) = t.get("allowed_issuers") {
+        let Some(m) = v.as_table() else {
+            return Err((
+                "allowed_issuers".into(),
+                "must be a table of domain = [issuers]".into(),
+            ));
+        };
+        for (pattern, list) in m {
+            into.allowed_issuers.insert(
+                pattern.clone(),
+                strings(list, &format!("allowed_issuers.\"{pattern}\""))?,
+            );
+        }
+    }
+    if let Some(v) = t.get("batch") {
+        match v.as_integer() {
+            Some(n) if (1..=10_000).contains(&n) => {
+                for log in &mut into.logs {
+                    log.spec.max_batch = u64::try_from(n).unwrap_or(256);
+                }
+            }
+            _ => {
+                return Err((
+                    "batch".into(),
+                    format!("must be a whole number from 1 to 10000, found {v}"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Parses one `[[ct_log]]`; errors are `(field within the table, message)`.
+pub fn parse_log(t: &toml::Table) -> Result<CtLog, (String, String)> {
+    for key in t.keys() {
+        if !LOG_FIELDS.contains(&key.as_str()) {
+            return Err((key.clone(), unknown(key, LOG_FIELDS)));
+        }
+    }
+    let string = |f: &str| -> Result<Option<String>, (String, String)> {
+        match t.get(f) {
+            None => Ok(None),
+            Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.trim().to_string())),
+            Some(other) => Err((
+                f.to_string(),
+                format!("must be a non-empty string, found {other}"),
+            )),
+        }
+    };
+    let name = string("name")?.ok_or(("name".to_string(), "missing".to_string()))?;
+    let url = string("url")?.ok_or(("url".to_string(), "missing".to_string()))?;
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(("url".into(), format!("`{url}` is not an http(s) URL")));
+    }
+    let key = string("key")?.ok_or((
+        "key".to_string(),
+        "missing: the log's public key, base64 DER (as log lists give it)".to_string(),
+    ))?;
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(key.as_bytes())
+        .map_err(|e| ("key".to_string(), format!("not base64: {e}")))?;
+    // The key must be one RFC 6962 allows: ECDSA P-256 or RSA.
+    match certresponder_inventory::inspect::read_public_key(&der) {
+        Ok(certresponder_inventory::inspect::KeyInfo::Rsa { .. }) => {}
+        Ok(certresponder_inventory::inspect::KeyInfo::Ec { curve, .. }) if curve == "P-256" => {}
+        Ok(other) => {
+            return Err((
+                "key".into(),
+                format!(
+                    "a {} key; CT logs sign with ECDSA P-256 or RSA",
+                    other.describe()
+                ),
+            ));
+        }
+        Err(e) => return Err(("key".into(), format!("not a public key: {e}"))),
+    }
+    let kind = match string("type")?.as_deref() {
+        None | Some("rfc6962") => LogKind::Rfc6962,
+        Some("static") | Some("static-ct-api") => LogKind::StaticCt {
+            monitoring_url: string("monitoring_url")?.unwrap_or_else(|| url.clone()),
+        },
+        Some(other) => {
+            return Err((
+                "type".into(),
+                format!("`{other}` is not a log type: use \"rfc6962\" or \"static\""),
+            ));
+        }
+    };
+    let mut spec = LogSpec::new(url, der, kind);
+    if let Some(r) = string("rate_limit")? {
+        let rate =
+            crate::respond::settings::Rate::parse(&r).map_err(|e| ("rate_limit".to_string(), e))?;
+        spec.rate_per_sec = Some(f64::from(rate.count) / rate.per.as_secs_f64());
+    }
+    let int = |f: &str, max: i64| -> Result<Option<u64>, (String, String)> {
+        match t.get(f) {
+            None => Ok(None),
+            Some(Value::Integer(n)) if (1..=max).contains(n) => Ok(u64::try_from(*n).ok()),
+            Some(other) => Err((
+                f.to_string(),
+                format!("must be a whole number from 1 to {max}, found {other}"),
+            )),
+        }
+    };
+    if let Some(n) = int("max_batch", 10_000)? {
+        spec.max_batch = n;
+    }
+    if let Some(n) = int("parallel", 64)? {
+        spec.parallel = usize::try_from(n).unwrap_or(1);
+    }
+    Ok(CtLog { name, spec })
+}

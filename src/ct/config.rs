@@ -143,15 +143,17 @@ pub fn parse_log(t: &toml::Table) -> Result<CtLog, (String, String)> {
             )),
         }
     };
-    let name = string("name")?.ok_or(("name".to_string(), "missing".to_string()))?;
-    let url = string("url")?.ok_or(("url".to_string(), "missing".to_string()))?;
+    let name = string("name")?.ok_or_else(|| ("name".to_string(), "missing".to_string()))?;
+    let url = string("url")?.ok_or_else(|| ("url".to_string(), "missing".to_string()))?;
     if !(url.starts_with("https://") || url.starts_with("http://")) {
         return Err(("url".into(), format!("`{url}` is not an http(s) URL")));
     }
-    let key = string("key")?.ok_or((
-        "key".to_string(),
-        "missing: the log's public key, base64 DER (as log lists give it)".to_string(),
-    ))?;
+    let key = string("key")?.ok_or_else(|| {
+        (
+            "key".to_string(),
+            "missing: the log's public key, base64 DER (as log lists give it)".to_string(),
+        )
+    })?;
     let der = base64::engine::general_purpose::STANDARD
         .decode(key.as_bytes())
         .map_err(|e| ("key".to_string(), format!("not base64: {e}")))?;

@@ -195,6 +195,7 @@ fn record_entry(
                             issuer: bundle.issuer.clone(),
                             case: None,
                             origin: "registered".into(),
+                            logged: Vec::new(),
                             recorded_at: now,
                         })?;
                     }

@@ -8,6 +8,7 @@ mod audit;
 mod blocklist;
 mod cases;
 mod check_config;
+mod ct;
 mod distrust;
 mod exposure;
 mod govern;
@@ -93,6 +94,9 @@ enum Command {
         after_help = "The distrust is recorded, so later scans still find certificates it affects (`--list` shows every distrusted CA, `--remove` forgets one).\nExit status: 0 every affected certificate was replaced; 1 a replacement failed; 3 some wait for approval or were escalated; 2 input error."
     )]
     Distrust(distrust::DistrustArgs),
+    /// Certificate Transparency: log status, one polling pass, the watch list
+    #[command(subcommand)]
+    Ct(ct::CtCommand),
     /// List cases, or show one with every step
     #[command(subcommand)]
     Cases(cases::CasesCommand),
@@ -216,6 +220,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Reissue(args) => respond::run_reissue(args, cli.config.as_deref()),
         Command::Respond(args) => respond::run_respond(args, cli.config.as_deref()),
         Command::Distrust(args) => distrust::run(args, cli.config.as_deref()),
+        Command::Ct(cmd) => ct::run(cmd, cli.config.as_deref()),
         Command::Cases(cmd) => cases::run_cases(cmd, cli.config.as_deref()),
         Command::History { name, json } => cases::run_history(&name, json, cli.config.as_deref()),
         Command::Rollback(args) => cases::run_rollback(args, cli.config.as_deref()),

@@ -12,6 +12,7 @@ pub mod entry;
 mod fetch;
 pub mod merkle;
 mod monitor;
+pub mod poll;
 mod rfc6962;
 mod static_ct;
 pub mod sth;

@@ -442,6 +442,10 @@ pub struct LedgerEntry {
     pub serial: String,
     /// The leaf's issuer DN.
     pub issuer: String,
+    /// Where CT monitoring saw it logged (`log#index`, the first few): our certificate is
+    /// public as it should be.
+    #[serde(default)]
+    pub logged: Vec<String>,
     /// The case that obtained it, if it was issued by one.
     pub case: Option<u64>,
     /// `issued` or `registered`.

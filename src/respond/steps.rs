@@ -303,6 +303,7 @@ impl Engine {
             issuer: new.issuer.clone(),
             case: Some(case.id),
             origin: "issued".into(),
+            logged: Vec::new(),
             recorded_at: Utc::now(),
         };
         match self.store.put_ledger(&entry) {

@@ -437,6 +437,7 @@ pub(crate) mod contract {
             issuer: "CN=x".into(),
             case: Some(second),
             origin: "issued".into(),
+            logged: Vec::new(),
             recorded_at: Utc::now(),
         };
         store.put_ledger(&entry).unwrap();

@@ -120,6 +120,15 @@ pub fn read_private_key(bytes: &[u8]) -> Result<PrivateKeyInfo, InspectError> {
     }
 }
 
+/// The RFC 6962 TBS hash (lower-case hex) of a DER TBSCertificate, as a precertificate log
+/// entry carries it: SHA-256 over it with the SCT list and poison extensions removed. It
+/// equals the `tbs_sha256` fingerprint of the final certificate.
+pub fn tbs_sha256_of_tbs(tbs_der: &[u8]) -> Result<String, InspectError> {
+    tbs::tbs_hash(tbs_der)
+        .map(hex::encode)
+        .map_err(|e| InspectError::unparseable("TBSCertificate", e))
+}
+
 /// Reads a public key (`PUBLIC KEY` SubjectPublicKeyInfo, or PKCS#1 `RSA PUBLIC KEY`).
 pub fn read_public_key(bytes: &[u8]) -> Result<KeyInfo, InspectError> {
     let what = "public key";

@@ -1,0 +1,551 @@
+//! One pass over every configured CT log: read what is new since the saved position, match
+//! each entry's names against the watch list, and check each match against the
+//! authorization ledger.
+//!
+//! - The watch list is the inventory's names (from each current certificate), `[ct]
+//!   domains`, and what `certresponder ct watch add` recorded.
+//! - A match whose TBS hash is in the ledger is ours: the ledger records where it was
+//!   logged. One that is not is a `ct_unauthorized_issuance` signal (high) naming the log,
+//!   index, issuer, serial, names and notBefore. A precertificate and its certificate share
+//!   the TBS hash, so they make one signal. When `[ct.allowed_issuers]` restricts the
+//!   matched domain and the issuer is not allowed, the signal says so and carries a 24-hour
+//!   deadline.
+//! - Each log's position is kept in the store (`ct/log/<name>`) and advances only to tree
+//!   sizes whose root was verified. Matches are recorded when their entries are verified.
+//! - A log that misbehaves (bad signature, inconsistent tree, wrong root) raises an alert:
+//!   logged, audited and sent to the default receivers. The other logs go on.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::config::CtLog;
+use super::{CtError, EntryKind, Monitor, Position};
+use crate::config::Config;
+use crate::http_client::HttpClient;
+use crate::signals::ct::{WatchList, names_of};
+use crate::signals::{Confidence, Finding, Signal};
+use crate::store::{CertStatus, Store, StoreError};
+
+/// The check this module raises.
+pub const CHECK: &str = "ct_unauthorized_issuance";
+/// The signals' source.
+pub const SOURCE: &str = "ct";
+/// Blob holding the patterns `ct watch add` recorded.
+const WATCH_BLOB: &str = "ct/watch";
+/// How often, in entries, a long read proves and saves its progress.
+const PROGRESS_EVERY: u64 = 100_000;
+
+/// What is known about one log.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LogState {
+    /// The log's URL when the state was written.
+    pub url: String,
+    /// Verified position.
+    pub position: Position,
+    /// The size of the newest verified tree head.
+    pub sth_size: u64,
+    /// Its timestamp.
+    pub sth_time: Option<DateTime<Utc>>,
+    /// When it was last polled.
+    pub last_poll: Option<DateTime<Utc>>,
+    /// The last error, if the last poll failed.
+    pub last_error: Option<String>,
+    /// The last misbehaviour seen, with when.
+    pub misbehaviour: Option<String>,
+    /// Entries that could not be parsed (index and reason), the most recent few.
+    pub malformed: Vec<String>,
+    /// Entries read so far.
+    pub entries_read: u64,
+}
+
+fn state_key(name: &str) -> String {
+    format!("ct/log/{name}")
+}
+
+/// The stored state of a log.
+pub fn load_state(store: &dyn Store, name: &str) -> Result<Option<LogState>, StoreError> {
+    let key = state_key(name);
+    match store.get_blob(&key)? {
+        None => Ok(None),
+        Some(b) => crate::store::decode("blobs", key.as_bytes(), &b).map(Some),
+    }
+}
+
+fn save_state(store: &dyn Store, name: &str, s: &LogState) -> Result<(), StoreError> {
+    store.put_blob(&state_key(name), &crate::store::encode(s)?)
+}
+
+/// The patterns `ct watch add` recorded.
+pub fn recorded_watch(store: &dyn Store) -> Result<Vec<String>, StoreError> {
+    match store.get_blob(WATCH_BLOB)? {
+        None => Ok(Vec::new()),
+        Some(b) => crate::store::decode("blobs", WATCH_BLOB.as_bytes(), &b),
+    }
+}
+
+/// Replaces the recorded patterns.
+pub fn save_watch(store: &dyn Store, list: &[String]) -> Result<(), StoreError> {
+    store.put_blob(WATCH_BLOB, &crate::store::encode(&list)?)
+}
+
+/// One watched certificate seen in a log.
+#[derive(Debug, Clone, Serialize)]
+pub struct Match {
+    /// The log's name.
+    pub log: String,
+    /// The entry's index.
+    pub index: u64,
+    /// Its names.
+    pub names: Vec<String>,
+    /// The watched pattern it matched.
+    pub pattern: String,
+    /// RFC 6962 TBS hash.
+    pub tbs_sha256: String,
+    /// The issuer DN.
+    pub issuer: String,
+    /// The serial, hex.
+    pub serial: String,
+    /// notBefore.
+    pub not_before: Option<DateTime<Utc>>,
+    /// A precertificate entry.
+    pub precert: bool,
+    /// In the authorization ledger: ours.
+    pub known: bool,
+    /// The issuer may issue for the pattern (always, when `[ct.allowed_issuers]` does not
+    /// restrict it).
+    pub authorized_ca: bool,
+    /// The inventory certificate it concerns, if one has the name.
+    pub cert: Option<String>,
+}
+
+/// What one log's pass did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LogReport {
+    /// The log's name.
+    pub name: String,
+    /// Its URL.
+    pub url: String,
+    /// Tree size before.
+    pub from: u64,
+    /// Tree size after (verified).
+    pub to: u64,
+    /// Entries read.
+    pub entries: u64,
+    /// Entries matching the watch list.
+    pub matched: u64,
+    /// Of which in the ledger.
+    pub known: u64,
+    /// Of which not.
+    pub unauthorized: u64,
+    /// Entries that could not be parsed.
+    pub malformed: u64,
+    /// Why the pass stopped, if it failed.
+    pub error: Option<String>,
+    /// Whether the failure is the log's misbehaviour.
+    pub misbehaviour: bool,
+    /// Seconds taken.
+    pub seconds: f64,
+}
+
+/// What a pass did.
+#[derive(Debug, Default, Serialize)]
+pub struct PollReport {
+    /// Per log.
+    pub logs: Vec<LogReport>,
+    /// Every match (verified entries only).
+    pub matches: Vec<Match>,
+    /// Signals raised for the first time.
+    pub new_signals: Vec<Signal>,
+    /// Watch-list entries that could not be used.
+    pub rejected_watch: Vec<String>,
+}
+
+/// The watch list and where its names come from.
+pub struct Watch {
+    /// The list.
+    pub list: WatchList,
+    /// Inventory certificate by name.
+    pub owner_of: HashMap<String, String>,
+    /// Entries that could not be used, with why.
+    pub rejected: Vec<String>,
+}
+
+/// The watch list: inventory names, configured domains, recorded patterns.
+pub fn watch_list(store: &dyn Store, cfg: &Config) -> Result<Watch, StoreError> {
+    let mut entries: Vec<String> = Vec::new();
+    let mut owner_of: HashMap<String, String> = HashMap::new();
+    for rec in store.list_certs()? {
+        if rec.status != CertStatus::Active {
+            continue;
+        }
+        let name = rec.entry.name.to_string();
+        let bundles = store.bundles(&name)?;
+        let Some(b) = certresponder_inventory::Bundle::current_of(&bundles) else {
+            continue;
+        };
+        if let Ok(der) = b.leaf_der()
+            && let Ok(names) = names_of(&der)
+        {
+            for n in names {
+                owner_of.entry(n.clone()).or_insert_with(|| name.clone());
+                entries.push(n);
+            }
+        }
+    }
+    entries.extend(cfg.ct.domains.iter().cloned());
+    entries.extend(recorded_watch(store)?);
+    let (list, rejected) = WatchList::build(entries);
+    Ok(Watch {
+        list,
+        owner_of,
+        rejected: rejected
+            .into_iter()
+            .map(|r| format!("{}: {}", r.entry, r.reason))
+            .collect(),
+    })
+}
+
+/// Whether `issuer` (DN) or the issuing CA (`ca_der`) is allowed for `pattern`.
+fn allowed(cfg: &Config, pattern: &str, issuer: &str, ca_der: Option<&[u8]>) -> bool {
+    let Some(list) = cfg.ct.allowed_issuers.get(pattern) else {
+        return true;
+    };
+    let issuer_lc = issuer.to_lowercase();
+    let spki = ca_der
+        .and_then(|d| certresponder_inventory::inspect::inspect_certificate_der(d).ok())
+        .map(|c| c.fingerprints.spki_sha256);
+    list.iter().any(|a| match a.strip_prefix("spki:") {
+        Some(h) => spki.as_deref() == Some(&h.to_lowercase()[..]),
+        None => issuer_lc.contains(&a.to_lowercase()),
+    })
+}
+
+/// A candidate match before the ledger is consulted.
+struct Seen {
+    index: u64,
+    names: Vec<String>,
+    pattern: String,
+    tbs: String,
+    issuer: String,
+    serial: String,
+    not_before: Option<DateTime<Utc>>,
+    precert: bool,
+    ca: Option<Vec<u8>>,
+}
+
+fn examine(entry: &super::Entry, watch: &WatchList) -> Option<Result<Seen, String>> {
+    let (der_for_names, precert) = match &entry.kind {
+        EntryKind::X509 { cert_der } => (cert_der.as_slice(), false),
+        EntryKind::Precert { tbs_der, .. } => (tbs_der.as_slice(), true),
+    };
+    let names = match names_of(der_for_names) {
+        Ok(n) => n,
+        Err(e) => return Some(Err(format!("entry {}: names unreadable: {e}", entry.index))),
+    };
+    let (_, pattern) = watch.matches_any(&names)?;
+    let pattern = pattern.to_string();
+    let full = match &entry.kind {
+        EntryKind::X509 { cert_der } => Some(cert_der.as_slice()),
+        EntryKind::Precert { precert_der, .. } => precert_der.as_deref(),
+    };
+    let info = full.and_then(|d| certresponder_inventory::inspect::inspect_certificate_der(d).ok());
+    let tbs = match &entry.kind {
+        EntryKind::Precert { tbs_der, .. } => {
+            certresponder_inventory::inspect::tbs_sha256_of_tbs(tbs_der).ok()
+        }
+        EntryKind::X509 { .. } => info.as_ref().map(|i| i.fingerprints.tbs_sha256.clone()),
+    };
+    let tbs = tbs.unwrap_or_else(|| hex::encode(Sha256::digest(der_for_names)));
+    Some(Ok(Seen {
+        index: entry.index,
+        names,
+        pattern,
+        tbs,
+        issuer: info.as_ref().map(|i| i.issuer.clone()).unwrap_or_default(),
+        serial: info.as_ref().map(|i| i.serial.clone()).unwrap_or_default(),
+        not_before: info.as_ref().map(|i| i.not_before),
+        precert,
+        ca: entry.chain.first().cloned(),
+    }))
+}
+
+/// Records verified matches: ledger confirmations and unauthorized-issuance signals.
+/// What recording matches needs.
+struct Ctx<'a> {
+    store: &'a dyn Store,
+    cfg: &'a Config,
+    log: &'a CtLog,
+    owner_of: &'a HashMap<String, String>,
+    now: DateTime<Utc>,
+}
+
+fn record(
+    ctx: &Ctx<'_>,
+    seen: Vec<Seen>,
+    report: &mut PollReport,
+    lr: &mut LogReport,
+) -> Result<(), StoreError> {
+    let Ctx {
+        store,
+        cfg,
+        log,
+        owner_of,
+        now,
+    } = *ctx;
+    for s in seen {
+        let cert = s.names.iter().find_map(|n| owner_of.get(n).cloned());
+        let authorized_ca = allowed(cfg, &s.pattern, &s.issuer, s.ca.as_deref());
+        let known = match store.get_ledger(&s.tbs)? {
+            Some(mut l) => {
+                let at = format!("{}#{}", log.name, s.index);
+                if !l.logged.contains(&at) && l.logged.len() < 16 {
+                    l.logged.push(at);
+                    store.put_ledger(&l)?;
+                }
+                true
+            }
+            None => false,
+        };
+        lr.matched += 1;
+        if known {
+            lr.known += 1;
+        } else {
+            lr.unauthorized += 1;
+            let subject = cert.clone().unwrap_or_else(|| format!("ct:{}", s.pattern));
+            let finding = Finding {
+                check: CHECK,
+                confidence: Confidence::High,
+                message: format!(
+                    "{} for {} logged in `{}` (entry {}) by {}; it is not in the authorization ledger{}",
+                    if s.precert {
+                        "a precertificate"
+                    } else {
+                        "a certificate"
+                    },
+                    s.names.join(", "),
+                    log.name,
+                    s.index,
+                    if s.issuer.is_empty() {
+                        "an unknown issuer"
+                    } else {
+                        &s.issuer
+                    },
+                    if authorized_ca {
+                        String::new()
+                    } else {
+                        format!(", and its CA may not issue for {}", s.pattern)
+                    }
+                ),
+                revocation_reason: None,
+                deadline_hours: (!authorized_ca).then_some(24),
+                evidence: serde_json::json!({
+                    "log": log.name,
+                    "log_url": log.spec.url,
+                    "index": s.index,
+                    "issuer": s.issuer,
+                    "serial": s.serial,
+                    "names": s.names,
+                    "not_before": s.not_before,
+                    "tbs_sha256": s.tbs,
+                    "precert": s.precert,
+                    "pattern": s.pattern,
+                    "authorized_ca": authorized_ca,
+                }),
+            };
+            let mut signal = Signal::from_finding(&subject, "ct", &finding, None, SOURCE, now);
+            signal.dedup_key = Signal::dedup_key(&subject, CHECK, Some(&s.tbs));
+            signal.id = signal.dedup_key[..12].to_string();
+            match store.get_signal(&signal.dedup_key)? {
+                Some(mut old) => {
+                    old.last_seen = now;
+                    old.times_seen += 1;
+                    store.put_signal(&old)?;
+                }
+                None => {
+                    store.put_signal(&signal)?;
+                    crate::signals::scan::record_signal(store, &signal, "new", "certresponder")?;
+                    report.new_signals.push(signal);
+                }
+            }
+        }
+        report.matches.push(Match {
+            log: log.name.clone(),
+            index: s.index,
+            names: s.names,
+            pattern: s.pattern,
+            tbs_sha256: s.tbs,
+            issuer: s.issuer,
+            serial: s.serial,
+            not_before: s.not_before,
+            precert: s.precert,
+            known,
+            authorized_ca,
+            cert,
+        });
+    }
+    Ok(())
+}
+
+/// Polls every configured log once.
+pub async fn poll(
+    store: &dyn Store,
+    cfg: &Config,
+    now: DateTime<Utc>,
+) -> Result<PollReport, StoreError> {
+    let Watch {
+        list: watch,
+        owner_of,
+        rejected,
+    } = watch_list(store, cfg)?;
+    let mut report = PollReport {
+        rejected_watch: rejected,
+        ..PollReport::default()
+    };
+    let http = HttpClient::new();
+    for log in &cfg.ct.logs {
+        let started = Instant::now();
+        let mut state = load_state(store, &log.name)?.unwrap_or_default();
+        if !state.url.is_empty() && state.url != log.spec.url {
+            // A different log under the same name: start over rather than mix trees.
+            state = LogState::default();
+        }
+        state.url.clone_from(&log.spec.url);
+        let mut lr = LogReport {
+            name: log.name.clone(),
+            url: log.spec.url.clone(),
+            from: state.position.tree_size,
+            to: state.position.tree_size,
+            ..LogReport::default()
+        };
+        let monitor = Monitor::new(log.spec.clone(), http.clone());
+        let mut pending: Vec<Seen> = Vec::new();
+        let mut malformed: Vec<String> = Vec::new();
+        let mut entries = 0u64;
+        let mut checkpoints: Vec<Position> = Vec::new();
+        let result = monitor
+            .update_with_progress(
+                &state.position,
+                |e| {
+                    entries += 1;
+                    match e {
+                        Ok(entry) => match examine(&entry, &watch) {
+                            None => {}
+                            Some(Ok(seen)) => pending.push(seen),
+                            Some(Err(why)) => malformed.push(why),
+                        },
+                        Err(m) => malformed.push(format!("entry {}: {}", m.index, m.reason)),
+                    }
+                },
+                |p| checkpoints.push(p.clone()),
+                PROGRESS_EVERY,
+            )
+            .await;
+        // Matches up to the last verified point are recorded; later ones wait for the next
+        // pass, which reads them again.
+        let verified_to = match &result {
+            Ok(u) => Some(u.position.clone()),
+            Err(_) => checkpoints.last().cloned(),
+        };
+        if let Some(pos) = &verified_to {
+            let (ok, _rest): (Vec<Seen>, Vec<Seen>) =
+                pending.into_iter().partition(|s| s.index < pos.tree_size);
+            let ctx = Ctx {
+                store,
+                cfg,
+                log,
+                owner_of: &owner_of,
+                now,
+            };
+            record(&ctx, ok, &mut report, &mut lr)?;
+            state.position = pos.clone();
+            lr.to = pos.tree_size;
+        }
+        lr.entries = entries;
+        lr.malformed = malformed.len() as u64;
+        for m in &malformed {
+            tracing::warn!(log = %log.name, problem = %m, "CT entry could not be read; it is reported, not dropped");
+        }
+        state.malformed.extend(malformed);
+        let keep = state.malformed.len().saturating_sub(20);
+        state.malformed.drain(..keep);
+        state.last_poll = Some(now);
+        state.entries_read += entries;
+        match result {
+            Ok(u) => {
+                state.sth_size = u.sth.tree_size;
+                state.sth_time = DateTime::from_timestamp_millis(
+                    i64::try_from(u.sth.timestamp).unwrap_or(i64::MAX),
+                );
+                state.last_error = None;
+            }
+            Err(e) => {
+                let text = e.to_string();
+                lr.misbehaviour = matches!(e, CtError::Misbehaviour(_));
+                if lr.misbehaviour {
+                    alert(store, cfg, log, &text, now)?;
+                    state.misbehaviour = Some(format!("{}: {text}", now.to_rfc3339()));
+                } else {
+                    tracing::warn!(log = %log.name, error = %text, "CT log could not be read");
+                }
+                state.last_error = Some(text.clone());
+                lr.error = Some(text);
+            }
+        }
+        save_state(store, &log.name, &state)?;
+        lr.seconds = started.elapsed().as_secs_f64();
+        report.logs.push(lr);
+    }
+    Ok(report)
+}
+
+/// A log misbehaved: log it, audit it, tell the default receivers.
+fn alert(
+    store: &dyn Store,
+    cfg: &Config,
+    log: &CtLog,
+    what: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    tracing::error!(log = %log.name, url = %log.spec.url, problem = %what, "CT log misbehaviour");
+    crate::audit::append(
+        store,
+        crate::audit::AuditEntry {
+            kind: "ct_log_misbehaviour",
+            actor: "certresponder",
+            cert: None,
+            case: None,
+            data: serde_json::json!({"log": log.name, "url": log.spec.url, "problem": what}),
+        },
+    )?;
+    crate::notify::enqueue(
+        store,
+        &cfg.notify,
+        &crate::notify::Notification {
+            event: crate::notify::NotifyEvent::Escalation,
+            owner: None,
+            cert: None,
+            case: None,
+            summary: format!("CT log `{}` misbehaved: {what}", log.name),
+            deadline: None,
+            details: serde_json::json!({"log": log.name, "url": log.spec.url}),
+            created_at: now,
+        },
+    )?;
+    Ok(())
+}
+
+/// Per log: the state, for `ct status`.
+pub fn status(store: &dyn Store, cfg: &Config) -> Result<BTreeMap<String, LogState>, StoreError> {
+    let mut out = BTreeMap::new();
+    for log in &cfg.ct.logs {
+        out.insert(
+            log.name.clone(),
+            load_state(store, &log.name)?.unwrap_or_default(),
+        );
+    }
+    Ok(out)
+}

@@ -6,10 +6,6 @@
 //! numbers are the ones `certresponder status` would show. A store read that fails leaves
 //! out the metrics it feeds and counts in `certresponder_scrape_errors`; a scrape never
 //! fails as a whole.
-//!
-//! Not exported yet: CT lag per log. Certificate Transparency monitoring is not built, so
-//! there is no log position to report; `certresponder_ct_lag_seconds{log}` belongs here once
-//! it is.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -261,6 +257,51 @@ pub fn render(shared: &Shared, now: DateTime<Utc>) -> String {
                 &[("job", name)],
                 unix_seconds(at),
             );
+        }
+    }
+
+    // CT monitoring: per configured log, how far behind the newest verified tree head the
+    // monitor is, and how old that head is.
+    if !loaded.cfg.ct.logs.is_empty() {
+        let states = read(
+            &mut errors,
+            "ct",
+            crate::ct::poll::status(store, &loaded.cfg),
+        );
+        if let Some(states) = states {
+            out.family(
+                "certresponder_ct_lag_entries",
+                "gauge",
+                "Entries in the log's newest verified tree head not read yet.",
+            );
+            for (name, st) in &states {
+                out.sample(
+                    "certresponder_ct_lag_entries",
+                    &[("log", name)],
+                    st.sth_size.saturating_sub(st.position.tree_size),
+                );
+            }
+            out.family(
+                "certresponder_ct_sth_age_seconds",
+                "gauge",
+                "Age of the log's newest verified tree head (-1: none yet).",
+            );
+            for (name, st) in &states {
+                let age = st.sth_time.map_or(-1, |t| (now - t).num_seconds());
+                out.sample("certresponder_ct_sth_age_seconds", &[("log", name)], age);
+            }
+            out.family(
+                "certresponder_ct_log_failing",
+                "gauge",
+                "1 when the last poll of the log failed or it misbehaved.",
+            );
+            for (name, st) in &states {
+                out.sample(
+                    "certresponder_ct_log_failing",
+                    &[("log", name)],
+                    u8::from(st.last_error.is_some()),
+                );
+            }
         }
     }
 

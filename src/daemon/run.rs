@@ -394,6 +394,29 @@ pub async fn run_job(shared: &Arc<Shared>, name: &str) -> Result<String, String>
                 format!("{} keys found, {} of inventory certificates", r.found, r.exposed.len())
             }
             "crl_publish" => publish_crls(&loaded.cfg, store)?,
+            "ct_poll" => {
+                let r = handle
+                    .block_on(crate::ct::poll::poll(store, &loaded.cfg, now))
+                    .map_err(|e| e.to_string())?;
+                let read: u64 = r.logs.iter().map(|l| l.entries).sum();
+                let failed: Vec<&str> = r
+                    .logs
+                    .iter()
+                    .filter(|l| l.error.is_some())
+                    .map(|l| l.name.as_str())
+                    .collect();
+                format!(
+                    "{} logs, {read} entries read, {} matches, {} new unauthorized{}",
+                    r.logs.len(),
+                    r.matches.len(),
+                    r.new_signals.len(),
+                    if failed.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; failed: {}", failed.join(", "))
+                    }
+                )
+            }
             "respond" => {
                 let again = loaded
                     .gov

@@ -9,6 +9,7 @@
 //! crl_publish = "0 * * * *"      # internal CAs publish a fresh CRL when it is due
 //! exposure_scan = "30 3 * * *"   # look for private keys in `exposure_paths`
 //! exposure_paths = ["/srv/git"]
+//! ct_poll = "*/5 * * * *"        # read what the CT logs added; unauthorized issuance
 //! ```
 //!
 //! The day of week is written by name (`MON-FRI`, `SUN`): cron implementations disagree on

@@ -61,6 +61,13 @@ pub fn inventory_findings(
         super::exposure::blocklist::Blocklists::default()
     });
     let distrusts = super::ca::distrust::all(&cfg.distrust, store)?;
+    // SCT checks need the configured logs' keys; without any, nothing can be verified.
+    let mut log_keys = super::ct::LogKeys::new();
+    for log in &cfg.ct.logs {
+        if let Err(e) = log_keys.add_spki(&log.spec.public_key_der) {
+            tracing::warn!(log = %log.name, error = %e, "CT log key not usable for SCT checks");
+        }
+    }
     for rec in store.list_certs()? {
         if rec.status != CertStatus::Active {
             continue;
@@ -108,6 +115,13 @@ pub fn inventory_findings(
         for f in check_certificate(cert, rec.entry.trust, now, &cert_policy) {
             out.push((name.clone(), Some(fp.clone()), f));
         }
+        if rec.entry.trust == certresponder_inventory::Trust::Public && !log_keys.is_empty() {
+            match sct_finding(store, &name, &fp, &log_keys)? {
+                Ok(Some(f)) => out.push((name.clone(), Some(fp.clone()), f)),
+                Ok(None) => {}
+                Err(why) => tracing::warn!(cert = %name, problem = %why, "SCTs not checked"),
+            }
+        }
         if !distrusts.is_empty() {
             let chain = deployed_chain(store, &name, &fp)?;
             if let Some(f) = super::ca::distrust::check_all(&distrusts, cert, &chain) {
@@ -120,6 +134,42 @@ pub fn inventory_findings(
     }
     out.extend(super::shared::shared_prime_findings(store, &rsa)?);
     Ok((scanned, out))
+}
+
+/// `sct_insufficient` for the deployed certificate `fp` of `name`, when its embedded SCTs
+/// that verify against the configured logs are too few; the inner error says why the check
+/// could not be made (no issuer in the deployed chain, an unreadable SCT list).
+fn sct_finding(
+    store: &dyn Store,
+    name: &str,
+    fp: &str,
+    logs: &super::ct::LogKeys,
+) -> Result<Result<Option<Finding>, String>, StoreError> {
+    let bundles = store.bundles(name)?;
+    let Some(b) = bundles
+        .iter()
+        .rev()
+        .find(|b| b.fingerprints.cert_sha256 == fp)
+    else {
+        return Ok(Err("the certificate is not in the store".into()));
+    };
+    let Ok(leaf) = b.leaf_der() else {
+        return Ok(Err("the certificate cannot be read".into()));
+    };
+    let chain = certresponder_inventory::inspect::read_certificates(b.chain_pem.as_bytes())
+        .unwrap_or_default();
+    let Some(issuer) = chain
+        .iter()
+        .find(|c| certresponder_inventory::inspect::cert_signed_by(&leaf, c).unwrap_or(false))
+    else {
+        return Ok(Err(
+            "the deployed chain does not include the issuing CA, which SCT signatures cover".into(),
+        ));
+    };
+    Ok(match super::ct::check_scts(&leaf, issuer, logs) {
+        Ok(report) => Ok(report.finding()),
+        Err(e) => Err(e.to_string()),
+    })
 }
 
 /// The CA certificates deployed above the leaf whose SHA-256 is `fp` (from its stored

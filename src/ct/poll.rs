@@ -209,19 +209,71 @@ pub fn watch_list(store: &dyn Store, cfg: &Config) -> Result<Watch, StoreError> 
     })
 }
 
-/// Whether `issuer` (DN) or the issuing CA (`ca_der`) is allowed for `pattern`.
-fn allowed(cfg: &Config, pattern: &str, issuer: &str, ca_der: Option<&[u8]>) -> bool {
-    let Some(list) = cfg.ct.allowed_issuers.get(pattern) else {
-        return true;
-    };
-    let issuer_lc = issuer.to_lowercase();
-    let spki = ca_der
-        .and_then(|d| certresponder_inventory::inspect::inspect_certificate_der(d).ok())
-        .map(|c| c.fingerprints.spki_sha256);
-    list.iter().any(|a| match a.strip_prefix("spki:") {
-        Some(h) => spki.as_deref() == Some(&h.to_lowercase()[..]),
-        None => issuer_lc.contains(&a.to_lowercase()),
-    })
+/// `[ct.allowed_issuers]`, each domain as a pattern.
+struct AllowRules(Vec<(String, WatchList, Vec<String>)>);
+
+impl AllowRules {
+    fn new(cfg: &Config) -> Self {
+        Self(
+            cfg.ct
+                .allowed_issuers
+                .iter()
+                .filter_map(|(domain, list)| {
+                    let mut w = WatchList::new();
+                    match w.add(domain) {
+                        Ok(()) => Some((domain.clone(), w, list.clone())),
+                        Err(e) => {
+                            tracing::warn!(domain = %domain, problem = %e, "[ct.allowed_issuers] entry not usable");
+                            None
+                        }
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    /// Whether the issuer (DN) or the issuing CA (`ca_der`) may issue for `names`: the most
+    /// specific domain of the allow list that covers one of the names decides, as CAA's
+    /// closest record does; a name no domain covers is unrestricted.
+    fn allowed(&self, names: &[String], issuer: &str, ca_der: Option<&[u8]>) -> bool {
+        let Some((_, _, list)) = self
+            .0
+            .iter()
+            .filter(|(_, w, _)| w.matches_any(names).is_some())
+            .max_by_key(|(d, _, _)| d.trim_start_matches('.').split('.').count())
+        else {
+            return true;
+        };
+        let issuer_lc = issuer.to_lowercase();
+        let spki = ca_der
+            .and_then(|d| certresponder_inventory::inspect::inspect_certificate_der(d).ok())
+            .map(|c| c.fingerprints.spki_sha256);
+        list.iter().any(|a| match a.strip_prefix("spki:") {
+            Some(h) => spki.as_deref() == Some(&h.to_lowercase()[..]),
+            None => issuer_lc.contains(&a.to_lowercase()),
+        })
+    }
+}
+
+/// RFC 6962 §3.1: the extended key usage of a Precertificate Signing Certificate
+/// (1.3.6.1.4.1.11129.2.4.4), as DER (tag, length, value).
+const PRECERT_SIGNING_EKU: &[u8] = &[
+    0x06, 0x0a, 0x2b, 0x06, 0x01, 0x04, 0x01, 0xd6, 0x79, 0x02, 0x04, 0x04,
+];
+
+/// The CA that issues the final certificate of an entry: the first certificate of its
+/// chain, or the one after it when the first is a Precertificate Signing Certificate.
+fn issuing_ca(entry: &super::Entry) -> Option<&[u8]> {
+    let first = entry.chain.first()?;
+    let is_signer = matches!(entry.kind, EntryKind::Precert { .. })
+        && first
+            .windows(PRECERT_SIGNING_EKU.len())
+            .any(|w| w == PRECERT_SIGNING_EKU);
+    if is_signer {
+        entry.chain.get(1).map(Vec::as_slice)
+    } else {
+        Some(first.as_slice())
+    }
 }
 
 /// A candidate match before the ledger is consulted.
@@ -260,16 +312,27 @@ fn examine(entry: &super::Entry, watch: &WatchList) -> Option<Result<Seen, Strin
         EntryKind::X509 { .. } => info.as_ref().map(|i| i.fingerprints.tbs_sha256.clone()),
     };
     let tbs = tbs.unwrap_or_else(|| hex::encode(Sha256::digest(der_for_names)));
+    let ca = issuing_ca(entry);
+    // A precertificate may be signed by a Precertificate Signing Certificate; the final
+    // certificate's issuer is the CA above it (the log rewrote the TBS to say so).
+    let issuer = match (&entry.kind, ca) {
+        (EntryKind::Precert { .. }, Some(ca)) => {
+            certresponder_inventory::inspect::inspect_certificate_der(ca)
+                .map(|c| c.subject)
+                .unwrap_or_default()
+        }
+        _ => info.as_ref().map(|i| i.issuer.clone()).unwrap_or_default(),
+    };
     Some(Ok(Seen {
         index: entry.index,
         names,
         pattern,
         tbs,
-        issuer: info.as_ref().map(|i| i.issuer.clone()).unwrap_or_default(),
+        issuer,
         serial: info.as_ref().map(|i| i.serial.clone()).unwrap_or_default(),
         not_before: info.as_ref().map(|i| i.not_before),
         precert,
-        ca: entry.chain.first().cloned(),
+        ca: ca.map(<[u8]>::to_vec),
     }))
 }
 
@@ -277,9 +340,9 @@ fn examine(entry: &super::Entry, watch: &WatchList) -> Option<Result<Seen, Strin
 /// What recording matches needs.
 struct Ctx<'a> {
     store: &'a dyn Store,
-    cfg: &'a Config,
     log: &'a CtLog,
     owner_of: &'a HashMap<String, String>,
+    allow: &'a AllowRules,
     now: DateTime<Utc>,
 }
 
@@ -291,14 +354,14 @@ fn record(
 ) -> Result<(), StoreError> {
     let Ctx {
         store,
-        cfg,
         log,
         owner_of,
         now,
+        ..
     } = *ctx;
     for s in seen {
         let cert = s.names.iter().find_map(|n| owner_of.get(n).cloned());
-        let authorized_ca = allowed(cfg, &s.pattern, &s.issuer, s.ca.as_deref());
+        let authorized_ca = ctx.allow.allowed(&s.names, &s.issuer, s.ca.as_deref());
         let known = match store.get_ledger(&s.tbs)? {
             Some(mut l) => {
                 let at = format!("{}#{}", log.name, s.index);
@@ -405,6 +468,7 @@ pub async fn poll(
         rejected_watch: rejected,
         ..PollReport::default()
     };
+    let allow = AllowRules::new(cfg);
     let http = HttpClient::new();
     for log in &cfg.ct.logs {
         let started = Instant::now();
@@ -455,9 +519,9 @@ pub async fn poll(
                 pending.into_iter().partition(|s| s.index < pos.tree_size);
             let ctx = Ctx {
                 store,
-                cfg,
                 log,
                 owner_of: &owner_of,
+                allow: &allow,
                 now,
             };
             record(&ctx, ok, &mut report, &mut lr)?;

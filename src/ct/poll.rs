@@ -232,10 +232,10 @@ impl AllowRules {
         )
     }
 
-    /// Whether the issuer (DN) or the issuing CA (`ca_der`) may issue for `names`: the most
+    /// Whether the issuer (DN) or the issuing CA (its SPKI SHA-256) may issue for `names`: the most
     /// specific domain of the allow list that covers one of the names decides, as CAA's
     /// closest record does; a name no domain covers is unrestricted.
-    fn allowed(&self, names: &[String], issuer: &str, ca_der: Option<&[u8]>) -> bool {
+    fn allowed(&self, names: &[String], issuer: &str, ca_spki: Option<&str>) -> bool {
         let Some((_, _, list)) = self
             .0
             .iter()
@@ -245,11 +245,8 @@ impl AllowRules {
             return true;
         };
         let issuer_lc = issuer.to_lowercase();
-        let spki = ca_der
-            .and_then(|d| certresponder_inventory::inspect::inspect_certificate_der(d).ok())
-            .map(|c| c.fingerprints.spki_sha256);
         list.iter().any(|a| match a.strip_prefix("spki:") {
-            Some(h) => spki.as_deref() == Some(&h.to_lowercase()[..]),
+            Some(h) => ca_spki == Some(&h.to_lowercase()[..]),
             None => issuer_lc.contains(&a.to_lowercase()),
         })
     }
@@ -286,7 +283,8 @@ struct Seen {
     serial: String,
     not_before: Option<DateTime<Utc>>,
     precert: bool,
-    ca: Option<Vec<u8>>,
+    /// The issuing CA's SPKI SHA-256 (hex), kept instead of its certificate.
+    ca_spki: Option<String>,
 }
 
 fn examine(entry: &super::Entry, watch: &WatchList) -> Option<Result<Seen, String>> {
@@ -312,15 +310,12 @@ fn examine(entry: &super::Entry, watch: &WatchList) -> Option<Result<Seen, Strin
         EntryKind::X509 { .. } => info.as_ref().map(|i| i.fingerprints.tbs_sha256.clone()),
     };
     let tbs = tbs.unwrap_or_else(|| hex::encode(Sha256::digest(der_for_names)));
-    let ca = issuing_ca(entry);
+    let ca = issuing_ca(entry)
+        .and_then(|d| certresponder_inventory::inspect::inspect_certificate_der(d).ok());
     // A precertificate may be signed by a Precertificate Signing Certificate; the final
     // certificate's issuer is the CA above it (the log rewrote the TBS to say so).
-    let issuer = match (&entry.kind, ca) {
-        (EntryKind::Precert { .. }, Some(ca)) => {
-            certresponder_inventory::inspect::inspect_certificate_der(ca)
-                .map(|c| c.subject)
-                .unwrap_or_default()
-        }
+    let issuer = match (&entry.kind, &ca) {
+        (EntryKind::Precert { .. }, Some(ca)) => ca.subject.clone(),
         _ => info.as_ref().map(|i| i.issuer.clone()).unwrap_or_default(),
     };
     Some(Ok(Seen {
@@ -332,7 +327,7 @@ fn examine(entry: &super::Entry, watch: &WatchList) -> Option<Result<Seen, Strin
         serial: info.as_ref().map(|i| i.serial.clone()).unwrap_or_default(),
         not_before: info.as_ref().map(|i| i.not_before),
         precert,
-        ca: ca.map(<[u8]>::to_vec),
+        ca_spki: ca.map(|c| c.fingerprints.spki_sha256),
     }))
 }
 
@@ -361,7 +356,7 @@ fn record(
     } = *ctx;
     for s in seen {
         let cert = s.names.iter().find_map(|n| owner_of.get(n).cloned());
-        let authorized_ca = ctx.allow.allowed(&s.names, &s.issuer, s.ca.as_deref());
+        let authorized_ca = ctx.allow.allowed(&s.names, &s.issuer, s.ca_spki.as_deref());
         let known = match store.get_ledger(&s.tbs)? {
             Some(mut l) => {
                 let at = format!("{}#{}", log.name, s.index);

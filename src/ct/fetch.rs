@@ -112,8 +112,8 @@ impl Fetcher {
                 header::USER_AGENT,
                 concat!("certresponder/", env!("CARGO_PKG_VERSION")),
             )
-            // Compressed answers cannot be decoded here, so ask for none.
-            .header(header::ACCEPT_ENCODING, "identity")
+            // static-ct-api tiles are often stored gzip-compressed and served as they are.
+            .header(header::ACCEPT_ENCODING, "gzip, identity")
             .body(Full::new(Bytes::new()))
             .map_err(|e| fetch_err(format!("cannot build the request: {e}")))?;
         let work = async {
@@ -131,31 +131,46 @@ impl Fetcher {
                     .and_then(parse_retry_after);
                 return Ok(Err((status, retry_after)));
             }
-            if let Some(enc) = rsp
+            let encoding = rsp
                 .headers()
                 .get(header::CONTENT_ENCODING)
                 .and_then(|v| v.to_str().ok())
-                .filter(|e| !e.eq_ignore_ascii_case("identity"))
-            {
-                return Err(fetch_err(format!(
-                    "the answer is `{enc}`-encoded, which is not supported"
-                )));
-            }
+                .map(|e| e.trim().to_ascii_lowercase())
+                .filter(|e| e != "identity");
+            let gzip = match encoding.as_deref() {
+                None => false,
+                Some("gzip" | "x-gzip") => true,
+                Some(enc) => {
+                    return Err(fetch_err(format!(
+                        "the answer is `{enc}`-encoded, which is not supported (gzip is)"
+                    )));
+                }
+            };
             let too_large = || CtError::TooLarge {
                 url: url.to_owned(),
                 limit: self.limit,
             };
-            Limited::new(rsp.into_body(), self.limit)
+            let body = Limited::new(rsp.into_body(), self.limit)
                 .collect()
                 .await
-                .map(|c| Ok(c.to_bytes()))
+                .map(|c| c.to_bytes())
                 .map_err(|e| {
                     if e.downcast_ref::<LengthLimitError>().is_some() {
                         too_large()
                     } else {
                         fetch_err(format!("reading the answer: {}", error_chain(&*e)))
                     }
-                })
+                })?;
+            if !gzip {
+                return Ok(Ok(body));
+            }
+            match gunzip(&body, self.limit) {
+                Ok(Some(b)) => Ok(Ok(b)),
+                Ok(None) => Err(too_large()),
+                Err(e) => Err(fetch_err(format!(
+                    "the gzip-encoded answer cannot be decoded: {e}"
+                ))),
+            }
         };
         tokio::time::timeout(self.timeout, work)
             .await
@@ -164,6 +179,17 @@ impl Fetcher {
                 timeout: self.timeout,
             })?
     }
+}
+
+/// Decompresses a gzip body; `None` when it inflates beyond `limit` bytes.
+fn gunzip(bytes: &[u8], limit: usize) -> std::io::Result<Option<Bytes>> {
+    use std::io::Read as _;
+    let mut out = Vec::new();
+    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    flate2::read::GzDecoder::new(bytes)
+        .take(cap)
+        .read_to_end(&mut out)?;
+    Ok((out.len() <= limit).then(|| Bytes::from(out)))
 }
 
 /// A `Retry-After` value: delay-seconds or an HTTP date (RFC 9110 §10.2.3).
@@ -180,6 +206,19 @@ fn parse_retry_after(v: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gzip_answers_are_inflated_within_the_limit() {
+        use std::io::Write as _;
+        let data = vec![7u8; 10_000];
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(&data).unwrap();
+        let gz = enc.finish().unwrap();
+        assert_eq!(gunzip(&gz, 10_000).unwrap().unwrap().as_ref(), &data[..]);
+        // A bomb: a small body that inflates past the limit is refused, not inflated.
+        assert!(gunzip(&gz, 9_999).unwrap().is_none());
+        assert!(gunzip(b"not gzip", 100).is_err());
+    }
 
     #[test]
     fn retry_after_takes_seconds_and_dates() {

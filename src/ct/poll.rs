@@ -36,6 +36,8 @@ pub const CHECK: &str = "ct_unauthorized_issuance";
 pub const SOURCE: &str = "ct";
 /// Blob holding the patterns `ct watch add` recorded.
 const WATCH_BLOB: &str = "ct/watch";
+/// The most matches a report lists; the rest are counted (signals are raised for all).
+const MATCHES_LISTED: usize = 10_000;
 /// How often, in entries, a long read proves and saves its progress.
 const PROGRESS_EVERY: u64 = 100_000;
 
@@ -156,8 +158,10 @@ pub struct LogReport {
 pub struct PollReport {
     /// Per log.
     pub logs: Vec<LogReport>,
-    /// Every match (verified entries only).
+    /// The matches (verified entries only), the first [`MATCHES_LISTED`].
     pub matches: Vec<Match>,
+    /// Matches not listed, beyond the first [`MATCHES_LISTED`].
+    pub matches_not_listed: u64,
     /// Signals raised for the first time.
     pub new_signals: Vec<Signal>,
     /// Watch-list entries that could not be used.
@@ -429,6 +433,10 @@ fn record(
                     report.new_signals.push(signal);
                 }
             }
+        }
+        if report.matches.len() >= MATCHES_LISTED {
+            report.matches_not_listed += 1;
+            continue;
         }
         report.matches.push(Match {
             log: log.name.clone(),

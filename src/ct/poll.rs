@@ -15,6 +15,7 @@
 //! - A log that misbehaves (bad signature, inconsistent tree, wrong root) raises an alert:
 //!   logged, audited and sent to the default receivers. The other logs go on.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
@@ -489,10 +490,34 @@ pub async fn poll(
             ..LogReport::default()
         };
         let monitor = Monitor::new(log.spec.clone(), http.clone());
-        let mut pending: Vec<Seen> = Vec::new();
+        let ctx = Ctx {
+            store,
+            log,
+            owner_of: &owner_of,
+            allow: &allow,
+            now,
+        };
+        // Matches wait here until their entries are verified: at a proven checkpoint (every
+        // PROGRESS_EVERY entries) or at the end. Recording them at each checkpoint keeps the
+        // memory a pass holds bounded by one checkpoint's matches, whatever the log's size.
+        let pending: RefCell<Vec<Seen>> = RefCell::new(Vec::new());
+        let reports = RefCell::new((std::mem::take(&mut report), std::mem::take(&mut lr)));
+        let failed: RefCell<Option<StoreError>> = RefCell::new(None);
+        let flush = |upto: &Position| {
+            let ready: Vec<Seen> = pending
+                .borrow_mut()
+                .extract_if(.., |s| s.index < upto.tree_size)
+                .collect();
+            let mut r = reports.borrow_mut();
+            let (rep, l) = &mut *r;
+            if let Err(e) = record(&ctx, ready, rep, l) {
+                failed.borrow_mut().get_or_insert(e);
+                return;
+            }
+            l.to = upto.tree_size;
+        };
         let mut malformed: Vec<String> = Vec::new();
         let mut entries = 0u64;
-        let mut checkpoints: Vec<Position> = Vec::new();
         let result = monitor
             .update_with_progress(
                 &state.position,
@@ -501,36 +526,40 @@ pub async fn poll(
                     match e {
                         Ok(entry) => match examine(&entry, &watch) {
                             None => {}
-                            Some(Ok(seen)) => pending.push(seen),
+                            Some(Ok(seen)) => pending.borrow_mut().push(seen),
                             Some(Err(why)) => malformed.push(why),
                         },
                         Err(m) => malformed.push(format!("entry {}: {}", m.index, m.reason)),
                     }
                 },
-                |p| checkpoints.push(p.clone()),
+                |p| {
+                    flush(p);
+                    let mut at = state.clone();
+                    at.position = p.clone();
+                    if let Err(e) = save_state(store, &log.name, &at) {
+                        failed.borrow_mut().get_or_insert(e);
+                    }
+                },
                 PROGRESS_EVERY,
             )
             .await;
-        // Matches up to the last verified point are recorded; later ones wait for the next
-        // pass, which reads them again.
-        let verified_to = match &result {
-            Ok(u) => Some(u.position.clone()),
-            Err(_) => checkpoints.last().cloned(),
-        };
-        if let Some(pos) = &verified_to {
-            let (ok, _rest): (Vec<Seen>, Vec<Seen>) =
-                pending.into_iter().partition(|s| s.index < pos.tree_size);
-            let ctx = Ctx {
-                store,
-                log,
-                owner_of: &owner_of,
-                allow: &allow,
-                now,
-            };
-            record(&ctx, ok, &mut report, &mut lr)?;
-            state.position = pos.clone();
-            lr.to = pos.tree_size;
+        // The matches of the last, unproven stretch wait for the next pass, which reads
+        // them again.
+        if let Ok(u) = &result {
+            flush(&u.position);
         }
+        if let Some(e) = failed.into_inner() {
+            return Err(e);
+        }
+        (report, lr) = reports.into_inner();
+        state.position = match &result {
+            Ok(u) => u.position.clone(),
+            // The last checkpoint saved, if any.
+            Err(_) => load_state(store, &log.name)?
+                .filter(|s| s.url == state.url)
+                .map_or_else(|| state.position.clone(), |s| s.position),
+        };
+        lr.to = state.position.tree_size;
         lr.entries = entries;
         lr.malformed = malformed.len() as u64;
         for m in &malformed {

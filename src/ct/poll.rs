@@ -38,7 +38,7 @@ pub const SOURCE: &str = "ct";
 /// Blob holding the patterns `ct watch add` recorded.
 const WATCH_BLOB: &str = "ct/watch";
 /// The most matches a report lists; the rest are counted (signals are raised for all).
-const MATCHES_LISTED: usize = 10_000;
+const MATCHES_LISTED: usize = 1_000;
 /// How often, in entries, a long read proves and saves its progress.
 const PROGRESS_EVERY: u64 = 100_000;
 

@@ -140,6 +140,11 @@ pub struct LogReport {
     pub entries: u64,
     /// Entries matching the watch list.
     pub matched: u64,
+    /// Distinct certificates among them (by TBS hash: a precertificate and its certificate
+    /// are one).
+    pub certificates: u64,
+    #[serde(skip)]
+    tbs_seen: std::collections::HashSet<String>,
     /// Of which in the ledger.
     pub known: u64,
     /// Of which not.
@@ -374,6 +379,9 @@ fn record(
             None => false,
         };
         lr.matched += 1;
+        if lr.tbs_seen.insert(s.tbs.clone()) {
+            lr.certificates += 1;
+        }
         if known {
             lr.known += 1;
         } else {

@@ -187,13 +187,18 @@ pub(crate) fn deployed_chain(
     else {
         return Ok(Vec::new());
     };
-    Ok(
-        certresponder_inventory::inspect::inspect_certificates(b.chain_pem.as_bytes())
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|c| c.is_ca)
-            .collect(),
-    )
+    Ok(ca_chain(b))
+}
+
+/// The CA certificates in a bundle's chain (an unreadable chain gives none).
+pub(crate) fn ca_chain(
+    b: &certresponder_inventory::Bundle,
+) -> Vec<certresponder_inventory::inspect::CertInfo> {
+    certresponder_inventory::inspect::inspect_certificates(b.chain_pem.as_bytes())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| c.is_ca)
+        .collect()
 }
 
 /// Runs the scan and stores its signals.

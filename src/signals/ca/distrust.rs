@@ -375,12 +375,7 @@ pub fn affected(
         else {
             continue;
         };
-        let chain: Vec<CertInfo> =
-            certresponder_inventory::inspect::inspect_certificates(b.chain_pem.as_bytes())
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|c| c.is_ca)
-                .collect();
+        let chain = crate::signals::scan::ca_chain(b);
         if let Some(f) = check_all(list, &leaf, &chain) {
             out.push((name, Some(b.fingerprints.cert_sha256.clone()), f));
         }

@@ -70,7 +70,7 @@ struct Window {
 struct Seen {
     /// The certificate ids of every `GET /ari/<id>`, in order.
     ari: Mutex<Vec<String>>,
-    /// The decoded JWS payload of every newOrder POST, in order.
+    /// The decoded JWS payload of every newOrder POST the CA accepted (201), in order.
     orders: Mutex<Vec<Value>>,
     /// The `replaces` of each order the front reflects, by the order's finalize URL.
     replaced: Mutex<HashMap<String, Value>>,
@@ -286,6 +286,7 @@ async fn handle(
 
     let (parts, body) = req.into_parts();
     let mut replaces = None;
+    let mut new_order = None;
     let body = match body.collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => return Ok(respond_with(StatusCode::BAD_REQUEST, e.to_string())),
@@ -297,8 +298,8 @@ async fn handle(
             .and_then(|p| B64.decode(p).ok())
             .and_then(|p| serde_json::from_slice(&p).ok())
             .unwrap_or(Value::Null);
-        ctx.seen.orders.lock().unwrap().push(payload.clone());
         replaces = payload.get("replaces").cloned();
+        new_order = Some(payload);
     }
     let uri = format!(
         "{}{}",
@@ -320,6 +321,13 @@ async fn handle(
         Err(e) => return Ok(respond_with(StatusCode::BAD_GATEWAY, format!("{e:?}"))),
     };
     let (rparts, rbody) = rsp.into_parts();
+    // Only orders the CA took count: Pebble refuses a share of nonces at random
+    // (`badNonce`), and the client sends such a request again with a fresh nonce.
+    if let Some(payload) = new_order
+        && rparts.status == StatusCode::CREATED
+    {
+        ctx.seen.orders.lock().unwrap().push(payload);
+    }
     let mut rbody = match rbody.collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => return Ok(respond_with(StatusCode::BAD_GATEWAY, e.to_string())),

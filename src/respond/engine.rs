@@ -126,6 +126,19 @@ pub fn stop_requested() -> bool {
     STOP.load(std::sync::atomic::Ordering::SeqCst)
 }
 
+/// One lock per (store, certificate): a case runs its steps, and a rollback by hand
+/// restores a bundle, only while holding its certificate's lock, so the two never write the
+/// same locations at once. Process-wide, keyed by the store, because the daemon builds a new
+/// engine on every reload while cases of the old one still run on the same store.
+static CERT_LOCKS: std::sync::LazyLock<std::sync::Mutex<HashMap<CertKey, CertLock>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// A certificate in a store: the store's address and the certificate's name.
+type CertKey = (usize, String);
+
+/// The lock of one certificate.
+type CertLock = Arc<tokio::sync::Mutex<()>>;
+
 /// Runs sequences against a store, with the configured issuers.
 pub struct Engine {
     pub(crate) store: Arc<dyn Store + Send + Sync>,
@@ -172,6 +185,19 @@ impl Engine {
             issuer_slots,
             replacement_gate,
         }
+    }
+
+    /// Waits for, and holds, `cert`'s lock (see [`CERT_LOCKS`]).
+    pub(crate) async fn hold_cert(&self, cert: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let key = (
+            Arc::as_ptr(&self.store).cast::<()>() as usize,
+            cert.to_string(),
+        );
+        let lock = {
+            let mut locks = CERT_LOCKS.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(locks.entry(key).or_default())
+        };
+        lock.lock_owned().await
     }
 
     /// The store.
@@ -471,6 +497,14 @@ impl Engine {
 
     /// Runs a case from where its journal stands until it is done or failed.
     pub async fn run_case(&self, id: u64) -> Result<Case, RespondError> {
+        let cert = self
+            .store
+            .get_case(id)?
+            .ok_or(RespondError::UnknownCase(id))?
+            .cert;
+        let _held = self.hold_cert(&cert).await;
+        // Read again under the lock: what held it (a rollback, another run of this case)
+        // may have changed the case.
         let mut case = self
             .store
             .get_case(id)?

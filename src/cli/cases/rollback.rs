@@ -113,6 +113,13 @@ fn refused(msg: String) -> CliError {
     CliError::Input(GovernError::Refused(msg).into())
 }
 
+/// The refusal while `name` has case `id` running.
+fn busy(name: &str, id: u64) -> CliError {
+    refused(format!(
+        "`{name}` has case {id} running; let it finish (`certresponder respond`) before rolling back by hand"
+    ))
+}
+
 /// What `rollback` would restore to `name` (the entry and the bundle), after every check:
 /// no case running, the bundle not current, not revoked unless `force`, its key stored
 /// when the entry has a key file.
@@ -124,10 +131,7 @@ pub(crate) fn rollback_checked(
 ) -> Result<(ManagedCert, Bundle), CliError> {
     let entry = engine.entry(name).map_err(respond_error)?;
     if let Some(running) = engine.running_case(name).map_err(respond_error)? {
-        return Err(refused(format!(
-            "`{name}` has case {} running; let it finish (`certresponder respond`) before rolling back by hand",
-            running.id
-        )));
+        return Err(busy(name, running.id));
     }
     let bundles = engine.store().bundles(name)?;
     let target = rollback_target(&bundles, to, force, name)?.clone();
@@ -192,6 +196,12 @@ pub(crate) async fn rollback(
     who: &str,
 ) -> Result<RolledBack, CliError> {
     let name = entry.name.to_string();
+    // Cases run their steps under the certificate's lock; a case opened since the checks
+    // either waits here for the restore to finish or is found and refused.
+    let _held = engine.hold_cert(&name).await;
+    if let Some(running) = engine.running_case(&name).map_err(respond_error)? {
+        return Err(busy(&name, running.id));
+    }
     let result = engine.restore(entry, target).await;
     let ok = result.is_ok();
     let detail = match &result {

@@ -425,3 +425,90 @@ async fn entries_that_cannot_act_are_refused_up_front() {
         .unwrap_err();
     assert!(matches!(e, RespondError::UnknownCert(_)));
 }
+
+#[tokio::test]
+async fn a_case_waits_for_its_certificate_lock_and_others_do_not() {
+    let f = fixture("");
+    let engine = f.engine();
+    let entry = f.register(&engine, "web", Some("true")).await;
+    f.register(&engine, "api", Some("true")).await;
+    let before = files(&entry);
+    let web = engine
+        .open_case("web", SequenceKind::Reissue, false, None, trigger())
+        .unwrap()
+        .id;
+    let api = engine
+        .open_case("api", SequenceKind::Reissue, false, None, trigger())
+        .unwrap()
+        .id;
+
+    // What a rollback by hand holds while it restores.
+    let held = engine.hold_cert("web").await;
+    let waiting = {
+        let engine = Arc::clone(&engine);
+        tokio::spawn(async move { engine.run_case(web).await })
+    };
+    // Another certificate's case is not held up.
+    let other = engine.run_case(api).await.unwrap();
+    assert_eq!(other.state, CaseState::Done, "{:?}", other.error);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stored = f.store.get_case(web).unwrap().unwrap();
+    assert!(
+        stored.journal.is_empty(),
+        "the case began while its certificate was held: {:?}",
+        stored.journal
+    );
+    assert_eq!(files(&entry), before);
+    assert!(!waiting.is_finished());
+
+    drop(held);
+    let case = waiting.await.unwrap().unwrap();
+    assert_eq!(case.state, CaseState::Done, "{:?}", case.error);
+    assert_ne!(files(&entry), before);
+}
+
+#[tokio::test]
+async fn a_rollback_checked_before_a_case_opened_is_refused_and_restores_nothing() {
+    let f = fixture("");
+    let engine = f.engine();
+    let entry = f.register(&engine, "web", Some("true")).await;
+    let first = engine
+        .open_case("web", SequenceKind::Reissue, false, None, trigger())
+        .unwrap();
+    let first = engine.run_case(first.id).await.unwrap();
+    assert_eq!(first.state, CaseState::Done, "{:?}", first.error);
+    let (checked, target) =
+        crate::cli::remote::rollback_checked(&engine, "web", None, false).unwrap();
+    assert_eq!(Some(&target.id), first.old_bundle.as_ref());
+
+    // Between the checks and the restore, a job opens a case on the certificate.
+    let opened = engine
+        .open_case("web", SequenceKind::Reissue, false, None, trigger())
+        .unwrap();
+    let before = files(&entry);
+    let err = crate::cli::remote::rollback(&engine, &checked, &target, "admin")
+        .await
+        .unwrap_err();
+    let err = format!("{err:?}");
+    assert!(
+        err.contains(&format!("has case {} running", opened.id)),
+        "{err}"
+    );
+    assert_eq!(files(&entry), before, "the rollback wrote the files");
+
+    // Once that case is done, the same rollback goes ahead.
+    let done = engine.run_case(opened.id).await.unwrap();
+    assert_eq!(done.state, CaseState::Done, "{:?}", done.error);
+    let rolled = crate::cli::remote::rollback(&engine, &checked, &target, "admin")
+        .await
+        .unwrap();
+    assert!(rolled.ok, "{}", rolled.detail);
+    let current = f
+        .store
+        .bundles("web")
+        .unwrap()
+        .into_iter()
+        .find(|b| b.state == certresponder_inventory::BundleState::Current)
+        .unwrap();
+    assert_eq!(current.id, target.id);
+}

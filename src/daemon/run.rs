@@ -16,7 +16,7 @@
 //! - **Watchdog.** With `WatchdogSec=`, a task on the runtime sends `WATCHDOG=1` at half the
 //!   interval; a stalled runtime stops the pings and systemd restarts the service.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -225,44 +225,55 @@ async fn main_loop(config: Option<PathBuf>) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs the cases handed to it, at most `[respond] concurrency` at once, each once at a
-/// time. Ends when stopping and every case has returned.
+/// Runs the cases handed to it, at most `[respond] concurrency` at once (as the loaded
+/// configuration says at each start, so a reload resizes it), each once at a time, in the
+/// order handed. Ends when stopping and every case has returned; cases still queued then
+/// stay unfinished in the store and run on the next start.
 async fn runner(
     shared: Arc<Shared>,
     mut rx: mpsc::UnboundedReceiver<Vec<u64>>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let concurrency = shared.loaded().cfg.respond.concurrency;
-    let slots = Arc::new(tokio::sync::Semaphore::new(concurrency));
-    let mut running: HashSet<u64> = HashSet::new();
+    // Every case queued or running.
+    let mut known: HashSet<u64> = HashSet::new();
+    let mut queue: VecDeque<u64> = VecDeque::new();
+    // The case each running task runs.
+    let mut tasks: HashMap<tokio::task::Id, u64> = HashMap::new();
     let mut set = tokio::task::JoinSet::new();
     loop {
+        if !*stop.borrow() {
+            let loaded = shared.loaded();
+            while set.len() < loaded.cfg.respond.concurrency.max(1)
+                && let Some(id) = queue.pop_front()
+            {
+                let engine = Arc::clone(loaded.gov.engine());
+                let task = set.spawn(async move { (id, engine.run_case(id).await) });
+                tasks.insert(task.id(), id);
+            }
+        }
         tokio::select! {
             ids = rx.recv(), if !*stop.borrow() => {
                 let Some(ids) = ids else { break };
-                let engine = Arc::clone(shared.loaded().gov.engine());
                 for id in ids {
-                    if !running.insert(id) {
-                        continue;
+                    if known.insert(id) {
+                        queue.push_back(id);
                     }
-                    let engine = Arc::clone(&engine);
-                    let slots = Arc::clone(&slots);
-                    set.spawn(async move {
-                        let _slot = slots.acquire_owned().await;
-                        (id, engine.run_case(id).await)
-                    });
                 }
             }
-            Some(done) = set.join_next() => {
+            Some(done) = set.join_next_with_id() => {
+                let task = match &done {
+                    Ok((task, _)) => *task,
+                    Err(e) => e.id(),
+                };
+                // A case whose task ended, however, can be handed in again.
+                let id = tasks.remove(&task);
+                if let Some(id) = id {
+                    known.remove(&id);
+                }
                 match done {
-                    Ok((id, result)) => {
-                        running.remove(&id);
-                        match result {
-                            Ok(case) => tracing::info!(case = id, cert = %case.cert, state = %case.state, "case returned"),
-                            Err(e) => tracing::error!(case = id, error = %e, "case could not run"),
-                        }
-                    }
-                    Err(e) => tracing::error!(error = %e, "a case task panicked"),
+                    Ok((_, (id, Ok(case)))) => tracing::info!(case = id, cert = %case.cert, state = %case.state, "case returned"),
+                    Ok((_, (id, Err(e)))) => tracing::error!(case = id, error = %e, "case could not run"),
+                    Err(e) => tracing::error!(case = ?id, error = %e, "a case task panicked"),
                 }
             }
             _ = stop.changed() => {}
@@ -470,4 +481,149 @@ fn publish_crls(cfg: &Config, store: &dyn Store) -> Result<String, String> {
     } else {
         format!("published: {}", published.join(", "))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+    use certresponder_issuers::{
+        CertStatus as IssuerStatus, IssueRequest, IssuedChain, Issuer, IssuerError, RenewalWindow,
+        RevokeRequest,
+    };
+
+    use super::*;
+    use crate::respond::SequenceKind;
+    use crate::respond::case::{CaseState, Trigger};
+    use crate::respond::engine::tests::fixture;
+
+    /// An issuer that counts the issuances in flight at once, each taking a while.
+    struct Counting {
+        inner: Arc<dyn Issuer>,
+        now: AtomicUsize,
+        most: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Issuer for Counting {
+        fn id(&self) -> &str {
+            self.inner.id()
+        }
+        async fn issue(&self, req: &IssueRequest) -> Result<IssuedChain, IssuerError> {
+            let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(n, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            let out = self.inner.issue(req).await;
+            self.now.fetch_sub(1, Ordering::SeqCst);
+            out
+        }
+        async fn revoke(&self, req: &RevokeRequest) -> Result<(), IssuerError> {
+            self.inner.revoke(req).await
+        }
+        async fn status(&self, der: &[u8]) -> Result<IssuerStatus, IssuerError> {
+            self.inner.status(der).await
+        }
+        async fn renewal_info(&self, der: &[u8]) -> Result<Option<RenewalWindow>, IssuerError> {
+            self.inner.renewal_info(der).await
+        }
+    }
+
+    fn loaded(
+        cfg: &Config,
+        store: &Arc<dyn Store + Send + Sync>,
+        issuer: &Arc<Counting>,
+    ) -> Loaded {
+        let mut issuers: BTreeMap<String, Arc<dyn Issuer>> = BTreeMap::new();
+        issuers.insert("internal".into(), Arc::clone(issuer) as Arc<dyn Issuer>);
+        let engine = Engine::with_issuers(Arc::clone(store), cfg.clone(), issuers);
+        Loaded {
+            cfg: cfg.clone(),
+            gov: Governor::new(Arc::new(engine), Policy::builtin()),
+            loaded_at: Utc::now(),
+        }
+    }
+
+    /// Opens a reissue for each of `names`, hands them to the runner and waits for them.
+    async fn run_all(shared: &Shared, names: &[&str]) {
+        let engine = Arc::clone(shared.loaded().gov.engine());
+        let trigger = Trigger {
+            source: "manual".into(),
+            by: "test".into(),
+            why: "runner test".into(),
+            signals: Vec::new(),
+        };
+        let ids: Vec<u64> = names
+            .iter()
+            .map(|n| {
+                engine
+                    .open_case(n, SequenceKind::Reissue, false, None, trigger.clone())
+                    .unwrap()
+                    .id
+            })
+            .collect();
+        shared.run_cases(ids.clone()).unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let states: Vec<CaseState> = ids
+                .iter()
+                .map(|id| shared.store.get_case(*id).unwrap().unwrap().state)
+                .collect();
+            if states.iter().all(|s| *s == CaseState::Done) {
+                return;
+            }
+            assert!(
+                states
+                    .iter()
+                    .all(|s| *s == CaseState::Running || *s == CaseState::Done),
+                "{states:?}"
+            );
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "cases did not finish: {states:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_runner_keeps_to_the_concurrency_in_force_and_a_reload_resizes_it() {
+        let f = fixture("concurrency = 1\n");
+        let store: Arc<dyn Store + Send + Sync> = f.store.clone();
+        let real = f.engine();
+        let issuer = Arc::new(Counting {
+            inner: Arc::clone(&real.issuers["internal"]),
+            now: AtomicUsize::new(0),
+            most: AtomicUsize::new(0),
+        });
+        let first = loaded(&f.cfg, &store, &issuer);
+        let names = ["a", "b", "c", "d", "e", "f", "g", "h"];
+        for n in names {
+            f.register(&real, n, Some("true")).await;
+        }
+        let (shared, rx) = Shared::new(Arc::clone(&store), first);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let runner = tokio::spawn(runner(Arc::clone(&shared), rx, stop_rx));
+
+        run_all(&shared, &names[..4]).await;
+        assert_eq!(issuer.most.load(Ordering::SeqCst), 1, "concurrency = 1");
+
+        let mut cfg = f.cfg.clone();
+        cfg.respond.concurrency = 4;
+        shared.replace(loaded(&cfg, &store, &issuer));
+        issuer.most.store(0, Ordering::SeqCst);
+        run_all(&shared, &names[4..]).await;
+        assert_eq!(
+            issuer.most.load(Ordering::SeqCst),
+            4,
+            "after the reload to concurrency = 4"
+        );
+
+        stop_tx.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), runner)
+            .await
+            .expect("the runner ends when stopping")
+            .unwrap();
+    }
 }

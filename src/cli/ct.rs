@@ -169,7 +169,10 @@ fn run_poll(cfg: &crate::config::Config, json: bool) -> Result<ExitCode, CliErro
             .map(|l| {
                 vec![
                     Cell::plain(l.name.clone()),
-                    Cell::plain(format!("{} → {}", l.from, l.to)),
+                    Cell::plain(match l.started_at_end {
+                        Some(at) => format!("started at end {at} → {}", l.to),
+                        None => format!("{} → {}", l.from, l.to),
+                    }),
                     Cell::plain(l.entries.to_string()),
                     Cell::plain(l.matched.to_string()),
                     Cell::plain(l.known.to_string()),

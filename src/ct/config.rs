@@ -5,6 +5,7 @@
 //! [ct]
 //! domains = [".example.com", "shop.example.org"]   # `.x` is x and everything below it
 //! batch = 256                                      # default entries per get-entries request
+//! start = "end"                                    # where new logs are first read from
 //! [ct.allowed_issuers]                             # like CAA: who may issue for a name
 //! ".example.com" = ["Let's Encrypt", "spki:3b1e...e7"]
 //!
@@ -17,7 +18,13 @@
 //! rate_limit = "10/s"
 //! max_batch = 256
 //! parallel = 2
+//! # start = "beginning"                            # this log: read its history too
 //! ```
+//!
+//! `start` says where a log is read from the first time (with no saved position): at its
+//! `"beginning"` (every entry it ever logged; the default) or at its `"end"` (from its
+//! current tree head on, which is how to add a public log of hundreds of millions of
+//! entries). A log's own `start` overrides `[ct] start`.
 
 use std::collections::BTreeMap;
 
@@ -28,7 +35,7 @@ use toml::Value;
 use super::{LogKind, LogSpec};
 
 /// Fields of `[ct]`.
-const CT_FIELDS: &[&str] = &["domains", "batch", "allowed_issuers"];
+const CT_FIELDS: &[&str] = &["domains", "batch", "allowed_issuers", "start"];
 /// Fields of `[[ct_log]]`.
 const LOG_FIELDS: &[&str] = &[
     "name",
@@ -39,7 +46,32 @@ const LOG_FIELDS: &[&str] = &[
     "rate_limit",
     "max_batch",
     "parallel",
+    "start",
 ];
+
+/// Where a log is first read from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Start {
+    /// Its first entry: everything it ever logged.
+    #[default]
+    Beginning,
+    /// Its latest tree head: only what it logs from now on.
+    End,
+}
+
+impl Start {
+    fn parse(v: &Value, field: &str) -> Result<Self, (String, String)> {
+        match v.as_str() {
+            Some("beginning") => Ok(Self::Beginning),
+            Some("end") => Ok(Self::End),
+            _ => Err((
+                field.to_string(),
+                format!("must be \"beginning\" or \"end\", found {v}"),
+            )),
+        }
+    }
+}
 
 /// One configured log.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -48,6 +80,8 @@ pub struct CtLog {
     pub name: String,
     /// How to read it.
     pub spec: LogSpec,
+    /// Where it is first read from, when it says so itself (else `[ct] start`).
+    pub start: Option<Start>,
 }
 
 /// The CT settings.
@@ -60,6 +94,15 @@ pub struct CtConfig {
     pub allowed_issuers: BTreeMap<String, Vec<String>>,
     /// The logs.
     pub logs: Vec<CtLog>,
+    /// Where logs that do not say are first read from.
+    pub start: Start,
+}
+
+impl CtConfig {
+    /// Where `log` is first read from.
+    pub fn start_of(&self, log: &CtLog) -> Start {
+        log.start.unwrap_or(self.start)
+    }
 }
 
 impl Eq for CtConfig {}
@@ -107,6 +150,9 @@ pub fn parse_ct(t: &toml::Table, into: &mut CtConfig) -> Result<(), (String, Str
                 strings(list, &format!("allowed_issuers.\"{pattern}\""))?,
             );
         }
+    }
+    if let Some(v) = t.get("start") {
+        into.start = Start::parse(v, "start")?;
     }
     if let Some(v) = t.get("batch") {
         match v.as_integer() {
@@ -206,5 +252,9 @@ pub fn parse_log(t: &toml::Table) -> Result<CtLog, (String, String)> {
     if let Some(n) = int("parallel", 64)? {
         spec.parallel = usize::try_from(n).unwrap_or(1);
     }
-    Ok(CtLog { name, spec })
+    let start = t
+        .get("start")
+        .map(|v| Start::parse(v, "start"))
+        .transpose()?;
+    Ok(CtLog { name, spec, start })
 }

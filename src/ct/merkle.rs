@@ -30,6 +30,18 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
     h.finalize().into()
 }
 
+/// The root of the complete subtree over `hashes` (a power of two of them, at least one).
+pub fn subtree_root(hashes: &[Hash]) -> Hash {
+    match hashes {
+        [] => empty_root(),
+        [one] => *one,
+        _ => {
+            let (left, right) = hashes.split_at(hashes.len() / 2);
+            node_hash(&subtree_root(left), &subtree_root(right))
+        }
+    }
+}
+
 /// The left edge of a log up to `size` leaves, kept as one subtree root per set bit of
 /// `size` (largest subtree first): enough to append further leaves and to compute the root
 /// of every later size, in O(log n) memory. certspotter calls this a collapsed tree.
@@ -67,6 +79,35 @@ impl Frontier {
                 found: nodes.len(),
             });
         }
+        Ok(Self { size, nodes })
+    }
+
+    /// The frontier of a tree of `size` leaves rebuilt from its last leaf alone: `leaf` is
+    /// the hash of leaf `size - 1` and `path` its RFC 6962 audit path (§2.1.1, deepest
+    /// first). Every hash of that path is a left sibling: first the ones inside the
+    /// smallest complete subtree (as many as `size` has trailing zero bits), whose root
+    /// they give with the leaf, then the roots of the larger subtrees, smallest first.
+    /// Check the result's [`Frontier::root`] against the signed root: that is the
+    /// inclusion proof's check.
+    pub fn from_last_leaf(size: u64, leaf: &Hash, path: &[Hash]) -> Result<Self, ProofError> {
+        if size == 0 {
+            return Err(ProofError::BadSizes(
+                "the empty tree has no last leaf".into(),
+            ));
+        }
+        let inner = size.trailing_zeros() as usize;
+        let expected = inner + size.count_ones() as usize - 1;
+        if path.len() != expected {
+            return Err(ProofError::WrongLength {
+                expected,
+                found: path.len(),
+            });
+        }
+        let smallest = path[..inner]
+            .iter()
+            .fold(*leaf, |acc, left| node_hash(left, &acc));
+        let mut nodes: Vec<Hash> = path[inner..].iter().rev().copied().collect();
+        nodes.push(smallest);
         Ok(Self { size, nodes })
     }
 
@@ -288,7 +329,7 @@ pub(crate) mod tests {
     }
 
     /// Reference PATH(m, D[n]) from RFC 6962 §2.1.1.
-    fn path(m: usize, leaves: &[Hash]) -> Vec<Hash> {
+    pub(crate) fn path(m: usize, leaves: &[Hash]) -> Vec<Hash> {
         let n = leaves.len();
         if n <= 1 {
             return vec![];
@@ -383,6 +424,30 @@ pub(crate) mod tests {
         let back: Frontier = serde_json::from_str(&json).unwrap();
         assert_eq!(back, f);
         assert!(Frontier::from_parts(3, vec![[0; 32]]).is_err());
+    }
+
+    #[test]
+    fn a_frontier_rebuilt_from_the_last_leaf_is_the_one_built_leaf_by_leaf() {
+        let leaves: Vec<Hash> = (0u32..300).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+        let mut f = Frontier::new();
+        for n in 1..=leaves.len() {
+            f.push(leaves[n - 1]);
+            let p = path(n - 1, &leaves[..n]);
+            let rebuilt = Frontier::from_last_leaf(n as u64, &leaves[n - 1], &p)
+                .unwrap_or_else(|e| panic!("size {n}: {e}"));
+            assert_eq!(rebuilt, f, "size {n}");
+            if !p.is_empty() {
+                let mut bad = p.clone();
+                bad[p.len() - 1][0] ^= 1;
+                let wrong = Frontier::from_last_leaf(n as u64, &leaves[n - 1], &bad).unwrap();
+                assert_ne!(wrong.root(), f.root(), "size {n}");
+                assert!(
+                    Frontier::from_last_leaf(n as u64, &leaves[n - 1], &p[1..]).is_err(),
+                    "size {n}: a short path"
+                );
+            }
+        }
+        assert!(Frontier::from_last_leaf(0, &leaves[0], &[]).is_err());
     }
 
     #[test]

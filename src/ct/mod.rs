@@ -7,6 +7,7 @@
 //! [`Misbehaviour`] of the log, reported as an error, never skipped. The saved [`Position`]
 //! only advances to a tree size whose root was verified.
 
+mod bootstrap;
 pub mod config;
 pub mod entry;
 mod fetch;

@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::config::CtLog;
+use super::config::{CtLog, Start};
 use super::{CtError, EntryKind, Monitor, Position};
 use crate::config::Config;
 use crate::http_client::HttpClient;
@@ -157,6 +157,10 @@ pub struct LogReport {
     pub misbehaviour: bool,
     /// Seconds taken.
     pub seconds: f64,
+    /// The tree size at which the log was first read, when this pass started it at its end
+    /// (`start = "end"`): entries before it were not read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at_end: Option<u64>,
 }
 
 /// What a pass did.
@@ -489,15 +493,72 @@ pub async fn poll(
             // A different log under the same name: start over rather than mix trees.
             state = LogState::default();
         }
+        // Nothing read from this log yet (new, renamed to another URL, or every pass so far
+        // failed before its first entry).
+        let first_read = state.position.tree_size == 0 && state.entries_read == 0;
         state.url.clone_from(&log.spec.url);
+        let monitor = Monitor::new(log.spec.clone(), http.clone());
+        let mut started_at_end = None;
+        if first_read && cfg.ct.start_of(log) == Start::End {
+            match monitor.start_at_end().await {
+                Ok((position, sth)) => {
+                    tracing::info!(log = %log.name, tree_size = position.tree_size, "CT log first read at its end; earlier entries are not read");
+                    crate::audit::append(
+                        store,
+                        crate::audit::AuditEntry {
+                            kind: "ct_log_started_at_end",
+                            actor: "certresponder",
+                            cert: None,
+                            case: None,
+                            data: serde_json::json!({
+                                "log": log.name,
+                                "url": log.spec.url,
+                                "tree_size": position.tree_size,
+                                "root_hash": hex::encode(position.root_hash),
+                            }),
+                        },
+                    )?;
+                    started_at_end = Some(position.tree_size);
+                    state.position = position;
+                    state.sth_size = sth.tree_size;
+                    state.sth_time = DateTime::from_timestamp_millis(
+                        i64::try_from(sth.timestamp).unwrap_or(i64::MAX),
+                    );
+                    save_state(store, &log.name, &state)?;
+                }
+                Err(e) => {
+                    // No position is saved: the next pass tries to start at the end again.
+                    let text = format!("starting at the end: {e}");
+                    let misbehaviour = matches!(e, CtError::Misbehaviour(_));
+                    if misbehaviour {
+                        alert(store, cfg, log, &text, now)?;
+                        state.misbehaviour = Some(format!("{}: {text}", now.to_rfc3339()));
+                    } else {
+                        tracing::warn!(log = %log.name, error = %text, "CT log could not be read");
+                    }
+                    state.last_poll = Some(now);
+                    state.last_error = Some(text.clone());
+                    save_state(store, &log.name, &state)?;
+                    report.logs.push(LogReport {
+                        name: log.name.clone(),
+                        url: log.spec.url.clone(),
+                        error: Some(text),
+                        misbehaviour,
+                        seconds: started.elapsed().as_secs_f64(),
+                        ..LogReport::default()
+                    });
+                    continue;
+                }
+            }
+        }
         let mut lr = LogReport {
             name: log.name.clone(),
             url: log.spec.url.clone(),
             from: state.position.tree_size,
             to: state.position.tree_size,
+            started_at_end,
             ..LogReport::default()
         };
-        let monitor = Monitor::new(log.spec.clone(), http.clone());
         let ctx = Ctx {
             store,
             log,

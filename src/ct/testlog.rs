@@ -18,8 +18,8 @@ use hyper_util::rt::TokioIo;
 use sha2::{Digest, Sha256};
 
 use super::entry::tests::{cert, chain_data, x509_leaf, x509_timestamped};
-use super::merkle::tests::{mth, proof};
-use super::merkle::{Hash, leaf_hash};
+use super::merkle::tests::{mth, path, proof};
+use super::merkle::{Hash, leaf_hash, subtree_root};
 use super::static_ct::tile_path;
 use super::sth::tests::{checkpoint, log_key, signed_sth};
 use super::*;
@@ -84,6 +84,32 @@ fn answer(log: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
                 .map(|h| B64.encode(h))
                 .collect();
             serde_json::json!({ "consistency": p })
+        }
+        "/ct/v1/get-proof-by-hash" => {
+            // The hash is standard base64, percent-encoded in the query.
+            let raw = req
+                .uri()
+                .query()
+                .unwrap_or("")
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("hash="))
+                .unwrap_or("")
+                .replace("%2B", "+")
+                .replace("%2F", "/")
+                .replace("%3D", "=");
+            let size = q["tree_size"] as usize;
+            let wanted = B64.decode(raw).unwrap_or_default();
+            let Some(index) = hashes[..size].iter().position(|h| h[..] == wanted[..]) else {
+                return Response::builder()
+                    .status(400)
+                    .body(Full::new(Bytes::new()))
+                    .unwrap();
+            };
+            let p: Vec<String> = path(index, &hashes[..size])
+                .iter()
+                .map(|h| B64.encode(h))
+                .collect();
+            serde_json::json!({ "leaf_index": index, "audit_path": p })
         }
         "/ct/v1/get-entries" => {
             let start = q["start"] as usize;
@@ -378,6 +404,24 @@ fn static_files(log: &StaticLog, n: u64, root: Option<Hash>) -> HashMap<String, 
         };
         files.insert(format!("/tile/data/{}{suffix}", tile_path(k as u64)), t);
     }
+    // Hash tiles: level `l` holds the roots of the complete subtrees of 2^(8l) leaves.
+    let mut level_hashes = hashes.clone();
+    let mut level = 0;
+    while !level_hashes.is_empty() {
+        for (k, t) in level_hashes.chunks(256).enumerate() {
+            let suffix = if t.len() < 256 {
+                format!(".p/{}", t.len())
+            } else {
+                String::new()
+            };
+            files.insert(
+                format!("/tile/{level}/{}{suffix}", tile_path(k as u64)),
+                t.concat(),
+            );
+        }
+        level_hashes = level_hashes.chunks_exact(256).map(subtree_root).collect();
+        level += 1;
+    }
     let sth = signed_sth(&log.key, n, root.unwrap_or_else(|| mth(&hashes)));
     files.insert(
         "/checkpoint".into(),
@@ -493,4 +537,86 @@ async fn requests_keep_to_the_logs_rate_limit() {
     // get-sth plus four get-entries: the last starts no sooner than 4/40 s after the first.
     assert_eq!(requests, 5);
     assert!(started.elapsed() >= Duration::from_millis(100));
+}
+
+#[tokio::test]
+async fn an_rfc6962_log_started_at_its_end_is_read_on_from_there() {
+    let (log, url, spki) = rfc6962_log(1040, 1037).await;
+    let m = monitor(&url, &spki, LogKind::Rfc6962);
+    let (position, sth) = m.start_at_end().await.unwrap();
+    assert_eq!((position.tree_size, sth.tree_size), (1037, 1037));
+    assert_eq!(position.root_hash, sth.root_hash);
+    // The log has no get-entry-and-proof: the last entry, then its proof by hash; no
+    // history.
+    assert!(
+        log.lock().unwrap().requests <= 4,
+        "{}",
+        log.lock().unwrap().requests
+    );
+
+    log.lock().unwrap().size = 1040;
+    let (r, seen) = run(&m, &position).await;
+    assert_eq!(seen, (1037..1040).map(Ok).collect::<Vec<_>>());
+    assert_eq!(r.unwrap().position.tree_size, 1040);
+
+    // A signed root the log's own proof does not lead to.
+    log.lock().unwrap().wrong_root = Some([7; 32]);
+    let r = m.start_at_end().await;
+    assert!(
+        matches!(
+            r,
+            Err(CtError::Misbehaviour(Misbehaviour::RootMismatch {
+                tree_size: 1040,
+                ..
+            }))
+        ),
+        "{r:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_static_ct_log_started_at_its_end_is_read_on_from_there() {
+    let (key, spki) = log_key();
+    let files = Arc::new(Mutex::new(HashMap::new()));
+    let addr = static_log(files.clone()).await;
+    let log = StaticLog {
+        key,
+        spki: spki.clone(),
+        origin: format!("{addr}/sub"),
+        leaf: cert("tile.example"),
+        ca: cert("issuer.example"),
+    };
+    let kind = LogKind::StaticCt {
+        monitoring_url: format!("http://{addr}/"),
+    };
+    let m = monitor(&format!("http://{addr}/sub"), &spki, kind);
+    for n in [1, 255, 256, 257, 600, 65_536 + 513] {
+        *files.lock().unwrap() = static_files(&log, n, None);
+        let (position, sth) = m
+            .start_at_end()
+            .await
+            .unwrap_or_else(|e| panic!("size {n}: {e}"));
+        assert_eq!(position.tree_size, n);
+        assert_eq!(position.root_hash, sth.root_hash, "size {n}");
+    }
+
+    *files.lock().unwrap() = static_files(&log, 600, None);
+    let (position, _) = m.start_at_end().await.unwrap();
+    *files.lock().unwrap() = static_files(&log, 700, None);
+    let (r, seen) = run(&m, &position).await;
+    assert_eq!(seen, (600..700).map(Ok).collect::<Vec<_>>());
+    assert_eq!(r.unwrap().position.tree_size, 700);
+
+    // A hash tile that does not give the signed root.
+    let mut bad = static_files(&log, 600, None);
+    bad.get_mut("/tile/0/002.p/88").unwrap()[0] ^= 1;
+    *files.lock().unwrap() = bad;
+    let r = m.start_at_end().await;
+    assert!(
+        matches!(
+            r,
+            Err(CtError::Misbehaviour(Misbehaviour::RootMismatch { .. }))
+        ),
+        "{r:?}"
+    );
 }

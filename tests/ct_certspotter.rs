@@ -64,8 +64,13 @@ struct TestLog {
 
 impl TestLog {
     fn start(dir: &Path, fault: Option<&str>) -> Self {
+        Self::start_mode(dir, "rfc6962", fault)
+    }
+
+    /// Starts the log serving `mode` (`rfc6962`, `static` or `both`).
+    fn start_mode(dir: &Path, mode: &str, fault: Option<&str>) -> Self {
         let mut cmd = Command::new(ctlog_bin());
-        cmd.args(["--listen", "127.0.0.1:0", "--mode", "rfc6962", "--dir"])
+        cmd.args(["--listen", "127.0.0.1:0", "--mode", mode, "--dir"])
             .arg(dir)
             .stdout(Stdio::piped());
         if let Some(f) = fault {
@@ -192,6 +197,35 @@ fn leaf_params(names: &[&str], serial: u64) -> CertificateParams {
     p
 }
 
+/// The parameters of a precertificate for `name`: a leaf with the poison extension.
+fn precert_params(name: &str, serial: u64) -> CertificateParams {
+    let mut pre = leaf_params(&[name], serial);
+    pre.custom_extensions = vec![{
+        let mut e = CustomExtension::from_oid_content(POISON_OID, vec![0x05, 0x00]);
+        e.set_criticality(true);
+        e
+    }];
+    pre
+}
+
+/// Logs a precertificate for `name` from `ca`, then its final certificate carrying the SCT.
+fn submit_pair(log: &TestLog, ca: &Ca, name: &str, serial: u64) {
+    let key = KeyPair::generate().unwrap();
+    let pre_der = precert_params(name, serial)
+        .signed_by(&key, &ca.issuer)
+        .unwrap()
+        .der()
+        .to_vec();
+    let sct = log.submit(&[&pre_der, &ca.der], true);
+    let mut fin = leaf_params(&[name], serial);
+    fin.custom_extensions = vec![CustomExtension::from_oid_content(
+        SCT_LIST_OID,
+        sct_list_extension(&sct),
+    )];
+    let fin_der = fin.signed_by(&key, &ca.issuer).unwrap().der().to_vec();
+    log.submit(&[&fin_der, &ca.der], false);
+}
+
 /// Writes a `-script` hook that saves each notification's environment as one file in `out`.
 fn hook(dir: &Path, out: &Path) -> PathBuf {
     std::fs::create_dir_all(out).unwrap();
@@ -210,7 +244,13 @@ fn hook(dir: &Path, out: &Path) -> PathBuf {
 
 /// Runs certspotter 0.16 (a daemon with no one-shot mode) until its saved, *verified*
 /// position reaches `tree_size`, then stops it. Returns (entry index, TBS SHA-256) per notification.
-fn certspotter(work: &Path, log_list: &Path, watch: &[&str], tree_size: u64) -> Vec<(u64, String)> {
+fn certspotter(
+    work: &Path,
+    log_list: &Path,
+    watch: &[&str],
+    tree_size: u64,
+    extra: &[&str],
+) -> Vec<(u64, String)> {
     let wl = work.join("watchlist");
     std::fs::write(&wl, watch.join("\n") + "\n").unwrap();
     let out = work.join("notified");
@@ -226,6 +266,7 @@ fn certspotter(work: &Path, log_list: &Path, watch: &[&str], tree_size: u64) -> 
         .arg("-script")
         .arg(&script)
         .arg("-no_save")
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -324,26 +365,14 @@ fn poll_finds_what_certspotter_finds() {
     add(&["example.test.evil"]);
     add(&["other.test"]);
     // A precertificate and its final certificate (same TBS once poison / SCTs are removed).
-    let key = KeyPair::generate().unwrap();
-    let mut pre = leaf_params(&["pre.example.test"], 0x5000);
-    pre.custom_extensions = vec![{
-        let mut e = CustomExtension::from_oid_content(POISON_OID, vec![0x05, 0x00]);
-        e.set_criticality(true);
-        e
-    }];
-    let pre_der = pre.signed_by(&key, &ca.issuer).unwrap().der().to_vec();
-    let sct = log.submit(&[&pre_der, &ca.der], true);
-    let mut fin = leaf_params(&["pre.example.test"], 0x5000);
-    fin.custom_extensions = vec![CustomExtension::from_oid_content(
-        SCT_LIST_OID,
-        sct_list_extension(&sct),
-    )];
-    let fin_der = fin.signed_by(&key, &ca.issuer).unwrap().der().to_vec();
-    log.submit(&[&fin_der, &ca.der], false);
+    submit_pair(&log, &ca, "pre.example.test", 0x5000);
     // A precertificate never followed by its final certificate.
-    let mut lone = leaf_params(&["lone.example.test"], 0x5001);
-    lone.custom_extensions = pre.custom_extensions.clone();
-    let lone_der = lone.signed_by(&key, &ca.issuer).unwrap().der().to_vec();
+    let key = KeyPair::generate().unwrap();
+    let lone_der = precert_params("lone.example.test", 0x5001)
+        .signed_by(&key, &ca.issuer)
+        .unwrap()
+        .der()
+        .to_vec();
     log.submit(&[&lone_der, &ca.der], true);
     let tree_size = 300 + 11 + 3;
 
@@ -353,6 +382,7 @@ fn poll_finds_what_certspotter_finds() {
         Path::new(log.info["log_list_path"].as_str().unwrap()),
         &watch,
         tree_size,
+        &[],
     );
     let spotted_tbs: BTreeSet<&str> = spotted.iter().map(|(_, t)| t.as_str()).collect();
     // Sanity: certspotter saw 9 watched entries (6 + precert + final + lone precert), 8 TBSs.
@@ -450,5 +480,146 @@ fn a_broken_log_does_not_stop_the_healthy_one() {
             .iter()
             .any(|m| m["log"] == "healthy"),
         "{v:#}"
+    );
+}
+
+/// A log added with `start = "end"` is not read before its tree head at the time: its
+/// history, watched names included, raises nothing, and what is logged afterwards is read
+/// as from any position. certspotter with `-start_at_end` reports the same entries. The
+/// static-ct-api side starts from its hash tiles; a log that says `start = "beginning"`
+/// overrides `[ct] start` and reads everything.
+#[test]
+fn a_log_started_at_its_end_reads_only_what_follows_as_certspotter_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log_dir = tmp.path().join("log");
+    // History: 100 watched entries among 1,037 (a size with six set bits).
+    fill(&log_dir, 100, "example.test");
+    fill(&log_dir, 937, "unwatched.test");
+    let log = TestLog::start_mode(&log_dir, "both", None);
+    let log_list = PathBuf::from(log.info["log_list_path"].as_str().unwrap());
+    let watch = [".example.test"];
+    let start_at_end = ["-start_at_end"];
+    let spotted = certspotter(tmp.path(), &log_list, &watch, 1037, &start_at_end);
+    assert!(spotted.is_empty(), "certspotter read history: {spotted:?}");
+
+    let home = common::Home::new();
+    let mut cfg = std::fs::read_to_string(home.config()).unwrap();
+    cfg.push_str(&format!(
+        "\n[ct]\ndomains = {watch:?}\nstart = \"end\"\n\
+         \n[[ct_log]]\nname = \"rfc\"\nurl = \"{url}\"\nkey = \"{key}\"\n\
+         \n[[ct_log]]\nname = \"tiles\"\nurl = \"{url}\"\nkey = \"{key}\"\ntype = \"static\"\nmonitoring_url = \"{tiles}\"\n\
+         \n[[ct_log]]\nname = \"history\"\nurl = \"{url}\"\nkey = \"{key}\"\nstart = \"beginning\"\n",
+        url = log.url(),
+        key = log.key(),
+        tiles = log.info["static_url"].as_str().unwrap(),
+    ));
+    std::fs::write(home.config(), cfg).unwrap();
+    let by_name = |v: &Value, n: &str| -> Value {
+        v["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["name"] == n)
+            .unwrap_or_else(|| panic!("no report for log {n}: {v:#}"))
+            .clone()
+    };
+
+    let (code, v) = poll(&home);
+    assert_eq!(
+        code,
+        Some(3),
+        "the history log found unauthorized issuance: {v:#}"
+    );
+    for name in ["rfc", "tiles"] {
+        let l = by_name(&v, name);
+        assert!(l.get("error").is_none_or(Value::is_null), "{name}: {l:#}");
+        assert_eq!(l["started_at_end"].as_u64(), Some(1037), "{name}: {l:#}");
+        assert_eq!(l["to"].as_u64(), Some(1037), "{name}: {l:#}");
+        assert_eq!(l["entries"].as_u64(), Some(0), "{name}: {l:#}");
+        assert_eq!(l["matched"].as_u64(), Some(0), "{name}: {l:#}");
+    }
+    let h = by_name(&v, "history");
+    assert!(h.get("started_at_end").is_none_or(Value::is_null), "{h:#}");
+    assert_eq!(h["entries"].as_u64(), Some(1037), "{h:#}");
+    assert_eq!(h["matched"].as_u64(), Some(100), "{h:#}");
+
+    // Another CA issues for a watched name after monitoring began.
+    let other = ca("Later Public CA");
+    submit_pair(&log, &other, "new.example.test", 0x6000);
+    let spotted = certspotter(tmp.path(), &log_list, &watch, 1039, &start_at_end);
+    let spotted_idx: BTreeSet<u64> = spotted.iter().map(|(i, _)| *i).collect();
+    let spotted_tbs: BTreeSet<&str> = spotted.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(spotted_idx, BTreeSet::from([1037, 1038]), "{spotted:?}");
+
+    let (code, v) = poll(&home);
+    assert_eq!(code, Some(3), "{v:#}");
+    for name in ["rfc", "tiles", "history"] {
+        let l = by_name(&v, name);
+        assert!(l.get("error").is_none_or(Value::is_null), "{name}: {l:#}");
+        assert!(
+            l.get("started_at_end").is_none_or(Value::is_null),
+            "{name}: {l:#}"
+        );
+        assert_eq!(
+            (l["from"].as_u64(), l["to"].as_u64()),
+            (Some(1037), Some(1039)),
+            "{name}: {l:#}"
+        );
+        assert_eq!(l["entries"].as_u64(), Some(2), "{name}: {l:#}");
+        assert_eq!(l["matched"].as_u64(), Some(2), "{name}: {l:#}");
+        let found: Vec<&Value> = v["matches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["log"] == name)
+            .collect();
+        let idx: BTreeSet<u64> = found.iter().map(|m| m["index"].as_u64().unwrap()).collect();
+        let tbs: BTreeSet<&str> = found
+            .iter()
+            .map(|m| m["tbs_sha256"].as_str().unwrap())
+            .collect();
+        assert_eq!(idx, spotted_idx, "{name}: {v:#}");
+        assert_eq!(tbs, spotted_tbs, "{name}: {v:#}");
+    }
+    // The precertificate and its certificate, seen in three logs: one signal.
+    let tbs = spotted[0].1.as_str();
+    let signals: Vec<&Value> = v["new_signals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["evidence"]["tbs_sha256"] == tbs)
+        .collect();
+    assert_eq!(signals.len(), 1, "{v:#}");
+}
+
+/// A log whose tree head does not match what it serves cannot be started at its end: an
+/// alert naming the log, no position taken, and the next pass tries again.
+#[test]
+fn a_log_that_cannot_be_started_at_its_end_is_an_alert_and_is_tried_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad_dir = tmp.path().join("bad");
+    fill(&bad_dir, 300, "example.test");
+    let bad = TestLog::start(&bad_dir, Some("wrong-root"));
+    let home = home_with_logs(&[("bad", &bad)], &[".example.test"]);
+    let mut cfg = std::fs::read_to_string(home.config()).unwrap();
+    cfg = cfg.replace("[ct]\n", "[ct]\nstart = \"end\"\n");
+    std::fs::write(home.config(), cfg).unwrap();
+    for pass in 0..2 {
+        let (code, v) = poll(&home);
+        assert_eq!(code, Some(1), "pass {pass}: {v:#}");
+        let l = &v["logs"][0];
+        let err = l["error"].as_str().unwrap_or_default();
+        assert!(err.contains("starting at the end"), "pass {pass}: {l:#}");
+        assert!(err.contains(bad.url()), "pass {pass}: {l:#}");
+        assert_eq!(l["misbehaviour"], Value::Bool(true), "pass {pass}: {l:#}");
+        assert_eq!(l["to"].as_u64(), Some(0), "pass {pass}: {l:#}");
+        assert_eq!(l["entries"].as_u64(), Some(0), "pass {pass}: {l:#}");
+    }
+    let out = home.run(&["ct", "status", "--json"]);
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status[0]["position"], 0, "{status:#}");
+    assert!(
+        status[0].to_string().contains("starting at the end"),
+        "{status:#}"
     );
 }

@@ -258,3 +258,45 @@ pub fn parse_log(t: &toml::Table) -> Result<CtLog, (String, String)> {
         .transpose()?;
     Ok(CtLog { name, spec, start })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(text: &str) -> toml::Table {
+        text.parse().unwrap()
+    }
+
+    fn log_table(extra: &str) -> toml::Table {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD
+            .encode(rcgen::PublicKeyData::subject_public_key_info(&key));
+        table(&format!(
+            "name = \"a\"\nurl = \"https://log.example/a/\"\nkey = \"{b64}\"\n{extra}"
+        ))
+    }
+
+    #[test]
+    fn where_a_log_starts_comes_from_the_log_then_from_ct() {
+        let plain = parse_log(&log_table("")).unwrap();
+        let at_end = parse_log(&log_table("start = \"end\"")).unwrap();
+        let from_start = parse_log(&log_table("start = \"beginning\"")).unwrap();
+        assert_eq!(plain.start, None);
+
+        let mut cfg = CtConfig {
+            logs: vec![plain.clone(), at_end.clone(), from_start.clone()],
+            ..CtConfig::default()
+        };
+        assert_eq!(cfg.start_of(&plain), Start::Beginning, "the default");
+        assert_eq!(cfg.start_of(&at_end), Start::End);
+        parse_ct(&table("start = \"end\""), &mut cfg).unwrap();
+        assert_eq!(cfg.start_of(&plain), Start::End);
+        assert_eq!(cfg.start_of(&from_start), Start::Beginning, "the log's own");
+
+        let err = parse_log(&log_table("start = \"now\"")).unwrap_err();
+        assert_eq!(err.0, "start");
+        assert!(err.1.contains("\"beginning\" or \"end\""), "{}", err.1);
+        let err = parse_ct(&table("start = 0"), &mut cfg).unwrap_err();
+        assert_eq!(err.0, "start");
+    }
+}

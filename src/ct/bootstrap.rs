@@ -8,7 +8,9 @@
 //! - static-ct-api: the rightmost (partial) hash tile at each level.
 //!
 //! Either way the root of the rebuilt frontier must be the signed root; a log whose answers
-//! do not lead to it has misbehaved.
+//! do not lead to it has misbehaved. The same hash tiles also prove that a position reached
+//! while reading a static-ct-api log is a prefix of the signed tree (static-ct-api logs serve
+//! no consistency proofs).
 
 use std::collections::HashMap;
 
@@ -193,14 +195,58 @@ impl Monitor {
         monitoring_url: &str,
         size: u64,
     ) -> Result<Frontier, CtError> {
+        self.static_extend(monitoring_url, Frontier::new(), size)
+            .await
+    }
+
+    /// Proves from hash tiles that `frontier` is a prefix of the tree `sth`: the subtrees
+    /// covering the rest of the tree, read from the tiles, must give the signed root with
+    /// it. That is a consistency proof for a static-ct-api log, which serves no proofs.
+    pub(super) async fn static_prefix(
+        &self,
+        monitoring_url: &str,
+        frontier: &Frontier,
+        sth: &Sth,
+    ) -> Result<(), CtError> {
+        let whole = self
+            .static_extend(monitoring_url, frontier.clone(), sth.tree_size)
+            .await?;
+        if whole.root() == sth.root_hash {
+            Ok(())
+        } else {
+            Err(Misbehaviour::Inconsistent {
+                log: self.spec.url.clone(),
+                first: frontier.size(),
+                second: sth.tree_size,
+                reason: format!(
+                    "the root recomputed from the entries up to {} and the hash tiles after them is not the signed root",
+                    frontier.size()
+                ),
+            }
+            .into())
+        }
+    }
+
+    /// `frontier` extended to `size` leaves by the complete subtrees that cover the rest,
+    /// each the largest aligned one that fits, its root computed from one hash tile.
+    async fn static_extend(
+        &self,
+        monitoring_url: &str,
+        mut frontier: Frontier,
+        size: u64,
+    ) -> Result<Frontier, CtError> {
         let mut tiles: HashMap<(u32, u64), Vec<Hash>> = HashMap::new();
-        let mut nodes = Vec::with_capacity(size.count_ones() as usize);
-        for height in (0..64u32).rev().filter(|h| size >> h & 1 == 1) {
-            // The subtree of 2^height leaves ending where the bits above `height` end.
-            let index = (size >> height) - 1;
+        while frontier.size() < size {
+            let at = frontier.size();
+            let mut height = if at == 0 { 63 } else { at.trailing_zeros() };
+            while at + (1u64 << height) > size {
+                height -= 1;
+            }
+            // The subtree's hashes at its tile level: `2^below` of them, aligned, so in one
+            // tile.
+            let index = at >> height;
             let level = height / TILE_HEIGHT;
             let below = height % TILE_HEIGHT;
-            // Its hashes at the tile level: `2^below` of them, aligned, so in one tile.
             let first = index << below;
             let tile = first / TILE_WIDTH;
             if let std::collections::hash_map::Entry::Vacant(v) = tiles.entry((level, tile)) {
@@ -212,7 +258,7 @@ impl Monitor {
             let Some(part) = got.get(from..to) else {
                 return Err(Misbehaviour::BadEntries {
                     log: self.spec.url.clone(),
-                    index: first << (level * TILE_HEIGHT),
+                    index: at,
                     reason: format!(
                         "hash tile {level}/{} has {} hashes, the tree of {size} needs {to}",
                         tile_path(tile),
@@ -221,12 +267,14 @@ impl Monitor {
                 }
                 .into());
             };
-            nodes.push(subtree_root(part));
+            if frontier.push_subtree(height, subtree_root(part)).is_none() {
+                return Err(CtError::BadPosition {
+                    log: self.spec.url.clone(),
+                    reason: format!("a subtree of height {height} does not fit at {at}"),
+                });
+            }
         }
-        Frontier::from_parts(size, nodes).map_err(|e| CtError::BadPosition {
-            log: self.spec.url.clone(),
-            reason: e.to_string(),
-        })
+        Ok(frontier)
     }
 
     /// The hashes of tile `n` at `level` in the tree of `size`: the partial tile where the

@@ -135,6 +135,27 @@ impl Frontier {
         self.size += 1;
     }
 
+    /// Appends a complete subtree of `2^height` leaves whose root is `node`. The subtree
+    /// must start where the frontier ends and be aligned to its own size (the frontier's
+    /// size a multiple of `2^height`); `None` if it is not.
+    pub fn push_subtree(&mut self, height: u32, node: Hash) -> Option<()> {
+        let width = 1u64.checked_shl(height)?;
+        if self.size % width != 0 {
+            return None;
+        }
+        let size = self.size.checked_add(width)?;
+        let mut h = node;
+        let mut s = self.size >> height;
+        while s & 1 == 1 {
+            let left = self.nodes.pop()?;
+            h = node_hash(&left, &h);
+            s >>= 1;
+        }
+        self.nodes.push(h);
+        self.size = size;
+        Some(())
+    }
+
     /// The root of the tree of `size()` leaves (MTH, RFC 6962 §2.1).
     pub fn root(&self) -> Hash {
         let mut it = self.nodes.iter().rev();
@@ -448,6 +469,41 @@ pub(crate) mod tests {
             }
         }
         assert!(Frontier::from_last_leaf(0, &leaves[0], &[]).is_err());
+    }
+
+    #[test]
+    fn pushing_aligned_subtrees_is_pushing_their_leaves() {
+        let leaves: Vec<Hash> = (0u32..300).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+        for (start, end) in [
+            (0, 300),
+            (0, 256),
+            (1, 300),
+            (37, 298),
+            (256, 299),
+            (128, 129),
+        ] {
+            let mut f = Frontier::new();
+            for l in &leaves[..start] {
+                f.push(*l);
+            }
+            // Greedy: at each point the largest aligned subtree that fits.
+            let mut p = start as u64;
+            while p < end as u64 {
+                let mut h = if p == 0 { 63 } else { p.trailing_zeros() };
+                while p + (1u64 << h) > end as u64 {
+                    h -= 1;
+                }
+                let w = 1usize << h;
+                f.push_subtree(h, subtree_root(&leaves[p as usize..p as usize + w]))
+                    .unwrap();
+                p += w as u64;
+            }
+            assert_eq!(f.size(), end as u64);
+            assert_eq!(f.root(), mth(&leaves[..end]), "{start}..{end}");
+        }
+        let mut f = Frontier::new();
+        f.push(leaves[0]);
+        assert!(f.push_subtree(1, leaves[1]).is_none(), "not aligned");
     }
 
     #[test]

@@ -85,11 +85,11 @@ impl Monitor {
     }
 
     /// [`Monitor::update`], also reporting verified intermediate positions, so that a long
-    /// backlog is not read again from the start after an interruption. For RFC 6962 logs,
-    /// after at least `every` (> 0) further entries the root recomputed so far is proven to
-    /// be a prefix of the signed tree by a `get-sth-consistency` proof, and that position is
-    /// handed to `on_progress` to store. A proof that fails is [`Misbehaviour::Inconsistent`].
-    /// Static-ct-api logs report no intermediate positions (that needs hash tiles).
+    /// backlog is not read again from the start after an interruption. After at least
+    /// `every` (> 0) further entries the root recomputed so far is proven to be a prefix of
+    /// the signed tree (RFC 6962: by a `get-sth-consistency` proof; static-ct-api: by the
+    /// hash tiles covering the rest of the tree), and that position is handed to
+    /// `on_progress` to store. A proof that fails is [`Misbehaviour::Inconsistent`].
     pub async fn update_with_progress<F, P>(
         &self,
         saved: &Position,
@@ -137,25 +137,31 @@ impl Monitor {
                 entries: 0,
             });
         }
-        if let LogKind::Rfc6962 = self.spec.kind
-            && saved.tree_size > 0
-        {
-            let proof = self
-                .rfc6962_consistency(saved.tree_size, sth.tree_size)
-                .await?;
-            merkle::verify_consistency(
-                saved.tree_size,
-                sth.tree_size,
-                &saved.root_hash,
-                &sth.root_hash,
-                &proof,
-            )
-            .map_err(|e| Misbehaviour::Inconsistent {
-                log: log.clone(),
-                first: saved.tree_size,
-                second: sth.tree_size,
-                reason: e.to_string(),
-            })?;
+        if saved.tree_size > 0 {
+            match &self.spec.kind {
+                LogKind::Rfc6962 => {
+                    let proof = self
+                        .rfc6962_consistency(saved.tree_size, sth.tree_size)
+                        .await?;
+                    merkle::verify_consistency(
+                        saved.tree_size,
+                        sth.tree_size,
+                        &saved.root_hash,
+                        &sth.root_hash,
+                        &proof,
+                    )
+                    .map_err(|e| Misbehaviour::Inconsistent {
+                        log: log.clone(),
+                        first: saved.tree_size,
+                        second: sth.tree_size,
+                        reason: e.to_string(),
+                    })?;
+                }
+                LogKind::StaticCt { monitoring_url } => {
+                    self.static_prefix(monitoring_url, &saved.frontier, &sth)
+                        .await?;
+                }
+            }
         }
         let mut frontier = saved.frontier.clone();
         let mut entries = 0u64;
@@ -165,7 +171,7 @@ impl Monitor {
         let mut batches = futures_util::stream::iter(ranges)
             .map(|(start, end)| self.fetch_range(start, end, size))
             .buffered(parallel);
-        let checkpoints = every > 0 && matches!(self.spec.kind, LogKind::Rfc6962);
+        let checkpoints = every > 0;
         let mut reported = saved.tree_size;
         while let Some(batch) = batches.next().await {
             for leaf in batch? {
@@ -176,16 +182,23 @@ impl Monitor {
             let m = frontier.size();
             if checkpoints && m - reported >= every && m < sth.tree_size {
                 let root = frontier.root();
-                let proof = self.rfc6962_consistency(m, sth.tree_size).await?;
-                merkle::verify_consistency(m, sth.tree_size, &root, &sth.root_hash, &proof)
-                    .map_err(|e| Misbehaviour::Inconsistent {
-                        log: log.clone(),
-                        first: m,
-                        second: sth.tree_size,
-                        reason: format!(
-                            "the root recomputed from the entries up to {m} is not a prefix of the signed tree: {e}"
-                        ),
-                    })?;
+                match &self.spec.kind {
+                    LogKind::Rfc6962 => {
+                        let proof = self.rfc6962_consistency(m, sth.tree_size).await?;
+                        merkle::verify_consistency(m, sth.tree_size, &root, &sth.root_hash, &proof)
+                            .map_err(|e| Misbehaviour::Inconsistent {
+                                log: log.clone(),
+                                first: m,
+                                second: sth.tree_size,
+                                reason: format!(
+                                    "the root recomputed from the entries up to {m} is not a prefix of the signed tree: {e}"
+                                ),
+                            })?;
+                    }
+                    LogKind::StaticCt { monitoring_url } => {
+                        self.static_prefix(monitoring_url, &frontier, &sth).await?;
+                    }
+                }
                 reported = m;
                 on_progress(&Position {
                     tree_size: m,

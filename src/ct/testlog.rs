@@ -478,20 +478,101 @@ async fn reads_a_static_ct_log_by_tiles_and_checks_its_root() {
     assert_eq!(seen, (300..520).map(Ok).collect::<Vec<_>>());
     assert_eq!(r2.unwrap().position.tree_size, 520);
 
-    // A checkpoint whose root the tiles do not give.
+    // A checkpoint whose root the tiles do not give: from a saved position the hash tiles
+    // show it before any entry is read; from the start, the entries' root does.
     *files.lock().unwrap() = static_files(&log, 600, Some([1; 32]));
-    let (r3, _) = run(&m, &r.position).await;
+    let (r3, seen) = run(&m, &r.position).await;
     assert!(
         matches!(
             r3,
-            Err(CtError::Misbehaviour(Misbehaviour::RootMismatch {
-                from: 300,
-                tree_size: 600,
+            Err(CtError::Misbehaviour(Misbehaviour::Inconsistent {
+                first: 300,
+                second: 600,
                 ..
             }))
         ),
         "{r3:?}"
     );
+    assert!(seen.is_empty());
+    let (r4, _) = run(&m, &Position::start()).await;
+    assert!(
+        matches!(
+            r4,
+            Err(CtError::Misbehaviour(Misbehaviour::RootMismatch {
+                from: 0,
+                tree_size: 600,
+                ..
+            }))
+        ),
+        "{r4:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_long_static_ct_read_proves_and_reports_its_progress_by_hash_tiles() {
+    let (key, spki) = log_key();
+    let files = Arc::new(Mutex::new(HashMap::new()));
+    let addr = static_log(files.clone()).await;
+    let log = StaticLog {
+        key,
+        spki: spki.clone(),
+        origin: format!("{addr}/sub"),
+        leaf: cert("tile.example"),
+        ca: cert("issuer.example"),
+    };
+    let kind = LogKind::StaticCt {
+        monitoring_url: format!("http://{addr}/"),
+    };
+    let m = monitor(&format!("http://{addr}/sub"), &spki, kind);
+    *files.lock().unwrap() = static_files(&log, 1300, None);
+    let mut progress = Vec::new();
+    let r = m
+        .update_with_progress(
+            &Position::start(),
+            |_| {},
+            |p| progress.push(p.clone()),
+            500,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.position.tree_size, 1300);
+    // Each at a tile boundary at least 500 entries after the last, and each a position the
+    // read can resume from.
+    let sizes: Vec<u64> = progress.iter().map(|p| p.tree_size).collect();
+    assert_eq!(sizes, vec![512, 1024]);
+    for p in &progress {
+        let (resumed, seen) = run(&m, p).await;
+        assert_eq!(seen.len() as u64, 1300 - p.tree_size);
+        assert_eq!(resumed.unwrap().position, r.position);
+    }
+
+    // A hash tile that disagrees with the data after the first 512 entries (the level-1
+    // hash of entries 512..768, which the proof at 512 reads): that position is not
+    // proven, and nothing is reported.
+    let mut bad = static_files(&log, 1300, None);
+    bad.get_mut("/tile/1/000.p/5").unwrap()[2 * 32] ^= 1;
+    *files.lock().unwrap() = bad;
+    let mut progress = Vec::new();
+    let r = m
+        .update_with_progress(
+            &Position::start(),
+            |_| {},
+            |p| progress.push(p.clone()),
+            500,
+        )
+        .await;
+    assert!(
+        matches!(
+            r,
+            Err(CtError::Misbehaviour(Misbehaviour::Inconsistent {
+                first: 512,
+                second: 1300,
+                ..
+            }))
+        ),
+        "{r:?}"
+    );
+    assert!(progress.is_empty());
 }
 
 #[tokio::test]

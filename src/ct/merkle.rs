@@ -140,7 +140,7 @@ impl Frontier {
     /// size a multiple of `2^height`); `None` if it is not.
     pub fn push_subtree(&mut self, height: u32, node: Hash) -> Option<()> {
         let width = 1u64.checked_shl(height)?;
-        if self.size % width != 0 {
+        if !self.size.is_multiple_of(width) {
             return None;
         }
         let size = self.size.checked_add(width)?;

@@ -293,18 +293,7 @@ impl Monitor {
             Self::base(monitoring_url),
             tile_path(n)
         );
-        let (url, body, expected) = if width < TILE_WIDTH {
-            let url = format!("{base}.p/{width}");
-            match self.fetcher.get(&url).await {
-                Ok(body) => (url, body, width),
-                Err(CtError::Status { status: 404, .. }) => {
-                    (base.clone(), self.fetcher.get(&base).await?, TILE_WIDTH)
-                }
-                Err(e) => return Err(e),
-            }
-        } else {
-            (base.clone(), self.fetcher.get(&base).await?, TILE_WIDTH)
-        };
+        let (url, body, expected) = self.tile(&base, width).await?;
         if body.len() as u64 != expected * 32 {
             return Err(Misbehaviour::BadEntries {
                 log: self.spec.url.clone(),

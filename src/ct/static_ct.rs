@@ -85,18 +85,7 @@ impl Monitor {
             }
             .into()
         };
-        let (url, body, expected) = if width < TILE_WIDTH {
-            let url = format!("{base}.p/{width}");
-            match self.fetcher.get(&url).await {
-                Ok(body) => (url, body, width),
-                Err(CtError::Status { status: 404, .. }) => {
-                    (base.clone(), self.fetcher.get(&base).await?, TILE_WIDTH)
-                }
-                Err(e) => return Err(e),
-            }
-        } else {
-            (base.clone(), self.fetcher.get(&base).await?, TILE_WIDTH)
-        };
+        let (url, body, expected) = self.tile(&base, width).await?;
         let leaves = parse_data_tile(&body, expected as usize)
             .map_err(|reason| bad(first, format!("data tile {url}: {reason}")))?;
         let mut out = Vec::with_capacity((end - start) as usize);
@@ -129,6 +118,26 @@ impl Monitor {
             });
         }
         Ok(out)
+    }
+
+    /// The tile at `base` (its URL without a partial suffix) with `width` entries in the
+    /// tree: the partial tile when `width` is less than a full tile, or the full tile
+    /// should the log have filled it since and no longer serve the partial one. Returns the
+    /// URL read, its body and the entries it holds.
+    pub(super) async fn tile(
+        &self,
+        base: &str,
+        width: u64,
+    ) -> Result<(String, bytes::Bytes, u64), CtError> {
+        if width < TILE_WIDTH {
+            let url = format!("{base}.p/{width}");
+            match self.fetcher.get(&url).await {
+                Ok(body) => return Ok((url, body, width)),
+                Err(CtError::Status { status: 404, .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((base.to_owned(), self.fetcher.get(base).await?, TILE_WIDTH))
     }
 
     /// The issuer certificate with SHA-256 fingerprint `fp`, fetched once and checked to hash

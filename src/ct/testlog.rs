@@ -443,6 +443,36 @@ async fn static_log(files: Arc<Mutex<HashMap<String, Vec<u8>>>>) -> SocketAddr {
     .await
 }
 
+/// A static-ct-api log serving whatever `files` holds (see [`static_files`]), and a monitor
+/// for it.
+struct StaticServer {
+    files: Arc<Mutex<HashMap<String, Vec<u8>>>>,
+    log: StaticLog,
+    monitor: Monitor,
+}
+
+async fn static_server() -> StaticServer {
+    let (key, spki) = log_key();
+    let files = Arc::new(Mutex::new(HashMap::new()));
+    let addr = static_log(files.clone()).await;
+    let log = StaticLog {
+        key,
+        spki: spki.clone(),
+        origin: format!("{addr}/sub"),
+        leaf: cert("tile.example"),
+        ca: cert("issuer.example"),
+    };
+    let kind = LogKind::StaticCt {
+        monitoring_url: format!("http://{addr}/"),
+    };
+    let monitor = monitor(&format!("http://{addr}/sub"), &spki, kind);
+    StaticServer {
+        files,
+        log,
+        monitor,
+    }
+}
+
 #[tokio::test]
 async fn reads_a_static_ct_log_by_tiles_and_checks_its_root() {
     let (key, spki) = log_key();
@@ -510,20 +540,11 @@ async fn reads_a_static_ct_log_by_tiles_and_checks_its_root() {
 
 #[tokio::test]
 async fn a_long_static_ct_read_proves_and_reports_its_progress_by_hash_tiles() {
-    let (key, spki) = log_key();
-    let files = Arc::new(Mutex::new(HashMap::new()));
-    let addr = static_log(files.clone()).await;
-    let log = StaticLog {
-        key,
-        spki: spki.clone(),
-        origin: format!("{addr}/sub"),
-        leaf: cert("tile.example"),
-        ca: cert("issuer.example"),
-    };
-    let kind = LogKind::StaticCt {
-        monitoring_url: format!("http://{addr}/"),
-    };
-    let m = monitor(&format!("http://{addr}/sub"), &spki, kind);
+    let StaticServer {
+        files,
+        log,
+        monitor: m,
+    } = static_server().await;
     *files.lock().unwrap() = static_files(&log, 1300, None);
     let mut progress = Vec::new();
     let r = m
@@ -577,26 +598,17 @@ async fn a_long_static_ct_read_proves_and_reports_its_progress_by_hash_tiles() {
 
 #[tokio::test]
 async fn a_partial_tile_no_longer_served_is_read_from_the_full_tile() {
-    let (key, spki) = log_key();
-    let files = Arc::new(Mutex::new(HashMap::new()));
-    let addr = static_log(files.clone()).await;
-    let log = StaticLog {
-        key,
-        spki: spki.clone(),
-        origin: format!("{addr}/sub"),
-        leaf: cert("tile.example"),
-        ca: cert("issuer.example"),
-    };
+    let StaticServer {
+        files,
+        log,
+        monitor: m,
+    } = static_server().await;
     // The checkpoint is for 300 entries, but tile 1 has since filled and `.p/44` is gone.
     let mut grown = static_files(&log, 520, None);
     let old = static_files(&log, 300, None);
     grown.insert("/checkpoint".into(), old["/checkpoint"].clone());
     assert!(!grown.contains_key("/tile/data/001.p/44"));
     *files.lock().unwrap() = grown;
-    let kind = LogKind::StaticCt {
-        monitoring_url: format!("http://{addr}/"),
-    };
-    let m = monitor(&format!("http://{addr}/sub"), &spki, kind);
     let (r, seen) = run(&m, &Position::start()).await;
     assert_eq!(seen.len(), 300);
     assert_eq!(r.unwrap().position.tree_size, 300);
@@ -657,20 +669,11 @@ async fn an_rfc6962_log_started_at_its_end_is_read_on_from_there() {
 
 #[tokio::test]
 async fn a_static_ct_log_started_at_its_end_is_read_on_from_there() {
-    let (key, spki) = log_key();
-    let files = Arc::new(Mutex::new(HashMap::new()));
-    let addr = static_log(files.clone()).await;
-    let log = StaticLog {
-        key,
-        spki: spki.clone(),
-        origin: format!("{addr}/sub"),
-        leaf: cert("tile.example"),
-        ca: cert("issuer.example"),
-    };
-    let kind = LogKind::StaticCt {
-        monitoring_url: format!("http://{addr}/"),
-    };
-    let m = monitor(&format!("http://{addr}/sub"), &spki, kind);
+    let StaticServer {
+        files,
+        log,
+        monitor: m,
+    } = static_server().await;
     for n in [1, 255, 256, 257, 600, 65_536 + 513] {
         *files.lock().unwrap() = static_files(&log, n, None);
         let (position, sth) = m

@@ -320,6 +320,17 @@ fn home_with_logs(logs: &[(&str, &TestLog)], domains: &[&str]) -> common::Home {
     home
 }
 
+/// The report of log `name` in a `ct poll --json` answer.
+fn log_report(v: &Value, name: &str) -> Value {
+    v["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == name)
+        .unwrap_or_else(|| panic!("no report for log {name}: {v:#}"))
+        .clone()
+}
+
 fn poll(home: &common::Home) -> (Option<i32>, Value) {
     let out = home.run(&["ct", "poll", "--json"]);
     let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -450,15 +461,7 @@ fn a_broken_log_does_not_stop_the_healthy_one() {
     let home = home_with_logs(&named, &[".example.test"]);
     let (code, v) = poll(&home);
     assert_eq!(code, Some(1), "a log failed: {v:#}");
-    let by_name = |n: &str| {
-        v["logs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|l| l["name"] == n)
-            .unwrap_or_else(|| panic!("no report for log {n}: {v:#}"))
-            .clone()
-    };
+    let by_name = |n: &str| log_report(&v, n);
     for (fault, log) in &logs[..3] {
         let l = by_name(fault);
         // The alert names the log (its URL) and nothing it served is taken as read.
@@ -514,15 +517,6 @@ fn a_log_started_at_its_end_reads_only_what_follows_as_certspotter_does() {
         tiles = log.info["static_url"].as_str().unwrap(),
     ));
     std::fs::write(home.config(), cfg).unwrap();
-    let by_name = |v: &Value, n: &str| -> Value {
-        v["logs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|l| l["name"] == n)
-            .unwrap_or_else(|| panic!("no report for log {n}: {v:#}"))
-            .clone()
-    };
 
     let (code, v) = poll(&home);
     assert_eq!(
@@ -531,14 +525,14 @@ fn a_log_started_at_its_end_reads_only_what_follows_as_certspotter_does() {
         "the history log found unauthorized issuance: {v:#}"
     );
     for name in ["rfc", "tiles"] {
-        let l = by_name(&v, name);
+        let l = log_report(&v, name);
         assert!(l.get("error").is_none_or(Value::is_null), "{name}: {l:#}");
         assert_eq!(l["started_at_end"].as_u64(), Some(1037), "{name}: {l:#}");
         assert_eq!(l["to"].as_u64(), Some(1037), "{name}: {l:#}");
         assert_eq!(l["entries"].as_u64(), Some(0), "{name}: {l:#}");
         assert_eq!(l["matched"].as_u64(), Some(0), "{name}: {l:#}");
     }
-    let h = by_name(&v, "history");
+    let h = log_report(&v, "history");
     assert!(h.get("started_at_end").is_none_or(Value::is_null), "{h:#}");
     assert_eq!(h["entries"].as_u64(), Some(1037), "{h:#}");
     assert_eq!(h["matched"].as_u64(), Some(100), "{h:#}");
@@ -554,7 +548,7 @@ fn a_log_started_at_its_end_reads_only_what_follows_as_certspotter_does() {
     let (code, v) = poll(&home);
     assert_eq!(code, Some(3), "{v:#}");
     for name in ["rfc", "tiles", "history"] {
-        let l = by_name(&v, name);
+        let l = log_report(&v, name);
         assert!(l.get("error").is_none_or(Value::is_null), "{name}: {l:#}");
         assert!(
             l.get("started_at_end").is_none_or(Value::is_null),

@@ -18,6 +18,7 @@
 //! rate_limit = "10/s"
 //! max_batch = 256
 //! parallel = 2
+//! operator = "Google"                               # SCTs must come from 2 operators
 //! # start = "beginning"                            # this log: read its history too
 //! ```
 //!
@@ -47,6 +48,7 @@ const LOG_FIELDS: &[&str] = &[
     "max_batch",
     "parallel",
     "start",
+    "operator",
 ];
 
 /// Where a log is first read from.
@@ -82,6 +84,8 @@ pub struct CtLog {
     pub spec: LogSpec,
     /// Where it is first read from, when it says so itself (else `[ct] start`).
     pub start: Option<Start>,
+    /// Who operates it (for the SCT policy's distinct operators).
+    pub operator: Option<String>,
 }
 
 /// The CT settings.
@@ -256,7 +260,13 @@ pub fn parse_log(t: &toml::Table) -> Result<CtLog, (String, String)> {
         .get("start")
         .map(|v| Start::parse(v, "start"))
         .transpose()?;
-    Ok(CtLog { name, spec, start })
+    let operator = string("operator")?;
+    Ok(CtLog {
+        name,
+        spec,
+        start,
+        operator,
+    })
 }
 
 #[cfg(test)]
@@ -298,5 +308,14 @@ mod tests {
         assert!(err.1.contains("\"beginning\" or \"end\""), "{}", err.1);
         let err = parse_ct(&table("start = 0"), &mut cfg).unwrap_err();
         assert_eq!(err.0, "start");
+    }
+
+    #[test]
+    fn a_log_names_its_operator() {
+        let log = parse_log(&log_table("operator = \"Google\"")).unwrap();
+        assert_eq!(log.operator.as_deref(), Some("Google"));
+        assert_eq!(parse_log(&log_table("")).unwrap().operator, None);
+        let err = parse_log(&log_table("operator = \"\"")).unwrap_err();
+        assert_eq!(err.0, "operator");
     }
 }

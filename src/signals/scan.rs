@@ -64,7 +64,7 @@ pub fn inventory_findings(
     // SCT checks need the configured logs' keys; without any, nothing can be verified.
     let mut log_keys = super::ct::LogKeys::new();
     for log in &cfg.ct.logs {
-        if let Err(e) = log_keys.add_spki(&log.spec.public_key_der) {
+        if let Err(e) = log_keys.add_operated(&log.spec.public_key_der, log.operator.as_deref()) {
             tracing::warn!(log = %log.name, error = %e, "CT log key not usable for SCT checks");
         }
     }

@@ -6,9 +6,11 @@
 //! `digitally-signed` structure over the *precertificate* entry: the SHA-256 of the issuer's
 //! SubjectPublicKeyInfo and the TBSCertificate without the SCT list (and poison) extension.
 //!
-//! The policy is Chrome's count: valid SCTs from **distinct logs**, at least 2 for a
-//! certificate whose lifetime is up to 180 days and 3 beyond. Not checked (yet): distinct
-//! log operators, log state (usable/retired) at the SCT's time, SCTs delivered by TLS or OCSP.
+//! The policy is Chrome's and Apple's count: valid SCTs from **distinct logs**, at least 2
+//! for a certificate whose lifetime is up to 180 days and 3 beyond, and from at least 2
+//! **distinct log operators**. A log whose operator is not configured counts as an operator
+//! of its own. Not checked: log state (usable/retired) at the SCT's time, SCTs delivered by
+//! TLS or OCSP.
 //!
 //! The caller applies this to `public` inventory certificates only; private-PKI certificates
 //! carry no SCTs by design.
@@ -38,6 +40,8 @@ pub const SHORT_LIFETIME_DAYS: i64 = 180;
 pub const MIN_SCTS_SHORT: usize = 2;
 /// SCTs required for a certificate valid longer than 180 days.
 pub const MIN_SCTS_LONG: usize = 3;
+/// Distinct log operators the valid SCTs must come from.
+pub const MIN_OPERATORS: usize = 2;
 
 /// TLS `HashAlgorithm` sha256 (RFC 5246 §7.4.1.4.1).
 pub const HASH_SHA256: u8 = 4;
@@ -254,6 +258,8 @@ struct LogKey {
     sig_alg: u8,
     /// The EC point or the PKCS#1 RSAPublicKey.
     key: Vec<u8>,
+    /// Who operates the log, when configured.
+    operator: Option<String>,
 }
 
 /// The configured CT logs' public keys, by log id.
@@ -293,8 +299,39 @@ impl LogKeys {
             return Err(bad("not an ECDSA P-256 or RSA key"));
         };
         let id: [u8; 32] = Sha256::digest(spki_der).into();
-        self.keys.insert(id, LogKey { sig_alg, key });
+        self.keys.insert(
+            id,
+            LogKey {
+                sig_alg,
+                key,
+                operator: None,
+            },
+        );
         Ok(id)
+    }
+
+    /// [`LogKeys::add_spki`] for a log run by `operator` (as log lists name operators;
+    /// compared without regard to case or surrounding space).
+    pub fn add_operated(
+        &mut self,
+        spki_der: &[u8],
+        operator: Option<&str>,
+    ) -> Result<[u8; 32], SctError> {
+        let id = self.add_spki(spki_der)?;
+        if let Some(k) = self.keys.get_mut(&id) {
+            k.operator = operator
+                .map(|o| o.trim().to_lowercase())
+                .filter(|o| !o.is_empty());
+        }
+        Ok(id)
+    }
+
+    /// Who operates log `id`: its configured operator, else the log itself.
+    fn operator(&self, id: &[u8; 32]) -> String {
+        self.keys
+            .get(id)
+            .and_then(|k| k.operator.clone())
+            .unwrap_or_else(|| format!("log:{}", hex::encode(id)))
     }
 
     /// Number of logs.
@@ -357,6 +394,8 @@ pub struct SctReport {
     pub scts: Vec<SctVerdict>,
     /// Distinct logs with at least one valid SCT.
     pub valid_logs: usize,
+    /// Distinct operators of those logs (a log without a configured operator is its own).
+    pub valid_operators: usize,
     /// How many the policy requires for this certificate's lifetime.
     pub required: usize,
     /// The certificate's lifetime (notAfter − notBefore) in whole days.
@@ -401,9 +440,11 @@ pub fn check_scts(
         }
         scts.push(SctVerdict { sct, status });
     }
+    let operators: BTreeSet<String> = valid.iter().map(|id| logs.operator(id)).collect();
     Ok(SctReport {
         scts,
         valid_logs: valid.len(),
+        valid_operators: operators.len(),
         required: required_scts(info.not_before, info.not_after),
         lifetime_days: (info.not_after - info.not_before).num_days(),
     })
@@ -412,7 +453,7 @@ pub fn check_scts(
 impl SctReport {
     /// Whether the certificate meets the policy.
     pub fn sufficient(&self) -> bool {
-        self.valid_logs >= self.required
+        self.valid_logs >= self.required && self.valid_operators >= MIN_OPERATORS
     }
 
     /// The `sct_insufficient` finding when the certificate has too few valid SCTs: medium
@@ -444,15 +485,24 @@ impl SctReport {
         Some(Finding {
             check: CHECK,
             confidence: Confidence::Medium,
-            message: format!(
-                "{} valid SCT(s) from distinct logs, {} required for a {}-day certificate",
-                self.valid_logs, self.required, self.lifetime_days
-            ),
+            message: if self.valid_logs >= self.required {
+                format!(
+                    "{} valid SCT(s) from distinct logs, but from {} log operator(s); at least {MIN_OPERATORS} required",
+                    self.valid_logs, self.valid_operators
+                )
+            } else {
+                format!(
+                    "{} valid SCT(s) from distinct logs, {} required for a {}-day certificate",
+                    self.valid_logs, self.required, self.lifetime_days
+                )
+            },
             revocation_reason: None,
             deadline_hours: None,
             evidence: json!({
                 "valid_logs": self.valid_logs,
+                "valid_operators": self.valid_operators,
                 "required": self.required,
+                "required_operators": MIN_OPERATORS,
                 "lifetime_days": self.lifetime_days,
                 "scts": scts,
             }),

@@ -178,6 +178,42 @@ fn two_valid_scts_suffice_for_90_days() {
 }
 
 #[test]
+fn the_valid_scts_must_come_from_two_log_operators() {
+    let (a, b, c) = (Log::ec(), Log::ec(), Log::rsa());
+    let pki = Pki::new(90);
+    let cert = pki.certificate(&[&a, &b]);
+    let mut same = LogKeys::new();
+    same.add_operated(&a.spki, Some("Example CT")).unwrap();
+    same.add_operated(&b.spki, Some(" example ct ")).unwrap();
+    let report = check_scts(&cert, &pki.issuer_der, &same).unwrap();
+    assert_eq!((report.valid_logs, report.valid_operators), (2, 1));
+    let finding = report.finding().expect("one operator is not enough");
+    assert!(
+        finding.message.contains("1 log operator"),
+        "{}",
+        finding.message
+    );
+    assert_eq!(finding.evidence["valid_operators"], 1);
+    assert_eq!(finding.evidence["required_operators"], 2);
+
+    let mut two = LogKeys::new();
+    two.add_operated(&a.spki, Some("Example CT")).unwrap();
+    two.add_operated(&b.spki, Some("Other CT")).unwrap();
+    let report = check_scts(&cert, &pki.issuer_der, &two).unwrap();
+    assert_eq!(report.valid_operators, 2);
+    assert!(report.finding().is_none());
+
+    // A log without a configured operator counts as its own.
+    let mut unnamed = LogKeys::new();
+    unnamed.add_operated(&a.spki, Some("Example CT")).unwrap();
+    unnamed.add_operated(&b.spki, None).unwrap();
+    unnamed.add_operated(&c.spki, Some("Example CT")).unwrap();
+    let report = check_scts(&cert, &pki.issuer_der, &unnamed).unwrap();
+    assert_eq!(report.valid_operators, 2);
+    assert!(report.finding().is_none());
+}
+
+#[test]
 fn long_lived_certificates_need_three() {
     let (a, b, c) = (Log::ec(), Log::ec(), Log::rsa());
     let pki = Pki::new(365);

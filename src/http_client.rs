@@ -1,11 +1,14 @@
 //! The outbound HTTP(S) client shared by everything that talks HTTP: webhook notifications
-//! (`notify::webhook`) and CRL fetches (`signals::ca::crl`). HTTPS is verified against the
-//! platform's roots (rustls with aws-lc-rs); plain HTTP is plain hyper. Callers apply their
-//! own timeouts and body limits.
+//! (`notify::webhook`), CRL and OCSP requests (`signals::ca`) and CT logs (`ct`). HTTPS is
+//! verified against the platform's roots (rustls with aws-lc-rs); plain HTTP is plain hyper.
+//! [`HttpClient::exchange`] bounds an exchange's time and body size; callers name the URL
+//! in their own errors.
+
+use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response};
-use http_body_util::Full;
+use http::{HeaderMap, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
@@ -78,6 +81,104 @@ impl HttpClient {
         };
         sent.map_err(|e| HttpError::Request(error_chain(&e)))
     }
+}
+
+/// An answer read by [`HttpClient::exchange`].
+#[derive(Debug)]
+pub struct Answer {
+    /// Its status.
+    pub status: StatusCode,
+    /// Its headers.
+    pub headers: HeaderMap,
+    /// Its body, read only for a 2xx status (empty otherwise).
+    pub body: Bytes,
+}
+
+/// Why an exchange got no usable answer. The caller adds the URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExchangeError {
+    /// The request could not be sent or the answer not read; the error with its causes.
+    #[error("cannot fetch: {0}")]
+    Fetch(String),
+    /// The whole exchange took longer than allowed.
+    #[error("no complete answer within {0:?}")]
+    Timeout(Duration),
+    /// The body is larger than the limit (declared or read).
+    #[error("larger than the {0}-byte limit")]
+    TooLarge(usize),
+}
+
+impl HttpClient {
+    /// Sends `req` and, for a 2xx answer, reads its body up to `limit` bytes, all within
+    /// `timeout`. A non-2xx answer is returned with its status and headers, unread.
+    pub async fn exchange(
+        &self,
+        req: Request<Full<Bytes>>,
+        limit: usize,
+        timeout: Duration,
+    ) -> Result<Answer, ExchangeError> {
+        let work = async {
+            let rsp = self
+                .request(req)
+                .await
+                .map_err(|e| ExchangeError::Fetch(e.to_string()))?;
+            let status = rsp.status();
+            let headers = rsp.headers().clone();
+            if !status.is_success() {
+                return Ok(Answer {
+                    status,
+                    headers,
+                    body: Bytes::new(),
+                });
+            }
+            let declared = headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            if declared.is_some_and(|n| n > limit as u64) {
+                return Err(ExchangeError::TooLarge(limit));
+            }
+            let body = Limited::new(rsp.into_body(), limit)
+                .collect()
+                .await
+                .map(http_body_util::Collected::to_bytes)
+                .map_err(|e| {
+                    if e.downcast_ref::<LengthLimitError>().is_some() {
+                        ExchangeError::TooLarge(limit)
+                    } else {
+                        ExchangeError::Fetch(format!("reading the answer: {}", error_chain(&*e)))
+                    }
+                })?;
+            Ok(Answer {
+                status,
+                headers,
+                body,
+            })
+        };
+        tokio::time::timeout(timeout, work)
+            .await
+            .map_err(|_| ExchangeError::Timeout(timeout))?
+    }
+}
+
+/// A request from certresponder: `method` to `uri` with `body`, its user agent and
+/// `headers`.
+pub fn request(
+    method: http::Method,
+    uri: http::Uri,
+    headers: &[(header::HeaderName, &str)],
+    body: Bytes,
+) -> Result<Request<Full<Bytes>>, ExchangeError> {
+    let mut b = Request::builder().method(method).uri(uri).header(
+        header::USER_AGENT,
+        concat!("certresponder/", env!("CARGO_PKG_VERSION")),
+    );
+    for (k, v) in headers {
+        b = b.header(k, *v);
+    }
+    b.body(Full::new(body))
+        .map_err(|e| ExchangeError::Fetch(format!("cannot build the request: {e}")))
 }
 
 impl Default for HttpClient {

@@ -5,13 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Method, Request, StatusCode, header};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http::{Method, StatusCode, header};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::CtError;
-use crate::http_client::{HttpClient, error_chain};
+use crate::http_client::{ExchangeError, HttpClient};
 
 /// How a log is fetched from.
 #[derive(Debug, Clone)]
@@ -105,79 +104,58 @@ impl Fetcher {
             url: url.to_owned(),
             reason,
         };
-        let req = Request::builder()
-            .method(Method::GET)
-            .uri(url)
-            .header(
-                header::USER_AGENT,
-                concat!("certresponder/", env!("CARGO_PKG_VERSION")),
-            )
+        let too_large = || CtError::TooLarge {
+            url: url.to_owned(),
+            limit: self.limit,
+        };
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e| fetch_err(format!("not a valid URL: {e}")))?;
+        let answer = match crate::http_client::request(
+            Method::GET,
+            uri,
             // static-ct-api tiles are often stored gzip-compressed and served as they are.
-            .header(header::ACCEPT_ENCODING, "gzip, identity")
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| fetch_err(format!("cannot build the request: {e}")))?;
-        let work = async {
-            let rsp = self
-                .http
-                .request(req)
-                .await
-                .map_err(|e| fetch_err(e.to_string()))?;
-            let status = rsp.status();
-            if !status.is_success() {
-                let retry_after = rsp
-                    .headers()
-                    .get(header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(parse_retry_after);
-                return Ok(Err((status, retry_after)));
-            }
-            let encoding = rsp
-                .headers()
-                .get(header::CONTENT_ENCODING)
-                .and_then(|v| v.to_str().ok())
-                .map(|e| e.trim().to_ascii_lowercase())
-                .filter(|e| e != "identity");
-            let gzip = match encoding.as_deref() {
-                None => false,
-                Some("gzip" | "x-gzip") => true,
-                Some(enc) => {
-                    return Err(fetch_err(format!(
-                        "the answer is `{enc}`-encoded, which is not supported (gzip is)"
-                    )));
-                }
-            };
-            let too_large = || CtError::TooLarge {
+            &[(header::ACCEPT_ENCODING, "gzip, identity")],
+            Bytes::new(),
+        ) {
+            Ok(req) => self.http.exchange(req, self.limit, self.timeout).await,
+            Err(e) => Err(e),
+        };
+        let answer = answer.map_err(|e| match e {
+            ExchangeError::Timeout(timeout) => CtError::Timeout {
                 url: url.to_owned(),
-                limit: self.limit,
-            };
-            let body = Limited::new(rsp.into_body(), self.limit)
-                .collect()
-                .await
-                .map(|c| c.to_bytes())
-                .map_err(|e| {
-                    if e.downcast_ref::<LengthLimitError>().is_some() {
-                        too_large()
-                    } else {
-                        fetch_err(format!("reading the answer: {}", error_chain(&*e)))
-                    }
-                })?;
-            if !gzip {
-                return Ok(Ok(body));
-            }
-            match gunzip(&body, self.limit) {
+                timeout,
+            },
+            ExchangeError::TooLarge(_) => too_large(),
+            ExchangeError::Fetch(reason) => fetch_err(reason),
+        })?;
+        if !answer.status.is_success() {
+            let retry_after = answer
+                .headers
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_retry_after);
+            return Ok(Err((answer.status, retry_after)));
+        }
+        let encoding = answer
+            .headers
+            .get(header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .map(|e| e.trim().to_ascii_lowercase())
+            .filter(|e| e != "identity");
+        match encoding.as_deref() {
+            None => Ok(Ok(answer.body)),
+            Some("gzip" | "x-gzip") => match gunzip(&answer.body, self.limit) {
                 Ok(Some(b)) => Ok(Ok(b)),
                 Ok(None) => Err(too_large()),
                 Err(e) => Err(fetch_err(format!(
                     "the gzip-encoded answer cannot be decoded: {e}"
                 ))),
-            }
-        };
-        tokio::time::timeout(self.timeout, work)
-            .await
-            .map_err(|_| CtError::Timeout {
-                url: url.to_owned(),
-                timeout: self.timeout,
-            })?
+            },
+            Some(enc) => Err(fetch_err(format!(
+                "the answer is `{enc}`-encoded, which is not supported (gzip is)"
+            ))),
+        }
     }
 }
 

@@ -14,11 +14,10 @@ use certresponder_inventory::inspect::{
     CrlInfo, crl_signed_by, inspect_certificate_der, inspect_crl_der, read_crl,
 };
 use chrono::{DateTime, Utc};
-use http::{Method, Request, Uri, header};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http::{Method, Uri, header};
 use sha2::{Digest, Sha256};
 
-use crate::http_client::{HttpClient, error_chain};
+use crate::http_client::{ExchangeError, HttpClient};
 use crate::store::{Store, StoreError};
 
 /// The largest CRL read, in bytes. Real CRLs of large public CAs stay well below this.
@@ -218,69 +217,42 @@ impl CrlFetcher {
 
     /// GETs the URL and reads the body, within the timeout and the size limit.
     async fn fetch(&self, url: &str, uri: Uri) -> Result<Bytes, CrlError> {
-        let fetch_err = |reason: String| CrlError::Fetch {
-            url: url.to_owned(),
-            reason,
+        let answer = crate::http_client::request(
+            Method::GET,
+            uri,
+            &[(header::ACCEPT, "application/pkix-crl, */*")],
+            Bytes::new(),
+        );
+        let answer = match answer {
+            Ok(req) => self.http.exchange(req, self.limit, self.timeout).await,
+            Err(e) => Err(e),
         };
-        let too_large = || CrlError::TooLarge {
-            url: url.to_owned(),
-            limit: self.limit,
-        };
-        let req = Request::builder()
-            .method(Method::GET)
-            .uri(uri)
-            .header(
-                header::USER_AGENT,
-                concat!("certresponder/", env!("CARGO_PKG_VERSION")),
-            )
-            .header(header::ACCEPT, "application/pkix-crl, */*")
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| fetch_err(format!("cannot build the request: {e}")))?;
-        let work = async {
-            let rsp = self
-                .http
-                .request(req)
-                .await
-                .map_err(|e| fetch_err(e.to_string()))?;
-            let status = rsp.status();
-            if !status.is_success() {
-                let location = rsp
-                    .headers()
+        let answer = answer.map_err(|e| match e {
+            ExchangeError::Timeout(timeout) => CrlError::Timeout {
+                url: url.to_owned(),
+                timeout,
+            },
+            ExchangeError::TooLarge(limit) => CrlError::TooLarge {
+                url: url.to_owned(),
+                limit,
+            },
+            ExchangeError::Fetch(reason) => CrlError::Fetch {
+                url: url.to_owned(),
+                reason,
+            },
+        })?;
+        if !answer.status.is_success() {
+            return Err(CrlError::Status {
+                url: url.to_owned(),
+                status: answer.status.as_u16(),
+                location: answer
+                    .headers
                     .get(header::LOCATION)
                     .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
-                return Err(CrlError::Status {
-                    url: url.to_owned(),
-                    status: status.as_u16(),
-                    location,
-                });
-            }
-            let declared = rsp
-                .headers()
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok());
-            if declared.is_some_and(|n| n > self.limit as u64) {
-                return Err(too_large());
-            }
-            Limited::new(rsp.into_body(), self.limit)
-                .collect()
-                .await
-                .map(http_body_util::Collected::to_bytes)
-                .map_err(|e| {
-                    if e.downcast_ref::<LengthLimitError>().is_some() {
-                        too_large()
-                    } else {
-                        fetch_err(format!("reading the answer: {}", error_chain(&*e)))
-                    }
-                })
-        };
-        tokio::time::timeout(self.timeout, work)
-            .await
-            .map_err(|_| CrlError::Timeout {
-                url: url.to_owned(),
-                timeout: self.timeout,
-            })?
+                    .map(str::to_owned),
+            });
+        }
+        Ok(answer.body)
     }
 }
 
@@ -352,6 +324,8 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use chrono::TimeDelta;
+    use http::Request;
+    use http_body_util::Full;
     use hyper::body::Incoming;
     use hyper::service::service_fn;
     use hyper_util::rt::TokioIo;

@@ -3,7 +3,9 @@
 //! answer for it) is revoked by that CA's own CRL, served over real HTTP; `scan` detects it
 //! from the fetched CRL once the cached copy reaches its nextUpdate, and `respond` reissues it
 //! from the configured issuer with a new key. A CRL signed by an impostor CA with the same
-//! name is rejected and reported, never believed, and opens no case.
+//! name is rejected and reported, never believed, and opens no case. The same detection
+//! through OCSP: a real `openssl ocsp` responder names one certificate revoked for
+//! keyCompromise and another good.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -596,4 +598,182 @@ fn crl_signed_by_an_impostor_with_the_same_name_is_rejected_not_trusted() {
         signals[0]["evidence"]["sources"],
         serde_json::json!([format!("CRL {url}")])
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// OCSP
+// ---------------------------------------------------------------------------------------
+
+/// A real OCSP responder (`openssl ocsp`) for `ca` on 127.0.0.1, answering from the CA
+/// database `index`; killed on drop.
+struct OcspResponder {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for OcspResponder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl OcspResponder {
+    /// Starts it on a free port (`-port 0`; openssl prints the one it bound).
+    fn start(dir: &Path, ca_pem: &Path, ca_key: &Path, index: &Path) -> Self {
+        let mut child = Command::new("openssl")
+            .arg("ocsp")
+            .arg("-index")
+            .arg(index)
+            .arg("-CA")
+            .arg(ca_pem)
+            .arg("-rsigner")
+            .arg(ca_pem)
+            .arg("-rkey")
+            .arg(ca_key)
+            .args(["-port", "0", "-ndays", "1"])
+            .current_dir(dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("openssl must be installed");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        // "ACCEPT [::]:PORT PID=N"
+        let port: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|a| a.rsplit(':').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("openssl ocsp printed {line:?}"));
+        Self {
+            child,
+            url: format!("http://127.0.0.1:{port}/"),
+        }
+    }
+}
+
+/// The DER of an Authority Information Access extension naming `url` as the OCSP responder.
+fn aia_ocsp(url: &str) -> Vec<u8> {
+    let tlv = |tag: u8, content: &[u8]| {
+        let mut out = vec![tag, u8::try_from(content.len()).unwrap()];
+        out.extend_from_slice(content);
+        out
+    };
+    // id-ad-ocsp, 1.3.6.1.5.5.7.48.1, then [6] uniformResourceIdentifier.
+    let oid = tlv(0x06, &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01]);
+    let access = tlv(0x30, &[oid, tlv(0x86, url.as_bytes())].concat());
+    tlv(0x30, &access)
+}
+
+#[test]
+fn revoked_according_to_its_ocsp_responder_is_detected_and_reissued() {
+    let home = home();
+    let dir = home.path("corp-ocsp");
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Corp OCSP CA");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let (ca_pem, ca_key_path) = (dir.join("ca.pem"), dir.join("ca.key"));
+    std::fs::write(&ca_pem, ca_cert.pem()).unwrap();
+    std::fs::write(&ca_key_path, ca_key.serialize_pem()).unwrap();
+    let ca = rcgen::Issuer::new(ca_params, ca_key);
+
+    // openssl's CA database (status, expiry, revocation[,reason], serial, file, subject),
+    // written before the responder starts, since it reads it then; the certificates that
+    // name the responder's URL are issued once it runs.
+    let certs = [("bad", 0x0b0b_u64, true), ("fine", 0x0f0f, false)];
+    let index = dir.join("index.txt");
+    let lines: String = certs
+        .iter()
+        .map(|(name, serial, revoked)| {
+            if *revoked {
+                format!("R\t301231235959Z\t261101120000Z,keyCompromise\t{serial:04X}\tunknown\t/CN={name}.example.test\n")
+            } else {
+                format!("V\t301231235959Z\t\t{serial:04X}\tunknown\t/CN={name}.example.test\n")
+            }
+        })
+        .collect();
+    std::fs::write(&index, lines).unwrap();
+    let responder = OcspResponder::start(&dir, &ca_pem, &ca_key_path, &index);
+    let mut deployed = Vec::new();
+    for (name, serial, _) in certs {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let dns = format!("{name}.example.test");
+        let mut p = rcgen::CertificateParams::new(vec![dns.clone()]).unwrap();
+        p.distinguished_name.push(rcgen::DnType::CommonName, &dns);
+        p.serial_number = Some(rcgen::SerialNumber::from(serial));
+        p.custom_extensions = vec![rcgen::CustomExtension::from_oid_content(
+            &[1, 3, 6, 1, 5, 5, 7, 1, 1],
+            aia_ocsp(&responder.url),
+        )];
+        let leaf = p.signed_by(&key, &ca).unwrap();
+        let srv = home.path(&format!("srv/{name}"));
+        std::fs::create_dir_all(&srv).unwrap();
+        let d = Deployed {
+            cert: srv.join("cert.pem"),
+            key: srv.join("key.pem"),
+            chain: srv.join("chain.pem"),
+        };
+        std::fs::write(&d.cert, leaf.pem()).unwrap();
+        std::fs::write(&d.key, key.serialize_pem()).unwrap();
+        std::fs::set_permissions(&d.key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::write(&d.chain, ca_cert.pem()).unwrap();
+        std::fs::write(
+            home.path(&format!("inventory/{name}.toml")),
+            format!(
+                "[[cert]]\nname = \"{name}\"\nowner = \"team-{name}@example.com\"\nissuer = \"internal\"\ncert = \"{}\"\nkey = \"{}\"\nchain = \"{}\"\n",
+                d.cert.display(),
+                d.key.display(),
+                d.chain.display()
+            ),
+        )
+        .unwrap();
+        assert_eq!(d.leaf().ocsp_urls, [responder.url.as_str()]);
+        deployed.push(d);
+    }
+    let bad_old = deployed[0].leaf();
+
+    let found = json(&home, &["scan", "--json"], 3);
+    assert!(problems(&found).is_empty(), "{found:#}");
+    assert!(revoked_signals(&found, "fine").is_empty(), "{found:#}");
+    let signals = revoked_signals(&found, "bad");
+    assert_eq!(signals.len(), 1, "{found:#}");
+    let ev = &signals[0]["evidence"];
+    assert_eq!(
+        ev["sources"],
+        serde_json::json!([format!("OCSP {}", responder.url)]),
+        "{ev:#}"
+    );
+    assert_eq!(ev["reason"], "keyCompromise", "{ev:#}");
+    assert_eq!(ev["key_compromise"], true, "{ev:#}");
+    assert_eq!(ev["revoked_at"], "2026-11-01T12:00:00Z", "{ev:#}");
+
+    let responded = json(&home, &["respond", "--json"], 0);
+    let cases = responded["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 1, "{responded:#}");
+    assert_eq!(cases[0]["cert"], "bad", "{responded:#}");
+    assert_eq!(cases[0]["state"], "done", "{responded:#}");
+    let new = deployed[0].leaf();
+    assert_ne!(new.serial, bad_old.serial);
+    assert_ne!(
+        new.fingerprints.spki_sha256,
+        bad_old.fingerprints.spki_sha256
+    );
+    assert!(new.ocsp_urls.is_empty(), "{new:#?}");
+
+    // The good answer was cached until its nextUpdate: the responder going away changes
+    // nothing for `fine`, and nothing is open.
+    drop(responder);
+    let after = json(&home, &["scan", "--json"], 0);
+    assert_eq!(after["open"], 0, "{after:#}");
+    assert!(problems(&after).is_empty(), "{after:#}");
 }

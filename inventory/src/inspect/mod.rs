@@ -8,6 +8,7 @@ mod crl;
 pub mod der;
 mod error;
 mod key;
+mod ocsp;
 mod pem;
 mod tbs;
 mod x509;
@@ -15,6 +16,7 @@ mod x509;
 pub use crl::{CrlInfo, RevokedEntry, cert_signed_by, crl_signed_by, inspect_crl_der, read_crl};
 pub use error::InspectError;
 pub use key::{KeyFormat, KeyInfo, PrivateKeyInfo};
+pub use ocsp::{OcspAnswer, OcspCertStatus, OcspProblem, ocsp_request, read_ocsp_response};
 pub use pem::{PemBlock, encode_pem, looks_like_pem, parse_pem};
 pub use x509::{
     CertInfo, CsrInfo, Fingerprints, PssParams, SctInfo, inspect_certificate_der, inspect_csr_der,

@@ -147,6 +147,7 @@ pub struct Fetched {
 }
 
 /// Fetches CRLs over HTTP or HTTPS, checks each against its issuer, caches them in the store.
+/// Asks OCSP responders the same way (see [`super::ocsp`]).
 #[derive(Debug, Clone)]
 pub struct CrlFetcher {
     http: HttpClient,
@@ -162,6 +163,16 @@ impl CrlFetcher {
             timeout,
             limit: MAX_CRL_BYTES,
         }
+    }
+
+    /// The HTTP client its requests go through.
+    pub(super) fn http(&self) -> &HttpClient {
+        &self.http
+    }
+
+    /// How long one request may take.
+    pub(super) fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// The CRL at `url`, signed by the CA certificate `issuer_der` (DER). A cached copy is
@@ -316,7 +327,7 @@ fn verify(url: &str, der: &[u8], issuer_der: &[u8]) -> Result<CrlInfo, CrlError>
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::collections::HashMap;
     use std::convert::Infallible;
     use std::net::SocketAddr;
@@ -339,14 +350,14 @@ mod tests {
     use crate::store::MemoryStore;
 
     #[derive(Clone)]
-    struct Route {
-        status: u16,
-        body: Vec<u8>,
-        location: Option<String>,
-        delay: Duration,
+    pub(crate) struct Route {
+        pub(crate) status: u16,
+        pub(crate) body: Vec<u8>,
+        pub(crate) location: Option<String>,
+        pub(crate) delay: Duration,
     }
 
-    fn ok(body: impl Into<Vec<u8>>) -> Route {
+    pub(crate) fn ok(body: impl Into<Vec<u8>>) -> Route {
         Route {
             status: 200,
             body: body.into(),
@@ -357,7 +368,7 @@ mod tests {
 
     /// An HTTP server on 127.0.0.1 answering each path with its route (404 otherwise),
     /// counting requests; stopped on drop.
-    struct Server {
+    pub(crate) struct Server {
         addr: SocketAddr,
         hits: Arc<AtomicUsize>,
         routes: Arc<Mutex<HashMap<String, Route>>>,
@@ -371,7 +382,7 @@ mod tests {
     }
 
     impl Server {
-        async fn start() -> Self {
+        pub(crate) async fn start() -> Self {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             let hits = Arc::new(AtomicUsize::new(0));
@@ -413,20 +424,20 @@ mod tests {
             }
         }
 
-        fn route(&self, path: &str, route: Route) -> String {
+        pub(crate) fn route(&self, path: &str, route: Route) -> String {
             self.routes.lock().unwrap().insert(path.into(), route);
             format!("http://{}{path}", self.addr)
         }
 
-        fn hits(&self) -> usize {
+        pub(crate) fn hits(&self) -> usize {
             self.hits.load(Ordering::SeqCst)
         }
     }
 
-    struct Ca {
-        issuer: Issuer<'static, KeyPair>,
-        der: Vec<u8>,
-        key_pem: String,
+    pub(crate) struct Ca {
+        pub(crate) issuer: Issuer<'static, KeyPair>,
+        pub(crate) der: Vec<u8>,
+        pub(crate) key_pem: String,
     }
 
     fn ca_params(cn: &str) -> CertificateParams {
@@ -437,7 +448,7 @@ mod tests {
         params
     }
 
-    fn new_ca(cn: &str) -> Ca {
+    pub(crate) fn new_ca(cn: &str) -> Ca {
         let key = KeyPair::generate().unwrap();
         let params = ca_params(cn);
         let der = params.self_signed(&key).unwrap().der().to_vec();
@@ -478,7 +489,7 @@ mod tests {
         .unwrap()
     }
 
-    fn fetcher() -> CrlFetcher {
+    pub(crate) fn fetcher() -> CrlFetcher {
         CrlFetcher::new(Duration::from_secs(5))
     }
 

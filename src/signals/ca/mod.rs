@@ -11,6 +11,7 @@
 pub mod ari;
 pub mod crl;
 pub mod distrust;
+pub mod ocsp;
 pub mod revoked;
 
 use std::collections::{BTreeMap, HashSet};

@@ -1,12 +1,17 @@
 //! `revoked_at_ca`: the CA has revoked a certificate we still deploy.
 //!
-//! Two sources, either enough: the entry's issuer adapter's own status (the internal CA's
-//! records, an ACME CA's CRL, a command adapter's answer), and, for any certificate that
-//! names a CRL distribution point, that CRL, fetched, checked against the issuing CA in the
-//! deployed chain and cached until its nextUpdate. A CRL whose signature does not verify is
-//! rejected and reported, never believed.
+//! Three sources, any one enough:
+//! - the entry's issuer adapter's own status (the internal CA's records, an ACME CA's CRL, a
+//!   command adapter's answer);
+//! - for any certificate that names a CRL distribution point, that CRL, fetched, checked
+//!   against the issuing CA in the deployed chain and cached until its nextUpdate;
+//! - for any certificate that names an OCSP responder, its answer, checked the same way
+//!   (signed by the issuing CA or a responder it authorized) and cached likewise.
+//!
+//! A CRL or an OCSP answer whose signature does not verify is rejected and reported, never
+//! believed.
 
-use certresponder_inventory::inspect::{self, CertInfo};
+use certresponder_inventory::inspect::{self, CertInfo, OcspCertStatus};
 use certresponder_issuers::{CertStatus, Issuer, RevocationReason};
 use chrono::{DateTime, Utc};
 
@@ -85,42 +90,81 @@ pub async fn check(
             Err(e) => out.problems.push(format!("{source}: {e}")),
         }
     }
-    let fetchable: Vec<&String> = leaf
-        .crl_urls
-        .iter()
-        .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
-        .collect();
-    if !fetchable.is_empty() {
-        match issuing_ca(leaf_der, &leaf, chain) {
-            None => out.problems.push(format!(
-                "CRL {}: the deployed chain does not include the issuing CA ({}), so the CRL's signature cannot be checked",
-                fetchable[0], leaf.issuer
-            )),
-            Some(ca) => {
-                // The first distribution point that answers decides; the rest are mirrors.
-                let mut errors = Vec::new();
-                for url in &fetchable {
-                    match crls.get(store, url, ca, now).await {
-                        Ok(fetched) => {
-                            let source = format!("CRL {url}");
-                            out.answered.push(source.clone());
-                            if let Some(r) = fetched.info.find(&leaf.serial) {
-                                found.push(Revocation {
-                                    source,
-                                    reason: r.reason_code.and_then(RevocationReason::from_code),
-                                    at: r.revoked_at,
-                                });
-                            }
-                            errors.clear();
-                            break;
-                        }
-                        Err(e) => errors.push(e.to_string()),
-                    }
+    let is_http = |u: &&String| u.starts_with("http://") || u.starts_with("https://");
+    let fetchable: Vec<&String> = leaf.crl_urls.iter().filter(is_http).collect();
+    let responders: Vec<&String> = leaf.ocsp_urls.iter().filter(is_http).collect();
+    if fetchable.is_empty() && responders.is_empty() {
+        return finish(out, found, &leaf);
+    }
+    let Some(ca) = issuing_ca(leaf_der, &leaf, chain) else {
+        for (kind, url) in fetchable
+            .first()
+            .map(|u| ("CRL", u))
+            .into_iter()
+            .chain(responders.first().map(|u| ("OCSP", u)))
+        {
+            out.problems.push(format!(
+                "{kind} {url}: the deployed chain does not include the issuing CA ({}), so the {} signature cannot be checked",
+                leaf.issuer,
+                if kind == "CRL" { "CRL's" } else { "answer's" }
+            ));
+        }
+        return finish(out, found, &leaf);
+    };
+    // The first distribution point that answers decides; the rest are mirrors.
+    let mut errors = Vec::new();
+    for url in &fetchable {
+        match crls.get(store, url, ca, now).await {
+            Ok(fetched) => {
+                let source = format!("CRL {url}");
+                out.answered.push(source.clone());
+                if let Some(r) = fetched.info.find(&leaf.serial) {
+                    found.push(Revocation {
+                        source,
+                        reason: r.reason_code.and_then(RevocationReason::from_code),
+                        at: r.revoked_at,
+                    });
                 }
-                out.problems.extend(errors);
+                errors.clear();
+                break;
             }
+            Err(e) => errors.push(e.to_string()),
         }
     }
+    out.problems.append(&mut errors);
+    // Likewise the first OCSP responder that gives a verified answer.
+    for url in &responders {
+        let source = format!("OCSP {url}");
+        match crls.ocsp(store, url, leaf_der, ca, now).await {
+            Ok(asked) => {
+                match asked.answer.status {
+                    OcspCertStatus::Good => out.answered.push(source),
+                    OcspCertStatus::Revoked { at, reason } => {
+                        out.answered.push(source.clone());
+                        found.push(Revocation {
+                            source,
+                            reason: reason.and_then(RevocationReason::from_code),
+                            at,
+                        });
+                    }
+                    OcspCertStatus::Unknown => errors.push(format!(
+                        "{source}: the responder does not know this certificate"
+                    )),
+                }
+                if !matches!(asked.answer.status, OcspCertStatus::Unknown) {
+                    errors.clear();
+                    break;
+                }
+            }
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    out.problems.append(&mut errors);
+    finish(out, found, &leaf)
+}
+
+/// The finding, when any source said the certificate is revoked.
+fn finish(mut out: RevokedCheck, found: Vec<Revocation>, leaf: &CertInfo) -> RevokedCheck {
     let Some(first) = found.first() else {
         return out;
     };

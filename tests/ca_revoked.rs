@@ -194,22 +194,34 @@ impl Deployed {
 /// `srv/<name>/` (cert, key 0600, chain with the CA certificate); registers the entry, whose
 /// issuer is the home's own `internal` CA.
 fn deploy(home: &Home, ca: &InternalCa, name: &str, dns: &str) -> Deployed {
-    let dir = home.path(&format!("srv/{name}"));
-    std::fs::create_dir_all(&dir).unwrap();
     let key = rcgen::KeyPair::generate().unwrap();
     let spki = rcgen::PublicKeyData::subject_public_key_info(&key);
     let issued = ca
         .issue_for_public_key(&spki, &[dns.to_string()], CertKind::TlsServer, None)
         .unwrap();
+    lay_out(
+        home,
+        name,
+        &issued.leaf_pem,
+        &key.serialize_pem(),
+        &issued.chain_pem,
+    )
+}
+
+/// Writes a service's files under `srv/<name>/` (cert, key 0600, chain) and registers the
+/// entry, whose issuer is the home's own `internal` CA.
+fn lay_out(home: &Home, name: &str, leaf_pem: &str, key_pem: &str, chain_pem: &str) -> Deployed {
+    let dir = home.path(&format!("srv/{name}"));
+    std::fs::create_dir_all(&dir).unwrap();
     let d = Deployed {
         cert: dir.join("cert.pem"),
         key: dir.join("key.pem"),
         chain: dir.join("chain.pem"),
     };
-    std::fs::write(&d.cert, &issued.leaf_pem).unwrap();
-    std::fs::write(&d.key, key.serialize_pem()).unwrap();
+    std::fs::write(&d.cert, leaf_pem).unwrap();
+    std::fs::write(&d.key, key_pem).unwrap();
     std::fs::set_permissions(&d.key, std::fs::Permissions::from_mode(0o600)).unwrap();
-    std::fs::write(&d.chain, &issued.chain_pem).unwrap();
+    std::fs::write(&d.chain, chain_pem).unwrap();
     std::fs::write(
         home.path(&format!("inventory/{name}.toml")),
         format!(
@@ -716,27 +728,13 @@ fn revoked_according_to_its_ocsp_responder_is_detected_and_reissued() {
             aia_ocsp(&responder.url),
         )];
         let leaf = p.signed_by(&key, &ca).unwrap();
-        let srv = home.path(&format!("srv/{name}"));
-        std::fs::create_dir_all(&srv).unwrap();
-        let d = Deployed {
-            cert: srv.join("cert.pem"),
-            key: srv.join("key.pem"),
-            chain: srv.join("chain.pem"),
-        };
-        std::fs::write(&d.cert, leaf.pem()).unwrap();
-        std::fs::write(&d.key, key.serialize_pem()).unwrap();
-        std::fs::set_permissions(&d.key, std::fs::Permissions::from_mode(0o600)).unwrap();
-        std::fs::write(&d.chain, ca_cert.pem()).unwrap();
-        std::fs::write(
-            home.path(&format!("inventory/{name}.toml")),
-            format!(
-                "[[cert]]\nname = \"{name}\"\nowner = \"team-{name}@example.com\"\nissuer = \"internal\"\ncert = \"{}\"\nkey = \"{}\"\nchain = \"{}\"\n",
-                d.cert.display(),
-                d.key.display(),
-                d.chain.display()
-            ),
-        )
-        .unwrap();
+        let d = lay_out(
+            &home,
+            name,
+            &leaf.pem(),
+            &key.serialize_pem(),
+            &ca_cert.pem(),
+        );
         assert_eq!(d.leaf().ocsp_urls, [responder.url.as_str()]);
         deployed.push(d);
     }

@@ -339,6 +339,20 @@ mod tests {
         }
     }
 
+    fn assert_untrusted(err: &OcspError) {
+        assert!(
+            matches!(
+                err,
+                OcspError::Answer {
+                    problem: OcspProblem::Untrusted(_),
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("rejected, not trusted"), "{err}");
+    }
+
     const VALID: &str = "V\t301231235959Z\t\t1234\tunknown\t/CN=ocsp.example.test\n";
     const REVOKED: &str =
         "R\t301231235959Z\t261101120000Z,keyCompromise\t1234\tunknown\t/CN=ocsp.example.test\n";
@@ -438,17 +452,7 @@ mod tests {
             .ocsp(&store, &url, &pki.leaf, &pki.ca.der, now)
             .await
             .unwrap_err();
-        assert!(
-            matches!(
-                &err,
-                OcspError::Answer {
-                    problem: OcspProblem::Untrusted(_),
-                    ..
-                }
-            ),
-            "{err}"
-        );
-        assert!(err.to_string().contains("rejected, not trusted"), "{err}");
+        assert_untrusted(&err);
 
         // Signed by an impostor CA of the same name.
         let impostor = new_ca("OCSP Test CA");
@@ -458,16 +462,7 @@ mod tests {
             .ocsp(&store, &url, &pki.leaf, &pki.ca.der, now)
             .await
             .unwrap_err();
-        assert!(
-            matches!(
-                &err,
-                OcspError::Answer {
-                    problem: OcspProblem::Untrusted(_),
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        assert_untrusted(&err);
         assert!(
             store
                 .get_blob(&cache_key(

@@ -532,6 +532,24 @@ fn a_log_started_at_its_end_reads_only_what_follows_as_certspotter_does() {
         assert_eq!(l["entries"].as_u64(), Some(0), "{name}: {l:#}");
         assert_eq!(l["matched"].as_u64(), Some(0), "{name}: {l:#}");
     }
+    let out = home.run(&["ct", "status", "--json"]);
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let from: Vec<(&str, u64)> = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["name"].as_str().unwrap(),
+                l["monitored_from"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        from,
+        [("rfc", 1037), ("tiles", 1037), ("history", 0)],
+        "{status:#}"
+    );
     let h = log_report(&v, "history");
     assert!(h.get("started_at_end").is_none_or(Value::is_null), "{h:#}");
     assert_eq!(h["entries"].as_u64(), Some(1037), "{h:#}");

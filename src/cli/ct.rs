@@ -94,6 +94,7 @@ fn status(cfg: &crate::config::Config, json: bool) -> Result<ExitCode, CliError>
                     "misbehaviour": s.misbehaviour,
                     "malformed": s.malformed,
                     "entries_read": s.entries_read,
+                    "monitored_from": s.monitored_from,
                 })
             })
             .collect();
@@ -115,6 +116,7 @@ fn status(cfg: &crate::config::Config, json: bool) -> Result<ExitCode, CliError>
                 Cell::plain(l.name.clone()),
                 Cell::plain(s.sth_size.to_string()),
                 Cell::plain(s.position.tree_size.to_string()),
+                Cell::plain(s.monitored_from.to_string()),
                 Cell::toned(
                     lag.to_string(),
                     if lag > 0 { Tone::Warn } else { Tone::Plain },
@@ -135,7 +137,9 @@ fn status(cfg: &crate::config::Config, json: bool) -> Result<ExitCode, CliError>
     print!(
         "{}",
         render(
-            &["LOG", "SIZE", "POSITION", "LAG", "LAST STH", "ERRORS"],
+            &[
+                "LOG", "SIZE", "POSITION", "FROM", "LAG", "LAST STH", "ERRORS"
+            ],
             &rows
         )
     );

@@ -63,6 +63,10 @@ pub struct LogState {
     pub malformed: Vec<String>,
     /// Entries read so far.
     pub entries_read: u64,
+    /// The first entry read: 0, or the tree size at which the log was started at its end
+    /// (`start = "end"`); entries before it were never read.
+    #[serde(default)]
+    pub monitored_from: u64,
 }
 
 fn state_key(name: &str) -> String {
@@ -519,6 +523,7 @@ pub async fn poll(
                         },
                     )?;
                     started_at_end = Some(position.tree_size);
+                    state.monitored_from = position.tree_size;
                     state.position = position;
                     state.sth_size = sth.tree_size;
                     state.sth_time = DateTime::from_timestamp_millis(

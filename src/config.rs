@@ -437,6 +437,34 @@ impl Config {
             Some(Value::Table(t)) => {
                 crate::ct::config::parse_ct(t, &mut cfg.ct)
                     .map_err(|(f, m)| err(Some(&format!("ct.{f}")), m))?;
+                match t.get("log_list") {
+                    None => {}
+                    Some(Value::String(p)) if !p.trim().is_empty() => {
+                        let file = resolve(p.trim());
+                        let text = std::fs::read_to_string(&file).map_err(|e| {
+                            err(
+                                Some("ct.log_list"),
+                                format!("cannot read {}: {e}", file.display()),
+                            )
+                        })?;
+                        cfg.ct.listed =
+                            crate::ct::loglist::parse_log_list(&text).map_err(|(field, m)| {
+                                let at = if field.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!("field `{field}`: ")
+                                };
+                                err(Some("ct.log_list"), format!("{}: {at}{m}", file.display()))
+                            })?;
+                        cfg.ct.log_list = Some(file);
+                    }
+                    Some(other) => {
+                        return Err(err(
+                            Some("ct.log_list"),
+                            format!("must be the path of a log list file, found {other}"),
+                        ));
+                    }
+                }
             }
             Some(_) => {
                 return Err(err(Some("ct"), "must be a table, written [ct]".into()));
@@ -481,6 +509,40 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_log_list_is_read_next_to_the_configuration_and_its_errors_name_file_and_field() {
+        use base64::Engine as _;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg_path = dir.path().join("certresponder.toml");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let der = rcgen::PublicKeyData::subject_public_key_info(&key);
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let list = |id: &str| {
+            format!(
+                r#"{{"operators": [{{"name": "Op", "logs": [{{"key": "{}", "log_id": "{id}", "url": "https://l/"}}]}}]}}"#,
+                b64.encode(&der)
+            )
+        };
+        let good_id = b64.encode(sha2::Digest::finalize(
+            <sha2::Sha256 as sha2::Digest>::new_with_prefix(&der),
+        ));
+        std::fs::write(dir.path().join("list.json"), list(&good_id)).unwrap();
+        let text = "[ct]\nlog_list = \"list.json\"\n";
+        let cfg = Config::parse(&cfg_path, text).unwrap();
+        assert_eq!(cfg.ct.log_list, Some(dir.path().join("list.json")));
+        assert_eq!(cfg.ct.listed.len(), 1);
+        assert_eq!(cfg.ct.listed[0].operator, "Op");
+
+        std::fs::write(dir.path().join("list.json"), list(&b64.encode([0u8; 32]))).unwrap();
+        let e = Config::parse(&cfg_path, text).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("ct.log_list"));
+        assert!(e.message.contains("list.json"), "{e}");
+        assert!(e.message.contains("operators[0].logs[0].log_id"), "{e}");
+
+        let e = Config::parse(&cfg_path, "[ct]\nlog_list = \"missing.json\"\n").unwrap_err();
+        assert!(e.message.starts_with("cannot read"), "{e}");
+    }
 
     #[test]
     fn relative_paths_follow_the_file() {

@@ -748,3 +748,83 @@ fn allow_list_of_a_subtree_covers_inventory_names_below_it() {
         "only our CA may issue below .shop.example.test: {v:#}"
     );
 }
+
+/// A v3 log list naming `logs`: (operator, log, state JSON).
+fn log_list(logs: &[(&str, &TestLog, Value)]) -> Value {
+    let mut operators: Vec<Value> = Vec::new();
+    for (op, log, state) in logs {
+        let der = STANDARD.decode(&log.key).unwrap();
+        let id = STANDARD.encode(sha2::Digest::finalize(
+            <sha2::Sha256 as sha2::Digest>::new_with_prefix(&der),
+        ));
+        let entry = json!({"description": format!("{op} log"), "key": log.key, "log_id": id,
+            "url": log.url, "mmd": 86400, "state": state});
+        match operators.iter_mut().find(|o| o["name"] == *op) {
+            Some(o) => o["logs"].as_array_mut().unwrap().push(entry),
+            None => operators.push(json!({"name": op, "email": [], "logs": [entry]})),
+        }
+    }
+    json!({"version": "3.0", "log_list_timestamp": "2026-11-01T00:00:00Z", "operators": operators})
+}
+
+/// The logs of a log list, with no `[[ct_log]]` at all: an SCT from a log retired before it
+/// was issued does not count; two usable logs of two operators do.
+#[test]
+fn scan_judges_scts_by_the_log_list() {
+    let home = Home::new();
+    let (a, b, c) = (
+        TestLog::start(&home.path("ctlog-a")),
+        TestLog::start(&home.path("ctlog-b")),
+        TestLog::start(&home.path("ctlog-c")),
+    );
+    let usable = json!({"usable": {"timestamp": "2025-01-01T00:00:00Z"}});
+    let list = log_list(&[
+        ("Op One", &a, usable.clone()),
+        (
+            "Op Two",
+            &b,
+            json!({"retired": {"timestamp": "2025-06-01T00:00:00Z"}}),
+        ),
+        ("Op Two", &c, usable),
+    ]);
+    let list_path = home.path("log_list.json");
+    std::fs::write(&list_path, list.to_string()).unwrap();
+    append_config(
+        &home,
+        &format!("\n[ct]\nlog_list = \"{}\"\n", list_path.display()),
+    );
+    let other = other_ca("Other Public CA R6");
+    for (name, serial, second) in [("retired-log", 21, &b), ("two-operators", 22, &c)] {
+        let key = KeyPair::generate().unwrap();
+        let p = current_params(&format!("{name}.public.test"), serial);
+        let pre = precert(&other, &p, &key);
+        let s1 = a.submit("add-pre-chain", &[&pre, &other.der]);
+        let s2 = second.submit("add-pre-chain", &[&pre, &other.der]);
+        let fin = final_with_scts(&other, &p, &key, &[&s1, &s2]);
+        register_public(&home, name, &fin, &other.der, &key);
+    }
+
+    let scan = home.json(&["scan", "--json"], 3);
+    let sigs = sct_signals(&scan);
+    assert_eq!(sigs.len(), 1, "{scan:#}");
+    let (subject, s) = &sigs[0];
+    assert_eq!(subject, "retired-log", "{scan:#}");
+    let scts = s["evidence"]["scts"].as_array().unwrap();
+    assert_eq!(scts[0]["status"], "valid", "{s:#}");
+    assert_eq!(scts[1]["status"], "not_acceptable", "{s:#}");
+    assert!(
+        scts[1]["reason"].as_str().unwrap().contains("retired"),
+        "{s:#}"
+    );
+
+    // The list is checked with the configuration.
+    std::fs::write(&list_path, "{\"operators\": 5}").unwrap();
+    let out = home.run(&["check-config"]);
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("ct.log_list") && text.contains("log_list.json"),
+        "{text}"
+    );
+}

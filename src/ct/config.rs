@@ -6,6 +6,7 @@
 //! domains = [".example.com", "shop.example.org"]   # `.x` is x and everything below it
 //! batch = 256                                      # default entries per get-entries request
 //! start = "end"                                    # where new logs are first read from
+//! log_list = "log_list.json"                       # v3 log list: the logs SCTs may come from
 //! [ct.allowed_issuers]                             # like CAA: who may issue for a name
 //! ".example.com" = ["Let's Encrypt", "spki:3b1e...e7"]
 //!
@@ -36,7 +37,7 @@ use toml::Value;
 use super::{LogKind, LogSpec};
 
 /// Fields of `[ct]`.
-const CT_FIELDS: &[&str] = &["domains", "batch", "allowed_issuers", "start"];
+const CT_FIELDS: &[&str] = &["domains", "batch", "allowed_issuers", "start", "log_list"];
 /// Fields of `[[ct_log]]`.
 const LOG_FIELDS: &[&str] = &[
     "name",
@@ -100,6 +101,11 @@ pub struct CtConfig {
     pub logs: Vec<CtLog>,
     /// Where logs that do not say are first read from.
     pub start: Start,
+    /// The log list file (`log_list`), resolved against the configuration's directory.
+    pub log_list: Option<std::path::PathBuf>,
+    /// The logs it lists, for the SCT check (they are not monitored).
+    #[serde(skip)]
+    pub listed: Vec<super::loglist::ListedLog>,
 }
 
 impl CtConfig {

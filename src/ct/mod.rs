@@ -10,6 +10,7 @@
 mod bootstrap;
 pub mod config;
 pub mod entry;
+pub mod loglist;
 mod fetch;
 pub mod merkle;
 mod monitor;

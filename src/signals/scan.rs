@@ -63,8 +63,23 @@ pub fn inventory_findings(
     let distrusts = super::ca::distrust::all(&cfg.distrust, store)?;
     // SCT checks need the configured logs' keys; without any, nothing can be verified.
     let mut log_keys = super::ct::LogKeys::new();
+    for l in &cfg.ct.listed {
+        let meta = super::ct::LogMeta {
+            operator: Some(l.operator.clone()),
+            rfc6962: l.rfc6962,
+            state: l.state,
+        };
+        if let Err(e) = log_keys.add_log(&l.key_der, meta) {
+            tracing::warn!(log = %l.description, error = %e, "listed CT log key not usable for SCT checks");
+        }
+    }
     for log in &cfg.ct.logs {
-        if let Err(e) = log_keys.add_operated(&log.spec.public_key_der, log.operator.as_deref()) {
+        let meta = super::ct::LogMeta {
+            operator: log.operator.clone(),
+            rfc6962: matches!(log.spec.kind, crate::ct::LogKind::Rfc6962),
+            state: None,
+        };
+        if let Err(e) = log_keys.add_log(&log.spec.public_key_der, meta) {
             tracing::warn!(log = %log.name, error = %e, "CT log key not usable for SCT checks");
         }
     }

@@ -15,5 +15,5 @@ pub mod watch;
 mod tests;
 
 pub use names::{UNPARSABLE, names_of, normalize_name};
-pub use sct::{LogKeys, Sct, SctError, SctReport, SctStatus, SctVerdict, check_scts};
+pub use sct::{LogKeys, LogMeta, Sct, SctError, SctReport, SctStatus, SctVerdict, check_scts};
 pub use watch::{Pattern, PatternKind, RejectedEntry, WatchList};

@@ -7,10 +7,12 @@
 //! SubjectPublicKeyInfo and the TBSCertificate without the SCT list (and poison) extension.
 //!
 //! The policy is Chrome's and Apple's count: valid SCTs from **distinct logs**, at least 2
-//! for a certificate whose lifetime is up to 180 days and 3 beyond, and from at least 2
-//! **distinct log operators**. A log whose operator is not configured counts as an operator
-//! of its own. Not checked: log state (usable/retired) at the SCT's time, SCTs delivered by
-//! TLS or OCSP.
+//! for a certificate whose lifetime is up to 180 days and 3 beyond, from at least 2
+//! **distinct log operators**, and at least one from an **RFC 6962 log**. A log whose
+//! operator is not known counts as an operator of its own. When a log list gives the log's
+//! state, an SCT counts only from a qualified, usable or read-only log, or from a retired
+//! one when it was issued before the retirement. Not checked: SCTs delivered by TLS or
+//! OCSP.
 //!
 //! The caller applies this to `public` inventory certificates only; private-PKI certificates
 //! carry no SCTs by design.
@@ -29,6 +31,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::tbs::{OID_SCT_LIST, Tbs};
+use crate::ct::loglist::ListedState;
 use crate::signals::{Confidence, Finding};
 
 /// The check id this module raises.
@@ -42,6 +45,8 @@ pub const MIN_SCTS_SHORT: usize = 2;
 pub const MIN_SCTS_LONG: usize = 3;
 /// Distinct log operators the valid SCTs must come from.
 pub const MIN_OPERATORS: usize = 2;
+/// RFC 6962 logs at least one valid SCT must come from.
+pub const MIN_RFC6962_LOGS: usize = 1;
 
 /// TLS `HashAlgorithm` sha256 (RFC 5246 §7.4.1.4.1).
 pub const HASH_SHA256: u8 = 4;
@@ -258,8 +263,30 @@ struct LogKey {
     sig_alg: u8,
     /// The EC point or the PKCS#1 RSAPublicKey.
     key: Vec<u8>,
-    /// Who operates the log, when configured.
-    operator: Option<String>,
+    /// What else is known of the log.
+    meta: LogMeta,
+}
+
+/// What is known of a log besides its key: from a log list or its `[[ct_log]]` table.
+#[derive(Debug, Clone)]
+pub struct LogMeta {
+    /// Who operates it, when known.
+    pub operator: Option<String>,
+    /// Whether it is an RFC 6962 log (rather than a static-ct-api one).
+    pub rfc6962: bool,
+    /// Its state in a log list, and since when.
+    pub state: Option<(ListedState, DateTime<Utc>)>,
+}
+
+impl Default for LogMeta {
+    /// An RFC 6962 log of unknown operator and state.
+    fn default() -> Self {
+        Self {
+            operator: None,
+            rfc6962: true,
+            state: None,
+        }
+    }
 }
 
 /// The configured CT logs' public keys, by log id.
@@ -304,9 +331,30 @@ impl LogKeys {
             LogKey {
                 sig_alg,
                 key,
-                operator: None,
+                meta: LogMeta::default(),
             },
         );
+        Ok(id)
+    }
+
+    /// Adds a log with what is known of it. Adding a log already known keeps its operator
+    /// and state where `meta` has none.
+    pub fn add_log(&mut self, spki_der: &[u8], meta: LogMeta) -> Result<[u8; 32], SctError> {
+        let known: [u8; 32] = Sha256::digest(spki_der).into();
+        let before = self.keys.get(&known).map(|k| k.meta.clone());
+        let id = self.add_spki(spki_der)?;
+        if let Some(k) = self.keys.get_mut(&id) {
+            let before = before.unwrap_or_default();
+            k.meta = LogMeta {
+                operator: meta
+                    .operator
+                    .map(|o| o.trim().to_lowercase())
+                    .filter(|o| !o.is_empty())
+                    .or(before.operator),
+                rfc6962: meta.rfc6962,
+                state: meta.state.or(before.state),
+            };
+        }
         Ok(id)
     }
 
@@ -317,20 +365,20 @@ impl LogKeys {
         spki_der: &[u8],
         operator: Option<&str>,
     ) -> Result<[u8; 32], SctError> {
-        let id = self.add_spki(spki_der)?;
-        if let Some(k) = self.keys.get_mut(&id) {
-            k.operator = operator
-                .map(|o| o.trim().to_lowercase())
-                .filter(|o| !o.is_empty());
-        }
-        Ok(id)
+        self.add_log(
+            spki_der,
+            LogMeta {
+                operator: operator.map(str::to_string),
+                ..LogMeta::default()
+            },
+        )
     }
 
     /// Who operates log `id`: its configured operator, else the log itself.
     fn operator(&self, id: &[u8; 32]) -> String {
         self.keys
             .get(id)
-            .and_then(|k| k.operator.clone())
+            .and_then(|k| k.meta.operator.clone())
             .unwrap_or_else(|| format!("log:{}", hex::encode(id)))
     }
 
@@ -360,10 +408,33 @@ impl LogKeys {
         } else {
             &RSA_PKCS1_2048_8192_SHA256
         };
-        match UnparsedPublicKey::new(alg, &log.key).verify(signed_data, &sct.signature) {
-            Ok(()) => SctStatus::Valid,
-            Err(_) => SctStatus::Invalid("bad signature".into()),
+        if UnparsedPublicKey::new(alg, &log.key)
+            .verify(signed_data, &sct.signature)
+            .is_err()
+        {
+            return SctStatus::Invalid("bad signature".into());
         }
+        match log.meta.state {
+            Some((state @ (ListedState::Pending | ListedState::Rejected), _)) => {
+                SctStatus::NotAcceptable(format!("the log is {} in the log list", state.name()))
+            }
+            Some((ListedState::Retired, since)) if sct.time().is_none_or(|t| t >= since) => {
+                SctStatus::NotAcceptable(format!(
+                    "issued {}, not before the log retired at {}",
+                    sct.time().map_or_else(
+                        || "at an unreadable time".into(),
+                        |t| format!("at {}", t.to_rfc3339())
+                    ),
+                    since.to_rfc3339()
+                ))
+            }
+            _ => SctStatus::Valid,
+        }
+    }
+
+    /// Whether log `id` is an RFC 6962 log.
+    fn rfc6962(&self, id: &[u8; 32]) -> bool {
+        self.keys.get(id).is_some_and(|k| k.meta.rfc6962)
     }
 }
 
@@ -376,6 +447,8 @@ pub enum SctStatus {
     Invalid(String),
     /// No configured log has this id.
     UnknownLog,
+    /// The signature verifies, but the log list says the log's SCTs do not count (then).
+    NotAcceptable(String),
 }
 
 /// One SCT and its outcome.
@@ -396,6 +469,8 @@ pub struct SctReport {
     pub valid_logs: usize,
     /// Distinct operators of those logs (a log without a configured operator is its own).
     pub valid_operators: usize,
+    /// Those logs that are RFC 6962 logs.
+    pub rfc6962_logs: usize,
     /// How many the policy requires for this certificate's lifetime.
     pub required: usize,
     /// The certificate's lifetime (notAfter − notBefore) in whole days.
@@ -445,6 +520,7 @@ pub fn check_scts(
         scts,
         valid_logs: valid.len(),
         valid_operators: operators.len(),
+        rfc6962_logs: valid.iter().filter(|id| logs.rfc6962(id)).count(),
         required: required_scts(info.not_before, info.not_after),
         lifetime_days: (info.not_after - info.not_before).num_days(),
     })
@@ -453,7 +529,9 @@ pub fn check_scts(
 impl SctReport {
     /// Whether the certificate meets the policy.
     pub fn sufficient(&self) -> bool {
-        self.valid_logs >= self.required && self.valid_operators >= MIN_OPERATORS
+        self.valid_logs >= self.required
+            && self.valid_operators >= MIN_OPERATORS
+            && self.rfc6962_logs >= MIN_RFC6962_LOGS
     }
 
     /// The `sct_insufficient` finding when the certificate has too few valid SCTs: medium
@@ -471,6 +549,7 @@ impl SctReport {
                     SctStatus::Valid => ("valid", None),
                     SctStatus::Invalid(r) => ("invalid", Some(r.as_str())),
                     SctStatus::UnknownLog => ("unknown_log", None),
+                    SctStatus::NotAcceptable(r) => ("not_acceptable", Some(r.as_str())),
                 };
                 json!({
                     "log_id": hex::encode(v.sct.log_id),
@@ -485,10 +564,15 @@ impl SctReport {
         Some(Finding {
             check: CHECK,
             confidence: Confidence::Medium,
-            message: if self.valid_logs >= self.required {
+            message: if self.valid_logs >= self.required && self.valid_operators < MIN_OPERATORS {
                 format!(
                     "{} valid SCT(s) from distinct logs, but from {} log operator(s); at least {MIN_OPERATORS} required",
                     self.valid_logs, self.valid_operators
+                )
+            } else if self.valid_logs >= self.required {
+                format!(
+                    "{} valid SCT(s) from distinct logs, but none from an RFC 6962 log; at least {MIN_RFC6962_LOGS} required",
+                    self.valid_logs
                 )
             } else {
                 format!(
@@ -503,6 +587,7 @@ impl SctReport {
                 "valid_operators": self.valid_operators,
                 "required": self.required,
                 "required_operators": MIN_OPERATORS,
+                "rfc6962_logs": self.rfc6962_logs,
                 "lifetime_days": self.lifetime_days,
                 "scts": scts,
             }),

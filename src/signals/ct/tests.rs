@@ -213,6 +213,83 @@ fn the_valid_scts_must_come_from_two_log_operators() {
     assert!(report.finding().is_none());
 }
 
+fn listed(
+    operator: &str,
+    rfc6962: bool,
+    state: Option<(crate::ct::loglist::ListedState, &str)>,
+) -> LogMeta {
+    LogMeta {
+        operator: Some(operator.into()),
+        rfc6962,
+        state: state.map(|(s, t)| (s, t.parse().unwrap())),
+    }
+}
+
+#[test]
+fn log_states_and_types_from_a_log_list_decide_what_counts() {
+    use crate::ct::loglist::ListedState::{Rejected, Retired, Usable};
+    let (a, b) = (Log::ec(), Log::ec());
+    let pki = Pki::new(90);
+    // Both SCTs are from 2026-01-01.
+    let cert = pki.certificate(&[&a, &b]);
+    let judge = |meta_b: LogMeta| {
+        let mut logs = LogKeys::new();
+        logs.add_log(
+            &a.spki,
+            listed("One", true, Some((Usable, "2025-01-01T00:00:00Z"))),
+        )
+        .unwrap();
+        logs.add_log(&b.spki, meta_b).unwrap();
+        check_scts(&cert, &pki.issuer_der, &logs).unwrap()
+    };
+
+    // Retired after the SCT was issued: it counts.
+    let r = judge(listed("Two", true, Some((Retired, "2026-06-01T00:00:00Z"))));
+    assert_eq!(statuses(&r), [&SctStatus::Valid, &SctStatus::Valid]);
+    assert!(r.finding().is_none());
+
+    // Retired before: it does not.
+    let r = judge(listed("Two", true, Some((Retired, "2025-06-01T00:00:00Z"))));
+    assert!(
+        matches!(r.scts[1].status, SctStatus::NotAcceptable(ref why) if why.contains("retired"))
+    );
+    assert_eq!(r.valid_logs, 1);
+    let f = r.finding().unwrap();
+    assert_eq!(f.evidence["scts"][1]["status"], "not_acceptable");
+
+    // Rejected: never.
+    let r = judge(listed(
+        "Two",
+        true,
+        Some((Rejected, "2025-06-01T00:00:00Z")),
+    ));
+    assert!(
+        matches!(r.scts[1].status, SctStatus::NotAcceptable(ref why) if why.contains("rejected"))
+    );
+    assert!(r.finding().is_some());
+
+    // Both from static-ct-api logs: none from an RFC 6962 log.
+    let mut logs = LogKeys::new();
+    logs.add_log(&a.spki, listed("One", false, None)).unwrap();
+    logs.add_log(&b.spki, listed("Two", false, None)).unwrap();
+    let r = check_scts(&cert, &pki.issuer_der, &logs).unwrap();
+    assert_eq!((r.valid_logs, r.valid_operators, r.rfc6962_logs), (2, 2, 0));
+    let f = r.finding().unwrap();
+    assert!(f.message.contains("RFC 6962"), "{}", f.message);
+
+    // A [[ct_log]] table for a listed log keeps the list's operator and state.
+    let mut logs = LogKeys::new();
+    logs.add_log(&a.spki, listed("One", true, None)).unwrap();
+    logs.add_log(
+        &b.spki,
+        listed("One", true, Some((Rejected, "2025-06-01T00:00:00Z"))),
+    )
+    .unwrap();
+    logs.add_log(&b.spki, LogMeta::default()).unwrap();
+    let r = check_scts(&cert, &pki.issuer_der, &logs).unwrap();
+    assert!(matches!(r.scts[1].status, SctStatus::NotAcceptable(_)));
+}
+
 #[test]
 fn long_lived_certificates_need_three() {
     let (a, b, c) = (Log::ec(), Log::ec(), Log::rsa());

@@ -10,8 +10,8 @@
 mod bootstrap;
 pub mod config;
 pub mod entry;
-pub mod loglist;
 mod fetch;
+pub mod loglist;
 pub mod merkle;
 mod monitor;
 pub mod poll;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use clap::Args;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::inventory::open_store;
@@ -78,12 +78,12 @@ pub(crate) struct DistrustArgs {
 }
 
 /// What became of one affected certificate.
-#[derive(Debug, Serialize)]
-struct Outcome {
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Outcome {
     cert: String,
-    priority: &'static str,
+    priority: String,
     /// `replaced`, `failed`, `waiting`, `escalated`, `busy`.
-    status: &'static str,
+    status: String,
     case: Option<u64>,
     issuer: Option<String>,
     deadline: Option<DateTime<Utc>>,
@@ -95,8 +95,8 @@ struct Outcome {
     detail: Option<String>,
 }
 
-#[derive(Debug, Default, Serialize)]
-struct Summary {
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct Summary {
     affected: usize,
     replaced: usize,
     within_deadline: usize,
@@ -197,47 +197,11 @@ pub(crate) fn run(args: DistrustArgs, config: Option<&Path>) -> Result<ExitCode,
     let started = Instant::now();
     let gov = governor(&cfg)?;
     let engine = Arc::clone(gov.engine());
-    let store = engine.store();
-    distrust::record(store, d.clone())?;
-    audit::append(
-        store,
-        AuditEntry {
-            kind: "distrust",
-            actor: &who,
-            cert: None,
-            case: None,
-            data: json!({"distrust": d}),
-        },
-    )?;
-    let now = Utc::now();
-    let findings = distrust::affected(store, std::slice::from_ref(&d))?;
-    let mut scan_report = ScanReport::default();
-    store_findings(store, &findings, "scan", now, &mut scan_report)?;
-    let names: Vec<String> = findings.iter().map(|(n, _, _)| n.clone()).collect();
+    let run = begin(&gov, d, &who)?;
     if !args.json {
-        println!(
-            "{} distrusted{}: {} certificate{} affected",
-            d.ca.written(),
-            d.issued_after
-                .map(|t| format!(
-                    " for certificates issued on or after {}",
-                    t.format("%Y-%m-%d")
-                ))
-                .unwrap_or_default(),
-            names.len(),
-            if names.len() == 1 { "" } else { "s" }
-        );
+        announce(&run.distrust, run.names.len());
     }
-    let (mut plans, _) = if names.is_empty() {
-        (Vec::new(), Vec::new())
-    } else {
-        gov.plan_retrying_failed(&names).map_err(govern_error)?
-    };
-    order(store, &mut plans)?;
-    let applied = gov
-        .apply(&plans, "distrust", POLICY_ACTOR, false)
-        .map_err(govern_error)?;
-    let ids = applied.run.clone();
+    let ids = run.applied.run.clone();
     let rt = super::respond::runtime()?;
     let show_progress = !args.no_progress && !args.json;
     let results = rt.block_on(async {
@@ -254,43 +218,189 @@ pub(crate) fn run(args: DistrustArgs, config: Option<&Path>) -> Result<ExitCode,
         .iter()
         .filter_map(|r| r.as_ref().err().map(ToString::to_string))
         .collect();
-    let (outcomes, summary) = summarise(store, &names, &plans, &applied, started.elapsed())?;
+    let report = report(engine.store(), &run, started.elapsed(), errors)?;
     if args.json {
-        let cases: Vec<serde_json::Value> = outcomes
-            .iter()
-            .filter_map(|o| o.case)
-            .filter_map(|id| store.get_case(id).ok().flatten())
-            .map(|c| c.public_json())
-            .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "distrust": d,
-                "affected": names.len(),
-                "summary": summary,
-                "outcomes": outcomes,
-                "cases": cases,
-                "errors": errors,
-            }))?
-        );
+        println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print_summary(&outcomes, &summary);
-        let waiting: Vec<Case> = applied
+        print_summary(&report.outcomes, &report.summary);
+        let waiting: Vec<Case> = run
+            .applied
             .waiting
             .iter()
-            .filter_map(|id| store.get_case(*id).ok().flatten())
+            .filter_map(|id| engine.store().get_case(*id).ok().flatten())
             .collect();
-        print_waiting(&waiting, applied.breaker_opened);
-        for e in &errors {
+        print_waiting(&waiting, run.applied.breaker_opened);
+        for e in &report.errors {
             eprintln!("error: {e}");
         }
     }
-    Ok(if summary.failed > 0 || !errors.is_empty() {
-        ExitCode::FAILURE
-    } else if summary.replaced < summary.affected {
-        ExitCode::from(NOT_ALL_REPLACED)
+    Ok(report.exit_code())
+}
+
+/// Prints what was distrusted and how many certificates it affects.
+fn announce(d: &Distrust, affected: usize) {
+    println!(
+        "{} distrusted{}: {} certificate{} affected",
+        d.ca.written(),
+        d.issued_after
+            .map(|t| format!(
+                " for certificates issued on or after {}",
+                t.format("%Y-%m-%d")
+            ))
+            .unwrap_or_default(),
+        affected,
+        if affected == 1 { "" } else { "s" }
+    );
+}
+
+/// A distrust that has been acted on: what it affects, the policy's plans and the cases
+/// opened. The daemon keeps these to report on them (`GET /v1/distrust/{run}`).
+#[derive(Debug, Clone)]
+pub(crate) struct Begun {
+    /// The distrust.
+    pub(crate) distrust: Distrust,
+    /// The affected certificates.
+    pub(crate) names: Vec<String>,
+    /// The policy's plans for them, in the order the cases were opened.
+    pub(crate) plans: Vec<Plan>,
+    /// What was opened.
+    pub(crate) applied: crate::govern::Applied,
+}
+
+/// Records the distrust (audited as `who`), raises a signal for every affected certificate,
+/// and opens the cases the policy decides on, earliest deadline and most critical first.
+/// The cases to run are `applied.run`, in that order.
+pub(crate) fn begin(
+    gov: &crate::govern::Governor,
+    d: Distrust,
+    who: &str,
+) -> Result<Begun, CliError> {
+    let store = gov.engine().store();
+    distrust::record(store, d.clone())?;
+    audit::append(
+        store,
+        AuditEntry {
+            kind: "distrust",
+            actor: who,
+            cert: None,
+            case: None,
+            data: json!({"distrust": d}),
+        },
+    )?;
+    let now = Utc::now();
+    let findings = distrust::affected(store, std::slice::from_ref(&d))?;
+    let mut scan_report = ScanReport::default();
+    store_findings(store, &findings, "scan", now, &mut scan_report)?;
+    let names: Vec<String> = findings.iter().map(|(n, _, _)| n.clone()).collect();
+    let (mut plans, _) = if names.is_empty() {
+        (Vec::new(), Vec::new())
     } else {
-        ExitCode::SUCCESS
+        gov.plan_retrying_failed(&names).map_err(govern_error)?
+    };
+    order(store, &mut plans)?;
+    let applied = gov
+        .apply(&plans, "distrust", POLICY_ACTOR, false)
+        .map_err(govern_error)?;
+    Ok(Begun {
+        distrust: d,
+        names,
+        plans,
+        applied,
+    })
+}
+
+/// How far the replacements are.
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct Progress {
+    /// Cases to run.
+    pub(crate) total: usize,
+    /// Done.
+    pub(crate) done: usize,
+    /// Failed.
+    pub(crate) failed: usize,
+    /// Not finished yet.
+    pub(crate) running: usize,
+}
+
+impl Progress {
+    fn of(store: &dyn Store, ids: &[u64]) -> Self {
+        let mut p = Self {
+            total: ids.len(),
+            ..Self::default()
+        };
+        for id in ids {
+            match store.get_case(*id).ok().flatten().map(|c| c.state) {
+                Some(CaseState::Done) => p.done += 1,
+                Some(CaseState::Failed) => p.failed += 1,
+                _ => p.running += 1,
+            }
+        }
+        p
+    }
+
+    fn line(&self, elapsed: Duration) -> String {
+        format!(
+            "replaced {}/{} · failed {} · in progress {} · {}s",
+            self.done,
+            self.total,
+            self.failed,
+            self.running,
+            elapsed.as_secs()
+        )
+    }
+}
+
+/// What a distrust came to (so far): `finished` once no case it started is still running.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Report {
+    distrust: Distrust,
+    affected: usize,
+    finished: bool,
+    progress: Progress,
+    summary: Summary,
+    outcomes: Vec<Outcome>,
+    /// The cases opened, without private keys.
+    cases: Vec<serde_json::Value>,
+    errors: Vec<String>,
+}
+
+impl Report {
+    /// 0 when everything was replaced, 1 when something failed, 3 otherwise.
+    fn exit_code(&self) -> ExitCode {
+        if self.summary.failed > 0 || !self.errors.is_empty() {
+            ExitCode::FAILURE
+        } else if self.summary.replaced < self.summary.affected {
+            ExitCode::from(NOT_ALL_REPLACED)
+        } else {
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// The report on `run` as the store has it now, `elapsed` after it began.
+pub(crate) fn report(
+    store: &dyn Store,
+    run: &Begun,
+    elapsed: Duration,
+    errors: Vec<String>,
+) -> Result<Report, CliError> {
+    let progress = Progress::of(store, &run.applied.run);
+    let (outcomes, summary) = summarise(store, &run.names, &run.plans, &run.applied, elapsed)?;
+    let cases = outcomes
+        .iter()
+        .filter_map(|o| o.case)
+        .filter_map(|id| store.get_case(id).ok().flatten())
+        .map(|c| c.public_json())
+        .collect();
+    Ok(Report {
+        distrust: run.distrust.clone(),
+        affected: run.names.len(),
+        finished: progress.running == 0,
+        progress,
+        summary,
+        outcomes,
+        cases,
+        errors,
     })
 }
 
@@ -326,24 +436,19 @@ async fn progress(engine: Arc<crate::respond::Engine>, ids: Vec<u64>, show: bool
         if !show || ids.is_empty() {
             continue;
         }
-        let (mut done, mut failed, mut running) = (0, 0, 0);
-        for id in &ids {
-            match engine.store().get_case(*id).ok().flatten().map(|c| c.state) {
-                Some(CaseState::Done) => done += 1,
-                Some(CaseState::Failed) => failed += 1,
-                _ => running += 1,
-            }
-        }
-        let line = format!(
-            "replaced {done}/{} · failed {failed} · in progress {running} · {}s",
-            ids.len(),
-            started.elapsed().as_secs()
+        show_line(
+            &Progress::of(engine.store(), &ids).line(started.elapsed()),
+            tty,
         );
-        if tty {
-            eprint!("\r{line}   ");
-        } else {
-            eprintln!("{line}");
-        }
+    }
+}
+
+/// One progress line: rewritten in place on a terminal.
+fn show_line(line: &str, tty: bool) {
+    if tty {
+        eprint!("\r{line}   ");
+    } else {
+        eprintln!("{line}");
     }
 }
 
@@ -376,7 +481,8 @@ fn summarise(
     for name in names {
         let priority = store
             .get_cert(name)?
-            .map_or("normal", |c| c.entry.priority.as_str());
+            .map_or("normal", |c| c.entry.priority.as_str())
+            .to_string();
         let plan = plans.iter().find(|p| &p.cert == name);
         let case = cases
             .iter()
@@ -384,7 +490,7 @@ fn summarise(
         let mut o = Outcome {
             cert: name.clone(),
             priority,
-            status: "escalated",
+            status: "escalated".into(),
             case: case.map(|c| c.id),
             issuer: case.and_then(|c| c.issuer.clone()),
             deadline: case
@@ -398,27 +504,27 @@ fn summarise(
         match case {
             Some(c) => match c.state {
                 CaseState::Done => {
-                    o.status = "replaced";
+                    o.status = "replaced".into();
                     o.verified_at = verified_at(c);
                     let end = o.verified_at.unwrap_or(c.updated_at);
                     o.seconds = Some((end - c.created_at).num_milliseconds() as f64 / 1000.0);
                     o.within_deadline = Some(o.deadline.is_none_or(|d| end <= d));
                 }
                 CaseState::Failed => {
-                    o.status = "failed";
+                    o.status = "failed".into();
                     o.detail = c.error.clone();
                 }
                 CaseState::AwaitingApproval => {
-                    o.status = "waiting";
+                    o.status = "waiting".into();
                     o.detail = c.approval.as_ref().map(|a| a.why.clone());
                 }
                 _ => {
-                    o.status = "failed";
+                    o.status = "failed".into();
                     o.detail = Some(format!("case {} is {}", c.id, c.state));
                 }
             },
             None if applied.busy.contains(name) => {
-                o.status = "busy";
+                o.status = "busy".into();
                 o.detail = Some(
                     "another case is open for it; it is decided again once that one ends".into(),
                 );
@@ -440,7 +546,7 @@ fn summarise(
     };
     let mut times: Vec<f64> = Vec::new();
     for o in &outcomes {
-        match o.status {
+        match o.status.as_str() {
             "replaced" => {
                 s.replaced += 1;
                 if o.within_deadline == Some(false) {
@@ -480,12 +586,12 @@ fn print_summary(outcomes: &[Outcome], s: &Summary) {
             };
             vec![
                 Cell::plain(o.cert.clone()),
-                Cell::plain(o.priority),
+                Cell::plain(o.priority.clone()),
                 Cell::toned(
                     if o.status == "replaced" {
                         "replaced late"
                     } else {
-                        o.status
+                        o.status.as_str()
                     },
                     tone,
                 ),

@@ -22,6 +22,7 @@ use std::process::{Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use certresponder_inventory::inspect;
 use chrono::{DateTime, Timelike, Utc};
 use common::Home;
 use live_support::{Guard, run_bounded, signal};
@@ -981,4 +982,86 @@ fn openssl(args: &[&str]) {
         .output()
         .expect("openssl is installed (the README's test command installs it)");
     assert!(out.status.success(), "openssl {args:?}: {}", text(&out));
+}
+
+/// `distrust` while the daemon runs: the CLI cannot open the database, so the daemon
+/// records the distrust, opens the replacements and runs them; the CLI follows the run
+/// and prints the same summary. The API refuses a bad request naming the field.
+#[test]
+fn distrust_through_the_daemon() {
+    let d = DaemonHome::new();
+    d.write_config(
+        "",
+        "[[issuer]]\nid = \"next\"\ntype = \"internal-ca\"\ndir = \"ca-next\"\ncommon_name = \"Next Internal CA\"\n",
+    );
+    let mut files = Vec::new();
+    for name in ["alpha", "beta"] {
+        let (cert, _) = d.add_entry(name, &["prod"]);
+        d.reissue(name);
+        let mut inv = std::fs::read_to_string(d.path(&format!("inventory/{name}.toml"))).unwrap();
+        inv.push_str("fallback_issuer = \"next\"\n");
+        std::fs::write(d.path(&format!("inventory/{name}.toml")), inv).unwrap();
+        files.push(cert);
+    }
+    let old_issuer = |cert: &Path| {
+        let der = inspect::read_certificates(&std::fs::read(cert).unwrap())
+            .unwrap()
+            .remove(0);
+        inspect::inspect_certificate_der(&der).unwrap().issuer
+    };
+    let before: Vec<String> = files.iter().map(|c| old_issuer(c)).collect();
+
+    let notify = Notify::bind(d.path("notify.sock"));
+    let daemon = d.start(&notify, &[]);
+    notify.next_state(&daemon, Duration::from_secs(30), "READY");
+
+    let ca = d.path("ca/ca.pem");
+    let ca = ca.to_str().unwrap();
+    let cases_before = d.cases().len();
+    let dry = d.json(&["distrust", ca, "--dry-run", "--json"], 0);
+    let listed: Vec<(&str, &str)> = dry["affected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["cert"].as_str().unwrap(), a["issuer"].as_str().unwrap()))
+        .collect();
+    assert_eq!(listed, [("alpha", "next"), ("beta", "next")], "{dry:#}");
+    assert_eq!(d.cases().len(), cases_before, "a dry run opened cases");
+
+    let (code, v) = daemon.http(
+        "POST",
+        "/v1/distrust",
+        Some(&json!({"ca": "spki:00", "deadline": "1d"})),
+    );
+    assert_eq!(code, 400, "{v:#}");
+    assert!(v["error"].as_str().unwrap().contains("`ca`"), "{v:#}");
+    let (code, v) = daemon.http(
+        "POST",
+        "/v1/distrust",
+        Some(&json!({"ca": "Some CA", "issuer": "nope"})),
+    );
+    assert_eq!(code, 400, "{v:#}");
+    assert!(v["error"].as_str().unwrap().contains("`issuer`"), "{v:#}");
+
+    let report = d.json(&["distrust", ca, "--deadline", "2h", "--json"], 0);
+    assert_eq!(report["finished"], true, "{report:#}");
+    assert_eq!(report["affected"], 2, "{report:#}");
+    assert_eq!(report["summary"]["replaced"], 2, "{report:#}");
+    assert_eq!(report["summary"]["within_deadline"], 2, "{report:#}");
+    for o in report["outcomes"].as_array().unwrap() {
+        assert_eq!(o["status"], "replaced", "{report:#}");
+        assert_eq!(o["issuer"], "next", "{report:#}");
+    }
+    for (cert, old) in files.iter().zip(&before) {
+        let now = old_issuer(cert);
+        assert_ne!(&now, old, "{} still from the distrusted CA", cert.display());
+        assert!(now.contains("Next Internal CA"), "{now}");
+    }
+
+    let list = d.json(&["distrust", "--list", "--json"], 0);
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list:#}");
+    d.status(&["distrust", ca, "--remove"], 0);
+    let list = d.json(&["distrust", "--list", "--json"], 0);
+    assert!(list.as_array().unwrap().is_empty(), "{list:#}");
+    stop(daemon, &notify);
 }

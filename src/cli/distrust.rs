@@ -120,6 +120,9 @@ fn parse_ca(s: &str) -> Result<CaRef, CliError> {
 
 pub(crate) fn run(args: DistrustArgs, config: Option<&Path>) -> Result<ExitCode, CliError> {
     let mut cfg = load_config(config)?;
+    if super::remote::daemon_running(&cfg) {
+        return through_daemon(&cfg, &args);
+    }
     if args.list {
         return list(&cfg, args.json);
     }
@@ -230,6 +233,88 @@ pub(crate) fn run(args: DistrustArgs, config: Option<&Path>) -> Result<ExitCode,
             .filter_map(|id| engine.store().get_case(*id).ok().flatten())
             .collect();
         print_waiting(&waiting, run.applied.breaker_opened);
+        for e in &report.errors {
+            eprintln!("error: {e}");
+        }
+    }
+    Ok(report.exit_code())
+}
+
+/// `distrust` while the daemon runs (and holds the database): the same, done by the daemon
+/// through its control socket; this command follows the run and prints its summary. The
+/// replacements run under the daemon's `[respond] concurrency` and `replacement_rate`.
+fn through_daemon(cfg: &crate::config::Config, args: &DistrustArgs) -> Result<ExitCode, CliError> {
+    use super::remote::{get_as, post_as};
+    if args.list {
+        let all: Vec<Distrust> = get_as(cfg, "/v1/distrust")?;
+        return print_list(&all, args.json);
+    }
+    let Some(ca_arg) = args.ca.as_deref() else {
+        return Err(input_error("name the CA to distrust"));
+    };
+    // A CA certificate file is read here: the daemon may not see this path.
+    let ca = parse_ca(ca_arg)?.written();
+    if args.remove {
+        let _: serde_json::Value =
+            post_as(cfg, "/v1/distrust", &json!({"ca": ca, "remove": true}))?;
+        println!("{ca} is no longer recorded as distrusted");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.concurrency.is_some() || args.rate.is_some() {
+        eprintln!(
+            "note: the daemon runs the replacements under its own [respond] concurrency and replacement_rate; --concurrency and --rate apply only when it does not run"
+        );
+    }
+    let body = json!({
+        "ca": ca,
+        "issued_after": args.issued_after,
+        "deadline": args.deadline,
+        "issuer": args.issuer,
+        "reason": args.reason,
+        "dry_run": args.dry_run,
+    });
+    let begun: serde_json::Value = post_as(cfg, "/v1/distrust", &body)?;
+    let d: Distrust = serde_json::from_value(begun["distrust"].clone())
+        .map_err(|e| CliError::Failure(anyhow::anyhow!("the daemon's answer: {e}")))?;
+    if args.dry_run {
+        let listed = begun["affected"].as_array().cloned().unwrap_or_default();
+        return print_dry_run(&d, &listed, args.json);
+    }
+    if let Some(why) = begun["not_started"].as_str() {
+        return Err(CliError::Failure(anyhow::anyhow!(
+            "the distrust is recorded and its cases are open, but they were not started: {why}"
+        )));
+    }
+    let run = begun["run"].as_u64().unwrap_or_default();
+    if !args.json {
+        announce(
+            &d,
+            usize::try_from(begun["affected"].as_u64().unwrap_or(0)).unwrap_or(0),
+        );
+    }
+    let tty = std::io::stderr().is_terminal();
+    let show = !args.no_progress && !args.json;
+    let every = Duration::from_secs(if tty { 1 } else { 10 });
+    let started = Instant::now();
+    let mut shown = Instant::now();
+    let report: Report = loop {
+        let r: Report = get_as(cfg, &format!("/v1/distrust/{run}"))?;
+        if r.finished {
+            break r;
+        }
+        if show && shown.elapsed() >= every {
+            show_line(&r.progress.line(started.elapsed()), tty);
+            shown = Instant::now();
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    if show && tty {
+        eprintln!();
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_summary(&report.outcomes, &report.summary);
         for e in &report.errors {
             eprintln!("error: {e}");
         }
@@ -639,11 +724,20 @@ fn dry_run(cfg: &crate::config::Config, d: &Distrust, json: bool) -> Result<Exit
         crate::store::copy_for_planning(&store, &copy)?;
     }
     crate::registry::sync(&copy, cfg, Utc::now())?;
-    let findings = distrust::affected(&copy, std::slice::from_ref(d))?;
-    let mut rows = Vec::new();
+    let listed = affected_listing(&copy, d)?;
+    print_dry_run(d, &listed, json)
+}
+
+/// What a distrust would affect: for each certificate, its priority, the issuer it would be
+/// reissued through (none without a `fallback_issuer` or `issuer`) and why it matches.
+pub(crate) fn affected_listing(
+    store: &dyn Store,
+    d: &Distrust,
+) -> Result<Vec<serde_json::Value>, CliError> {
+    let findings = distrust::affected(store, std::slice::from_ref(d))?;
     let mut listed = Vec::new();
     for (name, _, f) in &findings {
-        let entry = copy.get_cert(name)?.map(|c| c.entry);
+        let entry = store.get_cert(name)?.map(|c| c.entry);
         let via = d
             .replace_with
             .clone()
@@ -655,34 +749,48 @@ fn dry_run(cfg: &crate::config::Config, d: &Distrust, json: bool) -> Result<Exit
             "issuer": via,
             "message": f.message,
         }));
-        rows.push(vec![
-            Cell::plain(name.clone()),
-            Cell::plain(priority),
-            match &via {
-                Some(v) => Cell::plain(v.clone()),
-                None => Cell::toned("none: no fallback_issuer", Tone::Alert),
-            },
-            Cell::plain(f.message.clone()),
-        ]);
     }
+    Ok(listed)
+}
+
+fn print_dry_run(
+    d: &Distrust,
+    listed: &[serde_json::Value],
+    json: bool,
+) -> Result<ExitCode, CliError> {
     if json {
         println!(
             "{}",
             serde_json::to_string_pretty(&json!({"distrust": d, "affected": listed}))?
         );
-    } else {
-        if !rows.is_empty() {
-            print!(
-                "{}",
-                render(&["CERT", "PRIORITY", "REISSUE THROUGH", "WHY"], &rows)
-            );
-        }
-        println!(
-            "{} certificate{} affected; dry run: nothing was changed",
-            findings.len(),
-            if findings.len() == 1 { "" } else { "s" }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    let rows: Vec<Vec<Cell>> = listed
+        .iter()
+        .map(|l| {
+            vec![
+                Cell::plain(text(&l["cert"])),
+                Cell::plain(text(&l["priority"])),
+                match l["issuer"].as_str() {
+                    Some(v) => Cell::plain(v.to_string()),
+                    None => Cell::toned("none: no fallback_issuer", Tone::Alert),
+                },
+                Cell::plain(text(&l["message"])),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        print!(
+            "{}",
+            render(&["CERT", "PRIORITY", "REISSUE THROUGH", "WHY"], &rows)
         );
     }
+    println!(
+        "{} certificate{} affected; dry run: nothing was changed",
+        listed.len(),
+        if listed.len() == 1 { "" } else { "s" }
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -692,6 +800,10 @@ fn list(cfg: &crate::config::Config, json: bool) -> Result<ExitCode, CliError> {
     } else {
         cfg.distrust.clone()
     };
+    print_list(&all, json)
+}
+
+fn print_list(all: &[Distrust], json: bool) -> Result<ExitCode, CliError> {
     if json {
         println!("{}", serde_json::to_string_pretty(&all)?);
         return Ok(ExitCode::SUCCESS);

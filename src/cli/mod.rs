@@ -9,7 +9,7 @@ mod blocklist;
 mod cases;
 mod check_config;
 mod ct;
-mod distrust;
+pub(crate) mod distrust;
 mod exposure;
 mod govern;
 mod ingest;

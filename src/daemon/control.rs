@@ -17,6 +17,9 @@
 //! | `POST /v1/cases/{id}/deny` `{"reason"}` | the denied case |
 //! | `POST /v1/rollback` `{"cert", "to"?, "force"?}` | how the rollback went |
 //! | `POST /v1/signals` `{"cert", "check", "confidence"?, "message", "evidence"?, "source"?}` | the signal and what the policy did about it |
+//! | `POST /v1/distrust` `{"ca", "issued_after"?, "deadline"?, "issuer"?, "reason"?, "dry_run"?, "remove"?}` | the run's number and the cases opened (they run in deadline and priority order); with `dry_run`, what it would affect; with `remove`, what was forgotten |
+//! | `GET /v1/distrust` | every distrusted CA (configuration and recorded) |
+//! | `GET /v1/distrust/{run}` | how the run stands: progress, `finished`, the summary and each certificate's outcome |
 //!
 //! Errors are `{"error": "..."}`: 400 for a malformed request (naming the field), 403 for
 //! what governance refuses (approving twice, a person who is not an approver, a rollback
@@ -247,7 +250,121 @@ async fn answer(
             let b: SignalBody = parse_body(&body, false)?;
             blocking(move || post_signal(&shared, b, &who)).await
         }
+        Route::Distrust => {
+            let b: DistrustBody = parse_body(&body, false)?;
+            blocking(move || distrust(&shared, &loaded, b, &who)).await
+        }
+        Route::Distrusts => {
+            blocking(move || {
+                let all = crate::signals::ca::distrust::all(
+                    &loaded.cfg.distrust,
+                    shared.store.as_ref(),
+                )?;
+                serde_json::to_value(all).map_err(ApiError::internal)
+            })
+            .await
+        }
+        Route::DistrustRun(id) => {
+            blocking(move || {
+                let run = shared.distrust_run(id).ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        format!("there is no distrust run {id} (the daemon remembers the last {} since it started)", super::DISTRUST_RUNS_KEPT),
+                    )
+                })?;
+                let report = crate::cli::distrust::report(
+                    shared.store.as_ref(),
+                    &run.begun,
+                    run.started.elapsed(),
+                    Vec::new(),
+                )?;
+                serde_json::to_value(report).map_err(ApiError::internal)
+            })
+            .await
+        }
     }
+}
+
+/// `POST /v1/distrust`: records a distrust and opens the replacements, which the runner
+/// takes in order; or, with `dry_run`, lists what it would affect; or, with `remove`,
+/// forgets one recorded before.
+fn distrust(
+    shared: &Shared,
+    loaded: &Loaded,
+    b: DistrustBody,
+    who: &Identity,
+) -> Result<Value, ApiError> {
+    use crate::signals::ca::distrust::{self as d, CaRef, Distrust};
+    let ca = CaRef::parse(&b.ca).map_err(|e| ApiError::field("ca", e))?;
+    let store = shared.store.as_ref();
+    if b.remove {
+        if d::remove(store, &ca)? == 0 {
+            return Err(ApiError::field(
+                "ca",
+                format!(
+                    "`{}` is not recorded as distrusted by the distrust command",
+                    ca.written()
+                ),
+            ));
+        }
+        crate::audit::append(
+            store,
+            crate::audit::AuditEntry {
+                kind: "distrust_removed",
+                actor: &who.to_string(),
+                cert: None,
+                case: None,
+                data: json!({"ca": ca}),
+            },
+        )?;
+        return Ok(json!({"removed": ca.written()}));
+    }
+    let issued_after = b
+        .issued_after
+        .as_deref()
+        .map(d::parse_date)
+        .transpose()
+        .map_err(|e| ApiError::field("issued_after", e))?;
+    let deadline_hours = d::parse_deadline(b.deadline.as_deref().unwrap_or("24h"))
+        .map_err(|e| ApiError::field("deadline", e))?;
+    if let Some(id) = &b.issuer
+        && !loaded.cfg.issuers.iter().any(|i| &i.id == id)
+    {
+        return Err(ApiError::field(
+            "issuer",
+            format!(
+                "`{id}` is not a configured issuer (known: {})",
+                loaded.cfg.issuer_ids().join(", ")
+            ),
+        ));
+    }
+    let distrust = Distrust {
+        ca,
+        issued_after,
+        deadline_hours,
+        replace_with: b.issuer,
+        reason: b.reason,
+        origin: "command".into(),
+        added_by: Some(who.to_string()),
+        added_at: Some(Utc::now()),
+    };
+    if b.dry_run {
+        let affected = crate::cli::distrust::affected_listing(store, &distrust)?;
+        return Ok(json!({"distrust": distrust, "affected": affected}));
+    }
+    let begun = crate::cli::distrust::begin(&loaded.gov, distrust, &who.to_string())?;
+    let cases = begun.applied.run.clone();
+    let not_started = shared.run_cases(cases.clone()).err();
+    let affected = begun.names.len();
+    let d = begun.distrust.clone();
+    let run = shared.add_distrust(begun);
+    Ok(json!({
+        "run": run,
+        "distrust": d,
+        "affected": affected,
+        "cases": cases,
+        "not_started": not_started,
+    }))
 }
 
 fn no_case(id: u64) -> ApiError {
@@ -413,8 +530,8 @@ mod socket;
 mod status;
 
 use request::{
-    ApiError, ApproveBody, DenyBody, MAX_MESSAGE, MAX_SOURCE, RollbackBody, Route, SignalBody,
-    parse_body, route,
+    ApiError, ApproveBody, DenyBody, DistrustBody, MAX_MESSAGE, MAX_SOURCE, RollbackBody, Route,
+    SignalBody, parse_body, route,
 };
 pub use socket::{bind, unbind};
 pub use status::{BreakerSummary, ConfigStatus, Status};

@@ -68,6 +68,23 @@ pub struct Shared {
     /// Every scheduled job by name.
     pub jobs: Mutex<BTreeMap<String, JobStatus>>,
     cases: mpsc::UnboundedSender<Vec<u64>>,
+    /// The distrusts begun through the control socket, newest last (the last
+    /// [`DISTRUST_RUNS_KEPT`]), to report on.
+    distrusts: Mutex<Vec<DistrustRun>>,
+}
+
+/// How many distrust runs the daemon remembers.
+pub const DISTRUST_RUNS_KEPT: usize = 32;
+
+/// A distrust begun through the control socket.
+#[derive(Debug, Clone)]
+pub struct DistrustRun {
+    /// Its number.
+    pub id: u64,
+    /// What it affected and opened.
+    pub(crate) begun: crate::cli::distrust::Begun,
+    /// When it began.
+    pub started: std::time::Instant,
 }
 
 impl Shared {
@@ -86,6 +103,7 @@ impl Shared {
                 stopping: AtomicBool::new(false),
                 jobs: Mutex::new(BTreeMap::new()),
                 cases: tx,
+                distrusts: Mutex::new(Vec::new()),
             }),
             rx,
         )
@@ -106,6 +124,26 @@ impl Shared {
             Ok(mut l) => *l = new,
             Err(poisoned) => *poisoned.into_inner() = new,
         }
+    }
+
+    /// Remembers a distrust begun through the control socket; returns its number.
+    pub(crate) fn add_distrust(&self, begun: crate::cli::distrust::Begun) -> u64 {
+        let mut runs = self.distrusts.lock().unwrap_or_else(|p| p.into_inner());
+        let id = runs.last().map_or(1, |r| r.id + 1);
+        runs.push(DistrustRun {
+            id,
+            begun,
+            started: std::time::Instant::now(),
+        });
+        let excess = runs.len().saturating_sub(DISTRUST_RUNS_KEPT);
+        runs.drain(..excess);
+        id
+    }
+
+    /// The distrust run `id`, if remembered.
+    pub fn distrust_run(&self, id: u64) -> Option<DistrustRun> {
+        let runs = self.distrusts.lock().unwrap_or_else(|p| p.into_inner());
+        runs.iter().find(|r| r.id == id).cloned()
     }
 
     /// Whether the daemon is stopping: no new work is taken.

@@ -98,13 +98,16 @@ pub(super) enum Route {
     Approve(u64),
     Deny(u64),
     Rollback,
+    Distrust,
+    Distrusts,
+    DistrustRun(u64),
 }
 
 impl Route {
     pub(super) fn changes(self) -> bool {
         matches!(
             self,
-            Self::PostSignal | Self::Approve(_) | Self::Deny(_) | Self::Rollback
+            Self::PostSignal | Self::Approve(_) | Self::Deny(_) | Self::Rollback | Self::Distrust
         )
     }
 }
@@ -142,10 +145,17 @@ pub(super) fn route(method: &Method, uri: &Uri) -> Result<Route, ApiError> {
         (["cases", id, "approve"], &Method::POST) => Route::Approve(case_number(id)?),
         (["cases", id, "deny"], &Method::POST) => Route::Deny(case_number(id)?),
         (["rollback"], &Method::POST) => Route::Rollback,
+        (["distrust"], &Method::POST) => Route::Distrust,
+        (["distrust"], &Method::GET) => Route::Distrusts,
+        (["distrust", run], &Method::GET) => Route::DistrustRun(
+            run.parse::<u64>()
+                .map_err(|_| ApiError::bad(format!("`{run}` is not a distrust run number")))?,
+        ),
         (path, _) => {
             let allow = match path {
                 ["status" | "inventory" | "cases"] | ["cases", _] => "GET",
-                ["signals"] => "GET, POST",
+                ["signals" | "distrust"] => "GET, POST",
+                ["distrust", _] => "GET",
                 ["cases", _, "approve" | "deny"] | ["rollback"] => "POST",
                 _ => return Err(not_found()),
             };
@@ -250,6 +260,28 @@ pub(super) struct RollbackBody {
     pub(super) to: Option<String>,
     #[serde(default)]
     pub(super) force: bool,
+}
+
+/// `POST /v1/distrust`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DistrustBody {
+    /// The CA: its name, `spki:HEX` or `sha256:HEX`.
+    pub(super) ca: String,
+    #[serde(default)]
+    pub(super) issued_after: Option<String>,
+    #[serde(default)]
+    pub(super) deadline: Option<String>,
+    #[serde(default)]
+    pub(super) issuer: Option<String>,
+    #[serde(default)]
+    pub(super) reason: Option<String>,
+    /// List what it would affect; change nothing.
+    #[serde(default)]
+    pub(super) dry_run: bool,
+    /// Forget a distrust recorded by the command.
+    #[serde(default)]
+    pub(super) remove: bool,
 }
 
 /// `POST /v1/signals`.

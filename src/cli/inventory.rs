@@ -89,7 +89,7 @@ pub(crate) fn open_store(cfg: &Config) -> Result<SledStore, CliError> {
             if e.to_string().contains("in use by") && super::remote::daemon_running(cfg) =>
         {
             Err(CliError::Failure(anyhow::anyhow!(
-                "the database is in use by the running daemon; use the commands that go through its control socket (cases, approve, deny, rollback, signals, inventory list, status) or stop it"
+                "the database is in use by the running daemon; use the commands that go through its control socket (cases, approve, deny, rollback, signals, inventory list, distrust, status) or stop it"
             )))
         }
         Err(e) => Err(e.into()),

@@ -152,6 +152,9 @@ fn run_poll(cfg: &crate::config::Config, json: bool) -> Result<ExitCode, CliErro
             "no CT log is configured: add [[ct_log]] tables (name, url, key) to the configuration",
         ));
     }
+    if super::remote::daemon_running(cfg) {
+        return super::remote::run_jobs(cfg, &["ct_poll"], json);
+    }
     let store = open_store(cfg)?;
     crate::registry::sync(&store, cfg, Utc::now())?;
     let rt = super::respond::runtime()?;

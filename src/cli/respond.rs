@@ -402,6 +402,10 @@ pub(crate) fn print_waiting(waiting: &[Case], breaker_opened: bool) {
 
 pub(crate) fn run_respond(args: RespondArgs, config: Option<&Path>) -> Result<ExitCode, CliError> {
     let cfg = load_config(config)?;
+    if !args.dry_run && super::remote::daemon_running(&cfg) {
+        // The daemon resumes its cases itself; its `respond` job decides what is open.
+        return super::remote::run_jobs(&cfg, &["respond"], args.json);
+    }
     let gov = if args.dry_run {
         planner(&cfg)?
     } else {

@@ -87,6 +87,14 @@ pub(crate) fn run_scan(
     no_ca: bool,
 ) -> Result<ExitCode, CliError> {
     let cfg = load_config(config)?;
+    if super::remote::daemon_running(&cfg) {
+        let jobs: &[&str] = if no_ca {
+            &["scan"]
+        } else {
+            &["scan", "ca_check"]
+        };
+        return super::remote::run_jobs(&cfg, jobs, json);
+    }
     let store = open_store(&cfg)?;
     let now = Utc::now();
     let mut report = scan(&store, &cfg, now)?;

@@ -19,6 +19,7 @@
 //! | `POST /v1/signals` `{"cert", "check", "confidence"?, "message", "evidence"?, "source"?}` | the signal and what the policy did about it |
 //! | `POST /v1/distrust` `{"ca", "issued_after"?, "deadline"?, "issuer"?, "reason"?, "dry_run"?, "remove"?}` | the run's number and the cases opened (they run in deadline and priority order); with `dry_run`, what it would affect; with `remove`, what was forgotten |
 //! | `GET /v1/distrust` | every distrusted CA (configuration and recorded) |
+//! | `POST /v1/jobs/{job}/run` | runs a job now (after the one running, if any): `{"job", "ok", "result"}` |
 //! | `GET /v1/distrust/{run}` | how the run stands: progress, `finished`, the summary and each certificate's outcome |
 //!
 //! Errors are `{"error": "..."}`: 400 for a malformed request (naming the field), 403 for
@@ -249,6 +250,17 @@ async fn answer(
         Route::PostSignal => {
             let b: SignalBody = parse_body(&body, false)?;
             blocking(move || post_signal(&shared, b, &who)).await
+        }
+        Route::RunJob(job) => {
+            let RunJobBody {} = parse_body(&body, true)?;
+            let result = super::run::run_job_now(&shared, job).await;
+            Ok(json!({
+                "job": job,
+                "ok": result.is_ok(),
+                "result": match result {
+                    Ok(s) | Err(s) => s,
+                },
+            }))
         }
         Route::Distrust => {
             let b: DistrustBody = parse_body(&body, false)?;
@@ -531,7 +543,7 @@ mod status;
 
 use request::{
     ApiError, ApproveBody, DenyBody, DistrustBody, MAX_MESSAGE, MAX_SOURCE, RollbackBody, Route,
-    SignalBody, parse_body, route,
+    RunJobBody, SignalBody, parse_body, route,
 };
 pub use socket::{bind, unbind};
 pub use status::{BreakerSummary, ConfigStatus, Status};

@@ -71,6 +71,8 @@ pub struct Shared {
     /// The distrusts begun through the control socket, newest last (the last
     /// [`DISTRUST_RUNS_KEPT`]), to report on.
     distrusts: Mutex<Vec<DistrustRun>>,
+    /// Held while a job runs: jobs never overlap.
+    job_lock: tokio::sync::Mutex<()>,
 }
 
 /// How many distrust runs the daemon remembers.
@@ -104,6 +106,7 @@ impl Shared {
                 jobs: Mutex::new(BTreeMap::new()),
                 cases: tx,
                 distrusts: Mutex::new(Vec::new()),
+                job_lock: tokio::sync::Mutex::new(()),
             }),
             rx,
         )
@@ -144,6 +147,11 @@ impl Shared {
     pub fn distrust_run(&self, id: u64) -> Option<DistrustRun> {
         let runs = self.distrusts.lock().unwrap_or_else(|p| p.into_inner());
         runs.iter().find(|r| r.id == id).cloned()
+    }
+
+    /// Waits for the running job, if any, to end; jobs run while this is held.
+    pub async fn job_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.job_lock.lock().await
     }
 
     /// Whether the daemon is stopping: no new work is taken.

@@ -334,24 +334,33 @@ async fn scheduler(shared: Arc<Shared>, mut reloaded: watch::Receiver<u64>) {
             if shared.stopping() {
                 return;
             }
-            shared.job_started(name);
-            tracing::info!(job = %name, "job started");
-            let result = run_job(&shared, name).await;
-            match &result {
-                Ok(s) => tracing::info!(job = %name, result = %s, "job finished"),
-                Err(e) => tracing::error!(job = %name, error = %e, "job failed"),
-            }
-            let next = shared
-                .loaded()
-                .cfg
-                .schedule
-                .jobs
-                .iter()
-                .find(|j| &j.name == name)
-                .and_then(|j| j.next_after(Utc::now()));
-            shared.job_finished(name, result, next);
+            let _ = run_job_now(&shared, name).await;
         }
     }
+}
+
+/// Runs job `name` now, after the job running (jobs never overlap), and records how it went
+/// in the job's status. The scheduler runs its jobs through this, and so does the control
+/// socket's `POST /v1/jobs/{job}/run`.
+pub(crate) async fn run_job_now(shared: &Arc<Shared>, name: &str) -> Result<String, String> {
+    let _turn = shared.job_turn().await;
+    shared.job_started(name);
+    tracing::info!(job = %name, "job started");
+    let result = run_job(shared, name).await;
+    match &result {
+        Ok(s) => tracing::info!(job = %name, result = %s, "job finished"),
+        Err(e) => tracing::error!(job = %name, error = %e, "job failed"),
+    }
+    let next = shared
+        .loaded()
+        .cfg
+        .schedule
+        .jobs
+        .iter()
+        .find(|j| j.name == name)
+        .and_then(|j| j.next_after(Utc::now()));
+    shared.job_finished(name, result.clone(), next);
+    result
 }
 
 /// Runs one job; after a detection job, the policy acts on what is open.

@@ -29,6 +29,7 @@ pub const JOBS: &[&str] = &[
     "respond",
     "crl_publish",
     "exposure_scan",
+    "ct_poll",
 ];
 
 /// One job on its schedule.
@@ -178,6 +179,28 @@ mod tests {
         let e = Job::new("scan", "0 0 9 * * *").unwrap_err();
         assert!(e.contains("6 fields"), "{e}");
         assert!(Job::new("scan", "61 * * * *").is_err());
+    }
+
+    #[test]
+    fn every_job_the_daemon_runs_can_be_scheduled() {
+        let text: String = JOBS
+            .iter()
+            .map(|j| format!("{j} = \"*/5 * * * *\"\n"))
+            .chain(["exposure_paths = [\"/srv\"]\n".to_string()])
+            .collect();
+        let t: toml::Table = toml::from_str(&text).unwrap();
+        let cfg = parse_table(&t, std::path::Path::new("/etc")).unwrap();
+        let names: Vec<&str> = cfg.jobs.iter().map(|j| j.name.as_str()).collect();
+        for job in [
+            "scan",
+            "ca_check",
+            "respond",
+            "crl_publish",
+            "exposure_scan",
+            "ct_poll",
+        ] {
+            assert!(names.contains(&job), "{job} cannot be scheduled: {names:?}");
+        }
     }
 
     #[test]

@@ -101,13 +101,19 @@ pub(super) enum Route {
     Distrust,
     Distrusts,
     DistrustRun(u64),
+    RunJob(&'static str),
 }
 
 impl Route {
     pub(super) fn changes(self) -> bool {
         matches!(
             self,
-            Self::PostSignal | Self::Approve(_) | Self::Deny(_) | Self::Rollback | Self::Distrust
+            Self::PostSignal
+                | Self::Approve(_)
+                | Self::Deny(_)
+                | Self::Rollback
+                | Self::Distrust
+                | Self::RunJob(_)
         )
     }
 }
@@ -146,6 +152,18 @@ pub(super) fn route(method: &Method, uri: &Uri) -> Result<Route, ApiError> {
         (["cases", id, "deny"], &Method::POST) => Route::Deny(case_number(id)?),
         (["rollback"], &Method::POST) => Route::Rollback,
         (["distrust"], &Method::POST) => Route::Distrust,
+        (["jobs", job, "run"], &Method::POST) => {
+            let Some(known) = crate::daemon::schedule::JOBS.iter().find(|j| *j == job) else {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!(
+                        "there is no job `{job}` (jobs: {})",
+                        crate::daemon::schedule::JOBS.join(", ")
+                    ),
+                ));
+            };
+            Route::RunJob(known)
+        }
         (["distrust"], &Method::GET) => Route::Distrusts,
         (["distrust", run], &Method::GET) => Route::DistrustRun(
             run.parse::<u64>()
@@ -156,6 +174,7 @@ pub(super) fn route(method: &Method, uri: &Uri) -> Result<Route, ApiError> {
                 ["status" | "inventory" | "cases"] | ["cases", _] => "GET",
                 ["signals" | "distrust"] => "GET, POST",
                 ["distrust", _] => "GET",
+                ["jobs", _, "run"] => "POST",
                 ["cases", _, "approve" | "deny"] | ["rollback"] => "POST",
                 _ => return Err(not_found()),
             };
@@ -261,6 +280,11 @@ pub(super) struct RollbackBody {
     #[serde(default)]
     pub(super) force: bool,
 }
+
+/// `POST /v1/jobs/{job}/run`: takes no fields.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RunJobBody {}
 
 /// `POST /v1/distrust`.
 #[derive(Debug, Deserialize)]

@@ -217,11 +217,12 @@ pub(crate) fn run(args: DistrustArgs, config: Option<&Path>) -> Result<ExitCode,
     if show_progress && std::io::stderr().is_terminal() {
         eprintln!();
     }
-    let errors: Vec<String> = results
+    let errors: Vec<(u64, String)> = ids
         .iter()
-        .filter_map(|r| r.as_ref().err().map(ToString::to_string))
+        .zip(&results)
+        .filter_map(|(id, r)| r.as_ref().err().map(|e| (*id, e.to_string())))
         .collect();
-    let report = report(engine.store(), &run, started.elapsed(), errors)?;
+    let report = report(engine.store(), &run, started.elapsed(), &errors)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -285,7 +286,11 @@ fn through_daemon(cfg: &crate::config::Config, args: &DistrustArgs) -> Result<Ex
             "the distrust is recorded and its cases are open, but they were not started: {why}"
         )));
     }
-    let run = begun["run"].as_u64().unwrap_or_default();
+    let Some(run) = begun["run"].as_u64() else {
+        return Err(CliError::Failure(anyhow::anyhow!(
+            "the daemon's answer names no distrust run: {begun}"
+        )));
+    };
     if !args.json {
         announce(
             &d,
@@ -299,6 +304,12 @@ fn through_daemon(cfg: &crate::config::Config, args: &DistrustArgs) -> Result<Ex
     let mut shown = Instant::now();
     let report: Report = loop {
         let r: Report = get_as(cfg, &format!("/v1/distrust/{run}"))?;
+        if r.distrust.ca.written() != ca {
+            return Err(CliError::Failure(anyhow::anyhow!(
+                "distrust run {run} is now about {}, not {ca}: the daemon restarted; see `certresponder cases list`",
+                r.distrust.ca.written()
+            )));
+        }
         if r.finished {
             break r;
         }
@@ -462,14 +473,28 @@ impl Report {
     }
 }
 
-/// The report on `run` as the store has it now, `elapsed` after it began.
+/// The report on `run` as the store has it now, `elapsed` after it began; `errors` are the
+/// cases that could not run (still `running` in the store), which count as failed.
 pub(crate) fn report(
     store: &dyn Store,
     run: &Begun,
     elapsed: Duration,
-    errors: Vec<String>,
+    errors: &[(u64, String)],
 ) -> Result<Report, CliError> {
-    let progress = Progress::of(store, &run.applied.run);
+    let mut progress = Progress::of(store, &run.applied.run);
+    for (id, _) in errors {
+        let state = store.get_case(*id)?.map(|c| c.state);
+        if run.applied.run.contains(id)
+            && !matches!(state, Some(CaseState::Done | CaseState::Failed))
+        {
+            progress.running = progress.running.saturating_sub(1);
+            progress.failed += 1;
+        }
+    }
+    let errors: Vec<String> = errors
+        .iter()
+        .map(|(id, e)| format!("case {id} could not run: {e}"))
+        .collect();
     let (outcomes, summary) = summarise(store, &run.names, &run.plans, &run.applied, elapsed)?;
     let cases = outcomes
         .iter()

@@ -284,11 +284,18 @@ async fn answer(
                         format!("there is no distrust run {id} (the daemon remembers the last {} since it started)", super::DISTRUST_RUNS_KEPT),
                     )
                 })?;
+                let errors: Vec<(u64, String)> = run
+                    .begun
+                    .applied
+                    .run
+                    .iter()
+                    .filter_map(|id| shared.case_error(*id).map(|e| (*id, e)))
+                    .collect();
                 let report = crate::cli::distrust::report(
                     shared.store.as_ref(),
                     &run.begun,
                     run.started.elapsed(),
-                    Vec::new(),
+                    &errors,
                 )?;
                 serde_json::to_value(report).map_err(ApiError::internal)
             })

@@ -73,6 +73,8 @@ pub struct Shared {
     distrusts: Mutex<Vec<DistrustRun>>,
     /// Held while a job runs: jobs never overlap.
     job_lock: tokio::sync::Mutex<()>,
+    /// Why a case handed to the runner could not run (its last attempt), by case.
+    case_errors: Mutex<std::collections::HashMap<u64, String>>,
 }
 
 /// How many distrust runs the daemon remembers.
@@ -107,6 +109,7 @@ impl Shared {
                 cases: tx,
                 distrusts: Mutex::new(Vec::new()),
                 job_lock: tokio::sync::Mutex::new(()),
+                case_errors: Mutex::new(std::collections::HashMap::new()),
             }),
             rx,
         )
@@ -132,7 +135,10 @@ impl Shared {
     /// Remembers a distrust begun through the control socket; returns its number.
     pub(crate) fn add_distrust(&self, begun: crate::cli::distrust::Begun) -> u64 {
         let mut runs = self.distrusts.lock().unwrap_or_else(|p| p.into_inner());
-        let id = runs.last().map_or(1, |r| r.id + 1);
+        // Milliseconds since the epoch (one more than the last when that is not later), so
+        // that a number is not given again after a restart.
+        let now = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
+        let id = runs.last().map_or(now, |r| now.max(r.id + 1));
         runs.push(DistrustRun {
             id,
             begun,
@@ -147,6 +153,31 @@ impl Shared {
     pub fn distrust_run(&self, id: u64) -> Option<DistrustRun> {
         let runs = self.distrusts.lock().unwrap_or_else(|p| p.into_inner());
         runs.iter().find(|r| r.id == id).cloned()
+    }
+
+    /// Records why case `id` could not run (`None`: it ran).
+    pub fn note_case_error(&self, id: u64, error: Option<String>) {
+        let mut errors = self.case_errors.lock().unwrap_or_else(|p| p.into_inner());
+        match error {
+            Some(e) => {
+                errors.insert(id, e);
+            }
+            None => {
+                errors.remove(&id);
+            }
+        }
+    }
+
+    /// Why case `id` could not run, if its last attempt failed so.
+    pub fn case_error(&self, id: u64) -> Option<String> {
+        let errors = self.case_errors.lock().unwrap_or_else(|p| p.into_inner());
+        errors.get(&id).cloned()
+    }
+
+    /// Has the runner look at its queue again (after a reload that may allow more cases at
+    /// once).
+    pub fn nudge_runner(&self) {
+        let _ = self.cases.send(Vec::new());
     }
 
     /// Waits for the running job, if any, to end; jobs run while this is held.

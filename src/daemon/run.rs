@@ -183,6 +183,8 @@ async fn main_loop(config: Option<PathBuf>) -> Result<ExitCode, CliError> {
                     Ok(summary) => {
                         generation += 1;
                         let _ = reloaded_tx.send(generation);
+                        // `[respond] concurrency` may have changed.
+                        shared.nudge_runner();
                         tracing::info!(%summary, "configuration reloaded");
                         notifier.ready(&format!("running (reloaded: {summary})"));
                     }
@@ -271,9 +273,20 @@ async fn runner(
                     known.remove(&id);
                 }
                 match done {
-                    Ok((_, (id, Ok(case)))) => tracing::info!(case = id, cert = %case.cert, state = %case.state, "case returned"),
-                    Ok((_, (id, Err(e)))) => tracing::error!(case = id, error = %e, "case could not run"),
-                    Err(e) => tracing::error!(case = ?id, error = %e, "a case task panicked"),
+                    Ok((_, (id, Ok(case)))) => {
+                        shared.note_case_error(id, None);
+                        tracing::info!(case = id, cert = %case.cert, state = %case.state, "case returned");
+                    }
+                    Ok((_, (id, Err(e)))) => {
+                        tracing::error!(case = id, error = %e, "case could not run");
+                        shared.note_case_error(id, Some(e.to_string()));
+                    }
+                    Err(e) => {
+                        tracing::error!(case = ?id, error = %e, "a case task panicked");
+                        if let Some(id) = id {
+                            shared.note_case_error(id, Some(format!("its task failed: {e}")));
+                        }
+                    }
                 }
             }
             _ = stop.changed() => {}

@@ -189,15 +189,22 @@ impl Engine {
 
     /// Waits for, and holds, `cert`'s lock (see [`CERT_LOCKS`]).
     pub(crate) async fn hold_cert(&self, cert: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        self.cert_lock(cert).lock_owned().await
+    }
+
+    /// The lock of `cert` in this engine's store.
+    fn cert_lock(&self, cert: &str) -> CertLock {
         let key = (
             Arc::as_ptr(&self.store).cast::<()>() as usize,
             cert.to_string(),
         );
-        let lock = {
-            let mut locks = CERT_LOCKS.lock().unwrap_or_else(|p| p.into_inner());
-            Arc::clone(locks.entry(key).or_default())
-        };
-        lock.lock_owned().await
+        let mut locks = CERT_LOCKS.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(locks.entry(key).or_default())
+    }
+
+    /// `cert`'s lock if nothing holds it now (see [`CERT_LOCKS`]).
+    pub(crate) fn try_hold_cert(&self, cert: &str) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        self.cert_lock(cert).try_lock_owned().ok()
     }
 
     /// The store.

@@ -251,9 +251,15 @@ fn signed_by(data: &[u8], alg: &[u8], sig: &[u8], signer: &X509Certificate<'_>) 
     x509_parser::verify::verify_signature(signer.public_key(), &alg, &sig, data).is_ok()
 }
 
-/// Whether `cert` may sign OCSP answers for `issuer`: signed by it, naming it as issuer, and
-/// with the OCSPSigning extended key usage.
-fn authorized_responder(cert: &X509Certificate<'_>, issuer: &X509Certificate<'_>) -> bool {
+/// Whether `cert` may sign OCSP answers for `issuer` at `now`: signed by it, naming it as
+/// issuer, valid at `now`, and with the OCSPSigning extended key usage.
+fn authorized_responder(
+    cert: &X509Certificate<'_>,
+    issuer: &X509Certificate<'_>,
+    now: DateTime<Utc>,
+) -> bool {
+    let valid = x509_parser::time::ASN1Time::from_timestamp(now.timestamp())
+        .is_ok_and(|t| cert.validity().is_valid_at(t));
     let signed = cert.issuer().as_raw() == issuer.subject().as_raw()
         && cert.verify_signature(Some(issuer.public_key())).is_ok();
     let ocsp_signing = cert.extended_key_usage().ok().flatten().is_some_and(|eku| {
@@ -264,24 +270,27 @@ fn authorized_responder(cert: &X509Certificate<'_>, issuer: &X509Certificate<'_>
                 .iter()
                 .any(|o| o.to_id_string() == OID_KP_OCSP_SIGNING)
     });
-    signed && ocsp_signing
+    valid && signed && ocsp_signing
 }
 
 /// Reads the OCSP answer `response_der` about `leaf_der` (issued by `issuer_der`): checks
-/// its status, type and signature, and returns the status it gives for this certificate.
+/// its status, type and signature (a delegated responder's certificate must be valid at
+/// `now`), and returns the status it gives for this certificate.
 pub fn read_ocsp_response(
     response_der: &[u8],
     leaf_der: &[u8],
     issuer_der: &[u8],
+    now: DateTime<Utc>,
 ) -> Result<Result<OcspAnswer, OcspProblem>, InspectError> {
     let (leaf, issuer) = parse_pair(leaf_der, issuer_der)?;
-    Ok(read(response_der, &leaf, &issuer))
+    Ok(read(response_der, &leaf, &issuer, now))
 }
 
 fn read(
     response_der: &[u8],
     leaf: &X509Certificate<'_>,
     issuer: &X509Certificate<'_>,
+    now: DateTime<Utc>,
 ) -> Result<OcspAnswer, OcspProblem> {
     let (outer, trailing) =
         der::expect_tlv(response_der, TAG_SEQUENCE, "not a SEQUENCE").map_err(unparseable)?;
@@ -334,12 +343,12 @@ fn read(
         let responder = carried.iter().find_map(|c| {
             let (_, cert) = X509Certificate::from_der(c.raw).ok()?;
             (signed_by(tbs.raw, sig_alg.raw, signature.raw, &cert)
-                && authorized_responder(&cert, issuer))
+                && authorized_responder(&cert, issuer, now))
             .then(|| cert.subject().to_string())
         });
         responder.ok_or_else(|| {
             OcspProblem::Untrusted(format!(
-                "it is signed neither by the issuing CA `{}` nor by a responder certificate that CA authorized for OCSP",
+                "it is signed neither by the issuing CA `{}` nor by a currently valid responder certificate that CA authorized for OCSP",
                 issuer.subject()
             ))
         })?
@@ -363,7 +372,10 @@ fn read(
         .filter(|t| t.tag == TAG_SEQUENCE)
         .ok_or_else(|| unparseable("no responses"))?;
     for r in der::children(responses.content).map_err(unparseable)? {
-        let s = single(r.content)?;
+        // An entry that cannot be read may be about another certificate: only ours counts.
+        let Ok(s) = single(r.content) else {
+            continue;
+        };
         let alg = match s.hash_alg {
             OID_SHA1 => &SHA1_FOR_LEGACY_USE_ONLY,
             OID_SHA256 => &SHA256,

@@ -196,12 +196,16 @@ pub(crate) async fn rollback(
     who: &str,
 ) -> Result<RolledBack, CliError> {
     let name = entry.name.to_string();
-    // Cases run their steps under the certificate's lock; a case opened since the checks
-    // either waits here for the restore to finish or is found and refused.
-    let _held = engine.hold_cert(&name).await;
-    if let Some(running) = engine.running_case(&name).map_err(respond_error)? {
-        return Err(busy(&name, running.id));
-    }
+    // Cases run their steps under the certificate's lock. A case running now is refused at
+    // once; otherwise the checks are made again under the lock, since a case may have
+    // opened, or run and replaced the bundles, since they were made.
+    let Some(_held) = engine.try_hold_cert(&name) else {
+        return Err(refused(format!(
+            "`{name}` has a case running its steps right now; let it finish (`certresponder cases list`) before rolling back by hand"
+        )));
+    };
+    let (entry, target) = rollback_checked(engine, &name, Some(&target.id), target.is_revoked())?;
+    let (entry, target) = (&entry, &target);
     let result = engine.restore(entry, target).await;
     let ok = result.is_ok();
     let detail = match &result {

@@ -496,6 +496,15 @@ async fn a_rollback_checked_before_a_case_opened_is_refused_and_restores_nothing
     );
     assert_eq!(files(&entry), before, "the rollback wrote the files");
 
+    // While a case holds the certificate (running its steps), a rollback is refused at
+    // once rather than waiting and restoring over what the case deploys.
+    let held = engine.hold_cert("web").await;
+    let err = crate::cli::remote::rollback(&engine, &checked, &target, "admin")
+        .await
+        .unwrap_err();
+    assert!(format!("{err:?}").contains("right now"), "{err:?}");
+    drop(held);
+
     // Once that case is done, the same rollback goes ahead.
     let done = engine.run_case(opened.id).await.unwrap();
     assert_eq!(done.state, CaseState::Done, "{:?}", done.error);

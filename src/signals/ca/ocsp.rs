@@ -163,7 +163,7 @@ impl CrlFetcher {
                 source,
             })?;
         let read = |der: &[u8]| -> Result<OcspAnswer, OcspError> {
-            read_ocsp_response(der, leaf_der, issuer_der)
+            read_ocsp_response(der, leaf_der, issuer_der, now)
                 .map_err(|source| OcspError::Certificate {
                     url: url.to_owned(),
                     source,
@@ -283,8 +283,25 @@ mod tests {
         /// A certificate `name` signed by the CA (an OCSP responder when `ocsp_signing`),
         /// written as `name.pem` and `name.key`.
         fn responder(&self, name: &str, ocsp_signing: bool) -> (PathBuf, PathBuf) {
+            self.responder_valid(name, ocsp_signing, None)
+        }
+
+        /// [`Pki::responder`], valid only from `valid.0` to `valid.1` when given.
+        fn responder_valid(
+            &self,
+            name: &str,
+            ocsp_signing: bool,
+            valid: Option<(DateTime<Utc>, DateTime<Utc>)>,
+        ) -> (PathBuf, PathBuf) {
             let key = KeyPair::generate().unwrap();
             let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+            if let Some((from, to)) = valid {
+                let ts = |t: DateTime<Utc>| {
+                    time::OffsetDateTime::from_unix_timestamp(t.timestamp()).unwrap()
+                };
+                p.not_before = ts(from);
+                p.not_after = ts(to);
+            }
             p.distinguished_name.push(DnType::CommonName, name);
             p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
             if ocsp_signing {
@@ -444,6 +461,19 @@ mod tests {
             OcspCertStatus::Revoked { .. }
         ));
         assert!(asked.answer.signer.contains("Delegated OCSP Responder"));
+
+        // A responder certificate that has expired.
+        let expired = pki.responder_valid(
+            "Retired OCSP Responder",
+            true,
+            Some((now - TimeDelta::days(30), now - TimeDelta::days(1))),
+        );
+        let url = server.route("/expired", ok(pki.answer(VALID, (&expired.0, &expired.1))));
+        let err = f
+            .ocsp(&store, &url, &pki.leaf, &pki.ca.der, now)
+            .await
+            .unwrap_err();
+        assert_untrusted(&err);
 
         // Signed by a certificate of the CA that is not an OCSP responder.
         let plain = pki.responder("Some Server", false);

@@ -356,6 +356,34 @@ mod tests {
         }
     }
 
+    /// A PKI, a responder server, a store and a fetcher.
+    struct Bench {
+        pki: Pki,
+        server: Server,
+        store: MemoryStore,
+        f: CrlFetcher,
+        now: DateTime<Utc>,
+    }
+
+    impl Bench {
+        async fn new() -> Self {
+            Self {
+                pki: Pki::new(),
+                server: Server::start().await,
+                store: MemoryStore::new(),
+                f: fetcher(),
+                now: Utc::now(),
+            }
+        }
+
+        /// Asks the responder at `url` about the leaf, at `at`.
+        async fn ask(&self, url: &str, at: DateTime<Utc>) -> Result<Asked, OcspError> {
+            self.f
+                .ocsp(&self.store, url, &self.pki.leaf, &self.pki.ca.der, at)
+                .await
+        }
+    }
+
     fn assert_untrusted(err: &OcspError) {
         assert!(
             matches!(
@@ -377,18 +405,12 @@ mod tests {
 
     #[tokio::test]
     async fn good_revoked_and_unknown_answers_are_read_and_cached_until_next_update() {
-        let pki = Pki::new();
+        let b = Bench::new().await;
+        let (pki, server, now) = (&b.pki, &b.server, b.now);
         let (cert, key) = pki.ca_signer();
-        let server = Server::start().await;
-        let store = MemoryStore::new();
-        let f = fetcher();
-        let now = Utc::now();
 
         let url = server.route("/good", ok(pki.answer(VALID, (&cert, &key))));
-        let asked = f
-            .ocsp(&store, &url, &pki.leaf, &pki.ca.der, now)
-            .await
-            .unwrap();
+        let asked = b.ask(&url, now).await.unwrap();
         assert_eq!(asked.answer.status, OcspCertStatus::Good);
         assert!(!asked.from_cache);
         assert!(
@@ -397,10 +419,7 @@ mod tests {
             asked.answer.signer
         );
         assert!(asked.answer.next_update.is_some_and(|n| n > now));
-        let again = f
-            .ocsp(&store, &url, &pki.leaf, &pki.ca.der, now)
-            .await
-            .unwrap();
+        let again = b.ask(&url, now).await.unwrap();
         assert!(again.from_cache);
         assert_eq!(
             server.hits(),
@@ -409,10 +428,7 @@ mod tests {
         );
 
         let url = server.route("/revoked", ok(pki.answer(REVOKED, (&cert, &key))));
-        let asked = f
-            .ocsp(&store, &url, &pki.leaf, &pki.ca.der, now)
-            .await
-            .unwrap();
+        let asked = b.ask(&url, now).await.unwrap();
         assert_eq!(
             asked.answer.status,
             OcspCertStatus::Revoked {
@@ -422,40 +438,28 @@ mod tests {
         );
         // A revocation stays a fact after the answer's nextUpdate.
         let later = now + TimeDelta::days(3);
-        let asked = f
-            .ocsp(&store, &url, &pki.leaf, &pki.ca.der, later)
-            .await
-            .unwrap();
+        let asked = b.ask(&url, later).await.unwrap();
         assert!(matches!(
             asked.answer.status,
             OcspCertStatus::Revoked { .. }
         ));
 
         let url = server.route("/unknown", ok(pki.answer(OTHER, (&cert, &key))));
-        let asked = f
-            .ocsp(&store, &url, &pki.leaf, &pki.ca.der, now)
-            .await
-            .unwrap();
+        let asked = b.ask(&url, now).await.unwrap();
         assert_eq!(asked.answer.status, OcspCertStatus::Unknown);
     }
 
     #[tokio::test]
     async fn only_the_ca_or_a_responder_it_authorized_is_believed() {
-        let pki = Pki::new();
-        let server = Server::start().await;
-        let store = MemoryStore::new();
-        let f = fetcher();
-        let now = Utc::now();
+        let b = Bench::new().await;
+        let (pki, server, store, now) = (&b.pki, &b.server, &b.store, b.now);
 
         let delegated = pki.responder("Delegated OCSP Responder", true);
         let url = server.route(
             "/delegated",
             ok(pki.answer(REVOKED, (&delegated.0, &delegated.1))),
         );
-        let asked = f
-            .ocsp(&store, &url, &pki.leaf, &pki.ca.der, now)
-            .await
-            .unwrap();
+        let asked = b.ask(&url, now).await.unwrap();
         assert!(matches!(
             asked.answer.status,
             OcspCertStatus::Revoked { .. }
@@ -469,29 +473,20 @@ mod tests {
             Some((now - TimeDelta::days(30), now - TimeDelta::days(1))),
         );
         let url = server.route("/expired", ok(pki.answer(VALID, (&expired.0, &expired.1))));
-        let err = f
-            .ocsp(&store, &url, &pki.leaf, &pki.ca.der, now)
-            .await
-            .unwrap_err();
+        let err = b.ask(&url, now).await.unwrap_err();
         assert_untrusted(&err);
 
         // Signed by a certificate of the CA that is not an OCSP responder.
         let plain = pki.responder("Some Server", false);
         let url = server.route("/plain", ok(pki.answer(REVOKED, (&plain.0, &plain.1))));
-        let err = f
-            .ocsp(&store, &url, &pki.leaf, &pki.ca.der, now)
-            .await
-            .unwrap_err();
+        let err = b.ask(&url, now).await.unwrap_err();
         assert_untrusted(&err);
 
         // Signed by an impostor CA of the same name.
         let impostor = new_ca("OCSP Test CA");
         let (cert, key) = pki.write("impostor", &impostor.der, &impostor.key_pem);
         let url = server.route("/impostor", ok(pki.answer(VALID, (&cert, &key))));
-        let err = f
-            .ocsp(&store, &url, &pki.leaf, &pki.ca.der, now)
-            .await
-            .unwrap_err();
+        let err = b.ask(&url, now).await.unwrap_err();
         assert_untrusted(&err);
         assert!(
             store
@@ -507,29 +502,20 @@ mod tests {
 
     #[tokio::test]
     async fn errors_stale_answers_and_http_failures_name_the_responder() {
-        let pki = Pki::new();
+        let b = Bench::new().await;
+        let (pki, server, now) = (&b.pki, &b.server, b.now);
         let (cert, key) = pki.ca_signer();
-        let server = Server::start().await;
-        let store = MemoryStore::new();
-        let f = fetcher();
-        let now = Utc::now();
 
         // OCSPResponse { responseStatus tryLater }.
         let url = server.route("/later", ok(vec![0x30, 0x03, 0x0a, 0x01, 0x03]));
-        let err = f
-            .ocsp(&store, &url, &pki.leaf, &pki.ca.der, now)
-            .await
-            .unwrap_err();
+        let err = b.ask(&url, now).await.unwrap_err();
         assert_eq!(
             err.to_string(),
             format!("OCSP {url}: the responder answered `tryLater`")
         );
 
         let url = server.route("/junk", ok(b"<html>no</html>".to_vec()));
-        let err = f
-            .ocsp(&store, &url, &pki.leaf, &pki.ca.der, now)
-            .await
-            .unwrap_err();
+        let err = b.ask(&url, now).await.unwrap_err();
         assert!(err.to_string().contains("is not an OCSP response"), "{err}");
 
         let url = server.route(
@@ -539,10 +525,7 @@ mod tests {
                 ..ok("")
             },
         );
-        let err = f
-            .ocsp(&store, &url, &pki.leaf, &pki.ca.der, now)
-            .await
-            .unwrap_err();
+        let err = b.ask(&url, now).await.unwrap_err();
         assert_eq!(
             err.to_string(),
             format!("OCSP {url}: the responder answered HTTP 503")
@@ -550,29 +533,11 @@ mod tests {
 
         // A good answer past its nextUpdate proves nothing.
         let url = server.route("/stale", ok(pki.answer(VALID, (&cert, &key))));
-        let err = f
-            .ocsp(
-                &store,
-                &url,
-                &pki.leaf,
-                &pki.ca.der,
-                now + TimeDelta::days(2),
-            )
-            .await
-            .unwrap_err();
+        let err = b.ask(&url, now + TimeDelta::days(2)).await.unwrap_err();
         assert!(matches!(err, OcspError::Stale { .. }), "{err}");
         assert!(err.to_string().contains("nextUpdate"), "{err}");
 
-        let err = f
-            .ocsp(
-                &store,
-                "ldap://ocsp.example.test/",
-                &pki.leaf,
-                &pki.ca.der,
-                now,
-            )
-            .await
-            .unwrap_err();
+        let err = b.ask("ldap://ocsp.example.test/", now).await.unwrap_err();
         assert!(matches!(err, OcspError::BadUrl { .. }), "{err}");
     }
 }

@@ -29,7 +29,7 @@ use crate::config::Config;
 use crate::http_client::HttpClient;
 use crate::signals::ct::{WatchList, names_of};
 use crate::signals::{Confidence, Finding, Signal};
-use crate::store::{CertStatus, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// The check this module raises.
 pub const CHECK: &str = "ct_unauthorized_issuance";
@@ -196,15 +196,8 @@ pub struct Watch {
 pub fn watch_list(store: &dyn Store, cfg: &Config) -> Result<Watch, StoreError> {
     let mut entries: Vec<String> = Vec::new();
     let mut owner_of: HashMap<String, String> = HashMap::new();
-    for rec in store.list_certs()? {
-        if rec.status != CertStatus::Active {
-            continue;
-        }
+    for (rec, b) in crate::store::current_bundles(store)? {
         let name = rec.entry.name.to_string();
-        let bundles = store.bundles(&name)?;
-        let Some(b) = certresponder_inventory::Bundle::current_of(&bundles) else {
-            continue;
-        };
         if let Ok(der) = b.leaf_der()
             && let Ok(names) = names_of(&der)
         {

@@ -172,9 +172,22 @@ pub trait Store {
     fn outbox_remove(&self, id: u64) -> Result<(), StoreError>;
 }
 
-/// Sets the state of bundle `id` among a certificate's bundles (a new `current` demotes the
-/// old one to `previous`; revoking stamps `revoked_at`). Returns the positions changed, or
-/// `None` when there is no such bundle.
+/// Every active certificate with its current bundle; certificates without one are left out.
+pub fn current_bundles(store: &dyn Store) -> Result<Vec<(CertRecord, Bundle)>, StoreError> {
+    let mut out = Vec::new();
+    for rec in store.list_certs()? {
+        if rec.status != CertStatus::Active {
+            continue;
+        }
+        let bundles = store.bundles(&rec.entry.name.to_string())?;
+        if let Some(b) = Bundle::current_of(&bundles) {
+            let b = b.clone();
+            out.push((rec, b));
+        }
+    }
+    Ok(out)
+}
+
 /// Copies what deciding needs (certificates, bundles, signals, cases, the breaker's state)
 /// from one store into another: `respond --dry-run` plans on an in-memory copy, so that
 /// registering inventory changes and resolving stale signals touch nothing on disk.

@@ -359,15 +359,8 @@ pub fn affected(
     if list.is_empty() {
         return Ok(out);
     }
-    for rec in store.list_certs()? {
-        if rec.status != crate::store::CertStatus::Active {
-            continue;
-        }
+    for (rec, b) in crate::store::current_bundles(store)? {
         let name = rec.entry.name.to_string();
-        let bundles = store.bundles(&name)?;
-        let Some(b) = certresponder_inventory::Bundle::current_of(&bundles) else {
-            continue;
-        };
         let Some(leaf) =
             certresponder_inventory::inspect::inspect_certificates(b.leaf_pem.as_bytes())
                 .ok()
@@ -375,7 +368,7 @@ pub fn affected(
         else {
             continue;
         };
-        let chain = crate::signals::scan::ca_chain(b);
+        let chain = crate::signals::scan::ca_chain(&b);
         if let Some(f) = check_all(list, &leaf, &chain) {
             out.push((name, Some(b.fingerprints.cert_sha256.clone()), f));
         }

@@ -18,14 +18,14 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use certresponder_inventory::{Bundle, inspect};
+use certresponder_inventory::inspect;
 use certresponder_issuers::Issuer;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use serde::Serialize;
 
 use super::scan::{CertFinding, ScanReport, resolve_missing, store_findings};
-use crate::store::{CertStatus, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// The source name of the signals this pass raises.
 pub const SOURCE: &str = "ca";
@@ -150,15 +150,8 @@ pub async fn run(
     now: DateTime<Utc>,
 ) -> Result<CaReport, StoreError> {
     let mut targets = Vec::new();
-    for rec in store.list_certs()? {
-        if rec.status != CertStatus::Active {
-            continue;
-        }
+    for (rec, b) in crate::store::current_bundles(store)? {
         let name = rec.entry.name.to_string();
-        let bundles = store.bundles(&name)?;
-        let Some(b) = Bundle::current_of(&bundles) else {
-            continue;
-        };
         let Some(leaf) = inspect::read_certificates(b.leaf_pem.as_bytes())
             .ok()
             .and_then(|v| v.into_iter().next())

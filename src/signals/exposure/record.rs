@@ -8,7 +8,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use certresponder_inventory::Bundle;
 use certresponder_inventory::inspect::{KeyInfo, inspect_certificate_der};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -18,7 +17,7 @@ use super::identity::KeyIds;
 use super::{FoundKey, Location};
 use crate::signals::scan::record_signal;
 use crate::signals::{Finding, Signal, SignalState};
-use crate::store::{CertStatus, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// The most locations kept in one signal's evidence.
 const MAX_LOCATIONS: usize = 50;
@@ -66,15 +65,8 @@ pub type InventoryKey = (String, String, KeyInfo);
 /// The number hash of every active certificate's current key: hash -> certificates.
 pub fn inventory_keys(store: &dyn Store) -> Result<HashMap<String, Vec<InventoryKey>>, StoreError> {
     let mut out: HashMap<String, Vec<InventoryKey>> = HashMap::new();
-    for rec in store.list_certs()? {
-        if rec.status != CertStatus::Active {
-            continue;
-        }
+    for (rec, current) in crate::store::current_bundles(store)? {
         let name = rec.entry.name.to_string();
-        let bundles = store.bundles(&name)?;
-        let Some(current) = Bundle::current_of(&bundles) else {
-            continue;
-        };
         let Some(info) = current
             .leaf_der()
             .ok()

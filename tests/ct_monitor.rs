@@ -818,6 +818,8 @@ fn scan_judges_scts_by_the_log_list() {
     );
 
     // The list is checked with the configuration.
+    let checked = home.json(&["check-config", "--json"], 0);
+    assert_eq!(checked["ct"]["listed_logs"], 3, "{checked:#}");
     std::fs::write(&list_path, "{\"operators\": 5}").unwrap();
     let out = home.run(&["check-config"]);
     let text =

@@ -97,6 +97,11 @@ pub(crate) fn run(
                 "certificates": inventory.map(|(n, _)| n),
                 "policy": policy.as_ref().map(|(src, n)| json!({"source": src, "rules": n})),
                 "issuers": issuers.iter().map(|(id, ty, p)| json!({"id": id, "type": ty, "problems": p})).collect::<Vec<_>>(),
+                "ct": {
+                    "logs": cfg.ct.logs.iter().map(|l| &l.name).collect::<Vec<_>>(),
+                    "log_list": cfg.ct.log_list,
+                    "listed_logs": cfg.ct.listed.len(),
+                },
                 "problems": problems,
             }))?
         );
@@ -120,6 +125,22 @@ pub(crate) fn run(
             println!(
                 "issuer:     {id} ({ty}): {}",
                 if found.is_empty() { "ok" } else { "PROBLEMS" }
+            );
+        }
+        if !cfg.ct.logs.is_empty() || cfg.ct.log_list.is_some() {
+            println!(
+                "ct:         {} monitored log{}{}",
+                cfg.ct.logs.len(),
+                if cfg.ct.logs.len() == 1 { "" } else { "s" },
+                cfg.ct
+                    .log_list
+                    .as_ref()
+                    .map(|p| format!(
+                        "; log list {} ({} logs, for SCT checks)",
+                        p.display(),
+                        cfg.ct.listed.len()
+                    ))
+                    .unwrap_or_default()
             );
         }
         for p in &problems {

@@ -201,6 +201,30 @@ fn u24(n: usize) -> [u8; 3] {
 }
 
 /// Checks an STH's signature and returns (size, root).
+/// Verifies a precertificate SCT (RFC 6962 §3.2): signed over the final certificate's TBS
+/// and the SHA-256 of the final issuer's SubjectPublicKeyInfo.
+fn verify_precert_sct(
+    log: &LogProc,
+    sct: &Value,
+    final_der: &[u8],
+    issuer_der: &[u8],
+) -> Result<(), aws_lc_rs::error::Unspecified> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(final_der).unwrap();
+    let final_tbs = parsed.tbs_certificate.as_ref();
+    let (_, issuer) = x509_parser::parse_x509_certificate(issuer_der).unwrap();
+    let ikh = h(&[issuer.tbs_certificate.subject_pki.raw]);
+    let ext = b64(&sct["extensions"]);
+    let mut msg = vec![0u8, 0];
+    msg.extend_from_slice(&sct["timestamp"].as_u64().unwrap().to_be_bytes());
+    msg.extend_from_slice(&[0, 1]);
+    msg.extend_from_slice(&ikh);
+    msg.extend_from_slice(&u24(final_tbs.len()));
+    msg.extend_from_slice(final_tbs);
+    msg.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+    msg.extend_from_slice(&ext);
+    log.public_key().verify(&msg, &b64(&sct["signature"])[4..])
+}
+
 fn check_sth(log: &LogProc, sth: &Value) -> Result<(u64, Hash), String> {
     let size = sth["tree_size"].as_u64().unwrap();
     let ts = sth["timestamp"].as_u64().unwrap();
@@ -289,21 +313,7 @@ fn rfc6962_and_static_views_agree_and_verify() {
     let precert = pp.signed_by(&pki.leaf_key, &pki.issuer).unwrap();
     let (status, sct) = log.add("add-pre-chain", &[precert.der(), &pki.root_der]);
     assert_eq!(status, 200, "{sct}");
-    let (_, parsed) = x509_parser::parse_x509_certificate(final_cert.der()).unwrap();
-    let final_tbs = parsed.tbs_certificate.as_ref();
-    let (_, root_parsed) = x509_parser::parse_x509_certificate(&pki.root_der).unwrap();
-    let ikh = h(&[root_parsed.tbs_certificate.subject_pki.raw]);
-    let ext = b64(&sct["extensions"]);
-    let mut msg = vec![0u8, 0];
-    msg.extend_from_slice(&sct["timestamp"].as_u64().unwrap().to_be_bytes());
-    msg.extend_from_slice(&[0, 1]);
-    msg.extend_from_slice(&ikh);
-    msg.extend_from_slice(&u24(final_tbs.len()));
-    msg.extend_from_slice(final_tbs);
-    msg.extend_from_slice(&(ext.len() as u16).to_be_bytes());
-    msg.extend_from_slice(&ext);
-    log.public_key()
-        .verify(&msg, &b64(&sct["signature"])[4..])
+    verify_precert_sct(&log, &sct, final_cert.der(), &pki.root_der)
         .expect("precert SCT verifies over the poison-free TBS");
 
     // Wrong submissions are refused.
@@ -554,21 +564,7 @@ fn precert_signing_certificate_is_replaced_by_the_final_issuer() {
     );
     assert_eq!(status, 200, "{sct}");
 
-    let (_, parsed) = x509_parser::parse_x509_certificate(final_cert.der()).unwrap();
-    let final_tbs = parsed.tbs_certificate.as_ref();
-    let (_, root_parsed) = x509_parser::parse_x509_certificate(&pki.root_der).unwrap();
-    let ikh = h(&[root_parsed.tbs_certificate.subject_pki.raw]);
-    let ext = b64(&sct["extensions"]);
-    let mut msg = vec![0u8, 0];
-    msg.extend_from_slice(&sct["timestamp"].as_u64().unwrap().to_be_bytes());
-    msg.extend_from_slice(&[0, 1]);
-    msg.extend_from_slice(&ikh);
-    msg.extend_from_slice(&u24(final_tbs.len()));
-    msg.extend_from_slice(final_tbs);
-    msg.extend_from_slice(&(ext.len() as u16).to_be_bytes());
-    msg.extend_from_slice(&ext);
-    log.public_key()
-        .verify(&msg, &b64(&sct["signature"])[4..])
+    verify_precert_sct(&log, &sct, final_cert.der(), &pki.root_der)
         .expect("SCT covers the final certificate's TBS");
 }
 

@@ -521,11 +521,14 @@ mod tests {
     use crate::respond::case::{CaseState, Trigger};
     use crate::respond::engine::tests::fixture;
 
-    /// An issuer that counts the issuances in flight at once, each taking a while.
+    /// An issuer that counts the issuances in flight at once. Each waits (at most 5 s)
+    /// until `gather` of them are in flight, so that cases allowed to run together are seen
+    /// together however slowly they reach the issuer.
     struct Counting {
         inner: Arc<dyn Issuer>,
         now: AtomicUsize,
         most: AtomicUsize,
+        gather: AtomicUsize,
     }
 
     #[async_trait]
@@ -536,6 +539,13 @@ mod tests {
         async fn issue(&self, req: &IssueRequest) -> Result<IssuedChain, IssuerError> {
             let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
             self.most.fetch_max(n, Ordering::SeqCst);
+            let until = tokio::time::Instant::now() + Duration::from_secs(5);
+            while self.now.load(Ordering::SeqCst) < self.gather.load(Ordering::SeqCst)
+                && tokio::time::Instant::now() < until
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            // Anyone still arriving gets the chance to overlap.
             tokio::time::sleep(Duration::from_millis(150)).await;
             let out = self.inner.issue(req).await;
             self.now.fetch_sub(1, Ordering::SeqCst);
@@ -618,6 +628,7 @@ mod tests {
             inner: Arc::clone(&real.issuers["internal"]),
             now: AtomicUsize::new(0),
             most: AtomicUsize::new(0),
+            gather: AtomicUsize::new(1),
         });
         let first = loaded(&f.cfg, &store, &issuer);
         let names = ["a", "b", "c", "d", "e", "f", "g", "h"];
@@ -635,6 +646,7 @@ mod tests {
         cfg.respond.concurrency = 4;
         shared.replace(loaded(&cfg, &store, &issuer));
         issuer.most.store(0, Ordering::SeqCst);
+        issuer.gather.store(4, Ordering::SeqCst);
         run_all(&shared, &names[4..]).await;
         assert_eq!(
             issuer.most.load(Ordering::SeqCst),

@@ -323,6 +323,52 @@ pub struct ManagedCert {
     pub source: PathBuf,
 }
 
+impl Paths {
+    /// Only the certificate file: no key, chain or other location.
+    pub fn cert_only(cert: impl Into<PathBuf>) -> Self {
+        Self {
+            cert: cert.into(),
+            key: None,
+            chain: None,
+            fullchain: None,
+            combined: None,
+            pkcs12: None,
+            pkcs12_password_file: None,
+        }
+    }
+}
+
+impl ManagedCert {
+    /// An entry described by a program rather than an inventory file: `name`, owned by
+    /// `owner`, at `paths`, said to come from `source`; a private TLS server certificate
+    /// with no tags, issuer, key profile, reload, hook, endpoints or expiry threshold of its
+    /// own. Set the rest with struct update syntax.
+    pub fn new(
+        name: CertId,
+        owner: impl Into<String>,
+        paths: Paths,
+        source: impl Into<PathBuf>,
+    ) -> Self {
+        Self {
+            name,
+            owner: owner.into(),
+            tags: Vec::new(),
+            kind: CertKind::TlsServer,
+            trust: Trust::Private,
+            issuer: None,
+            fallback_issuer: None,
+            priority: Priority::default(),
+            key_profile: None,
+            paths,
+            reload: None,
+            deploy_hook: None,
+            verify: Vec::new(),
+            expiring: None,
+            source: source.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -523,7 +523,7 @@ mod tests {
     use std::collections::{BTreeMap, BTreeSet};
     use std::sync::Arc;
 
-    use certresponder_inventory::{BundleState, CertId, CertKind, ManagedCert, Paths, Trust};
+    use certresponder_inventory::{BundleState, CertId, ManagedCert, Paths};
     use chrono::{Duration, Utc};
     use serde_json::json;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -567,31 +567,12 @@ mod tests {
     }
 
     fn cert(store: &dyn Store, name: &str, owner: &str, status: CertStatus, expires_in: i64) {
-        let entry = ManagedCert {
-            name: CertId::new(name).unwrap(),
-            owner: owner.into(),
-            tags: Vec::new(),
-            kind: CertKind::TlsServer,
-            trust: Trust::Private,
-            issuer: None,
-            fallback_issuer: None,
-            priority: Default::default(),
-            key_profile: None,
-            paths: Paths {
-                cert: "/nonexistent/cert.pem".into(),
-                key: None,
-                chain: None,
-                fullchain: None,
-                combined: None,
-                pkcs12: None,
-                pkcs12_password_file: None,
-            },
-            reload: None,
-            deploy_hook: None,
-            verify: Vec::new(),
-            expiring: None,
-            source: "/nonexistent/inventory.toml".into(),
-        };
+        let entry = ManagedCert::new(
+            CertId::new(name).unwrap(),
+            owner,
+            Paths::cert_only("/nonexistent/cert.pem"),
+            "/nonexistent/inventory.toml",
+        );
         store
             .put_cert(&CertRecord {
                 entry,

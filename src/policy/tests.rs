@@ -1,6 +1,6 @@
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use certresponder_inventory::{CertId, CertKind, ManagedCert, Paths, Trust};
+use certresponder_inventory::{CertId, CertKind, ManagedCert, Paths};
 use certresponder_issuers::RevocationReason;
 use chrono::{Duration, TimeZone, Utc};
 use serde_json::json;
@@ -10,29 +10,15 @@ use crate::signals::{Confidence, Finding, Signal};
 
 fn cert(name: &str, owner: &str, tags: &[&str], kind: CertKind) -> ManagedCert {
     ManagedCert {
-        name: CertId::new(name).unwrap(),
-        owner: owner.into(),
         tags: tags.iter().map(|t| (*t).to_string()).collect(),
         kind,
-        trust: Trust::Private,
         issuer: Some("internal".into()),
-        fallback_issuer: None,
-        priority: Default::default(),
-        key_profile: None,
-        paths: Paths {
-            cert: PathBuf::from("/srv/cert.pem"),
-            key: None,
-            chain: None,
-            fullchain: None,
-            combined: None,
-            pkcs12: None,
-            pkcs12_password_file: None,
-        },
-        reload: None,
-        deploy_hook: None,
-        verify: Vec::new(),
-        expiring: None,
-        source: PathBuf::from("inventory.toml"),
+        ..ManagedCert::new(
+            CertId::new(name).unwrap(),
+            owner,
+            Paths::cert_only("/srv/cert.pem"),
+            "inventory.toml",
+        )
     }
 }
 

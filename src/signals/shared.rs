@@ -165,9 +165,7 @@ mod tests {
     use crate::signals::weak::batch_gcd::testkit::{modulus, random_prime, rng};
     use crate::store::{CertRecord, CertStatus, MemoryStore};
     use certresponder_inventory::inspect::der::encode as der;
-    use certresponder_inventory::{
-        Bundle, BundleState, CertId, CertKind, Fingerprints, ManagedCert, Paths, Trust,
-    };
+    use certresponder_inventory::{Bundle, BundleState, CertId, Fingerprints, ManagedCert, Paths};
     use chrono::Utc;
 
     /// A certificate, signed by a throwaway CA, for an RSA public key with modulus `n`.
@@ -202,31 +200,12 @@ mod tests {
     }
 
     fn register(store: &MemoryStore, name: &str, n: &[u8]) {
-        let entry = ManagedCert {
-            name: CertId::new(name).unwrap(),
-            owner: "o".into(),
-            tags: Vec::new(),
-            kind: CertKind::TlsServer,
-            trust: Trust::Private,
-            issuer: None,
-            fallback_issuer: None,
-            priority: Default::default(),
-            key_profile: None,
-            paths: Paths {
-                cert: "/nonexistent".into(),
-                key: None,
-                chain: None,
-                fullchain: None,
-                combined: None,
-                pkcs12: None,
-                pkcs12_password_file: None,
-            },
-            reload: None,
-            deploy_hook: None,
-            verify: Vec::new(),
-            expiring: None,
-            source: "/inv.toml".into(),
-        };
+        let entry = ManagedCert::new(
+            CertId::new(name).unwrap(),
+            "o",
+            Paths::cert_only("/nonexistent"),
+            "/inv.toml",
+        );
         store
             .put_cert(&CertRecord {
                 entry,

@@ -4,7 +4,7 @@ use std::process::Command;
 
 use certresponder_inventory::inspect::encode_pem;
 use certresponder_inventory::{
-    BundleState, CertId, CertKind, Paths, SecretPem, Trust, inspect::inspect_certificate_der,
+    BundleState, CertId, Paths, SecretPem, inspect::inspect_certificate_der,
 };
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use tempfile::TempDir;
@@ -57,23 +57,12 @@ fn new_bundle() -> Bundle {
 }
 
 fn entry(paths: Paths) -> ManagedCert {
-    ManagedCert {
-        name: CertId::new("web").unwrap(),
-        owner: "team-web".into(),
-        tags: Vec::new(),
-        kind: CertKind::TlsServer,
-        trust: Trust::Private,
-        issuer: None,
-        fallback_issuer: None,
-        priority: Default::default(),
-        key_profile: None,
+    ManagedCert::new(
+        CertId::new("web").unwrap(),
+        "team-web",
         paths,
-        reload: None,
-        deploy_hook: None,
-        verify: Vec::new(),
-        expiring: None,
-        source: "/etc/certresponder/inventory/web.toml".into(),
-    }
+        "/etc/certresponder/inventory/web.toml",
+    )
 }
 
 /// Every location, in `dir` (the PKCS#12 file and its password in `dir/p12`).

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use async_trait::async_trait;
-use certresponder_inventory::{CertId, CertKind, ManagedCert, Paths, Trust};
+use certresponder_inventory::{CertId, CertKind, ManagedCert, Paths};
 use certresponder_issuers::{
     CertStatus as IssuerStatus, IssueRequest, IssuedChain, Issuer, IssuerError, RenewalWindow,
     RevokeRequest,
@@ -54,29 +54,20 @@ impl Fixture {
         let files = self.path(name);
         std::fs::create_dir_all(&files).unwrap();
         let entry = ManagedCert {
-            name: CertId::new(name).unwrap(),
-            owner: "team@example.test".into(),
-            tags: Vec::new(),
-            kind: CertKind::TlsServer,
-            trust: Trust::Private,
             issuer: Some("internal".into()),
-            fallback_issuer: None,
-            priority: Default::default(),
             key_profile: Some(certresponder_inventory::KeyProfile::EcdsaP256),
-            paths: Paths {
-                cert: files.join("cert.pem"),
-                key: Some(files.join("key.pem")),
-                chain: Some(files.join("chain.pem")),
-                fullchain: Some(files.join("fullchain.pem")),
-                combined: None,
-                pkcs12: None,
-                pkcs12_password_file: None,
-            },
             reload: reload.map(str::to_string),
-            deploy_hook: None,
-            verify: Vec::new(),
-            expiring: None,
-            source: self.path("inventory/test.toml"),
+            ..ManagedCert::new(
+                CertId::new(name).unwrap(),
+                "team@example.test",
+                Paths {
+                    key: Some(files.join("key.pem")),
+                    chain: Some(files.join("chain.pem")),
+                    fullchain: Some(files.join("fullchain.pem")),
+                    ..Paths::cert_only(files.join("cert.pem"))
+                },
+                self.path("inventory/test.toml"),
+            )
         };
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
         let host = format!("{name}.example.test");

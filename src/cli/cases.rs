@@ -209,13 +209,7 @@ pub(crate) fn print_results(
             eprintln!("error: {e}");
         }
     }
-    Ok(
-        if errors.is_empty() && cases.iter().all(|c| c.state == CaseState::Done) {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        },
-    )
+    Ok(super::respond::exit_for(cases, errors))
 }
 
 /// A case with its evidence: the signals it answers and the audit records about it and

@@ -586,7 +586,8 @@ fn split(results: Vec<Result<Case, RespondError>>) -> (Vec<Case>, Vec<String>) {
     (cases, errors)
 }
 
-fn exit_for(cases: &[Case], errors: &[String]) -> ExitCode {
+/// 0 when every case is done and nothing failed to run, 1 otherwise.
+pub(crate) fn exit_for(cases: &[Case], errors: &[String]) -> ExitCode {
     if errors.is_empty() && cases.iter().all(|c| c.state == CaseState::Done) {
         ExitCode::SUCCESS
     } else {
@@ -603,25 +604,5 @@ pub(crate) fn run_and_print(
     let rt = runtime()?;
     let results = rt.block_on(run_notifying(engine, ids));
     let (cases, errors) = split(results);
-    if json {
-        let shown: Vec<serde_json::Value> = cases.iter().map(Case::public_json).collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({"cases": shown, "errors": errors}))?
-        );
-    } else {
-        print!("{}", super::cases::summary_table(&cases));
-        for c in cases.iter().filter(|c| c.state == CaseState::Failed) {
-            eprintln!(
-                "case {} ({}) failed: {}",
-                c.id,
-                c.cert,
-                c.error.as_deref().unwrap_or("")
-            );
-        }
-        for e in &errors {
-            eprintln!("error: {e}");
-        }
-    }
-    Ok(exit_for(&cases, &errors))
+    super::cases::print_results(&cases, &errors, json)
 }

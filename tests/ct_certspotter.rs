@@ -10,15 +10,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod ctlog_support;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use ctlog_support::{TestLog, ctlog_bin};
 use rcgen::{
     BasicConstraints, CertificateParams, CustomExtension, DnType, IsCa, Issuer, KeyPair,
     SerialNumber,
@@ -37,92 +38,6 @@ impl Drop for Guard {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-/// `certresponder-test-ctlog`, built on demand next to the certresponder binary.
-fn ctlog_bin() -> PathBuf {
-    let bin =
-        Path::new(env!("CARGO_BIN_EXE_certresponder")).with_file_name("certresponder-test-ctlog");
-    if !bin.exists() {
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "-p", "certresponder-test-ctlog"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if bin.parent().and_then(Path::file_name) == Some("release".as_ref()) {
-            cmd.arg("--release");
-        }
-        assert!(cmd.status().unwrap().success(), "building the test log");
-    }
-    bin
-}
-
-/// A running test log and the JSON line it printed.
-struct TestLog {
-    info: Value,
-    _child: Guard,
-}
-
-impl TestLog {
-    fn start(dir: &Path, fault: Option<&str>) -> Self {
-        Self::start_mode(dir, "rfc6962", fault)
-    }
-
-    /// Starts the log serving `mode` (`rfc6962`, `static` or `both`).
-    fn start_mode(dir: &Path, mode: &str, fault: Option<&str>) -> Self {
-        let mut cmd = Command::new(ctlog_bin());
-        cmd.args(["--listen", "127.0.0.1:0", "--mode", mode, "--dir"])
-            .arg(dir)
-            .stdout(Stdio::piped());
-        if let Some(f) = fault {
-            cmd.args(["--fault", f]);
-        }
-        let mut child = Guard(cmd.spawn().unwrap());
-        let mut line = String::new();
-        BufReader::new(child.0.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let info = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
-        Self {
-            info,
-            _child: child,
-        }
-    }
-
-    fn url(&self) -> &str {
-        self.info["url"].as_str().unwrap()
-    }
-
-    fn key(&self) -> &str {
-        self.info["public_key_der"].as_str().unwrap()
-    }
-
-    /// POSTs `{"chain": [...]}` to add-chain or add-pre-chain; returns the SCT JSON.
-    fn submit(&self, chain: &[&[u8]], precert: bool) -> Value {
-        let ep = if precert {
-            "add-pre-chain"
-        } else {
-            "add-chain"
-        };
-        let body = serde_json::json!({
-            "chain": chain.iter().map(|c| STANDARD.encode(c)).collect::<Vec<_>>()
-        })
-        .to_string();
-        let addr = self
-            .url()
-            .trim_start_matches("http://")
-            .trim_end_matches('/');
-        let mut s = std::net::TcpStream::connect(addr).unwrap();
-        write!(
-            s,
-            "POST /ct/v1/{ep} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).unwrap();
-        assert!(resp.starts_with("HTTP/1.1 200"), "{ep}: {resp}");
-        let (_, json) = resp.split_once("\r\n\r\n").unwrap();
-        serde_json::from_str(json).unwrap()
     }
 }
 
@@ -216,14 +131,14 @@ fn submit_pair(log: &TestLog, ca: &Ca, name: &str, serial: u64) {
         .unwrap()
         .der()
         .to_vec();
-    let sct = log.submit(&[&pre_der, &ca.der], true);
+    let sct = log.submit("add-pre-chain", &[&pre_der, &ca.der]);
     let mut fin = leaf_params(&[name], serial);
     fin.custom_extensions = vec![CustomExtension::from_oid_content(
         SCT_LIST_OID,
         sct_list_extension(&sct),
     )];
     let fin_der = fin.signed_by(&key, &ca.issuer).unwrap().der().to_vec();
-    log.submit(&[&fin_der, &ca.der], false);
+    log.submit("add-chain", &[&fin_der, &ca.der]);
 }
 
 /// Writes a `-script` hook that saves each notification's environment as one file in `out`.
@@ -312,8 +227,7 @@ fn home_with_logs(logs: &[(&str, &TestLog)], domains: &[&str]) -> common::Home {
     for (name, log) in logs {
         cfg.push_str(&format!(
             "\n[[ct_log]]\nname = \"{name}\"\nurl = \"{}\"\nkey = \"{}\"\ntype = \"rfc6962\"\n",
-            log.url(),
-            log.key()
+            log.url, log.key
         ));
     }
     std::fs::write(home.config(), cfg).unwrap();
@@ -349,7 +263,7 @@ fn poll_finds_what_certspotter_finds() {
     let log_dir = tmp.path().join("log");
     // Background: certificates for a name outside the watch list.
     fill(&log_dir, 300, "unwatched.test");
-    let log = TestLog::start(&log_dir, None);
+    let log = TestLog::start(&log_dir);
     let ca = ca("ct test CA");
     let mut serial = 0x4000u64;
     let mut add = |names: &[&str]| {
@@ -360,7 +274,7 @@ fn poll_finds_what_certspotter_finds() {
             .unwrap()
             .der()
             .to_vec();
-        log.submit(&[&der, &ca.der], false);
+        log.submit("add-chain", &[&der, &ca.der]);
     };
     // Watched: exact name, the subtree apex, a child, a deep child, a wildcard, a SAN mix.
     add(&["www.exact.test"]);
@@ -384,17 +298,11 @@ fn poll_finds_what_certspotter_finds() {
         .unwrap()
         .der()
         .to_vec();
-    log.submit(&[&lone_der, &ca.der], true);
+    log.submit("add-pre-chain", &[&lone_der, &ca.der]);
     let tree_size = 300 + 11 + 3;
 
     let watch = [".example.test", "www.exact.test"];
-    let spotted = certspotter(
-        tmp.path(),
-        Path::new(log.info["log_list_path"].as_str().unwrap()),
-        &watch,
-        tree_size,
-        &[],
-    );
+    let spotted = certspotter(tmp.path(), &log.log_list_path(), &watch, tree_size, &[]);
     let spotted_tbs: BTreeSet<&str> = spotted.iter().map(|(_, t)| t.as_str()).collect();
     // Sanity: certspotter saw 9 watched entries (6 + precert + final + lone precert), 8 TBSs.
     assert_eq!(spotted.len(), 9, "{spotted:?}");
@@ -451,12 +359,12 @@ fn a_broken_log_does_not_stop_the_healthy_one() {
     for fault in ["wrong-root", "bad-sth-signature", "truncated-entry"] {
         let dir = tmp.path().join(fault);
         fill(&dir, 300, "example.test");
-        logs.push((fault, TestLog::start(&dir, Some(fault))));
+        logs.push((fault, TestLog::start_with(&dir, "rfc6962", Some(fault))));
     }
     let healthy_dir = tmp.path().join("healthy");
     fill(&healthy_dir, 500, "example.test");
     fill(&healthy_dir, 500, "unwatched.test");
-    logs.push(("healthy", TestLog::start(&healthy_dir, None)));
+    logs.push(("healthy", TestLog::start(&healthy_dir)));
     let named: Vec<(&str, &TestLog)> = logs.iter().map(|(n, l)| (*n, l)).collect();
     let home = home_with_logs(&named, &[".example.test"]);
     let (code, v) = poll(&home);
@@ -466,7 +374,7 @@ fn a_broken_log_does_not_stop_the_healthy_one() {
         let l = by_name(fault);
         // The alert names the log (its URL) and nothing it served is taken as read.
         assert!(
-            l["error"].as_str().is_some_and(|e| e.contains(log.url())),
+            l["error"].as_str().is_some_and(|e| e.contains(&log.url)),
             "{fault}: {l:#}"
         );
         assert_eq!(l["to"].as_u64(), Some(0), "{fault}: position kept: {l:#}");
@@ -498,8 +406,8 @@ fn a_log_started_at_its_end_reads_only_what_follows_as_certspotter_does() {
     // History: 100 watched entries among 1,037 (a size with six set bits).
     fill(&log_dir, 100, "example.test");
     fill(&log_dir, 937, "unwatched.test");
-    let log = TestLog::start_mode(&log_dir, "both", None);
-    let log_list = PathBuf::from(log.info["log_list_path"].as_str().unwrap());
+    let log = TestLog::start_with(&log_dir, "both", None);
+    let log_list = log.log_list_path();
     let watch = [".example.test"];
     let start_at_end = ["-start_at_end"];
     let spotted = certspotter(tmp.path(), &log_list, &watch, 1037, &start_at_end);
@@ -512,9 +420,9 @@ fn a_log_started_at_its_end_reads_only_what_follows_as_certspotter_does() {
          \n[[ct_log]]\nname = \"rfc\"\nurl = \"{url}\"\nkey = \"{key}\"\n\
          \n[[ct_log]]\nname = \"tiles\"\nurl = \"{url}\"\nkey = \"{key}\"\ntype = \"static\"\nmonitoring_url = \"{tiles}\"\n\
          \n[[ct_log]]\nname = \"history\"\nurl = \"{url}\"\nkey = \"{key}\"\nstart = \"beginning\"\n",
-        url = log.url(),
-        key = log.key(),
-        tiles = log.info["static_url"].as_str().unwrap(),
+        url = log.url,
+        key = log.key,
+        tiles = log.static_url,
     ));
     std::fs::write(home.config(), cfg).unwrap();
 
@@ -611,7 +519,7 @@ fn a_log_that_cannot_be_started_at_its_end_is_an_alert_and_is_tried_again() {
     let tmp = tempfile::tempdir().unwrap();
     let bad_dir = tmp.path().join("bad");
     fill(&bad_dir, 300, "example.test");
-    let bad = TestLog::start(&bad_dir, Some("wrong-root"));
+    let bad = TestLog::start_with(&bad_dir, "rfc6962", Some("wrong-root"));
     let home = home_with_logs(&[("bad", &bad)], &[".example.test"]);
     let mut cfg = std::fs::read_to_string(home.config()).unwrap();
     cfg = cfg.replace("[ct]\n", "[ct]\nstart = \"end\"\n");
@@ -622,7 +530,7 @@ fn a_log_that_cannot_be_started_at_its_end_is_an_alert_and_is_tried_again() {
         let l = &v["logs"][0];
         let err = l["error"].as_str().unwrap_or_default();
         assert!(err.contains("starting at the end"), "pass {pass}: {l:#}");
-        assert!(err.contains(bad.url()), "pass {pass}: {l:#}");
+        assert!(err.contains(&bad.url), "pass {pass}: {l:#}");
         assert_eq!(l["misbehaviour"], Value::Bool(true), "pass {pass}: {l:#}");
         assert_eq!(l["to"].as_u64(), Some(0), "pass {pass}: {l:#}");
         assert_eq!(l["entries"].as_u64(), Some(0), "pass {pass}: {l:#}");

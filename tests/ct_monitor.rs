@@ -12,17 +12,14 @@
 //! - two ignored tests that show product bugs (see their `ignore` reasons).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod ctlog_support;
 #[allow(dead_code)]
 mod govern_support;
-
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use certresponder_inventory::inspect;
+use ctlog_support::TestLog;
 use govern_support::{Home, KeySpec};
 use rcgen::{
     BasicConstraints, CertificateParams, CustomExtension, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -35,88 +32,7 @@ const POISON: &[u64] = &[1, 3, 6, 1, 4, 1, 11129, 2, 4, 3];
 /// OID of the RFC 6962 §3.3 embedded SCT list extension.
 const SCT_LIST: &[u64] = &[1, 3, 6, 1, 4, 1, 11129, 2, 4, 2];
 
-/// The running test log, killed on drop.
-struct TestLog {
-    child: Child,
-    url: String,
-    static_url: String,
-    key: String,
-}
-
-impl Drop for TestLog {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The test log's binary, built if it is missing.
-fn ctlog_bin() -> PathBuf {
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_certresponder"))
-        .parent()
-        .unwrap()
-        .join("certresponder-test-ctlog");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let st = Command::new(cargo)
-            .args(["build", "-p", "certresponder-test-ctlog"])
-            .status()
-            .unwrap();
-        assert!(st.success(), "building certresponder-test-ctlog failed");
-    }
-    assert!(bin.exists(), "{} is missing", bin.display());
-    bin
-}
-
 impl TestLog {
-    fn start(dir: &std::path::Path) -> Self {
-        Self::start_mode(dir, "rfc6962")
-    }
-
-    /// Starts the log serving `mode` (`rfc6962`, `static` or `both`).
-    fn start_mode(dir: &std::path::Path, mode: &str) -> Self {
-        let mut child = Command::new(ctlog_bin())
-            .args(["--listen", "127.0.0.1:0", "--mode", mode, "--dir"])
-            .arg(dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let v: Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("test log printed {line:?}: {e}"));
-        Self {
-            child,
-            url: v["url"].as_str().unwrap().to_string(),
-            static_url: v["static_url"].as_str().unwrap().to_string(),
-            key: v["public_key_der"].as_str().unwrap().to_string(),
-        }
-    }
-
-    /// `POST /ct/v1/<endpoint>` with the chain; returns the SCT.
-    fn submit(&self, endpoint: &str, chain: &[&[u8]]) -> Value {
-        let body = json!({"chain": chain.iter().map(|c| STANDARD.encode(c)).collect::<Vec<_>>()})
-            .to_string();
-        let hostport = self.url.trim_start_matches("http://").trim_end_matches('/');
-        let mut s = TcpStream::connect(hostport).unwrap();
-        write!(
-            s,
-            "POST /ct/v1/{endpoint} HTTP/1.1\r\nHost: {hostport}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).unwrap();
-        let (head, body) = resp.split_once("\r\n\r\n").unwrap();
-        assert!(head.starts_with("HTTP/1.1 200"), "{endpoint}: {resp}");
-        let sct: Value = serde_json::from_str(body).unwrap();
-        assert!(sct["signature"].is_string(), "{sct}");
-        sct
-    }
-
     /// Its `[[ct_log]]` table, read through static-ct-api tiles.
     fn static_config(&self) -> String {
         format!(
@@ -662,7 +578,7 @@ fn static_ct_log_foreign_issuance_for_an_inventory_name() {
     let www = home.make_svc("www.shop", "team-www@example.com", KeySpec::P256, 30);
     home.register("services.toml", &[&www]);
     let ours = ders(&www.cert).remove(0);
-    let log = TestLog::start_mode(&home.path("ctlog"), "static");
+    let log = TestLog::start_with(&home.path("ctlog"), "static", None);
     append_config(&home, &log.static_config());
     let ca = home.ca_der();
     log.submit("add-chain", &[&ours, &ca]);

@@ -258,40 +258,19 @@ pub(crate) fn record_report(
         }),
     );
     let fp = current.as_ref().map(|b| b.fingerprints.cert_sha256.clone());
-    let mut signal = Signal::from_finding(
-        name,
-        "exposure",
-        &finding,
+    let now = Utc::now();
+    let signal = Signal::from_finding(name, "exposure", &finding, fp.as_deref(), "report", now);
+    // An earlier report about this bundle that was answered (the case failed or was denied)
+    // makes this one new evidence, with a signal of its own.
+    let signal = super::signals::store_reported(
+        store,
+        signal,
         fp.as_deref(),
         "report",
-        Utc::now(),
-    );
-    if let Some(old) = store.get_signal(&signal.dedup_key)? {
-        let answered = store
-            .list_cases()?
-            .iter()
-            .any(|c| c.trigger.signals.contains(&old.dedup_key));
-        if answered || old.handled.is_some() {
-            // The earlier report about this bundle was answered (the case failed or was
-            // denied): this report is new evidence and gets its own signal.
-            let now = Utc::now();
-            signal.dedup_key = Signal::dedup_key(
-                name,
-                "key_exposed",
-                Some(&format!(
-                    "{}|report|{}",
-                    fp.as_deref().unwrap_or(""),
-                    now.to_rfc3339()
-                )),
-            );
-            signal.id = signal.dedup_key[..12].to_string();
-        } else {
-            signal.detected_at = old.detected_at;
-            signal.times_seen = old.times_seen + 1;
-        }
-    }
-    store.put_signal(&signal)?;
-    crate::signals::scan::record_signal(store, &signal, "new", reporter)?;
+        now,
+        false,
+        reporter,
+    )?;
     Ok(signal.dedup_key)
 }
 

@@ -294,7 +294,7 @@ pub(crate) fn record_reported(
         }),
     };
     let fp = current.map(|b| b.fingerprints.cert_sha256.clone());
-    let mut signal = Signal::from_finding(
+    let signal = Signal::from_finding(
         &r.cert,
         r.check.family,
         &finding,
@@ -302,6 +302,23 @@ pub(crate) fn record_reported(
         &r.source,
         now,
     );
+    store_reported(store, signal, fp.as_deref(), &r.source, now, true, reporter)
+}
+
+/// Stores a signal somebody reported about the bundle with fingerprint `fp`, from
+/// `source`. When a signal with its key was already answered by a case or handled, the
+/// report is new evidence and gets a key of its own; otherwise it counts as seen again
+/// (keeping a suppression still running when `keep_suppression`). Recorded as `new` by
+/// `reporter`.
+pub(crate) fn store_reported(
+    store: &dyn Store,
+    mut signal: Signal,
+    fp: Option<&str>,
+    source: &str,
+    now: DateTime<Utc>,
+    keep_suppression: bool,
+    reporter: &str,
+) -> Result<Signal, StoreError> {
     if let Some(old) = store.get_signal(&signal.dedup_key)? {
         let answered = store
             .list_cases()?
@@ -309,12 +326,11 @@ pub(crate) fn record_reported(
             .any(|c| c.trigger.signals.contains(&old.dedup_key));
         if answered || old.handled.is_some() {
             signal.dedup_key = Signal::dedup_key(
-                &r.cert,
-                r.check.check,
+                &signal.subject,
+                &signal.check,
                 Some(&format!(
-                    "{}|{}|{}",
-                    fp.as_deref().unwrap_or(""),
-                    r.source,
+                    "{}|{source}|{}",
+                    fp.unwrap_or(""),
                     now.to_rfc3339()
                 )),
             );
@@ -322,7 +338,9 @@ pub(crate) fn record_reported(
         } else {
             signal.detected_at = old.detected_at;
             signal.times_seen = old.times_seen + 1;
-            if matches!(&old.state, SignalState::Suppressed { until, .. } if *until > now) {
+            if keep_suppression
+                && matches!(&old.state, SignalState::Suppressed { until, .. } if *until > now)
+            {
                 signal.state = old.state.clone();
             }
         }

@@ -160,12 +160,7 @@ fn sct_finding(
     fp: &str,
     logs: &super::ct::LogKeys,
 ) -> Result<Result<Option<Finding>, String>, StoreError> {
-    let bundles = store.bundles(name)?;
-    let Some(b) = bundles
-        .iter()
-        .rev()
-        .find(|b| b.fingerprints.cert_sha256 == fp)
-    else {
+    let Some(b) = bundle_with(store, name, fp)? else {
         return Ok(Err("the certificate is not in the store".into()));
     };
     let Ok(leaf) = b.leaf_der() else {
@@ -187,6 +182,19 @@ fn sct_finding(
     })
 }
 
+/// The latest stored bundle of `name` whose leaf has the SHA-256 `fp`.
+fn bundle_with(
+    store: &dyn Store,
+    name: &str,
+    fp: &str,
+) -> Result<Option<certresponder_inventory::Bundle>, StoreError> {
+    Ok(store
+        .bundles(name)?
+        .into_iter()
+        .rev()
+        .find(|b| b.fingerprints.cert_sha256 == fp))
+}
+
 /// The CA certificates deployed above the leaf whose SHA-256 is `fp` (from its stored
 /// bundle; empty when the bundle carries no chain).
 pub(crate) fn deployed_chain(
@@ -194,15 +202,10 @@ pub(crate) fn deployed_chain(
     name: &str,
     fp: &str,
 ) -> Result<Vec<certresponder_inventory::inspect::CertInfo>, StoreError> {
-    let bundles = store.bundles(name)?;
-    let Some(b) = bundles
-        .iter()
-        .rev()
-        .find(|b| b.fingerprints.cert_sha256 == fp)
-    else {
+    let Some(b) = bundle_with(store, name, fp)? else {
         return Ok(Vec::new());
     };
-    Ok(ca_chain(b))
+    Ok(ca_chain(&b))
 }
 
 /// The CA certificates in a bundle's chain (an unreadable chain gives none).

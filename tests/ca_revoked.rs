@@ -27,7 +27,7 @@ use certresponder_inventory::inspect::{self, CertInfo};
 use certresponder_issuers::config::InternalCaConfig;
 use certresponder_issuers::{InternalCa, MemoryStorage, RevocationReason};
 use chrono::{DateTime, Utc};
-use common::Home;
+use common::{Home, text};
 use serde_json::Value;
 
 /// How long each of the corporate CA's CRLs is valid. Short, so that the copy cached by the
@@ -259,15 +259,6 @@ fn run(home: &Home, args: &[&str]) -> Output {
         .env_remove("CERTRESPONDER_FAULT")
         .env_remove("CERTRESPONDER_CONFIG");
     live_support::run_bounded(cmd, LIMIT)
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout {}\nstderr {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// Runs and parses JSON stdout, asserting the exit status.

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use certresponder_inventory::inspect;
 use chrono::{DateTime, Timelike, Utc};
-use common::Home;
+use common::{Home, text};
 use live_support::{Guard, run_bounded, signal};
 use serde_json::{Value, json};
 
@@ -428,15 +428,6 @@ fn field<'a>(message: &'a str, key: &str) -> Option<&'a str> {
 fn monotonic_usec() -> u128 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
     u128::try_from(t.tv_sec).unwrap() * 1_000_000 + u128::try_from(t.tv_nsec).unwrap() / 1_000
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout {}\nstderr {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// Polls `probe` every 100 ms until it returns something, failing with `what` and the

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use certresponder::store::{SledStore, Store};
 use certresponder_inventory::inspect::{self, CertInfo, CrlInfo};
-use common::Home;
+use common::{Home, text};
 use serde_json::Value;
 
 /// The inventory name of the service under test.
@@ -277,15 +277,6 @@ impl Svc {
 /// The bundle id of a leaf: the first 16 hex digits of its SHA-256 fingerprint.
 fn bundle_id(leaf: &CertInfo) -> String {
     leaf.fingerprints.cert_sha256[..16].to_string()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout {}\nstderr {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn openssl(args: &[&str]) -> Output {

@@ -142,3 +142,13 @@ pub fn openssl_rsa_leaf(cert: &Path, key: &Path, dns: &str, bits: u32, days: u32
     );
     std::fs::set_permissions(key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
 }
+
+/// A finished command's status and output, for assertion messages.
+pub fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout {}\nstderr {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}

@@ -15,5 +15,6 @@ pub mod notify;
 pub mod policy;
 pub mod registry;
 pub mod respond;
+pub mod service;
 pub mod signals;
 pub mod store;

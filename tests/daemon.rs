@@ -1075,3 +1075,190 @@ fn distrust_through_the_daemon() {
     assert!(list.as_array().unwrap().is_empty(), "{list:#}");
     stop(daemon, &notify);
 }
+
+// ---------------------------------------------------------------------------------------
+// The same commands with and without the daemon
+// ---------------------------------------------------------------------------------------
+
+/// A command's output with what differs between two runs of the same story taken out: the
+/// home's path, every word with a digit in it (case numbers, serials, hashes, times) and
+/// the widths of table columns.
+fn masked(out: &str, home: &Path) -> String {
+    let mut out = out.replace(&home.display().to_string(), "HOME");
+    // PEM blocks (certificates in a case's JSON) differ whole.
+    while let Some(start) = out.find("-----BEGIN") {
+        let Some(end) = out[start..].find("-----END").map(|e| start + e) else {
+            break;
+        };
+        let close = out[end + 8..]
+            .find("-----")
+            .map_or(out.len(), |c| end + 8 + c + 5);
+        out.replace_range(start..close, "PEM");
+    }
+    let mut o = String::new();
+    for line in out.lines() {
+        let words: Vec<String> = line
+            .split_whitespace()
+            .map(|w| {
+                let mut m = String::new();
+                let mut run = String::new();
+                let flush = |run: &mut String, m: &mut String| {
+                    if run.chars().any(|c| c.is_ascii_digit()) {
+                        m.push('#');
+                    } else {
+                        m.push_str(run);
+                    }
+                    run.clear();
+                };
+                for c in w.chars() {
+                    if c.is_ascii_alphanumeric() {
+                        run.push(c);
+                    } else {
+                        flush(&mut run, &mut m);
+                        m.push(c);
+                    }
+                }
+                flush(&mut run, &mut m);
+                m
+            })
+            .collect();
+        o.push_str(&words.join(" "));
+        o.push('\n');
+    }
+    o
+}
+
+/// What one command did: its arguments, exit status, and masked stdout and stderr.
+type Seen = (String, Option<i32>, String, String);
+
+/// What a run of [`INCIDENT`] did: each command, which certificate files changed, and the
+/// audit records as (kind, actor, cert).
+type Story = (Vec<Seen>, Vec<bool>, Vec<(String, String, String)>);
+
+/// The incident commands an operator runs, in order, with the exit status each must have.
+const INCIDENT: &[(&[&str], i32)] = &[
+    (
+        &["report-compromise", "alpha", "--evidence", "key in a paste"],
+        0,
+    ),
+    (&["history", "alpha"], 0),
+    (&["history", "alpha", "--json"], 0),
+    (&["reissue", "beta", "--why", "rotation"], 0),
+    (&["reissue", "beta", "--revoke", "superseded", "--json"], 0),
+    (&["reissue", "nosuch"], 2),
+    (&["reissue", "beta", "--revoke", "nonsense"], 2),
+    (&["report-compromise", "alpha", "--evidence", " "], 2),
+    (&["report-compromise", "nosuch", "--evidence", "seen"], 2),
+    (&["history", "nosuch"], 2),
+    (&["respond", "--dry-run"], 0),
+    (&["respond", "--dry-run", "--json"], 0),
+    (&["respond"], 0),
+    (&["respond", "--json"], 0),
+    (&["breaker", "status"], 0),
+    (&["breaker", "status", "--json"], 0),
+    (&["breaker", "reset"], 0),
+    (&["audit", "verify"], 0),
+    (&["audit", "verify", "--head", "nonsense"], 2),
+    (&["audit", "export", "--cert", "beta"], 0),
+];
+
+/// Runs [`INCIDENT`] in a new home, through a running daemon or not; returns what each
+/// command did, the certificate files afterwards, and the audit records as (kind, actor,
+/// cert).
+fn incident(through_daemon: bool) -> Story {
+    let d = DaemonHome::new();
+    let entries: Vec<(PathBuf, PathBuf)> = ["alpha", "beta", "gamma"]
+        .iter()
+        .map(|n| d.add_entry(n, &["prod"]))
+        .collect();
+    for n in ["alpha", "beta", "gamma"] {
+        d.reissue(n);
+    }
+    let before: Vec<Vec<u8>> = entries
+        .iter()
+        .map(|(c, _)| std::fs::read(c).unwrap())
+        .collect();
+    let notify = Notify::bind(d.path("notify.sock"));
+    let daemon = through_daemon.then(|| {
+        let daemon = d.start(&notify, &[]);
+        notify.next_state(&daemon, Duration::from_secs(30), "READY");
+        daemon
+    });
+    let mut seen = Vec::new();
+    for (args, status) in INCIDENT {
+        let out = d.run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(*status),
+            "{args:?} (through the daemon: {through_daemon}): {}{}",
+            text(&out),
+            daemon.as_ref().map(Daemon::log).unwrap_or_default()
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        // Log lines are the process's own (the daemon logs to its journal instead).
+        let stderr: String = String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| !l.contains(" WARN certresponder") && !l.contains(" INFO certresponder"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(!stderr.contains("in use by"), "{args:?} refused: {stderr}");
+        seen.push((
+            args.join(" "),
+            out.status.code(),
+            masked(&stdout, d.home.dir.path()),
+            masked(&stderr, d.home.dir.path()),
+        ));
+    }
+    let changed = entries
+        .iter()
+        .zip(&before)
+        .map(|((c, _), b)| std::fs::read(c).unwrap() != *b)
+        .collect();
+    let records = d
+        .json(&["audit", "export", "--json"], 0)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["kind"].as_str().unwrap().to_string(),
+                r["actor"].as_str().unwrap().to_string(),
+                r["cert"].as_str().unwrap_or("-").to_string(),
+            )
+        })
+        .collect();
+    if let Some(daemon) = daemon {
+        stop(daemon, &notify);
+    }
+    (seen, changed, records)
+}
+
+#[test]
+fn incident_commands_do_the_same_with_and_without_the_daemon() {
+    let (local, daemon) = std::thread::scope(|s| {
+        let local = s.spawn(|| incident(false));
+        let daemon = s.spawn(|| incident(true));
+        (local.join().unwrap(), daemon.join().unwrap())
+    });
+    // The compromised key and the reissued certificate were replaced; gamma was not.
+    assert_eq!(local.1, [true, true, false]);
+    assert_eq!(daemon.1, local.1);
+    for (l, r) in local.0.iter().zip(&daemon.0) {
+        assert_eq!(
+            l, r,
+            "the same command printed otherwise through the daemon"
+        );
+    }
+    // The first report revoked alpha's old certificate for keyCompromise.
+    let history = &local.0[2].2;
+    assert!(history.contains("\"revoked\""), "{history}");
+    assert_eq!(local.2, daemon.2, "the audit records differ");
+    assert!(
+        local
+            .2
+            .iter()
+            .any(|(kind, _, cert)| kind == "breaker_reset" || cert == "alpha"),
+        "{:?}",
+        local.2
+    );
+}

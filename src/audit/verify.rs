@@ -60,7 +60,7 @@ impl fmt::Display for Head {
 }
 
 /// What kind of problem [`verify`] found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ProblemKind {
@@ -82,7 +82,7 @@ pub enum ProblemKind {
 }
 
 /// One problem, about one record (0 when it is about the head given, not a record).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Problem {
     /// The record it is about (for a run of records, the first).
     pub seq: u64,
@@ -93,12 +93,12 @@ pub struct Problem {
 }
 
 /// The outcome of [`verify`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct VerifyReport {
     /// Records stored.
     pub length: u64,
     /// The last record's sequence number and hash, when it can be read.
-    #[serde(serialize_with = "head_object")]
+    #[serde(serialize_with = "head_object", deserialize_with = "head_from_object")]
     pub head: Option<(u64, String)>,
     /// Every problem found, by record number; empty when the chain is intact.
     pub problems: Vec<Problem>,
@@ -125,6 +125,18 @@ fn head_object<S: Serializer>(head: &Option<(u64, String)>, s: S) -> Result<S::O
             head: format!("{seq}:{hash}"),
         })
         .serialize(s)
+}
+
+fn head_from_object<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<(u64, String)>, D::Error> {
+    #[derive(serde::Deserialize)]
+    struct H {
+        seq: u64,
+        hash: String,
+    }
+    let h: Option<H> = serde::Deserialize::deserialize(d)?;
+    Ok(h.map(|h| (h.seq, h.hash)))
 }
 
 /// Verifies the audit log. Reads the records raw, so that damage is reported rather than

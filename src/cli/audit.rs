@@ -8,12 +8,11 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::inventory::open_store;
+use super::backend::Backend;
 use super::table::{Cell, Tone, render};
 use super::{CliError, input_error, load_config};
-use crate::audit::{self, AuditRecord, Head, ProblemKind};
-use crate::config::Config;
-use crate::store::SledStore;
+use crate::audit::{AuditRecord, Head, ProblemKind};
+use crate::service::audit as ops;
 
 /// `audit` subcommands.
 #[derive(Debug, Subcommand)]
@@ -61,31 +60,20 @@ pub(crate) struct ExportArgs {
 
 /// Runs an `audit` subcommand.
 pub(crate) fn run(cmd: AuditCommand, config: Option<&Path>) -> Result<ExitCode, CliError> {
-    let cfg = load_config(config)?;
+    let backend = Backend::choose(load_config(config)?);
     match cmd {
-        AuditCommand::Verify(args) => run_verify(&cfg, args),
-        AuditCommand::Export(args) => run_export(&cfg, args),
+        AuditCommand::Verify(args) => run_verify(&backend, args),
+        AuditCommand::Export(args) => run_export(&backend, args),
     }
 }
 
-/// Opens an existing database; never creates one where the configuration may be wrong.
-fn open_existing(cfg: &Config) -> Result<SledStore, CliError> {
-    let path = cfg.db_path();
-    if !path.exists() {
-        return Err(input_error(format!(
-            "no database at {}: nothing has been recorded yet, or the configuration names another state_dir",
-            path.display()
-        )));
-    }
-    open_store(cfg)
-}
-
-fn run_verify(cfg: &Config, args: VerifyArgs) -> Result<ExitCode, CliError> {
+fn run_verify(backend: &Backend, args: VerifyArgs) -> Result<ExitCode, CliError> {
     if let Some(h) = &args.head {
         Head::parse(h).map_err(input_error)?;
     }
-    let store = open_existing(cfg)?;
-    let report = audit::verify(&store, args.head.as_deref())?;
+    let report = backend.call::<ops::Verify>(ops::VerifyArgs {
+        head: args.head.clone(),
+    })?;
     if args.json {
         println!(
             "{}",
@@ -145,23 +133,13 @@ fn run_verify(cfg: &Config, args: VerifyArgs) -> Result<ExitCode, CliError> {
     })
 }
 
-fn run_export(cfg: &Config, args: ExportArgs) -> Result<ExitCode, CliError> {
-    let store = open_existing(cfg)?;
-    let records = audit::records(&store).map_err(|e| {
-        CliError::Failure(anyhow::anyhow!(
-            "{e}; `certresponder audit verify` reports every damaged record"
-        ))
+fn run_export(backend: &Backend, args: ExportArgs) -> Result<ExitCode, CliError> {
+    let records = backend.call::<ops::Export>(ops::ExportArgs {
+        since: args.since,
+        case: args.case,
+        cert: args.cert.clone(),
     })?;
-    let selected: Vec<&AuditRecord> = records
-        .iter()
-        .filter(|r| args.since.is_none_or(|s| r.seq >= s))
-        .filter(|r| args.case.is_none_or(|c| r.case == Some(c)))
-        .filter(|r| {
-            args.cert
-                .as_deref()
-                .is_none_or(|c| r.cert.as_deref() == Some(c))
-        })
-        .collect();
+    let selected: Vec<&AuditRecord> = records.iter().collect();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&selected)?);
     } else {

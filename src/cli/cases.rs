@@ -535,15 +535,11 @@ pub(crate) fn run_history(
     json: bool,
     config: Option<&Path>,
 ) -> Result<ExitCode, CliError> {
-    let cfg = load_config(config)?;
-    let store = open_store(&cfg)?;
-    crate::registry::sync(&store, &cfg, Utc::now())?;
-    if store.get_cert(name)?.is_none() {
-        return Err(input_error(format!(
-            "no certificate named `{name}` is registered (see `certresponder inventory list`)"
-        )));
-    }
-    let bundles = store.bundles(name)?;
+    let backend = super::backend::Backend::choose(load_config(config)?);
+    let bundles =
+        backend.call::<crate::service::history::History>(crate::service::history::HistoryArgs {
+            name: name.to_string(),
+        })?;
     if json {
         let shown: Vec<serde_json::Value> = bundles
             .iter()
@@ -557,8 +553,8 @@ pub(crate) fn run_history(
                     "not_after": b.not_after,
                     "created_at": b.created_at,
                     "origin": b.origin,
-                    "cert_sha256": b.fingerprints.cert_sha256,
-                    "spki_sha256": b.fingerprints.spki_sha256,
+                    "cert_sha256": b.cert_sha256,
+                    "spki_sha256": b.spki_sha256,
                 })
             })
             .collect();

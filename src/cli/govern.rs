@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::govern::approvals::Approved;
 use crate::govern::human_duration;
 use crate::respond::case::Case;
+use crate::service::govern as ops;
 
 /// `approve` arguments.
 #[derive(Debug, Args)]
@@ -212,11 +213,10 @@ pub(crate) fn run_breaker(
     cmd: BreakerCommand,
     config: Option<&Path>,
 ) -> Result<ExitCode, CliError> {
-    let cfg = load_config(config)?;
-    let gov = governor(&cfg)?;
+    let backend = super::backend::Backend::choose(load_config(config)?);
     match cmd {
         BreakerCommand::Status { json } => {
-            let st = gov.breaker_status(Utc::now()).map_err(govern_error)?;
+            let st = backend.call::<ops::BreakerStatusOp>(ops::NoArgs {})?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&st)?);
                 return Ok(ExitCode::SUCCESS);
@@ -268,12 +268,11 @@ pub(crate) fn run_breaker(
             Ok(ExitCode::SUCCESS)
         }
         BreakerCommand::Reset => {
-            let who = identity()?;
-            let was_open = gov.breaker_reset(&who).map_err(govern_error)?;
-            let st = gov.breaker_status(Utc::now()).map_err(govern_error)?;
+            let reset = backend.call::<ops::BreakerReset>(ops::NoArgs {})?;
+            let st = reset.status;
             let held = st.held;
-            if was_open {
-                println!("breaker closed by {who}");
+            if reset.was_open {
+                println!("breaker closed by {}", reset.by);
             } else {
                 println!("the breaker was not open");
             }

@@ -5,6 +5,7 @@
 
 mod analyze;
 mod audit;
+mod backend;
 mod blocklist;
 mod cases;
 mod check_config;

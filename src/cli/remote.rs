@@ -28,7 +28,8 @@ pub(crate) use super::govern::ApprovedReply;
 pub(crate) use super::inventory::listing;
 #[cfg(test)]
 pub(crate) use super::inventory::open_store;
-pub(crate) use super::signals::{Reported, listed as listed_signals, record_reported};
+pub(crate) use super::signals::listed as listed_signals;
+pub(crate) use crate::service::signals::{Reported, record_reported};
 
 /// How long connecting to the socket may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -139,13 +140,8 @@ fn call(
     })
 }
 
-/// One HTTP/1 exchange on a new connection to `socket`.
-pub(crate) async fn send(
-    socket: &Path,
-    method: Method,
-    path: &str,
-    body: Bytes,
-) -> Result<(StatusCode, Bytes), String> {
+/// Connects to the daemon's control socket, with errors that say what to do.
+pub(crate) async fn connect(socket: &Path) -> Result<tokio::net::UnixStream, String> {
     let where_ = socket.display();
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::UnixStream::connect(socket))
         .await
@@ -159,6 +155,18 @@ pub(crate) async fn send(
             }
             _ => format!("cannot connect to the daemon's control socket {where_}: {e}"),
         })?;
+    Ok(stream)
+}
+
+/// One HTTP/1 exchange on a new connection to `socket`.
+pub(crate) async fn send(
+    socket: &Path,
+    method: Method,
+    path: &str,
+    body: Bytes,
+) -> Result<(StatusCode, Bytes), String> {
+    let where_ = socket.display();
+    let stream = connect(socket).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| format!("talking to the daemon at {where_}: {e}"))?;

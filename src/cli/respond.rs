@@ -10,17 +10,18 @@ use chrono::Utc;
 use clap::Args;
 use serde_json::json;
 
+use super::backend::{Backend, service_error};
 use super::inventory::open_store;
 use super::table::{Cell, Tone, render};
 use super::{CliError, input_error, load_config};
 use crate::config::Config;
-use crate::govern::{Applied, GovernError, Governor, Identity, POLICY_ACTOR, Plan, Unmatched};
+use crate::govern::{Applied, GovernError, Governor, Identity, Plan, Unmatched};
 use crate::notify;
 use crate::policy::{Action, Policy};
 use crate::registry::sync;
-use crate::respond::case::{Case, CaseState, SequenceKind, Trigger};
+use crate::respond::case::{Case, CaseState};
 use crate::respond::{Engine, RespondError};
-use crate::signals::{Finding, Signal};
+use crate::service::respond as ops;
 use crate::store::Store;
 
 /// `report-compromise` arguments.
@@ -109,23 +110,6 @@ pub(crate) fn governor(cfg: &Config) -> Result<Governor, CliError> {
     Ok(Governor::new(engine(cfg)?, policy))
 }
 
-/// A governor that only plans (`respond --dry-run`): it builds no issuer adapter (so it
-/// creates no internal CA on first use) and works on a copy of the store.
-fn planner(cfg: &Config) -> Result<Governor, CliError> {
-    let policy = Policy::load(cfg).map_err(|e| CliError::Input(e.into()))?;
-    // Planned on an in-memory copy: registering inventory changes, resolving stale signals
-    // and predicting the breaker change nothing on disk.
-    let copy = crate::store::MemoryStore::new();
-    if cfg.db_path().exists() {
-        let store = open_store(cfg)?;
-        crate::store::copy_for_planning(&store, &copy)?;
-    }
-    sync(&copy, cfg, Utc::now())?;
-    let store: Arc<dyn Store + Send + Sync> = Arc::new(copy);
-    let engine = Engine::with_issuers(store, cfg.clone(), std::collections::BTreeMap::new());
-    Ok(Governor::new(Arc::new(engine), policy))
-}
-
 /// The identity of the person running the command.
 pub(crate) fn identity() -> Result<Identity, CliError> {
     Identity::current().map_err(|e| CliError::Failure(anyhow::anyhow!(e)))
@@ -164,140 +148,101 @@ pub(crate) fn run_report(args: ReportArgs, config: Option<&Path>) -> Result<Exit
     if args.evidence.trim().is_empty() {
         return Err(input_error("--evidence must say what was seen"));
     }
-    let cfg = load_config(config)?;
-    let gov = governor(&cfg)?;
-    let engine = gov.engine();
-    // Check every name before acting on any. A certificate whose case waits for approval
-    // takes the report into that case; one whose case is running cannot take it now.
-    let mut seen = std::collections::HashSet::new();
-    let mut waiting = std::collections::HashMap::new();
-    let cases = engine.store().list_cases()?;
-    for name in &args.names {
-        if !seen.insert(name) {
-            return Err(input_error(format!("`{name}` is named twice")));
-        }
-        let entry = engine.entry(name).map_err(respond_error)?;
-        engine
-            .check_actionable(&entry, SequenceKind::RevokeReissue)
-            .map_err(respond_error)?;
-        for c in cases.iter().filter(|c| &c.cert == name) {
-            match c.state {
-                CaseState::Running => {
-                    return Err(respond_error(RespondError::Busy {
-                        cert: name.clone(),
-                        case: c.id,
-                    }));
-                }
-                CaseState::AwaitingApproval => {
-                    waiting.insert(name.clone(), c.id);
-                }
-                _ => {}
-            }
-        }
-    }
-    let reporter = identity()?.to_string();
-    for name in &args.names {
-        record_report(engine.store(), name, &reporter, &args.evidence)?;
-    }
-    let fresh: Vec<String> = args
-        .names
-        .iter()
-        .filter(|n| !waiting.contains_key(*n))
-        .cloned()
-        .collect();
-    let (plans, _) = if fresh.is_empty() {
-        (Vec::new(), Vec::new())
-    } else {
-        gov.plan(Some(&fresh)).map_err(govern_error)?
-    };
-    let mut applied = gov
-        .apply(&plans, "report", &reporter, args.contain_first)
-        .map_err(govern_error)?;
-    for name in &args.names {
-        let Some(id) = waiting.get(name) else {
-            continue;
-        };
-        let case = gov
-            .fold_into_waiting(*id, &reporter, args.contain_first)
-            .map_err(govern_error)?;
-        if !args.json {
+    let backend = Backend::choose(load_config(config)?);
+    let out = backend.call::<ops::ReportCompromise>(ops::ReportArgs {
+        names: args.names,
+        evidence: args.evidence,
+        contain_first: args.contain_first,
+    })?;
+    if !args.json {
+        for f in &out.folded {
             println!(
-                "{name}: case {id} was waiting for approval; decided again with the report: {}{}",
-                case.kind,
-                case.reason.map(|r| format!(" ({r})")).unwrap_or_default()
+                "{}: case {} was waiting for approval; decided again with the report: {}{}",
+                f.cert,
+                f.case,
+                f.kind,
+                f.reason.map(|r| format!(" ({r})")).unwrap_or_default()
             );
         }
-        match case.state {
-            CaseState::Running => applied.run.push(case.id),
-            _ => applied.waiting.push(case.id),
-        }
+        print_decisions(&out.decisions, &[], &[]);
     }
-    if !args.json {
-        print_decisions(&plans, &[], &[]);
-    }
-    finish(&gov, &applied, &plans, Vec::new(), args.json)
+    render_outcome(&out, args.json)
 }
 
-/// Records a reported key compromise as a confirmed `key_exposed` signal about the current
-/// bundle, with the reporter's identity; returns its dedup key.
+/// Prints what a pass did: the cases that ran (or, as JSON, everything), what waits for
+/// approval and what was escalated. Exit 0 when every case that ran is done, 1 otherwise.
+fn render_outcome(out: &ops::Outcome, json: bool) -> Result<ExitCode, CliError> {
+    let code = if out.all_done() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    };
+    if json {
+        let shown: Vec<serde_json::Value> = out.cases.iter().map(Case::public_json).collect();
+        let waiting: Vec<serde_json::Value> = out.waiting.iter().map(Case::public_json).collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "decisions": out.decisions,
+                "cases": shown,
+                "waiting": waiting,
+                "escalated": out.applied.escalated,
+                "ignored": out.applied.ignored,
+                "busy": out.applied.busy,
+                "breaker_opened": out.applied.breaker_opened,
+                "errors": out.errors,
+            }))?
+        );
+        return Ok(code);
+    }
+    print_pending(out.notifications_pending);
+    if !(out.resumed.is_empty() && out.applied.run.is_empty()) {
+        super::cases::print_results(&out.cases, &out.errors, false)?;
+    }
+    print_waiting(&out.waiting, out.applied.breaker_opened);
+    if !out.applied.escalated.is_empty() {
+        println!(
+            "escalated to their owners (no action taken): {}",
+            out.applied.escalated.join(", ")
+        );
+    }
+    Ok(code)
+}
+
+/// Says how many notifications stay queued.
+fn print_pending(pending: usize) {
+    if pending > 0 {
+        eprintln!(
+            "{pending} notification{} could not be delivered yet and stay queued",
+            if pending == 1 { "" } else { "s" }
+        );
+    }
+}
+
+/// Records a reported key compromise (see [`ops::record_report`]).
 pub(crate) fn record_report(
     store: &dyn Store,
     name: &str,
     reporter: &str,
     evidence: &str,
 ) -> Result<String, CliError> {
-    let bundles = store.bundles(name)?;
-    let current = certresponder_inventory::Bundle::current_of(&bundles);
-    let finding = Finding::compromised(
-        "key_exposed",
-        format!("key reported compromised by {reporter}: {evidence}"),
-        json!({
-            "reporter": reporter,
-            "evidence": evidence,
-            "bundle": current.as_ref().map(|b| b.id.clone()),
-        }),
-    );
-    let fp = current.as_ref().map(|b| b.fingerprints.cert_sha256.clone());
-    let now = Utc::now();
-    let signal = Signal::from_finding(name, "exposure", &finding, fp.as_deref(), "report", now);
-    // An earlier report about this bundle that was answered (the case failed or was denied)
-    // makes this one new evidence, with a signal of its own.
-    let signal = super::signals::store_reported(
-        store,
-        signal,
-        fp.as_deref(),
-        "report",
-        now,
-        false,
-        reporter,
-    )?;
-    Ok(signal.dedup_key)
+    ops::record_report(store, name, reporter, evidence).map_err(service_error)
 }
 
 pub(crate) fn run_reissue(args: ReissueArgs, config: Option<&Path>) -> Result<ExitCode, CliError> {
-    let reason = args.revoke.as_deref().map(parse_reason).transpose()?;
-    let cfg = load_config(config)?;
-    let engine = engine(&cfg)?;
-    let kind = if reason.is_some() {
-        SequenceKind::RevokeReissue
-    } else {
-        SequenceKind::Reissue
-    };
-    let case = engine
-        .open_case(
-            &args.name,
-            kind,
-            args.contain_first,
-            reason,
-            Trigger {
-                source: "manual".into(),
-                by: identity()?.to_string(),
-                why: args.why.clone(),
-                signals: Vec::new(),
-            },
-        )
-        .map_err(respond_error)?;
-    run_and_print(&engine, &[case.id], args.json)
+    // The reason is checked before the daemon is asked.
+    args.revoke.as_deref().map(parse_reason).transpose()?;
+    let backend = Backend::choose(load_config(config)?);
+    let out = backend.call::<ops::Reissue>(ops::ReissueArgs {
+        name: args.name,
+        revoke: args.revoke,
+        contain_first: args.contain_first,
+        why: args.why,
+    })?;
+    if !args.json {
+        print_pending(out.notifications_pending);
+    }
+    super::cases::print_results(&out.cases, &out.errors, args.json)
 }
 
 /// Runs the cases a pass opened (and `resume`), then prints what ran, what waits for
@@ -380,58 +325,44 @@ pub(crate) fn print_waiting(waiting: &[Case], breaker_opened: bool) {
 }
 
 pub(crate) fn run_respond(args: RespondArgs, config: Option<&Path>) -> Result<ExitCode, CliError> {
-    let cfg = load_config(config)?;
-    if !args.dry_run && super::remote::daemon_running(&cfg) {
-        // The daemon resumes its cases itself; its `respond` job decides what is open.
-        return super::remote::run_jobs(&cfg, &["respond"], args.json);
-    }
-    let gov = if args.dry_run {
-        planner(&cfg)?
-    } else {
-        governor(&cfg)?
-    };
-    let engine = gov.engine();
-    let unfinished = engine.unfinished().map_err(respond_error)?;
-    let (plans, unmatched) = gov.plan(None).map_err(govern_error)?;
+    let backend = Backend::choose(load_config(config)?);
     if args.dry_run {
+        let plan = backend.call::<ops::RespondDryRun>(ops::RespondArgs {})?;
         if args.json {
             println!(
                 "{}",
                 serde_json::to_string_pretty(&json!({
-                    "resume": unfinished,
-                    "decisions": plans,
-                    "unmatched": unmatched,
+                    "resume": plan.resume,
+                    "decisions": plan.decisions,
+                    "unmatched": plan.unmatched,
                 }))?
             );
-        } else if plans.is_empty() && unfinished.is_empty() && unmatched.is_empty() {
+        } else if plan.decisions.is_empty() && plan.resume.is_empty() && plan.unmatched.is_empty() {
             println!("nothing to do: no unfinished cases and no open signals without an answer");
         } else {
-            print_decisions(&plans, &unfinished, &unmatched);
+            print_decisions(&plan.decisions, &plan.resume, &plan.unmatched);
             println!("dry run: nothing was changed");
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let reescalated = gov.check_deadlines(Utc::now()).map_err(govern_error)?;
+    let out = backend.call::<ops::Respond>(ops::RespondArgs {})?;
     if !args.json {
-        print_decisions(&plans, &unfinished, &unmatched);
-        if !reescalated.is_empty() {
+        print_decisions(&out.decisions, &out.resumed, &out.unmatched);
+        if !out.reescalated.is_empty() {
             println!(
                 "escalated again (waiting for approval close to their deadline): case {}",
-                reescalated
+                out.reescalated
                     .iter()
                     .map(u64::to_string)
                     .collect::<Vec<_>>()
                     .join(", ")
             );
         }
+        if out.applied.run.is_empty() && out.resumed.is_empty() && out.applied.waiting.is_empty() {
+            println!("nothing to run");
+        }
     }
-    let applied = gov
-        .apply(&plans, "policy", POLICY_ACTOR, false)
-        .map_err(govern_error)?;
-    if !args.json && applied.run.is_empty() && unfinished.is_empty() && applied.waiting.is_empty() {
-        println!("nothing to run");
-    }
-    finish(&gov, &applied, &plans, unfinished, args.json)
+    render_outcome(&out, args.json)
 }
 
 pub(crate) fn print_decisions(plans: &[Plan], resume: &[u64], unmatched: &[Unmatched]) {

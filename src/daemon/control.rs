@@ -35,7 +35,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use chrono::Utc;
 use http::{HeaderValue, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt as _, Full, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{Value, json};
@@ -122,9 +122,18 @@ async fn handle(
     shared: Arc<Shared>,
     who: Arc<Identity>,
     req: Request<Incoming>,
-) -> Response<Full<Bytes>> {
+) -> Response<ops::OpBody> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    if let Some(name) = path.strip_prefix("/v1/ops/") {
+        return match op(shared, &who, req, name).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                tracing::info!(peer = %who, %method, %path, status = %e.status, error = %e.message, "control request refused");
+                error_response(&e).map(BodyExt::boxed_unsync)
+            }
+        };
+    }
     let result = answer(shared, &who, req).await;
     let status = result
         .as_ref()
@@ -146,13 +155,55 @@ async fn handle(
         Ok(v) => json_response(StatusCode::OK, &v),
         Err(e) => error_response(&e),
     }
+    .map(BodyExt::boxed_unsync)
+}
+
+/// `POST /v1/ops/{name}`: a use case of the service layer, run as the peer.
+async fn op(
+    shared: Arc<Shared>,
+    who: &Identity,
+    req: Request<Incoming>,
+    name: &str,
+) -> Result<Response<ops::OpBody>, ApiError> {
+    let Some(&(name, changes)) = crate::service::op_names().iter().find(|(n, _)| *n == name) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("there is no operation `{name}`"),
+        ));
+    };
+    if req.method() != http::Method::POST {
+        return Err(ApiError {
+            allow: Some("POST"),
+            ..ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("/v1/ops/{name} takes POST, not {}", req.method()),
+            )
+        });
+    }
+    if changes && shared.stopping() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the daemon is stopping and takes no changes; try again once it has started again",
+        ));
+    }
+    let body = read_body_limited(req, ops::MAX_OP_BODY).await?;
+    let args: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad(format!("malformed JSON: {e}")))?
+    };
+    Ok(ops::start(shared, who.clone(), name, args))
 }
 
 async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
+    read_body_limited(req, MAX_BODY).await
+}
+
+async fn read_body_limited(req: Request<Incoming>, max: usize) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body is larger than {} bytes", MAX_BODY),
+            format!("the body is larger than {max} bytes"),
         )
     };
     if req
@@ -160,11 +211,11 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
-        .is_some_and(|n| n > MAX_BODY as u64)
+        .is_some_and(|n| n > max as u64)
     {
         return Err(too_large());
     }
-    match Limited::new(req.into_body(), MAX_BODY).collect().await {
+    match Limited::new(req.into_body(), max).collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
         Err(e) => Err(ApiError::bad(format!("reading the body: {e}"))),
@@ -544,6 +595,7 @@ fn post_signal(shared: &Shared, b: SignalBody, who: &Identity) -> Result<Value, 
     Ok(json!({ "signal": signal, "applied": applied }))
 }
 
+pub(crate) mod ops;
 mod request;
 mod socket;
 mod status;

@@ -545,7 +545,7 @@ mod tests {
             crate::respond::Engine::with_issuers(store.clone(), f.cfg.clone(), BTreeMap::new());
         let loaded = Loaded {
             cfg: f.cfg.clone(),
-            gov: Governor::new(Arc::new(engine), Policy::builtin()),
+            gov: Arc::new(Governor::new(Arc::new(engine), Policy::builtin())),
             loaded_at: Utc::now(),
         };
         let (shared, _rx) = Shared::new(store.clone(), loaded);

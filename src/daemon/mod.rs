@@ -11,7 +11,7 @@ pub mod metrics;
 pub mod notify;
 pub mod schedule;
 
-mod run;
+pub(crate) mod run;
 
 pub use run::run;
 
@@ -32,7 +32,7 @@ pub struct Loaded {
     /// The configuration.
     pub cfg: Config,
     /// The governor (policy and engine) built from it.
-    pub gov: Governor,
+    pub gov: Arc<Governor>,
     /// When it was loaded.
     pub loaded_at: DateTime<Utc>,
 }
@@ -75,6 +75,8 @@ pub struct Shared {
     job_lock: tokio::sync::Mutex<()>,
     /// Why a case handed to the runner could not run (its last attempt), by case.
     case_errors: Mutex<std::collections::HashMap<u64, String>>,
+    /// Counts the cases the runner has seen end, so that a request can wait for its own.
+    case_ended: tokio::sync::watch::Sender<u64>,
 }
 
 /// How many distrust runs the daemon remembers.
@@ -110,6 +112,7 @@ impl Shared {
                 distrusts: Mutex::new(Vec::new()),
                 job_lock: tokio::sync::Mutex::new(()),
                 case_errors: Mutex::new(std::collections::HashMap::new()),
+                case_ended: tokio::sync::watch::channel(0).0,
             }),
             rx,
         )
@@ -166,6 +169,16 @@ impl Shared {
                 errors.remove(&id);
             }
         }
+    }
+
+    /// Told each time a case the runner ran has ended (however it ended).
+    pub fn case_endings(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.case_ended.subscribe()
+    }
+
+    /// Says that a case the runner ran has ended.
+    pub fn case_ended(&self) {
+        self.case_ended.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Why case `id` could not run, if its last attempt failed so.

@@ -84,7 +84,7 @@ fn load(path: Option<&Path>, store: &Arc<dyn Store + Send + Sync>) -> Result<Loa
         tracing::warn!(problem = %e, "inventory");
     }
     Ok(Loaded {
-        gov: Governor::new(Arc::new(engine), policy),
+        gov: Arc::new(Governor::new(Arc::new(engine), policy)),
         cfg,
         loaded_at: Utc::now(),
     })
@@ -272,6 +272,8 @@ async fn runner(
                 if let Some(id) = id {
                     known.remove(&id);
                 }
+                // After the error (if any) is noted below, waiters look.
+                let _ended = EndedOnDrop(&shared);
                 match done {
                     Ok((_, (id, Ok(case)))) => {
                         shared.note_case_error(id, None);
@@ -294,6 +296,15 @@ async fn runner(
         if *stop.borrow() && set.is_empty() {
             break;
         }
+    }
+}
+
+/// Tells the waiters that a case ended when dropped: after its outcome is noted.
+struct EndedOnDrop<'a>(&'a Shared);
+
+impl Drop for EndedOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.case_ended();
     }
 }
 
@@ -572,7 +583,7 @@ mod tests {
         let engine = Engine::with_issuers(Arc::clone(store), cfg.clone(), issuers);
         Loaded {
             cfg: cfg.clone(),
-            gov: Governor::new(Arc::new(engine), Policy::builtin()),
+            gov: Arc::new(Governor::new(Arc::new(engine), Policy::builtin())),
             loaded_at: Utc::now(),
         }
     }

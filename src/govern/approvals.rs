@@ -22,7 +22,7 @@ pub struct Approved {
 }
 
 /// The breaker as `breaker status` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct BreakerStatus {
     /// The stored state.
     pub state: BreakerState,

@@ -37,7 +37,7 @@ pub const BLOCKED: &str = "blocked";
 pub const POLICY_ACTOR: &str = "certresponder (policy)";
 
 /// One certificate's decision, and what stands in its way.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Plan {
     /// The certificate.
     pub cert: String,
@@ -56,7 +56,7 @@ pub struct Plan {
 }
 
 /// What applying plans did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct Applied {
     /// Cases opened that run now.
     pub run: Vec<u64>,
@@ -73,7 +73,7 @@ pub struct Applied {
 }
 
 /// Signals on subjects that are not registered, active certificates (no policy applies).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Unmatched {
     /// The subject.
     pub subject: String,

@@ -61,7 +61,7 @@ impl Daemon {
             f.store.clone(),
             Loaded {
                 cfg,
-                gov: Governor::new(engine, policy),
+                gov: Arc::new(Governor::new(engine, policy)),
                 loaded_at: Utc::now(),
             },
         );

@@ -1,0 +1,196 @@
+//! The service layer: every use case of certresponder, one function each, with typed
+//! arguments, a typed result and a [`ServiceError`]. The CLI and the daemon's control socket
+//! are thin edges over it: the CLI parses, calls and renders; the socket parses, calls and
+//! answers. Nothing here prints or knows which edge called it.
+//!
+//! A use case runs against a [`Service`] (the store, the configuration and the governor in
+//! force) inside a [`Ctx`]: who asked, the [`Host`] it runs in (in a command's own process,
+//! or in the daemon, which runs cases on its runner and delivers notifications on its
+//! courier), and where progress goes. Each use case is also an [`Op`]: a name, its
+//! arguments and its result as serde types, so that the CLI can have the daemon run it
+//! over the control socket (`POST /v1/ops/{name}`) and render the answer exactly as it
+//! renders a local run. [`dispatch`] is the one table of them.
+
+pub mod audit;
+mod error;
+pub mod govern;
+pub mod history;
+pub mod ops;
+pub mod respond;
+pub mod signals;
+
+use std::sync::{Arc, OnceLock};
+
+use serde::{Deserialize, Serialize};
+
+pub use error::ServiceError;
+pub use ops::{Op, dispatch, op_names};
+
+use crate::config::Config;
+use crate::govern::{Governor, Identity};
+use crate::policy::Policy;
+use crate::respond::Engine;
+use crate::respond::case::Case;
+use crate::store::Store;
+
+/// What a use case works on: the store, the configuration and the governor (policy and
+/// engine) in force.
+pub struct Service {
+    store: Arc<dyn Store + Send + Sync>,
+    cfg: Arc<Config>,
+    gov: OnceLock<Arc<Governor>>,
+    missing: Option<std::path::PathBuf>,
+}
+
+impl Service {
+    /// A service over an open `store` whose governor is built from `cfg` when a use case
+    /// first needs it (so that reading the history builds no issuer and creates no CA).
+    pub fn new(store: Arc<dyn Store + Send + Sync>, cfg: Arc<Config>) -> Self {
+        Self {
+            store,
+            cfg,
+            gov: OnceLock::new(),
+            missing: None,
+        }
+    }
+
+    /// A service for reading only, where there is no database yet: an empty store stands
+    /// in for the one at `path`, so that reading creates nothing.
+    pub fn without_database(path: std::path::PathBuf, cfg: Arc<Config>) -> Self {
+        Self {
+            store: Arc::new(crate::store::MemoryStore::new()),
+            cfg,
+            gov: OnceLock::new(),
+            missing: Some(path),
+        }
+    }
+
+    /// Where the database would be, when an empty store stands in for it.
+    pub fn missing_database(&self) -> Option<&std::path::Path> {
+        self.missing.as_deref()
+    }
+
+    /// A service over the daemon's store with the governor it has in force.
+    pub fn with_governor(
+        store: Arc<dyn Store + Send + Sync>,
+        cfg: Arc<Config>,
+        gov: Arc<Governor>,
+    ) -> Self {
+        let slot = OnceLock::new();
+        let _ = slot.set(gov);
+        Self {
+            store,
+            cfg,
+            gov: slot,
+            missing: None,
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    /// The store, shared.
+    pub fn store_arc(&self) -> &Arc<dyn Store + Send + Sync> {
+        &self.store
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The governor: the policy and the engine. Built on first use from the configuration
+    /// (the policy file read, the issuer adapters built).
+    pub fn governor(&self) -> Result<&Arc<Governor>, ServiceError> {
+        if let Some(g) = self.gov.get() {
+            return Ok(g);
+        }
+        let policy = Policy::load(&self.cfg).map_err(|e| ServiceError::Input(e.to_string()))?;
+        let engine = Engine::new(Arc::clone(&self.store), (*self.cfg).clone())?;
+        let gov = Arc::new(Governor::new(Arc::new(engine), policy));
+        Ok(self.gov.get_or_init(|| gov))
+    }
+
+    /// Brings the store in line with the inventory files (the latest entry counts) and
+    /// warns about what is wrong with them: the entries of a broken file keep their last
+    /// registered state, and a broken new entry is not acted on until it is fixed.
+    pub fn sync_inventory(&self, ctx: &Ctx<'_>) -> Result<(), ServiceError> {
+        const SHOWN: usize = 10;
+        let report = crate::registry::sync(self.store(), &self.cfg, chrono::Utc::now())?;
+        for e in report.errors.iter().take(SHOWN) {
+            ctx.warn(format!("inventory: {e}"));
+        }
+        if report.errors.len() > SHOWN {
+            ctx.warn(format!(
+                "inventory: {} more problems (`certresponder inventory validate` lists them all)",
+                report.errors.len() - SHOWN
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Where a use case runs: in a command's own process, or in the daemon.
+pub trait Host: Send + Sync {
+    /// Runs cases that are open and running to their end (or to a step boundary where
+    /// they stop because the daemon is stopping) and returns how each ended.
+    fn run_cases(&self, svc: &Service, ids: &[u64]) -> Vec<Result<Case, String>>;
+
+    /// Gives queued notifications a short time to go out; returns how many stay queued.
+    /// The daemon's courier delivers them on its own.
+    fn deliver_notifications(&self, svc: &Service) -> usize;
+
+    /// Runs the daemon's job `name` now and returns its summary; `None` when this host has
+    /// no jobs (a command's own process).
+    fn run_job(&self, name: &str) -> Option<Result<String, String>>;
+}
+
+/// Progress of a long use case, for a person watching it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ProgressEvent {
+    /// A line of news ("case 4 (web): deploying").
+    Note {
+        /// The text.
+        text: String,
+    },
+    /// A warning the command shows on stderr as it happens.
+    Warning {
+        /// The text.
+        text: String,
+    },
+}
+
+/// Where a use case's progress goes: the terminal, or the socket back to the CLI.
+pub trait Progress: Send + Sync {
+    /// One event.
+    fn event(&self, event: ProgressEvent);
+}
+
+/// Progress nobody watches.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn event(&self, _: ProgressEvent) {}
+}
+
+/// Who asks, where it runs, where its progress goes.
+pub struct Ctx<'a> {
+    /// The person asking: this process's user, or the control socket's peer.
+    pub who: Identity,
+    /// Where it runs.
+    pub host: &'a dyn Host,
+    /// Where progress goes.
+    pub progress: &'a dyn Progress,
+}
+
+impl Ctx<'_> {
+    /// A warning, shown as it happens.
+    pub fn warn(&self, text: impl Into<String>) {
+        self.progress
+            .event(ProgressEvent::Warning { text: text.into() });
+    }
+}

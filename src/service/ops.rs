@@ -1,0 +1,94 @@
+//! Use cases as operations: a name, arguments and a result that cross the control socket
+//! as JSON, and the one table of them ([`dispatch`]). Adding a use case to the daemon is
+//! one `impl Op` and one line in [`ops!`].
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::{Ctx, Service, ServiceError};
+
+/// A use case the CLI can run in its own process or have the daemon run.
+pub trait Op {
+    /// Its name on the socket: `POST /v1/ops/{NAME}`.
+    const NAME: &'static str;
+    /// Whether it changes anything (refused while the daemon is stopping).
+    const CHANGES: bool;
+    /// What it is asked.
+    type Args: Serialize + DeserializeOwned + Send + 'static;
+    /// What it answers.
+    type Output: Serialize + DeserializeOwned + Send + 'static;
+    /// Runs it.
+    fn run(svc: &Service, ctx: &Ctx<'_>, args: Self::Args) -> Result<Self::Output, ServiceError>;
+}
+
+fn run_json<O: Op>(svc: &Service, ctx: &Ctx<'_>, args: Value) -> Result<Value, ServiceError> {
+    let args: O::Args = serde_json::from_value(args).map_err(|e| {
+        ServiceError::Input(format!(
+            "the request for `{}` cannot be read: {e} (is the command the same release as the daemon?)",
+            O::NAME
+        ))
+    })?;
+    let out = O::run(svc, ctx, args)?;
+    serde_json::to_value(out)
+        .map_err(|e| ServiceError::Failed(format!("the answer cannot be written: {e}")))
+}
+
+macro_rules! ops {
+    ($($op:ty),* $(,)?) => {
+        /// Runs the operation `name` with its arguments as JSON and answers its result as
+        /// JSON; an unknown name is [`ServiceError::NotFound`].
+        pub fn dispatch(
+            name: &str,
+            svc: &Service,
+            ctx: &Ctx<'_>,
+            args: Value,
+        ) -> Result<Value, ServiceError> {
+            $(
+                if name == <$op as Op>::NAME {
+                    return run_json::<$op>(svc, ctx, args);
+                }
+            )*
+            Err(ServiceError::NotFound(format!(
+                "there is no operation `{name}` (known: {})",
+                op_names().iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+            )))
+        }
+
+        /// Every operation's name, and whether it changes anything.
+        pub fn op_names() -> &'static [(&'static str, bool)] {
+            &[$((<$op as Op>::NAME, <$op as Op>::CHANGES)),*]
+        }
+    };
+}
+
+ops!(
+    super::respond::ReportCompromise,
+    super::respond::Reissue,
+    super::respond::Respond,
+    super::respond::RespondDryRun,
+    super::history::History,
+    super::govern::BreakerStatusOp,
+    super::govern::BreakerReset,
+    super::audit::Verify,
+    super::audit::Export,
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_paths() {
+        let names = op_names();
+        let mut seen = std::collections::HashSet::new();
+        for (n, _) in names {
+            assert!(seen.insert(*n), "{n} twice");
+            assert!(
+                n.chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_' || c == '-'),
+                "{n}"
+            );
+        }
+    }
+}

@@ -1,0 +1,410 @@
+//! Starting and resuming sequences: report a compromise, reissue, respond (and its dry
+//! run).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use certresponder_issuers::RevocationReason;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{Ctx, Op, Service, ServiceError};
+use crate::govern::{Applied, Governor, POLICY_ACTOR, Plan, Unmatched};
+use crate::policy::Policy;
+use crate::respond::case::{Case, CaseState, SequenceKind, Trigger};
+use crate::respond::{Engine, RespondError};
+use crate::signals::{Finding, Signal};
+use crate::store::Store;
+
+/// Cases as they cross the socket: without the new private key a running case holds.
+pub mod public_cases {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::respond::case::Case;
+
+    /// Writes each case without its key.
+    pub fn serialize<S: Serializer>(cases: &[Case], s: S) -> Result<S::Ok, S::Error> {
+        let shown: Vec<serde_json::Value> = cases.iter().map(Case::public_json).collect();
+        shown.serialize(s)
+    }
+
+    /// Reads cases written so.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Case>, D::Error> {
+        Vec::<Case>::deserialize(d)
+    }
+}
+
+/// A case that was waiting for approval and took a report in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Folded {
+    /// The certificate.
+    pub cert: String,
+    /// The case.
+    pub case: u64,
+    /// What it now does.
+    pub kind: SequenceKind,
+    /// Its revocation reason, if it revokes.
+    pub reason: Option<RevocationReason>,
+}
+
+/// What a pass that decides and runs cases did.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Outcome {
+    /// Waiting cases that took a report in (`report-compromise`).
+    pub folded: Vec<Folded>,
+    /// Unfinished cases resumed.
+    pub resumed: Vec<u64>,
+    /// The policy's decisions.
+    pub decisions: Vec<Plan>,
+    /// Open signals about subjects that are not registered certificates.
+    pub unmatched: Vec<Unmatched>,
+    /// Cases escalated again close to their deadline.
+    pub reescalated: Vec<u64>,
+    /// What applying the decisions did.
+    pub applied: Applied,
+    /// The cases that ran, as they ended.
+    #[serde(with = "public_cases")]
+    pub cases: Vec<Case>,
+    /// Cases that could not run, and why.
+    pub errors: Vec<String>,
+    /// The cases that wait for approval.
+    #[serde(with = "public_cases")]
+    pub waiting: Vec<Case>,
+    /// Notifications that could not be delivered yet and stay queued.
+    pub notifications_pending: usize,
+}
+
+impl Outcome {
+    /// Whether every case that ran is done and none failed to run.
+    pub fn all_done(&self) -> bool {
+        self.errors.is_empty() && self.cases.iter().all(|c| c.state == CaseState::Done)
+    }
+}
+
+/// `report-compromise`: names, evidence, contain-first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReportArgs {
+    /// The certificates whose key is compromised.
+    pub names: Vec<String>,
+    /// What was seen, where and when.
+    pub evidence: String,
+    /// Revoke before deploying the new bundle.
+    pub contain_first: bool,
+}
+
+/// Reports a private key as compromised: a confirmed `key_exposed` signal for each
+/// certificate, decided by the policy (a waiting case takes the report in), and the cases
+/// run.
+pub struct ReportCompromise;
+
+impl Op for ReportCompromise {
+    const NAME: &'static str = "report_compromise";
+    const CHANGES: bool = true;
+    type Args = ReportArgs;
+    type Output = Outcome;
+
+    fn run(svc: &Service, ctx: &Ctx<'_>, args: ReportArgs) -> Result<Outcome, ServiceError> {
+        if args.evidence.trim().is_empty() {
+            return Err(ServiceError::field("--evidence", "must say what was seen"));
+        }
+        if args.names.is_empty() {
+            return Err(ServiceError::Input(
+                "name at least one certificate whose key is compromised".into(),
+            ));
+        }
+        svc.sync_inventory(ctx)?;
+        let gov = svc.governor()?;
+        let engine = gov.engine();
+        // Check every name before acting on any. A certificate whose case waits for approval
+        // takes the report into that case; one whose case is running cannot take it now.
+        let mut seen = HashSet::new();
+        let mut waiting = HashMap::new();
+        let cases = engine.store().list_cases()?;
+        for name in &args.names {
+            if !seen.insert(name) {
+                return Err(ServiceError::Input(format!("`{name}` is named twice")));
+            }
+            let entry = engine.entry(name)?;
+            engine.check_actionable(&entry, SequenceKind::RevokeReissue)?;
+            for c in cases.iter().filter(|c| &c.cert == name) {
+                match c.state {
+                    CaseState::Running => {
+                        return Err(RespondError::Busy {
+                            cert: name.clone(),
+                            case: c.id,
+                        }
+                        .into());
+                    }
+                    CaseState::AwaitingApproval => {
+                        waiting.insert(name.clone(), c.id);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let reporter = ctx.who.to_string();
+        for name in &args.names {
+            record_report(engine.store(), name, &reporter, &args.evidence)?;
+        }
+        let fresh: Vec<String> = args
+            .names
+            .iter()
+            .filter(|n| !waiting.contains_key(*n))
+            .cloned()
+            .collect();
+        let (plans, _) = if fresh.is_empty() {
+            (Vec::new(), Vec::new())
+        } else {
+            gov.plan(Some(&fresh))?
+        };
+        let mut applied = gov.apply(&plans, "report", &reporter, args.contain_first)?;
+        let mut folded = Vec::new();
+        for name in &args.names {
+            let Some(id) = waiting.get(name) else {
+                continue;
+            };
+            let case = gov.fold_into_waiting(*id, &reporter, args.contain_first)?;
+            folded.push(Folded {
+                cert: name.clone(),
+                case: *id,
+                kind: case.kind,
+                reason: case.reason,
+            });
+            match case.state {
+                CaseState::Running => applied.run.push(case.id),
+                _ => applied.waiting.push(case.id),
+            }
+        }
+        let mut out = finish(svc, ctx, gov, applied, plans, Vec::new());
+        out.folded = folded;
+        Ok(out)
+    }
+}
+
+/// Records a reported key compromise as a confirmed `key_exposed` signal about the current
+/// bundle, with the reporter's identity; returns its dedup key.
+pub fn record_report(
+    store: &dyn Store,
+    name: &str,
+    reporter: &str,
+    evidence: &str,
+) -> Result<String, ServiceError> {
+    let bundles = store.bundles(name)?;
+    let current = certresponder_inventory::Bundle::current_of(&bundles);
+    let finding = Finding::compromised(
+        "key_exposed",
+        format!("key reported compromised by {reporter}: {evidence}"),
+        json!({
+            "reporter": reporter,
+            "evidence": evidence,
+            "bundle": current.as_ref().map(|b| b.id.clone()),
+        }),
+    );
+    let fp = current.as_ref().map(|b| b.fingerprints.cert_sha256.clone());
+    let now = Utc::now();
+    let signal = Signal::from_finding(name, "exposure", &finding, fp.as_deref(), "report", now);
+    // An earlier report about this bundle that was answered (the case failed or was denied)
+    // makes this one new evidence, with a signal of its own.
+    let signal = super::signals::store_reported(
+        store,
+        signal,
+        fp.as_deref(),
+        "report",
+        now,
+        false,
+        reporter,
+    )?;
+    Ok(signal.dedup_key)
+}
+
+/// `reissue`: a new key and certificate for one entry, optionally revoking the old one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReissueArgs {
+    /// The certificate.
+    pub name: String,
+    /// Revoke the old certificate with this RFC 5280 reason (a name, as the CLI takes it).
+    pub revoke: Option<String>,
+    /// With `revoke`: revoke before deploying.
+    pub contain_first: bool,
+    /// Why (kept with the case).
+    pub why: String,
+}
+
+/// Opens a reissue (or revoke-and-reissue) case by hand and runs it.
+pub struct Reissue;
+
+/// Reads an RFC 5280 reason name.
+pub fn parse_reason(s: &str) -> Result<RevocationReason, ServiceError> {
+    RevocationReason::parse(s).ok_or_else(|| {
+        ServiceError::Input(format!(
+            "--revoke `{s}`: not an RFC 5280 reason; use keyCompromise, superseded, affiliationChanged, cessationOfOperation, privilegeWithdrawn or unspecified"
+        ))
+    })
+}
+
+impl Op for Reissue {
+    const NAME: &'static str = "reissue";
+    const CHANGES: bool = true;
+    type Args = ReissueArgs;
+    type Output = Outcome;
+
+    fn run(svc: &Service, ctx: &Ctx<'_>, args: ReissueArgs) -> Result<Outcome, ServiceError> {
+        let reason = args.revoke.as_deref().map(parse_reason).transpose()?;
+        if args.contain_first && reason.is_none() {
+            return Err(ServiceError::Input(
+                "--contain-first goes with --revoke".into(),
+            ));
+        }
+        svc.sync_inventory(ctx)?;
+        let engine = svc.governor()?.engine();
+        let kind = if reason.is_some() {
+            SequenceKind::RevokeReissue
+        } else {
+            SequenceKind::Reissue
+        };
+        let case = engine.open_case(
+            &args.name,
+            kind,
+            args.contain_first,
+            reason,
+            Trigger {
+                source: "manual".into(),
+                by: ctx.who.to_string(),
+                why: args.why.clone(),
+                signals: Vec::new(),
+            },
+        )?;
+        Ok(run_only(svc, ctx, &[case.id]))
+    }
+}
+
+/// Runs cases and says how they ended, with nothing decided.
+pub fn run_only(svc: &Service, ctx: &Ctx<'_>, ids: &[u64]) -> Outcome {
+    let (cases, errors) = split(ctx.host.run_cases(svc, ids));
+    Outcome {
+        cases,
+        errors,
+        notifications_pending: ctx.host.deliver_notifications(svc),
+        ..Outcome::default()
+    }
+}
+
+/// `respond`: resume unfinished cases, decide every open signal and run what the policy
+/// says.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RespondArgs {}
+
+/// Resumes, decides and runs.
+pub struct Respond;
+
+impl Op for Respond {
+    const NAME: &'static str = "respond";
+    const CHANGES: bool = true;
+    type Args = RespondArgs;
+    type Output = Outcome;
+
+    fn run(svc: &Service, ctx: &Ctx<'_>, _: RespondArgs) -> Result<Outcome, ServiceError> {
+        svc.sync_inventory(ctx)?;
+        let gov = svc.governor()?;
+        let unfinished = gov.engine().unfinished()?;
+        let (plans, unmatched) = gov.plan(None)?;
+        let reescalated = gov.check_deadlines(Utc::now())?;
+        let applied = gov.apply(&plans, "policy", POLICY_ACTOR, false)?;
+        let mut out = finish(svc, ctx, gov, applied, plans, unfinished);
+        out.unmatched = unmatched;
+        out.reescalated = reescalated;
+        Ok(out)
+    }
+}
+
+/// Runs what a pass opened (and `resume`), and gathers what waits.
+fn finish(
+    svc: &Service,
+    ctx: &Ctx<'_>,
+    gov: &Governor,
+    applied: Applied,
+    decisions: Vec<Plan>,
+    resume: Vec<u64>,
+) -> Outcome {
+    let mut ids = resume.clone();
+    ids.extend(&applied.run);
+    let store = gov.engine().store();
+    let waiting: Vec<Case> = applied
+        .waiting
+        .iter()
+        .filter_map(|id| store.get_case(*id).ok().flatten())
+        .collect();
+    let (cases, errors) = split(ctx.host.run_cases(svc, &ids));
+    Outcome {
+        folded: Vec::new(),
+        resumed: resume,
+        decisions,
+        unmatched: Vec::new(),
+        reescalated: Vec::new(),
+        applied,
+        cases,
+        errors,
+        waiting,
+        notifications_pending: ctx.host.deliver_notifications(svc),
+    }
+}
+
+fn split(results: Vec<Result<Case, String>>) -> (Vec<Case>, Vec<String>) {
+    let mut cases = Vec::new();
+    let mut errors = Vec::new();
+    for r in results {
+        match r {
+            Ok(c) => cases.push(c),
+            Err(e) => errors.push(e),
+        }
+    }
+    (cases, errors)
+}
+
+/// What `respond --dry-run` would do.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DryRun {
+    /// Unfinished cases it would resume.
+    pub resume: Vec<u64>,
+    /// The decisions.
+    pub decisions: Vec<Plan>,
+    /// Open signals about subjects that are not registered certificates.
+    pub unmatched: Vec<Unmatched>,
+}
+
+/// Decides every open signal on a copy of the store and says what would happen; changes
+/// nothing.
+pub struct RespondDryRun;
+
+impl Op for RespondDryRun {
+    const NAME: &'static str = "respond_dry_run";
+    const CHANGES: bool = false;
+    type Args = RespondArgs;
+    type Output = DryRun;
+
+    fn run(svc: &Service, _ctx: &Ctx<'_>, _: RespondArgs) -> Result<DryRun, ServiceError> {
+        let gov = planner(svc)?;
+        let resume = gov.engine().unfinished()?;
+        let (decisions, unmatched) = gov.plan(None)?;
+        Ok(DryRun {
+            resume,
+            decisions,
+            unmatched,
+        })
+    }
+}
+
+/// A governor that only plans: it builds no issuer adapter (so it creates no internal CA
+/// on first use) and works on an in-memory copy of the store, so that registering
+/// inventory changes, resolving stale signals and predicting the breaker change nothing.
+fn planner(svc: &Service) -> Result<Governor, ServiceError> {
+    let cfg = svc.config();
+    let policy = Policy::load(cfg).map_err(|e| ServiceError::Input(e.to_string()))?;
+    let copy = crate::store::MemoryStore::new();
+    crate::store::copy_for_planning(svc.store(), &copy)?;
+    crate::registry::sync(&copy, cfg, Utc::now())?;
+    let store: Arc<dyn Store + Send + Sync> = Arc::new(copy);
+    let engine = Engine::with_issuers(store, cfg.clone(), BTreeMap::new());
+    Ok(Governor::new(Arc::new(engine), policy))
+}

@@ -1,0 +1,111 @@
+//! Signals reported from outside the detectors: a person's report of a compromised key, a
+//! SIEM's or a secret scanner's finding posted to the control socket.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::policy::vocab::{self, CheckInfo};
+use crate::signals::{Confidence, Finding, Signal, SignalState};
+use crate::store::{Store, StoreError};
+
+/// A signal reported from outside: a person, a SIEM or a secret scanner (the control
+/// socket's `POST /v1/signals`), already checked against the inventory and the vocabulary.
+#[derive(Debug, Clone)]
+pub struct Reported {
+    /// The certificate's inventory name.
+    pub cert: String,
+    /// The check, from the finding vocabulary.
+    pub check: &'static CheckInfo,
+    /// How sure the reporter is.
+    pub confidence: Confidence,
+    /// One line for a person.
+    pub message: String,
+    /// What the reporter attached (kept under `details` in the signal's evidence).
+    pub details: serde_json::Value,
+    /// What raised it (a scanner's name, `api`).
+    pub source: String,
+}
+
+/// Records a reported finding as an open signal about the certificate's current bundle,
+/// with the reporter's identity; returns the signal as stored. A report of what an open,
+/// unanswered signal already says counts as seeing it again; one about a signal that was
+/// answered (its case failed or was denied, or it was escalated) is new evidence and gets
+/// a signal of its own. A suppression a person set stays in force.
+pub fn record_reported(
+    store: &dyn Store,
+    r: &Reported,
+    reporter: &str,
+) -> Result<Signal, StoreError> {
+    let now = Utc::now();
+    let bundles = store.bundles(&r.cert)?;
+    let current = certresponder_inventory::Bundle::current_of(&bundles);
+    let (reason, hours) = vocab::implied(r.check.check, r.confidence);
+    let finding = Finding {
+        check: r.check.check,
+        confidence: r.confidence,
+        message: r.message.clone(),
+        revocation_reason: reason,
+        deadline_hours: hours,
+        evidence: json!({
+            "reporter": reporter,
+            "source": r.source,
+            "bundle": current.map(|b| b.id.clone()),
+            "details": r.details,
+        }),
+    };
+    let fp = current.map(|b| b.fingerprints.cert_sha256.clone());
+    let signal = Signal::from_finding(
+        &r.cert,
+        r.check.family,
+        &finding,
+        fp.as_deref(),
+        &r.source,
+        now,
+    );
+    store_reported(store, signal, fp.as_deref(), &r.source, now, true, reporter)
+}
+
+/// Stores a signal somebody reported about the bundle with fingerprint `fp`, from
+/// `source`. When a signal with its key was already answered by a case or handled, the
+/// report is new evidence and gets a key of its own; otherwise it counts as seen again
+/// (keeping a suppression still running when `keep_suppression`). Recorded as `new` by
+/// `reporter`.
+pub fn store_reported(
+    store: &dyn Store,
+    mut signal: Signal,
+    fp: Option<&str>,
+    source: &str,
+    now: DateTime<Utc>,
+    keep_suppression: bool,
+    reporter: &str,
+) -> Result<Signal, StoreError> {
+    if let Some(old) = store.get_signal(&signal.dedup_key)? {
+        let answered = store
+            .list_cases()?
+            .iter()
+            .any(|c| c.trigger.signals.contains(&old.dedup_key));
+        if answered || old.handled.is_some() {
+            signal.dedup_key = Signal::dedup_key(
+                &signal.subject,
+                &signal.check,
+                Some(&format!(
+                    "{}|{source}|{}",
+                    fp.unwrap_or(""),
+                    now.to_rfc3339()
+                )),
+            );
+            signal.id = signal.dedup_key[..12].to_string();
+        } else {
+            signal.detected_at = old.detected_at;
+            signal.times_seen = old.times_seen + 1;
+            if keep_suppression
+                && matches!(&old.state, SignalState::Suppressed { until, .. } if *until > now)
+            {
+                signal.state = old.state.clone();
+            }
+        }
+    }
+    store.put_signal(&signal)?;
+    crate::signals::scan::record_signal(store, &signal, "new", reporter)?;
+    Ok(signal)
+}

@@ -1137,6 +1137,8 @@ type Story = (Vec<Seen>, Vec<bool>, Vec<(String, String, String)>);
 
 /// The incident commands an operator runs, in order, with the exit status each must have.
 const INCIDENT: &[(&[&str], i32)] = &[
+    (&["scan", "--no-ca"], 3),
+    (&["scan", "--json"], 3),
     (
         &["report-compromise", "alpha", "--evidence", "key in a paste"],
         0,
@@ -1174,6 +1176,9 @@ fn incident(through_daemon: bool) -> Story {
     for n in ["alpha", "beta", "gamma"] {
         d.reissue(n);
     }
+    // An RSA-1024 key the scan finds and `respond` replaces.
+    let (weak_cert, weak_key) = d.ca_signed_rsa1024("weak");
+    d.write_entry("weak", &["prod"], &weak_cert, &weak_key);
     let before: Vec<Vec<u8>> = entries
         .iter()
         .map(|(c, _)| std::fs::read(c).unwrap())
@@ -1250,7 +1255,12 @@ fn incident_commands_do_the_same_with_and_without_the_daemon() {
         );
     }
     // The first report revoked alpha's old certificate for keyCompromise.
-    let history = &local.0[2].2;
+    let history = &local
+        .0
+        .iter()
+        .find(|s| s.0 == "history alpha --json")
+        .unwrap()
+        .2;
     assert!(history.contains("\"revoked\""), "{history}");
     assert_eq!(local.2, daemon.2, "the audit records differ");
     assert!(

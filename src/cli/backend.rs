@@ -145,6 +145,10 @@ impl Host for LocalHost {
     fn run_job(&self, _name: &str) -> Option<Result<String, String>> {
         None
     }
+
+    fn exclusive(&self) -> Box<dyn crate::service::Held + '_> {
+        Box::new(())
+    }
 }
 
 /// Runs cases while delivering queued notifications beside them.

@@ -7,10 +7,11 @@ use chrono::{DateTime, NaiveDate, Utc};
 use clap::Subcommand;
 use serde_json::json;
 
+use super::backend::Backend;
 use super::inventory::open_store;
 use super::table::{Cell, Tone, render};
 use super::{CliError, input_error, load_config};
-use crate::signals::scan::scan;
+use crate::service::scan::ScanArgs;
 use crate::signals::{Confidence, Signal, SignalState};
 use crate::store::{Store, StoreError};
 
@@ -85,31 +86,11 @@ pub(crate) fn run_scan(
     json: bool,
     no_ca: bool,
 ) -> Result<ExitCode, CliError> {
-    let cfg = load_config(config)?;
-    if super::remote::daemon_running(&cfg) {
-        let jobs: &[&str] = if no_ca {
-            &["scan"]
-        } else {
-            &["scan", "ca_check"]
-        };
-        return super::remote::run_jobs(&cfg, jobs, json);
-    }
-    let store = open_store(&cfg)?;
+    let backend = Backend::choose(load_config(config)?);
+    let report = backend.call::<crate::service::scan::Scan>(ScanArgs { no_ca })?;
     let now = Utc::now();
-    let mut report = scan(&store, &cfg, now)?;
-    let ca = if no_ca {
-        None
-    } else {
-        Some(ca_pass(&cfg, &store, now)?)
-    };
-    if let Some(ca) = &ca {
-        report.new.extend(ca.signals.new.iter().cloned());
-        report
-            .seen_again
-            .extend(ca.signals.seen_again.iter().cloned());
-        report.resolved.extend(ca.signals.resolved.iter().cloned());
-    }
-    let open = report.open(now);
+    let open = report.open();
+    let ca = report.ca.as_ref();
     if json {
         println!(
             "{}",
@@ -119,9 +100,9 @@ pub(crate) fn run_scan(
                 "seen_again": report.seen_again,
                 "resolved": report.resolved,
                 "open": open.len(),
-                "ca_checked": ca.as_ref().map(|c| c.checked),
-                "ca_problems": ca.as_ref().map(|c| &c.problems),
-                "renewals_scheduled": ca.as_ref().map(|c| &c.scheduled),
+                "ca_checked": ca.map(|c| c.checked),
+                "ca_problems": ca.map(|c| &c.problems),
+                "renewals_scheduled": ca.map(|c| &c.scheduled),
             }))?
         );
     } else {
@@ -134,7 +115,7 @@ pub(crate) fn run_scan(
             report.seen_again.len(),
             report.resolved.len()
         );
-        if let Some(ca) = &ca {
+        if let Some(ca) = ca {
             for p in &ca.problems {
                 println!(
                     "{}: {} could not be checked: {}",
@@ -160,36 +141,6 @@ pub(crate) fn run_scan(
     } else {
         ExitCode::from(OPEN_SIGNALS)
     })
-}
-
-/// The CA-side checks (revocation, ARI) over the registered certificates, through the
-/// configured issuers. An issuer that cannot be set up is reported and its certificates are
-/// checked by their CRLs alone.
-pub(crate) fn ca_pass(
-    cfg: &crate::config::Config,
-    store: &crate::store::SledStore,
-    now: DateTime<Utc>,
-) -> Result<crate::signals::ca::CaReport, CliError> {
-    let mut issuers = std::collections::BTreeMap::new();
-    for spec in &cfg.issuers {
-        // An internal CA not created yet has signed nothing; asking it would create it.
-        if let certresponder_issuers::config::IssuerKind::InternalCa(c) = &spec.kind
-            && !c.dir.join("ca.pem").exists()
-        {
-            continue;
-        }
-        match crate::issuers::build_one(cfg, spec, store) {
-            Ok(i) => {
-                issuers.insert(spec.id.clone(), i);
-            }
-            Err(e) => eprintln!(
-                "issuer `{}` cannot be set up, so its status and renewal information are not asked: {e}",
-                spec.id
-            ),
-        }
-    }
-    let rt = super::respond::runtime()?;
-    Ok(rt.block_on(crate::signals::ca::run(store, &issuers, now))?)
 }
 
 fn parse_until(s: &str) -> Result<DateTime<Utc>, CliError> {

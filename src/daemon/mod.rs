@@ -198,6 +198,12 @@ impl Shared {
         self.job_lock.lock().await
     }
 
+    /// Waits for the running job, if any, to end, from a thread outside the runtime's
+    /// tasks (the blocking pool); jobs wait while this is held.
+    pub fn job_lock_blocking(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.job_lock.blocking_lock()
+    }
+
     /// Whether the daemon is stopping: no new work is taken.
     pub fn stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)

@@ -17,8 +17,10 @@ pub mod govern;
 pub mod history;
 pub mod ops;
 pub mod respond;
+pub mod scan;
 pub mod signals;
 
+use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
@@ -145,6 +147,29 @@ pub trait Host: Send + Sync {
     /// Runs the daemon's job `name` now and returns its summary; `None` when this host has
     /// no jobs (a command's own process).
     fn run_job(&self, name: &str) -> Option<Result<String, String>>;
+
+    /// Held while a use case does what one of the daemon's jobs does (a scan, a CT poll),
+    /// so that the two never overlap: the daemon's job turn. A command's own process holds
+    /// the database alone and has nothing to wait for.
+    fn exclusive(&self) -> Box<dyn Held + '_>;
+}
+
+/// Something held until dropped (a lock's guard).
+pub trait Held {}
+
+impl<T> Held for T {}
+
+/// Runs a future to its end from synchronous code: on the runtime this thread belongs to
+/// (the daemon's blocking pool), else on a runtime of its own (a command).
+pub fn block_on<F: Future>(fut: F) -> Result<F::Output, ServiceError> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => Ok(handle.block_on(fut)),
+        Err(_) => Ok(tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| ServiceError::Failed(format!("starting the runtime: {e}")))?
+            .block_on(fut)),
+    }
 }
 
 /// Progress of a long use case, for a person watching it.
@@ -188,6 +213,12 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// A line of news, shown as it happens.
+    pub fn note(&self, text: impl Into<String>) {
+        self.progress
+            .event(ProgressEvent::Note { text: text.into() });
+    }
+
     /// A warning, shown as it happens.
     pub fn warn(&self, text: impl Into<String>) {
         self.progress

@@ -68,6 +68,7 @@ ops!(
     super::respond::Respond,
     super::respond::RespondDryRun,
     super::history::History,
+    super::scan::Scan,
     super::govern::BreakerStatusOp,
     super::govern::BreakerReset,
     super::audit::Verify,

@@ -81,6 +81,11 @@ impl Host for DaemonHost {
         0
     }
 
+    fn exclusive(&self) -> Box<dyn crate::service::Held + '_> {
+        // On the blocking pool, outside any task: waiting here blocks only this request.
+        Box::new(self.shared.job_lock_blocking())
+    }
+
     fn run_job(&self, name: &str) -> Option<Result<String, String>> {
         Some(
             self.handle

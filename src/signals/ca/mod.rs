@@ -48,7 +48,7 @@ pub struct Problem {
 }
 
 /// A renewal planned inside its ARI window.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Scheduled {
     /// The certificate.
     pub cert: String,

@@ -1162,6 +1162,13 @@ const INCIDENT: &[(&[&str], i32)] = &[
     (&["audit", "verify"], 0),
     (&["audit", "verify", "--head", "nonsense"], 2),
     (&["audit", "export", "--cert", "beta"], 0),
+    (&["inventory", "add", "{home}/new/delta.toml"], 0),
+    (&["inventory", "add", "{home}/new/delta.toml", "--json"], 0),
+    (&["inventory", "add", "{home}/new/bad.toml"], 2),
+    (&["inventory", "add", "{home}/new/missing.toml"], 2),
+    (&["inventory", "remove", "gamma"], 0),
+    (&["inventory", "remove", "gamma", "--json"], 2),
+    (&["history", "delta", "--json"], 0),
 ];
 
 /// Runs [`INCIDENT`] in a new home, through a running daemon or not; returns what each
@@ -1183,6 +1190,21 @@ fn incident(through_daemon: bool) -> Story {
         .iter()
         .map(|(c, _)| std::fs::read(c).unwrap())
         .collect();
+    // Files to add, outside the inventory directory: a good one and one without an owner.
+    std::fs::create_dir_all(d.path("new")).unwrap();
+    d.add_entry("delta", &[]);
+    std::fs::rename(d.path("inventory/delta.toml"), d.path("new/delta.toml")).unwrap();
+    let delta = std::fs::read_to_string(d.path("new/delta.toml")).unwrap();
+    std::fs::write(
+        d.path("new/bad.toml"),
+        delta
+            .replace("name = \"delta\"", "name = \"bad\"")
+            .lines()
+            .filter(|l| !l.starts_with("owner"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+    .unwrap();
     let notify = Notify::bind(d.path("notify.sock"));
     let daemon = through_daemon.then(|| {
         let daemon = d.start(&notify, &[]);
@@ -1190,8 +1212,11 @@ fn incident(through_daemon: bool) -> Story {
         daemon
     });
     let mut seen = Vec::new();
+    let home = d.home.dir.path().display().to_string();
     for (args, status) in INCIDENT {
-        let out = d.run(args);
+        let args: Vec<String> = args.iter().map(|a| a.replace("{home}", &home)).collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = d.run(&args);
         assert_eq!(
             out.status.code(),
             Some(*status),
@@ -1208,7 +1233,9 @@ fn incident(through_daemon: bool) -> Story {
             .collect();
         assert!(!stderr.contains("in use by"), "{args:?} refused: {stderr}");
         seen.push((
-            args.join(" "),
+            masked(&args.join(" "), d.home.dir.path())
+                .trim()
+                .to_string(),
             out.status.code(),
             masked(&stdout, d.home.dir.path()),
             masked(&stderr, d.home.dir.path()),

@@ -11,10 +11,12 @@ use chrono::Utc;
 use clap::Subcommand;
 use serde_json::json;
 
+use super::backend::Backend;
 use super::table::{Cell, Tone, render};
 use super::{CliError, input_error, load_config};
 use crate::config::Config;
 use crate::registry::{LiveState, SyncReport, sync};
+use crate::service::inventory as ops;
 use crate::store::{CertRecord, CertStatus, SledStore, Store};
 
 #[derive(Debug, Subcommand)]
@@ -129,70 +131,59 @@ fn print_errors(errors: &[InventoryError]) {
 }
 
 fn add(cfg: &Config, file: &Path, replace: bool, json: bool) -> Result<ExitCode, CliError> {
+    // Read here, with the caller's permissions; the daemon is sent the content.
     let bytes = std::fs::read(file)
         .map_err(|e| input_error(format!("{}: cannot read the file: {e}", file.display())))?;
     let Some(file_name) = file
         .file_name()
         .filter(|_| file.extension().is_some_and(|e| e == "toml"))
+        .and_then(|n| n.to_str())
     else {
         return Err(input_error(format!(
             "{}: inventory files must end in .toml",
             file.display()
         )));
     };
-    let dest = cfg.inventory_dir.join(file_name);
-    let in_place = same_file(file, &dest);
-    let mut files = other_inventory_files(cfg, &[file.to_path_buf(), dest.clone()]);
-    files.push(file.to_path_buf());
-    let report = load_files(&files, &full_checks(cfg));
-    let errors: Vec<InventoryError> = report
-        .errors
-        .into_iter()
-        .filter(|e| same_file(&e.location().file, file))
-        .collect();
-    if !errors.is_empty() {
-        print_errors(&errors);
-        eprintln!(
-            "{}: not added ({} error{})",
-            file.display(),
-            errors.len(),
-            if errors.len() == 1 { "" } else { "s" }
-        );
-        return Ok(ExitCode::from(2));
-    }
-    let names: Vec<String> = report
-        .entries
-        .iter()
-        .filter(|e| same_file(&e.source, file))
-        .map(|e| e.name.to_string())
-        .collect();
-    if !in_place {
-        if dest.exists()
-            && !replace
-            && std::fs::read(&dest).ok().as_deref() != Some(bytes.as_slice())
-        {
-            return Err(input_error(format!(
-                "{} already exists in the inventory directory; pass --replace to overwrite it",
-                dest.display()
-            )));
+    let content = String::from_utf8(bytes)
+        .map_err(|_| input_error(format!("{}: not UTF-8 text", file.display())))?;
+    let backend = Backend::choose(cfg.clone());
+    let added = backend.call::<ops::Add>(ops::AddArgs {
+        shown_as: file.to_path_buf(),
+        file_name: file_name.to_string(),
+        content,
+        replace,
+    })?;
+    let (dest, entries, registered, updated) = match added {
+        ops::Added::Rejected { errors } => {
+            for e in &errors {
+                eprintln!("error: {e}");
+            }
+            eprintln!(
+                "{}: not added ({} error{})",
+                file.display(),
+                errors.len(),
+                if errors.len() == 1 { "" } else { "s" }
+            );
+            return Ok(ExitCode::from(2));
         }
-        certresponder_inventory::fs::create_dir_with_mode(&cfg.inventory_dir, 0o755)
-            .with_context(|| format!("creating {}", cfg.inventory_dir.display()))?;
-        certresponder_inventory::fs::write_atomic(&dest, &bytes, 0o644)
-            .with_context(|| format!("installing {}", dest.display()))?;
-    }
-    let store = open_store(cfg)?;
-    let sync_report = sync(&store, cfg, Utc::now())?;
+        ops::Added::Added {
+            installed_as,
+            entries,
+            registered,
+            updated,
+        } => (installed_as, entries, registered, updated),
+    };
     if json {
+        let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
         println!(
             "{}",
             serde_json::to_string_pretty(&json!({
                 "file": file,
                 "installed_as": dest,
                 "entries": names,
-                "registered": sync_report.registered,
-                "updated": sync_report.updated,
-                "new_bundles": sync_report.new_bundles.iter().map(|(n, b)| json!({"name": n, "bundle": b})).collect::<Vec<_>>(),
+                "registered": registered,
+                "updated": updated,
+                "new_bundles": entries.iter().filter_map(|e| e.bundle.as_ref().map(|b| json!({"name": e.name, "bundle": b}))).collect::<Vec<_>>(),
             }))?
         );
     } else {
@@ -200,24 +191,16 @@ fn add(cfg: &Config, file: &Path, replace: bool, json: bool) -> Result<ExitCode,
             "added {} as {} ({} certificate{})",
             file.display(),
             dest.display(),
-            names.len(),
-            if names.len() == 1 { "" } else { "s" }
+            entries.len(),
+            if entries.len() == 1 { "" } else { "s" }
         );
-        for name in &names {
-            let state = if sync_report.registered.contains(name) {
-                "registered"
-            } else if sync_report.updated.contains(name) {
-                "updated"
-            } else {
-                "unchanged"
-            };
-            let bundle = sync_report
-                .new_bundles
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, b)| format!(", bundle {b} recorded"))
+        for e in &entries {
+            let bundle = e
+                .bundle
+                .as_ref()
+                .map(|b| format!(", bundle {b} recorded"))
                 .unwrap_or_default();
-            println!("  {name}: {state}{bundle}");
+            println!("  {}: {}{bundle}", e.name, e.state);
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -635,48 +618,11 @@ fn show(cfg: &Config, name: &str, json: bool) -> Result<ExitCode, CliError> {
 }
 
 fn remove(cfg: &Config, name: &str, json: bool) -> Result<ExitCode, CliError> {
-    let store = open_store(cfg)?;
-    sync(&store, cfg, Utc::now())?;
-    let rec = match store.get_cert(name)? {
-        Some(r) if r.status == CertStatus::Active => r,
-        Some(_) => {
-            return Err(input_error(format!(
-                "`{name}` is already removed from the inventory"
-            )));
-        }
-        None => return Err(unknown_name(&store, name)?),
-    };
-    let source = rec.entry.source.clone();
-    let text = std::fs::read_to_string(&source)
-        .with_context(|| format!("reading {}", source.display()))?;
-    let mut doc: toml_edit::DocumentMut = text
-        .parse()
-        .map_err(|e| input_error(format!("{}: not valid TOML: {e}", source.display())))?;
-    let remaining = {
-        let certs = doc
-            .get_mut("cert")
-            .and_then(|c| c.as_array_of_tables_mut())
-            .ok_or_else(|| input_error(format!("{}: has no [[cert]] entries", source.display())))?;
-        let index = certs
-            .iter()
-            .position(|t| t.get("name").and_then(|n| n.as_str()) == Some(name))
-            .ok_or_else(|| {
-                input_error(format!(
-                    "{}: no [[cert]] entry named `{name}`",
-                    source.display()
-                ))
-            })?;
-        certs.remove(index);
-        certs.len()
-    };
-    if remaining == 0 {
-        std::fs::remove_file(&source).with_context(|| format!("removing {}", source.display()))?;
-    } else {
-        certresponder_inventory::fs::write_atomic(&source, doc.to_string().as_bytes(), 0o644)
-            .with_context(|| format!("rewriting {}", source.display()))?;
-    }
-    let report = sync(&store, cfg, Utc::now())?;
-    let kept = store.bundles(name)?.len();
+    let backend = Backend::choose(cfg.clone());
+    let r = backend.call::<ops::Remove>(ops::RemoveArgs {
+        name: name.to_string(),
+    })?;
+    let (source, remaining, kept) = (&r.file, usize::from(!r.file_deleted), r.bundles_kept);
     if json {
         println!(
             "{}",
@@ -685,7 +631,7 @@ fn remove(cfg: &Config, name: &str, json: bool) -> Result<ExitCode, CliError> {
                 "file": source,
                 "file_deleted": remaining == 0,
                 "bundles_kept": kept,
-                "marked_removed": report.removed.contains(&name.to_string()),
+                "marked_removed": r.marked_removed,
             }))?
         );
     } else {

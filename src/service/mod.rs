@@ -15,6 +15,7 @@ pub mod audit;
 mod error;
 pub mod govern;
 pub mod history;
+pub mod inventory;
 pub mod ops;
 pub mod respond;
 pub mod scan;

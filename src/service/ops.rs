@@ -68,6 +68,8 @@ ops!(
     super::respond::Respond,
     super::respond::RespondDryRun,
     super::history::History,
+    super::inventory::Add,
+    super::inventory::Remove,
     super::scan::Scan,
     super::govern::BreakerStatusOp,
     super::govern::BreakerReset,

@@ -1,0 +1,263 @@
+//! Changing the inventory: add a file to the inventory directory, take an entry out. The
+//! caller's file travels as content (read with the caller's permissions), so the daemon is
+//! never handed a path to read on someone else's behalf.
+
+use std::path::{Path, PathBuf};
+
+use certresponder_inventory::{LoadOptions, did_you_mean, inventory_files, load_files};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+
+use super::{Ctx, Op, Service, ServiceError};
+use crate::registry::sync;
+use crate::store::{CertStatus, Store};
+
+/// `inventory add FILE [--replace]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddArgs {
+    /// The file as the caller named it (for messages).
+    pub shown_as: PathBuf,
+    /// Its name in the inventory directory (ends in `.toml`).
+    pub file_name: String,
+    /// Its content.
+    pub content: String,
+    /// Overwrite a different file of the same name.
+    pub replace: bool,
+}
+
+/// A certificate of an added file, and what registering it did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddedEntry {
+    /// The inventory name.
+    pub name: String,
+    /// `registered`, `updated` or `unchanged`.
+    pub state: String,
+    /// The bundle recorded from its files, if a new one was.
+    pub bundle: Option<String>,
+}
+
+/// What adding a file did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Added {
+    /// Installed and registered.
+    Added {
+        /// Where it was installed.
+        installed_as: PathBuf,
+        /// Its entries.
+        entries: Vec<AddedEntry>,
+        /// Names registered for the first time (by the whole sync).
+        registered: Vec<String>,
+        /// Names whose entry changed.
+        updated: Vec<String>,
+    },
+    /// Not added: what is wrong with it, each naming the file, entry and field.
+    Rejected {
+        /// The errors.
+        errors: Vec<String>,
+    },
+}
+
+/// Validates a file against the rest of the inventory and installs it.
+pub struct Add;
+
+fn full_checks(svc: &Service) -> LoadOptions {
+    LoadOptions {
+        check_files: true,
+        known_issuers: Some(svc.config().issuer_ids()),
+    }
+}
+
+impl Op for Add {
+    const NAME: &'static str = "inventory_add";
+    const CHANGES: bool = true;
+    type Args = AddArgs;
+    type Output = Added;
+
+    fn run(svc: &Service, _ctx: &Ctx<'_>, args: AddArgs) -> Result<Added, ServiceError> {
+        let cfg = svc.config();
+        let name = Path::new(&args.file_name);
+        if name.components().count() != 1
+            || name.extension().is_none_or(|e| e != "toml")
+            || args.file_name.starts_with('.')
+        {
+            return Err(ServiceError::Input(format!(
+                "{}: inventory files must end in .toml",
+                args.shown_as.display()
+            )));
+        }
+        let dir = &cfg.inventory_dir;
+        certresponder_inventory::fs::create_dir_with_mode(dir, 0o755)
+            .map_err(|e| ServiceError::Failed(format!("creating {}: {e}", dir.display())))?;
+        let dest = dir.join(name);
+        // The candidate is checked beside the other files under a hidden name, which the
+        // loader and a reload pass over.
+        let candidate = dir.join(format!(".{}.adding-{}", args.file_name, std::process::id()));
+        certresponder_inventory::fs::write_atomic(&candidate, args.content.as_bytes(), 0o600)
+            .map_err(|e| ServiceError::Failed(format!("writing {}: {e}", candidate.display())))?;
+        let mut files: Vec<PathBuf> = inventory_files(dir)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|f| f != &dest)
+            .collect();
+        files.push(candidate.clone());
+        let report = load_files(&files, &full_checks(svc));
+        let _ = std::fs::remove_file(&candidate);
+        let shown = args.shown_as.display().to_string();
+        let errors: Vec<String> = report
+            .errors
+            .iter()
+            .filter(|e| e.location().file == candidate)
+            .map(|e| {
+                e.to_string()
+                    .replace(&candidate.display().to_string(), &shown)
+            })
+            .collect();
+        if !errors.is_empty() {
+            return Ok(Added::Rejected { errors });
+        }
+        let names: Vec<String> = report
+            .entries
+            .iter()
+            .filter(|e| e.source == candidate)
+            .map(|e| e.name.to_string())
+            .collect();
+        let existing = std::fs::read(&dest).ok();
+        if existing.is_some()
+            && !args.replace
+            && existing.as_deref() != Some(args.content.as_bytes())
+        {
+            return Err(ServiceError::Input(format!(
+                "{} already exists in the inventory directory; pass --replace to overwrite it",
+                dest.display()
+            )));
+        }
+        if existing.as_deref() != Some(args.content.as_bytes()) {
+            certresponder_inventory::fs::write_atomic(&dest, args.content.as_bytes(), 0o644)
+                .map_err(|e| ServiceError::Failed(format!("installing {}: {e}", dest.display())))?;
+        }
+        let r = sync(svc.store(), cfg, Utc::now())?;
+        let entries = names
+            .iter()
+            .map(|n| AddedEntry {
+                name: n.clone(),
+                state: if r.registered.contains(n) {
+                    "registered"
+                } else if r.updated.contains(n) {
+                    "updated"
+                } else {
+                    "unchanged"
+                }
+                .into(),
+                bundle: r
+                    .new_bundles
+                    .iter()
+                    .find(|(b, _)| b == n)
+                    .map(|(_, b)| b.clone()),
+            })
+            .collect();
+        Ok(Added::Added {
+            installed_as: dest,
+            entries,
+            registered: r.registered,
+            updated: r.updated,
+        })
+    }
+}
+
+/// `inventory remove NAME`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RemoveArgs {
+    /// The inventory name.
+    pub name: String,
+}
+
+/// What taking an entry out did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Removed {
+    /// The name.
+    pub removed: String,
+    /// The file it was in.
+    pub file: PathBuf,
+    /// Whether the file was deleted (it held no other entry).
+    pub file_deleted: bool,
+    /// Bundles kept in the store.
+    pub bundles_kept: usize,
+    /// Whether the store marked it removed.
+    pub marked_removed: bool,
+}
+
+/// "no certificate named `x` is registered", with a suggestion.
+pub fn unknown_name(store: &dyn Store, name: &str) -> ServiceError {
+    let names: Vec<String> = store
+        .list_certs()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| r.entry.name.to_string())
+        .collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let hint = did_you_mean(name, &refs)
+        .map(|s| format!("; did you mean `{s}`?"))
+        .unwrap_or_default();
+    ServiceError::Input(format!("no certificate named `{name}` is registered{hint}"))
+}
+
+/// Takes an entry out of its inventory file; its history stays in the store.
+pub struct Remove;
+
+impl Op for Remove {
+    const NAME: &'static str = "inventory_remove";
+    const CHANGES: bool = true;
+    type Args = RemoveArgs;
+    type Output = Removed;
+
+    fn run(svc: &Service, _ctx: &Ctx<'_>, args: RemoveArgs) -> Result<Removed, ServiceError> {
+        let (store, cfg, name) = (svc.store(), svc.config(), args.name.as_str());
+        sync(store, cfg, Utc::now())?;
+        let rec = match store.get_cert(name)? {
+            Some(r) if r.status == CertStatus::Active => r,
+            Some(_) => {
+                return Err(ServiceError::Input(format!(
+                    "`{name}` is already removed from the inventory"
+                )));
+            }
+            None => return Err(unknown_name(store, name)),
+        };
+        let source = rec.entry.source.clone();
+        let at = source.display();
+        let text = std::fs::read_to_string(&source)
+            .map_err(|e| ServiceError::Failed(format!("reading {at}: {e}")))?;
+        let mut doc: toml_edit::DocumentMut = text
+            .parse()
+            .map_err(|e| ServiceError::Input(format!("{at}: not valid TOML: {e}")))?;
+        let remaining = {
+            let certs = doc
+                .get_mut("cert")
+                .and_then(|c| c.as_array_of_tables_mut())
+                .ok_or_else(|| ServiceError::Input(format!("{at}: has no [[cert]] entries")))?;
+            let index = certs
+                .iter()
+                .position(|t| t.get("name").and_then(|n| n.as_str()) == Some(name))
+                .ok_or_else(|| {
+                    ServiceError::Input(format!("{at}: no [[cert]] entry named `{name}`"))
+                })?;
+            certs.remove(index);
+            certs.len()
+        };
+        if remaining == 0 {
+            std::fs::remove_file(&source)
+                .map_err(|e| ServiceError::Failed(format!("removing {at}: {e}")))?;
+        } else {
+            certresponder_inventory::fs::write_atomic(&source, doc.to_string().as_bytes(), 0o644)
+                .map_err(|e| ServiceError::Failed(format!("rewriting {at}: {e}")))?;
+        }
+        let report = sync(store, cfg, Utc::now())?;
+        Ok(Removed {
+            removed: name.to_string(),
+            bundles_kept: store.bundles(name)?.len(),
+            marked_removed: report.removed.iter().any(|n| n == name),
+            file: source,
+            file_deleted: remaining == 0,
+        })
+    }
+}

@@ -1169,6 +1169,20 @@ const INCIDENT: &[(&[&str], i32)] = &[
     (&["inventory", "remove", "gamma"], 0),
     (&["inventory", "remove", "gamma", "--json"], 2),
     (&["history", "delta", "--json"], 0),
+    (
+        &[
+            "blocklist",
+            "import",
+            "{home}/new/known.txt",
+            "--format",
+            "spki",
+        ],
+        0,
+    ),
+    (&["blocklist", "import", "{home}/new/nosuch.txt"], 2),
+    (&["blocklist", "list"], 0),
+    (&["blocklist", "remove", "known"], 0),
+    (&["blocklist", "remove", "known", "--json"], 2),
 ];
 
 /// Runs [`INCIDENT`] in a new home, through a running daemon or not; returns what each
@@ -1205,6 +1219,7 @@ fn incident(through_daemon: bool) -> Story {
             .join("\n"),
     )
     .unwrap();
+    std::fs::write(d.path("new/known.txt"), format!("{}\n", "ab".repeat(32))).unwrap();
     let notify = Notify::bind(d.path("notify.sock"));
     let daemon = through_daemon.then(|| {
         let daemon = d.start(&notify, &[]);

@@ -7,14 +7,17 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use certresponder_inventory::inspect::{self, Object};
-use chrono::Utc;
 use clap::Subcommand;
 use serde::Serialize;
 use serde_json::json;
 
+use base64::Engine as _;
+
 use super::analyze::FINDINGS_FOUND;
+use super::backend::Backend;
 use super::table::{Cell, render};
 use super::{CliError, input_error, load_config};
+use crate::service::blocklist as ops;
 use crate::signals::Finding;
 use crate::signals::exposure::blocklist::{
     self, BlocklistError, Blocklists, Format, Hit, object_key,
@@ -85,8 +88,21 @@ pub(crate) fn run(cmd: BlocklistCommand, config: Option<&Path>) -> Result<ExitCo
             let format = format
                 .map(|f| f.parse::<Format>().map_err(input_error))
                 .transpose()?;
-            let imported = blocklist::import(&cfg, &file, format, name.as_deref(), Utc::now())
-                .map_err(|e| import_error(e, &file))?;
+            // Read here, with the caller's permissions; whoever owns the state directory
+            // (the daemon, while it runs) stores it.
+            let bytes = std::fs::read(&file).map_err(|source| {
+                input_error(BlocklistError::Io {
+                    path: file.clone(),
+                    source,
+                })
+            })?;
+            let source = std::path::absolute(&file).unwrap_or_else(|_| file.clone());
+            let imported = Backend::choose(cfg).call::<ops::Import>(ops::ImportArgs {
+                source,
+                content_b64: base64::engine::general_purpose::STANDARD.encode(bytes),
+                format,
+                name,
+            })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&imported)?);
             } else {
@@ -135,10 +151,8 @@ pub(crate) fn run(cmd: BlocklistCommand, config: Option<&Path>) -> Result<ExitCo
             Ok(ExitCode::SUCCESS)
         }
         BlocklistCommand::Remove { name, json } => {
-            let removed = blocklist::remove(&cfg, &name).map_err(|e| match e {
-                BlocklistError::NotFound { .. } => input_error(e),
-                other => CliError::Failure(other.into()),
-            })?;
+            let removed =
+                Backend::choose(cfg.clone()).call::<ops::Remove>(ops::RemoveArgs { name })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&removed)?);
             } else {
@@ -155,17 +169,6 @@ pub(crate) fn run(cmd: BlocklistCommand, config: Option<&Path>) -> Result<ExitCo
             let lists = blocklist::load_all(&cfg)?;
             check(&files, &lists, json)
         }
-    }
-}
-
-/// Errors about the imported file are input errors; those about the state directory are
-/// failures.
-fn import_error(e: BlocklistError, file: &Path) -> CliError {
-    match &e {
-        BlocklistError::Io { path, .. } | BlocklistError::Index { path, .. } if path != file => {
-            CliError::Failure(e.into())
-        }
-        _ => input_error(e),
     }
 }
 

@@ -12,6 +12,7 @@
 //! renders a local run. [`dispatch`] is the one table of them.
 
 pub mod audit;
+pub mod blocklist;
 mod error;
 pub mod govern;
 pub mod history;

@@ -75,6 +75,8 @@ ops!(
     super::govern::BreakerReset,
     super::audit::Verify,
     super::audit::Export,
+    super::blocklist::Import,
+    super::blocklist::Remove,
 );
 
 #[cfg(test)]

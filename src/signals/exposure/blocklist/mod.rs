@@ -22,7 +22,9 @@ use serde::Serialize;
 use serde_json::json;
 
 pub use format::{Format, detect, parse};
-pub use store::{Imported, ListInfo, check_name, default_name, dir, import, list, load, remove};
+pub use store::{
+    Imported, ListInfo, check_name, default_name, dir, import, import_bytes, list, load, remove,
+};
 pub use table::{Table, TableError};
 
 use super::identity::KeyIds;

@@ -155,7 +155,7 @@ pub fn default_name(path: &Path) -> Option<String> {
 }
 
 /// What an import did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Imported {
     /// The list, as now indexed.
     pub list: ListInfo,
@@ -174,6 +174,23 @@ pub fn import(
     name: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Imported, BlocklistError> {
+    let bytes = std::fs::read(path).map_err(|source| BlocklistError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    import_bytes(cfg, path, bytes, format, name, now)
+}
+
+/// [`import`] of a list whose content was read elsewhere (by the command, with its
+/// caller's permissions); `path` names it in messages and in the index.
+pub fn import_bytes(
+    cfg: &Config,
+    path: &Path,
+    bytes: Vec<u8>,
+    format: Option<Format>,
+    name: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Imported, BlocklistError> {
     let name = match name {
         Some(n) => {
             check_name(n)?;
@@ -184,10 +201,6 @@ pub fn import(
             message: "no list name can be made from the file name; give --name".into(),
         })?,
     };
-    let bytes = std::fs::read(path).map_err(|source| BlocklistError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
     let (format, detected) = match format {
         Some(f) => (f, false),
         None => (format::detect(path, &bytes)?, true),

@@ -91,7 +91,7 @@ pub(crate) fn open_store(cfg: &Config) -> Result<SledStore, CliError> {
             if e.to_string().contains("in use by") && super::remote::daemon_running(cfg) =>
         {
             Err(CliError::Failure(anyhow::anyhow!(
-                "the database is in use by the running daemon; use the commands that go through its control socket (cases, approve, deny, rollback, signals, inventory list, distrust, status) or stop it"
+                "the database is in use by the running daemon and this command needs it itself; stop the daemon to run it (report-compromise, reissue, respond, scan, approve, deny, rollback, history, breaker, audit, inventory add and remove, blocklist import and remove go through the daemon)"
             )))
         }
         Err(e) => Err(e.into()),

@@ -1152,6 +1152,51 @@ const INCIDENT: &[(&[&str], i32)] = &[
     (&["audit", "verify"], 0),
     (&["audit", "verify", "--head", "nonsense"], 2),
     (&["audit", "export", "--cert", "beta"], 0),
+    (
+        &["report-compromise", "held", "--evidence", "seen in a log"],
+        0,
+    ),
+    (&["approve", "{waiting}"], 0),
+    (&["approve", "{waiting}"], 2),
+    (
+        &[
+            "report-compromise",
+            "held",
+            "--evidence",
+            "seen again",
+            "--json",
+        ],
+        0,
+    ),
+    (
+        &["deny", "{waiting}", "--reason", "a false alarm", "--json"],
+        0,
+    ),
+    (&["deny", "{waiting}", "--reason", "twice"], 2),
+    (&["cases", "list"], 0),
+    (&["cases", "list", "--json"], 0),
+    (&["cases", "show", "{last}"], 0),
+    (&["cases", "show", "{last}", "--json"], 0),
+    (&["cases", "show", "999"], 2),
+    (&["rollback", "gamma"], 0),
+    (&["rollback", "beta", "--json"], 0),
+    (&["rollback", "nosuch", "--json"], 2),
+    (&["signals"], 0),
+    (&["signals", "--all", "--json"], 0),
+    (
+        &[
+            "signals",
+            "suppress",
+            "{signal}",
+            "--until",
+            "2099-01-01",
+            "--reason",
+            "known",
+        ],
+        0,
+    ),
+    (&["inventory", "list"], 0),
+    (&["inventory", "list", "--all", "--json"], 0),
     (&["inventory", "add", "{home}/new/delta.toml"], 0),
     (&["inventory", "add", "{home}/new/delta.toml", "--json"], 0),
     (&["inventory", "add", "{home}/new/bad.toml"], 2),
@@ -1180,11 +1225,20 @@ const INCIDENT: &[(&[&str], i32)] = &[
 /// cert).
 fn incident(through_daemon: bool) -> Story {
     let d = DaemonHome::new();
+    let mut policy = String::from_utf8(d.status(&["policy", "show-default"], 0).stdout).unwrap();
+    let first_rule = policy.find("[[rule]]").unwrap();
+    policy.insert_str(
+        first_rule,
+        &HOLD_RULE.replace("action = \"reissue\"", "action = \"revoke_reissue\""),
+    );
+    std::fs::write(d.path("policy.toml"), policy).unwrap();
+    d.write_config("policy = \"policy.toml\"", "");
     let entries: Vec<(PathBuf, PathBuf)> = ["alpha", "beta", "gamma"]
         .iter()
         .map(|n| d.add_entry(n, &["prod"]))
         .collect();
-    for n in ["alpha", "beta", "gamma"] {
+    d.add_entry("held", &["hold"]);
+    for n in ["alpha", "beta", "gamma", "held"] {
         d.reissue(n);
     }
     // An RSA-1024 key the scan finds and `respond` replaces.
@@ -1219,7 +1273,30 @@ fn incident(through_daemon: bool) -> Story {
     let mut seen = Vec::new();
     let home = d.home.dir.path().display().to_string();
     for (args, status) in INCIDENT {
-        let args: Vec<String> = args.iter().map(|a| a.replace("{home}", &home)).collect();
+        let cases = d.cases();
+        let newest = |pick: &dyn Fn(&Value) -> bool| {
+            cases
+                .iter()
+                .filter(|c| pick(c))
+                .map(|c| c["id"].as_u64().unwrap())
+                .max()
+                .map_or_else(|| "0".to_string(), |id| id.to_string())
+        };
+        let waiting = newest(&|c| c["state"] == "awaiting_approval");
+        let last = newest(&|_| true);
+        let signal = d.json(&["signals", "--all", "--json"], 0)[0]["id"]
+            .as_str()
+            .unwrap_or("none")
+            .to_string();
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| {
+                a.replace("{home}", &home)
+                    .replace("{waiting}", &waiting)
+                    .replace("{last}", &last)
+                    .replace("{signal}", &signal)
+            })
+            .collect();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = d.run(&args);
         assert_eq!(
@@ -1277,8 +1354,9 @@ fn incident_commands_do_the_same_with_and_without_the_daemon() {
         let daemon = s.spawn(|| incident(true));
         (local.join().unwrap(), daemon.join().unwrap())
     });
-    // The compromised key and the reissued certificate were replaced; gamma was not.
-    assert_eq!(local.1, [true, true, false]);
+    // The compromised key was replaced; beta was reissued, then rolled back to where it
+    // started; gamma was rolled back to its first certificate.
+    assert_eq!(local.1, [true, false, true]);
     assert_eq!(daemon.1, local.1);
     for (l, r) in local.0.iter().zip(&daemon.0) {
         assert_eq!(

@@ -8,18 +8,14 @@ use chrono::{DateTime, Utc};
 use clap::Subcommand;
 use serde_json::json;
 
-mod rollback;
-
-pub(crate) use rollback::{RollbackArgs, rollback, rollback_checked, run_rollback};
-
-use super::inventory::open_store;
+use super::backend::Backend;
 use super::table::{Cell, Tone, render};
-use super::{CliError, input_error, load_config};
-use crate::audit::{self, AuditRecord};
+use super::{CliError, load_config};
+use crate::audit::AuditRecord;
 use crate::govern::{human_duration, rule_place};
 use crate::respond::case::{Case, CaseState, StepOutcome};
+use crate::service::cases::{self as ops, within_deadline};
 use crate::signals::Signal;
-use crate::store::Store;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum CasesCommand {
@@ -99,37 +95,15 @@ pub(crate) fn summary_table(cases: &[Case]) -> String {
 }
 
 pub(crate) fn run_cases(cmd: CasesCommand, config: Option<&Path>) -> Result<ExitCode, CliError> {
-    let cfg = load_config(config)?;
-    let remote = super::remote::daemon_running(&cfg);
+    let backend = Backend::choose(load_config(config)?);
     match cmd {
         CasesCommand::List { json } => {
-            if remote {
-                let shown: Vec<serde_json::Value> = super::remote::get_as(&cfg, "/v1/cases")?;
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&shown)?);
-                    return Ok(ExitCode::SUCCESS);
-                }
-                let cases = shown
-                    .into_iter()
-                    .map(serde_json::from_value)
-                    .collect::<Result<Vec<Case>, _>>()
-                    .map_err(|e| {
-                        anyhow::anyhow!("the daemon's list of cases cannot be read: {e}")
-                    })?;
-                print_case_list(&cases, false)?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            let store = open_store(&cfg)?;
-            print_case_list(&sorted_cases(&store)?, json)?;
+            let list = backend.call::<ops::List>(ops::NoArgs {})?;
+            print_case_list(&list.cases, json)?;
             Ok(ExitCode::SUCCESS)
         }
         CasesCommand::Show { case, json } => {
-            let detail = if remote {
-                CaseDetail::from_json(super::remote::get_as(&cfg, &format!("/v1/cases/{case}"))?)?
-            } else {
-                let store = open_store(&cfg)?;
-                CaseDetail::load(&store, case)?.ok_or_else(|| no_case(case))?
-            };
+            let detail = backend.call::<ops::Show>(ops::CaseArgs { case })?;
             if detail.unreadable > 0 {
                 eprintln!(
                     "warning: {} audit record{} cannot be read; run `certresponder audit verify`",
@@ -150,23 +124,47 @@ pub(crate) fn run_cases(cmd: CasesCommand, config: Option<&Path>) -> Result<Exit
     }
 }
 
-/// The refusal for a case number that does not exist.
-pub(crate) fn no_case(case: u64) -> CliError {
-    input_error(format!(
-        "there is no case {case} (see `certresponder cases list`)"
-    ))
+/// `rollback` arguments.
+#[derive(Debug, clap::Args)]
+pub(crate) struct RollbackArgs {
+    /// The certificate's inventory name
+    name: String,
+    /// The bundle to restore (an id or a unique prefix; default: the latest earlier bundle
+    /// that is not revoked)
+    #[arg(long, value_name = "BUNDLE")]
+    to: Option<String>,
+    /// Restore even a revoked bundle
+    #[arg(long)]
+    force: bool,
+    /// Machine-readable output
+    #[arg(long)]
+    json: bool,
 }
 
-/// Every case, running and failed first, then newest first.
-pub(crate) fn sorted_cases(store: &dyn Store) -> Result<Vec<Case>, CliError> {
-    let mut cases = store.list_cases()?;
-    cases.sort_by_key(|c| {
-        (
-            matches!(c.state, CaseState::Done | CaseState::Denied),
-            std::cmp::Reverse(c.id),
-        )
-    });
-    Ok(cases)
+/// `certresponder rollback NAME [--to BUNDLE] [--force]`: exit 0 when the bundle was
+/// restored, reloaded and verified, 1 otherwise.
+pub(crate) fn run_rollback(
+    args: RollbackArgs,
+    config: Option<&Path>,
+) -> Result<ExitCode, CliError> {
+    let backend = Backend::choose(load_config(config)?);
+    let done = backend.call::<ops::Rollback>(ops::RollbackArgs {
+        cert: args.name,
+        to: args.to,
+        force: args.force,
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&done)?);
+    } else if done.ok {
+        println!("{}: {}", done.cert, done.detail);
+    } else {
+        eprintln!("{}: {}", done.cert, done.detail);
+    }
+    Ok(if done.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Prints `cases list`: the table, or the cases as JSON without their keys.
@@ -210,109 +208,6 @@ pub(crate) fn print_results(
         }
     }
     Ok(super::respond::exit_for(cases, errors))
-}
-
-/// A case with its evidence: the signals it answers and the audit records about it and
-/// them (`cases show`).
-pub(crate) struct CaseDetail {
-    /// The case.
-    pub case: Case,
-    /// The signals it answers.
-    pub signals: Vec<Signal>,
-    /// The audit records about the case and its signals.
-    pub records: Vec<AuditRecord>,
-    /// Audit records that cannot be read.
-    pub unreadable: usize,
-}
-
-/// The field of [`CaseDetail::json`] that carries the count of unreadable audit records
-/// over the control socket (the CLI warns about them and does not print the field).
-pub(crate) const UNREADABLE_FIELD: &str = "audit_unreadable";
-
-impl CaseDetail {
-    /// Case `id` with its evidence; `None` when there is no such case.
-    pub(crate) fn load(store: &dyn Store, id: u64) -> Result<Option<Self>, CliError> {
-        let Some(c) = store.get_case(id)? else {
-            return Ok(None);
-        };
-        let signals: Vec<Signal> = c
-            .trigger
-            .signals
-            .iter()
-            .filter_map(|k| store.get_signal(k).ok().flatten())
-            .collect();
-        // The case's own records and those of the signals it answers.
-        let (records, unreadable) = audit::readable_records(store)?;
-        let records: Vec<AuditRecord> = records
-            .into_iter()
-            .filter(|r| {
-                r.case == Some(c.id)
-                    || r.kind == "signal"
-                        && r.data["dedup_key"]
-                            .as_str()
-                            .is_some_and(|k| c.trigger.signals.iter().any(|s| s == k))
-            })
-            .collect();
-        Ok(Some(Self {
-            case: c,
-            signals,
-            records,
-            unreadable,
-        }))
-    }
-
-    /// `cases show --json`: the case without its key, with its evidence.
-    pub(crate) fn json(&self) -> serde_json::Value {
-        let mut v = self.case.public_json();
-        if let Some(obj) = v.as_object_mut() {
-            obj.insert(
-                "evidence".into(),
-                json!({
-                    "signals": self.signals,
-                    "audit": self.records,
-                    "within_deadline": within_deadline(&self.case),
-                }),
-            );
-        }
-        v
-    }
-
-    /// What the control socket answers: [`CaseDetail::json`] and the count of unreadable
-    /// audit records.
-    pub(crate) fn to_wire(&self) -> serde_json::Value {
-        let mut v = self.json();
-        if let Some(obj) = v.as_object_mut() {
-            obj.insert(UNREADABLE_FIELD.into(), json!(self.unreadable));
-        }
-        v
-    }
-
-    /// Reads what [`CaseDetail::to_wire`] made.
-    pub(crate) fn from_json(mut v: serde_json::Value) -> Result<Self, CliError> {
-        let bad = |e: serde_json::Error| anyhow::anyhow!("the daemon's case cannot be read: {e}");
-        let unreadable = v
-            .as_object_mut()
-            .and_then(|o| o.remove(UNREADABLE_FIELD))
-            .and_then(|n| n.as_u64())
-            .and_then(|n| usize::try_from(n).ok())
-            .unwrap_or(0);
-        let evidence = v
-            .as_object_mut()
-            .and_then(|o| o.remove("evidence"))
-            .unwrap_or_default();
-        Ok(Self {
-            case: serde_json::from_value(v).map_err(bad)?,
-            signals: serde_json::from_value(evidence["signals"].clone()).map_err(bad)?,
-            records: serde_json::from_value(evidence["audit"].clone()).map_err(bad)?,
-            unreadable,
-        })
-    }
-}
-
-/// Whether the case finished by its deadline (`None`: no deadline, or not finished).
-fn within_deadline(c: &Case) -> Option<bool> {
-    let deadline = c.deadline?;
-    matches!(c.state, CaseState::Done | CaseState::Failed).then_some(c.updated_at <= deadline)
 }
 
 /// "12m after detection" / "3h before the deadline".
@@ -535,7 +430,7 @@ pub(crate) fn run_history(
     json: bool,
     config: Option<&Path>,
 ) -> Result<ExitCode, CliError> {
-    let backend = super::backend::Backend::choose(load_config(config)?);
+    let backend = Backend::choose(load_config(config)?);
     let bundles =
         backend.call::<crate::service::history::History>(crate::service::history::HistoryArgs {
             name: name.to_string(),

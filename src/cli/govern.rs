@@ -4,18 +4,15 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use chrono::Utc;
 use clap::{Args, Subcommand};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::respond::{deliver_pending, govern_error, governor, identity, run_and_print, runtime};
+use super::backend::Backend;
 use super::table::{Cell, Tone, render};
 use super::{CliError, input_error, load_config};
-use crate::config::Config;
-use crate::govern::approvals::Approved;
 use crate::govern::human_duration;
 use crate::respond::case::Case;
+use crate::service::cases;
 use crate::service::govern as ops;
 
 /// `approve` arguments.
@@ -57,140 +54,62 @@ pub(crate) enum BreakerCommand {
 }
 
 pub(crate) fn run_approve(args: ApproveArgs, config: Option<&Path>) -> Result<ExitCode, CliError> {
-    let cfg = load_config(config)?;
-    if super::remote::daemon_running(&cfg) {
-        return approve_remote(&cfg, &args);
-    }
-    let gov = governor(&cfg)?;
-    let who = identity()?;
-    let approved = gov
-        .approve(args.case, &who, Utc::now())
-        .map_err(govern_error)?;
-    if !approved.runnable {
-        print_approved(
-            &ApprovedReply::new(&approved, who.to_string(), None),
-            args.json,
-        )?;
-        let rt = runtime()?;
-        rt.block_on(deliver_pending(gov.engine()));
-        return Ok(ExitCode::SUCCESS);
-    }
-    if !args.json {
-        println!("case {}: approved by {who}; running it", approved.case);
-    }
-    run_and_print(gov.engine(), &[approved.case], args.json)
-}
-
-/// What the control socket answers to an approval: [`Approved`]'s fields, who approved,
-/// and whether the daemon could start a case that became runnable.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct ApprovedReply {
-    /// The case.
-    pub case: u64,
-    /// Whether the case may now run (every approval it needs is in).
-    pub runnable: bool,
-    /// Approvals still needed.
-    pub still_needed: usize,
-    /// Who approved, as the daemon knows them.
-    pub by: String,
-    /// Why the daemon did not start a runnable case (it is stopping): the case resumes
-    /// when it starts again.
-    #[serde(default)]
-    pub not_started: Option<String>,
-}
-
-impl ApprovedReply {
-    /// The reply for `approved`, by `by`.
-    pub(crate) fn new(approved: &Approved, by: String, not_started: Option<String>) -> Self {
-        Self {
-            case: approved.case,
-            runnable: approved.runnable,
-            still_needed: approved.still_needed,
-            by,
-            not_started,
+    let backend = Backend::choose(load_config(config)?);
+    let out = backend.call::<cases::Approve>(cases::CaseArgs { case: args.case })?;
+    let Some(ran) = out.ran else {
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json!({
+                    "case": out.case,
+                    "runnable": out.runnable,
+                    "still_needed": out.still_needed,
+                }))?
+            );
+        } else {
+            println!(
+                "case {}: approved by {}; {} more approval{} from a different person needed",
+                out.case,
+                out.by,
+                out.still_needed,
+                if out.still_needed == 1 { "" } else { "s" }
+            );
         }
-    }
-}
-
-/// `approve` through the running daemon: it records the approval as the user at the other
-/// end of its socket and runs the case; this waits for the case to end, as `approve` does
-/// when it runs the case itself.
-fn approve_remote(cfg: &Config, args: &ApproveArgs) -> Result<ExitCode, CliError> {
-    let reply: ApprovedReply =
-        super::remote::post_as(cfg, &format!("/v1/cases/{}/approve", args.case), &json!({}))?;
-    if !reply.runnable {
-        print_approved(&reply, args.json)?;
+        print_pending(out.notifications_pending);
         return Ok(ExitCode::SUCCESS);
-    }
-    if let Some(why) = &reply.not_started {
-        return Err(CliError::Failure(anyhow::anyhow!(
-            "case {}: approved by {}, but the daemon did not start it: {why}",
-            reply.case,
-            reply.by
-        )));
-    }
-    if !args.json {
-        println!("case {}: approved by {}; running it", reply.case, reply.by);
-    }
-    let case = super::remote::wait_for_case(cfg, reply.case)?;
-    super::cases::print_results(&[case], &[], args.json)
+    };
+    print_pending(ran.notifications_pending);
+    super::cases::print_results(&ran.cases, &ran.errors, args.json)
 }
 
-/// Prints an approval after which the case still waits.
-fn print_approved(a: &ApprovedReply, json: bool) -> Result<(), CliError> {
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "case": a.case,
-                "runnable": a.runnable,
-                "still_needed": a.still_needed,
-            }))?
-        );
-    } else {
-        println!(
-            "case {}: approved by {}; {} more approval{} from a different person needed",
-            a.case,
-            a.by,
-            a.still_needed,
-            if a.still_needed == 1 { "" } else { "s" }
+/// Says how many notifications stay queued.
+fn print_pending(pending: usize) {
+    if pending > 0 {
+        eprintln!(
+            "{pending} notification{} could not be delivered yet and stay queued",
+            if pending == 1 { "" } else { "s" }
         );
     }
-    Ok(())
 }
 
 pub(crate) fn run_deny(args: DenyArgs, config: Option<&Path>) -> Result<ExitCode, CliError> {
     if args.reason.trim().is_empty() {
         return Err(input_error("--reason must say why the case is denied"));
     }
-    let cfg = load_config(config)?;
-    if super::remote::daemon_running(&cfg) {
-        let shown: serde_json::Value = super::remote::post_as(
-            &cfg,
-            &format!("/v1/cases/{}/deny", args.case),
-            &json!({"reason": args.reason.trim()}),
-        )?;
-        if args.json {
-            println!("{}", serde_json::to_string_pretty(&shown)?);
-        } else {
-            let case: Case = serde_json::from_value(shown)
-                .map_err(|e| anyhow::anyhow!("the daemon's case cannot be read: {e}"))?;
-            print_denied(&case);
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    let gov = governor(&cfg)?;
-    let who = identity()?;
-    let case = gov
-        .deny(args.case, &who, args.reason.trim(), Utc::now())
-        .map_err(govern_error)?;
+    let backend = Backend::choose(load_config(config)?);
+    let denied = backend.call::<cases::Deny>(cases::DenyArgs {
+        case: args.case,
+        reason: args.reason,
+    })?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&case.public_json())?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&denied.case.public_json())?
+        );
     } else {
-        print_denied(&case);
+        print_denied(&denied.case);
     }
-    let rt = runtime()?;
-    rt.block_on(deliver_pending(gov.engine()));
+    print_pending(denied.notifications_pending);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -213,7 +132,7 @@ pub(crate) fn run_breaker(
     cmd: BreakerCommand,
     config: Option<&Path>,
 ) -> Result<ExitCode, CliError> {
-    let backend = super::backend::Backend::choose(load_config(config)?);
+    let backend = Backend::choose(load_config(config)?);
     match cmd {
         BreakerCommand::Status { json } => {
             let st = backend.call::<ops::BreakerStatusOp>(ops::NoArgs {})?;

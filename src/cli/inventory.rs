@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use certresponder_inventory::{
-    Bundle, InventoryError, LoadOptions, did_you_mean, inventory_files, load_files,
+    InventoryError, LoadOptions, did_you_mean, inventory_files, load_files,
 };
 use chrono::Utc;
 use clap::Subcommand;
@@ -15,9 +15,9 @@ use super::backend::Backend;
 use super::table::{Cell, Tone, render};
 use super::{CliError, input_error, load_config};
 use crate::config::Config;
-use crate::registry::{LiveState, SyncReport, sync};
-use crate::service::inventory as ops;
-use crate::store::{CertRecord, CertStatus, SledStore, Store};
+use crate::registry::sync;
+use crate::service::inventory::{self as ops, days_left, error_files, status_of};
+use crate::store::{SledStore, Store};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum InventoryCommand {
@@ -206,239 +206,77 @@ fn add(cfg: &Config, file: &Path, replace: bool, json: bool) -> Result<ExitCode,
     Ok(ExitCode::SUCCESS)
 }
 
-fn status_of(
-    rec: &CertRecord,
-    live: Option<&LiveState>,
-    in_error: bool,
-    cfg: &Config,
-) -> (String, Tone) {
-    if rec.status == CertStatus::Removed {
-        return ("removed".into(), Tone::Plain);
-    }
-    let Some(live) = live else {
-        let text = if in_error {
-            "! INVALID ENTRY"
-        } else {
-            "! NOT CHECKED"
-        };
-        return (text.into(), Tone::Alert);
-    };
-    if let Some(p) = live.problems.first() {
-        let text = if p.contains("does not match") {
-            "! KEY MISMATCH"
-        } else if p.contains("cannot read") {
-            "! UNREADABLE"
-        } else {
-            "! UNPARSEABLE"
-        };
-        return (text.into(), Tone::Alert);
-    }
-    match &live.cert {
-        Some(c) => {
-            let left = c.seconds_left(Utc::now());
-            if left <= 0 {
-                ("! EXPIRED".into(), Tone::Alert)
-            } else if left < i64::from(cfg.expiry_warning_days) * 86_400 {
-                ("! EXPIRING".into(), Tone::Warn)
-            } else {
-                ("ok".into(), Tone::Plain)
-            }
-        }
-        None => ("! UNPARSEABLE".into(), Tone::Alert),
-    }
-}
-
-/// Whole days left, counting a started day: a certificate issued for 90 days shows 90.
-fn days_left(seconds: i64) -> i64 {
-    if seconds > 0 {
-        (seconds + 86_399) / 86_400
-    } else {
-        seconds.div_euclid(86_400)
-    }
-}
-
-fn error_files(report: &SyncReport) -> Vec<PathBuf> {
-    report
-        .errors
-        .iter()
-        .map(|e| e.location().file.clone())
-        .collect()
-}
-
 fn list(cfg: &Config, all: bool, json: bool) -> Result<ExitCode, CliError> {
-    if super::remote::daemon_running(cfg) {
-        let path = if all {
-            "/v1/inventory?all=1"
-        } else {
-            "/v1/inventory"
-        };
-        let listing: Listing = super::remote::get_as(cfg, path)?;
-        return listing.print(json);
+    let listing = Backend::choose(cfg.clone()).call::<ops::List>(ops::ListArgs { all })?;
+    print_listing(&listing, json)
+}
+
+/// Prints the listing: the table (with notes and errors) or `--json`.
+fn print_listing(listing: &ops::Listing, json: bool) -> Result<ExitCode, CliError> {
+    if json {
+        let items: Vec<&serde_json::Value> = listing.certificates.iter().map(|c| &c.item).collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "certificates": items,
+                "inventory_errors": listing.inventory_errors,
+            }))?
+        );
+        return Ok(ExitCode::SUCCESS);
     }
-    let store = open_store(cfg)?;
-    listing(&store, cfg, all)?.print(json)
-}
-
-/// `inventory list` as computed where the store is (in this process, or in the daemon for
-/// its control socket) and printed by the CLI.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub(crate) struct Listing {
-    /// One per certificate.
-    pub certificates: Vec<Listed>,
-    /// Inventory errors, as text.
-    pub inventory_errors: Vec<String>,
-    /// Names found no longer in the inventory by this listing's reconciliation.
-    pub removed: Vec<String>,
-    /// The inventory directory (named when it holds nothing).
-    pub inventory_dir: PathBuf,
-}
-
-/// One certificate of a [`Listing`].
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub(crate) struct Listed {
-    /// What `inventory list --json` shows about it.
-    pub item: serde_json::Value,
-    /// The table row's cells: NAME to STATUS.
-    pub row: Vec<String>,
-    /// How DAYS and STATUS stand out: `plain`, `warn` or `alert`.
-    pub tone: String,
-}
-
-/// Reconciles the store with the inventory and lists the certificates (with `all`, the
-/// removed ones too).
-pub(crate) fn listing(store: &dyn Store, cfg: &Config, all: bool) -> Result<Listing, CliError> {
-    let report = sync(store, cfg, Utc::now())?;
-    let bad_files = error_files(&report);
-    let now = Utc::now();
-    let mut certificates = Vec::new();
-    for rec in store
-        .list_certs()?
-        .into_iter()
-        .filter(|r| all || r.status == CertStatus::Active)
-    {
-        let name = rec.entry.name.to_string();
-        let live = report.live.get(&name);
-        let (status, tone) = status_of(&rec, live, bad_files.contains(&rec.entry.source), cfg);
-        let cert = live.and_then(|l| l.cert.as_ref());
-        let bundles = store.bundles(&name)?;
-        let current = Bundle::current_of(&bundles);
-        let item = json!({
-            "name": name,
-            "owner": rec.entry.owner,
-            "tags": rec.entry.tags,
-            "kind": rec.entry.kind,
-            "trust": rec.entry.trust,
-            "issuer": rec.entry.issuer,
-            "record": rec.status,
-            "status": status.trim_start_matches("! ").to_lowercase().replace(' ', "_"),
-            "key": cert.map(|c| c.key.describe()),
-            "not_after": cert.map(|c| c.not_after),
-            "days_left": cert.map(|c| days_left(c.seconds_left(now))),
-            "problems": live.map(|l| l.problems.clone()).unwrap_or_default(),
-            "bundles": bundles.len(),
-            "current_bundle": current.map(|b| b.id.clone()),
-        });
-        // Without a readable certificate (removed, broken), the stored current bundle
-        // still tells when it expires.
-        let not_after = cert
-            .map(|c| c.not_after)
-            .or_else(|| current.map(|b| b.not_after));
-        let days = not_after.map(|t| days_left((t - now).num_seconds()));
-        let row = vec![
-            name,
-            rec.entry.owner.clone(),
-            rec.entry.kind.as_str().to_string(),
-            rec.entry.trust.as_str().to_string(),
-            rec.entry.issuer.clone().unwrap_or_else(|| "-".into()),
-            cert.map_or_else(|| "-".into(), |c| c.key.describe()),
-            not_after.map_or_else(|| "-".into(), |t| t.format("%Y-%m-%d").to_string()),
-            days.map_or_else(|| "-".into(), |d| d.to_string()),
-            status,
-        ];
-        certificates.push(Listed {
-            item,
-            row,
-            tone: match tone {
-                Tone::Plain => "plain",
-                Tone::Warn => "warn",
-                Tone::Alert => "alert",
-            }
-            .into(),
-        });
+    if listing.certificates.is_empty() {
+        println!(
+            "no certificates registered; add an inventory file with `certresponder inventory add FILE` (inventory directory: {})",
+            listing.inventory_dir.display()
+        );
+    } else {
+        let rows: Vec<Vec<Cell>> = listing
+            .certificates
+            .iter()
+            .map(|c| {
+                let tone = tone(c.tone);
+                let last = c.row.len().saturating_sub(2);
+                c.row
+                    .iter()
+                    .enumerate()
+                    .map(|(i, text)| {
+                        if i >= last {
+                            Cell::toned(text.clone(), tone)
+                        } else {
+                            Cell::plain(text.clone())
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        print!(
+            "{}",
+            render(
+                &[
+                    "NAME", "OWNER", "KIND", "TRUST", "ISSUER", "KEY", "EXPIRES", "DAYS", "STATUS"
+                ],
+                &rows
+            )
+        );
     }
-    Ok(Listing {
-        certificates,
-        inventory_errors: report.errors.iter().map(ToString::to_string).collect(),
-        removed: report.removed,
-        inventory_dir: cfg.inventory_dir.clone(),
-    })
+    for name in &listing.removed {
+        println!("note: {name} is no longer in the inventory; marked removed (history kept)");
+    }
+    if !listing.inventory_errors.is_empty() {
+        eprintln!("inventory errors (affected certificates keep their last registered entry):");
+        for e in &listing.inventory_errors {
+            eprintln!("error: {e}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
-impl Listing {
-    /// Prints the listing: the table (with notes and errors) or `--json`.
-    pub(crate) fn print(&self, json: bool) -> Result<ExitCode, CliError> {
-        if json {
-            let items: Vec<&serde_json::Value> =
-                self.certificates.iter().map(|c| &c.item).collect();
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&json!({
-                    "certificates": items,
-                    "inventory_errors": self.inventory_errors,
-                }))?
-            );
-            return Ok(ExitCode::SUCCESS);
-        }
-        if self.certificates.is_empty() {
-            println!(
-                "no certificates registered; add an inventory file with `certresponder inventory add FILE` (inventory directory: {})",
-                self.inventory_dir.display()
-            );
-        } else {
-            let rows: Vec<Vec<Cell>> = self
-                .certificates
-                .iter()
-                .map(|c| {
-                    let tone = match c.tone.as_str() {
-                        "alert" => Tone::Alert,
-                        "warn" => Tone::Warn,
-                        _ => Tone::Plain,
-                    };
-                    let last = c.row.len().saturating_sub(2);
-                    c.row
-                        .iter()
-                        .enumerate()
-                        .map(|(i, text)| {
-                            if i >= last {
-                                Cell::toned(text.clone(), tone)
-                            } else {
-                                Cell::plain(text.clone())
-                            }
-                        })
-                        .collect()
-                })
-                .collect();
-            print!(
-                "{}",
-                render(
-                    &[
-                        "NAME", "OWNER", "KIND", "TRUST", "ISSUER", "KEY", "EXPIRES", "DAYS",
-                        "STATUS"
-                    ],
-                    &rows
-                )
-            );
-        }
-        for name in &self.removed {
-            println!("note: {name} is no longer in the inventory; marked removed (history kept)");
-        }
-        if !self.inventory_errors.is_empty() {
-            eprintln!("inventory errors (affected certificates keep their last registered entry):");
-            for e in &self.inventory_errors {
-                eprintln!("error: {e}");
-            }
-        }
-        Ok(ExitCode::SUCCESS)
+/// How a standing shows in a table.
+fn tone(s: ops::Standing) -> Tone {
+    match s {
+        ops::Standing::Plain => Tone::Plain,
+        ops::Standing::Warn => Tone::Warn,
+        ops::Standing::Alert => Tone::Alert,
     }
 }
 

@@ -19,24 +19,16 @@ use super::table::{Cell, Tone, render};
 use super::{CliError, load_config};
 use crate::config::Config;
 use crate::daemon::control::{MAX_BODY, Status};
-use crate::respond::case::{Case, CaseState};
 
 // What the daemon answers with is what these commands compute without it: the daemon
 // calls the same code (`cli`'s other modules are private to it).
-pub(crate) use super::cases::{CaseDetail, rollback, rollback_checked, sorted_cases};
-pub(crate) use super::govern::ApprovedReply;
-pub(crate) use super::inventory::listing;
 #[cfg(test)]
 pub(crate) use super::inventory::open_store;
-pub(crate) use super::signals::listed as listed_signals;
-pub(crate) use crate::service::signals::{Reported, record_reported};
 
 /// How long connecting to the socket may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a request may take: a rollback restores, reloads and verifies.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
-/// How often `approve` asks whether the case it started has ended.
-const POLL: Duration = Duration::from_millis(500);
 
 /// Whether a daemon answers on the configured control socket: the socket exists and
 /// accepts a connection, or refuses this user (it runs, but only its group may use it).
@@ -71,23 +63,6 @@ fn decode<T: DeserializeOwned>(v: serde_json::Value) -> Result<T, CliError> {
             "the daemon's answer cannot be read: {e} (is it the same release as this command?)"
         ))
     })
-}
-
-/// Waits until case `id` is no longer running and returns it, as the daemon ran it.
-pub(crate) fn wait_for_case(cfg: &Config, id: u64) -> Result<Case, CliError> {
-    loop {
-        let v: serde_json::Value = get_as(cfg, &format!("/v1/cases/{id}")).map_err(|e| match e {
-            CliError::Failure(e) => CliError::Failure(anyhow::anyhow!(
-                "case {id} runs in the daemon, which can no longer be asked how it went ({e}); it goes on, or resumes when the daemon starts again: `certresponder cases show {id}`"
-            )),
-            other => other,
-        })?;
-        let case = CaseDetail::from_json(v)?.case;
-        if case.state != CaseState::Running {
-            return Ok(case);
-        }
-        std::thread::sleep(POLL);
-    }
 }
 
 /// Sends one request and returns the JSON answer of a 2xx; the daemon's refusals (4xx)

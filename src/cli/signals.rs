@@ -8,12 +8,11 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::backend::Backend;
-use super::inventory::open_store;
 use super::table::{Cell, Tone, render};
 use super::{CliError, input_error, load_config};
 use crate::service::scan::ScanArgs;
-use crate::signals::{Confidence, Signal, SignalState};
-use crate::store::{Store, StoreError};
+use crate::service::signals as sig;
+use crate::signals::{Confidence, Signal};
 
 /// Exit status of `scan` when open signals remain.
 pub(crate) const OPEN_SIGNALS: u8 = 3;
@@ -158,22 +157,6 @@ fn parse_until(s: &str) -> Result<DateTime<Utc>, CliError> {
         })
 }
 
-/// The stored signals `signals` lists: all but the resolved ones (with `all`, every one),
-/// highest confidence first, then oldest first.
-pub(crate) fn listed(store: &dyn Store, all: bool) -> Result<Vec<Signal>, StoreError> {
-    let mut shown: Vec<Signal> = store
-        .list_signals()?
-        .into_iter()
-        .filter(|s| all || !matches!(s.state, SignalState::Resolved { .. }))
-        .collect();
-    shown.sort_by(|a, b| {
-        b.confidence
-            .cmp(&a.confidence)
-            .then(a.detected_at.cmp(&b.detected_at))
-    });
-    Ok(shown)
-}
-
 fn print_list(
     shown: &[Signal],
     all: bool,
@@ -204,20 +187,13 @@ pub(crate) fn run_signals(
     all: bool,
     json: bool,
 ) -> Result<ExitCode, CliError> {
-    let cfg = load_config(config)?;
+    let backend = Backend::choose(load_config(config)?);
     let now = Utc::now();
-    if action.is_none() && super::remote::daemon_running(&cfg) {
-        let path = if all {
-            "/v1/signals?all=1"
-        } else {
-            "/v1/signals"
-        };
-        let shown: Vec<Signal> = super::remote::get_as(&cfg, path)?;
-        return print_list(&shown, all, json, now);
-    }
-    let store = open_store(&cfg)?;
     match action {
-        None => print_list(&listed(&store, all)?, all, json, now),
+        None => {
+            let shown = backend.call::<sig::List>(sig::ListArgs { all })?;
+            print_list(&shown, all, json, now)
+        }
         Some(SignalsAction::Suppress { id, until, reason }) => {
             let until = parse_until(&until)?;
             if until <= now {
@@ -226,32 +202,7 @@ pub(crate) fn run_signals(
             if reason.trim().is_empty() {
                 return Err(input_error("--reason must say why"));
             }
-            let matches: Vec<Signal> = store
-                .list_signals()?
-                .into_iter()
-                .filter(|s| s.id.starts_with(&id) || s.dedup_key.starts_with(&id))
-                .collect();
-            let mut signal = match matches.as_slice() {
-                [one] => one.clone(),
-                [] => {
-                    return Err(input_error(format!(
-                        "no signal with id `{id}` (see `certresponder signals`)"
-                    )));
-                }
-                _ => {
-                    return Err(input_error(format!(
-                        "`{id}` matches {} signals; give more of the id",
-                        matches.len()
-                    )));
-                }
-            };
-            signal.state = SignalState::Suppressed {
-                until,
-                reason: reason.clone(),
-                by: super::respond::identity()?.to_string(),
-                at: now,
-            };
-            store.put_signal(&signal)?;
+            let signal = backend.call::<sig::Suppress>(sig::SuppressArgs { id, until, reason })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&signal)?);
             } else {

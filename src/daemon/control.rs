@@ -254,21 +254,22 @@ async fn answer(
         Route::Status => blocking(move || status::status(&shared, &loaded)).await,
         Route::Inventory { all } => {
             blocking(move || {
-                let listing = crate::cli::remote::listing(shared.store.as_ref(), &loaded.cfg, all)?;
+                let listing =
+                    crate::service::inventory::listing(shared.store.as_ref(), &loaded.cfg, all)?;
                 serde_json::to_value(listing).map_err(ApiError::internal)
             })
             .await
         }
         Route::Signals { all } => {
             blocking(move || {
-                let shown = crate::cli::remote::listed_signals(shared.store.as_ref(), all)?;
+                let shown = crate::service::signals::listed(shared.store.as_ref(), all)?;
                 serde_json::to_value(shown).map_err(ApiError::internal)
             })
             .await
         }
         Route::Cases => {
             blocking(move || {
-                let cases = crate::cli::remote::sorted_cases(shared.store.as_ref())?;
+                let cases = crate::service::cases::sorted_cases(shared.store.as_ref())?;
                 Ok(Value::Array(
                     cases
                         .iter()
@@ -280,8 +281,8 @@ async fn answer(
         }
         Route::Case(id) => {
             blocking(move || {
-                crate::cli::remote::CaseDetail::load(shared.store.as_ref(), id)?
-                    .map(|d| d.to_wire())
+                crate::service::cases::CaseDetail::load(shared.store.as_ref(), id)?
+                    .map(Value::from)
                     .ok_or_else(|| no_case(id))
             })
             .await
@@ -296,7 +297,7 @@ async fn answer(
         }
         Route::Rollback => {
             let b: RollbackBody = parse_body(&body, false)?;
-            rollback(shared, loaded, b, who).await
+            rollback(shared, b, who).await
         }
         Route::PostSignal => {
             let b: SignalBody = parse_body(&body, false)?;
@@ -342,7 +343,7 @@ async fn answer(
                     .iter()
                     .filter_map(|id| shared.case_error(*id).map(|e| (*id, e)))
                     .collect();
-                let report = crate::cli::distrust::report(
+                let report = crate::service::distrust::report(
                     shared.store.as_ref(),
                     &run.begun,
                     run.started.elapsed(),
@@ -419,10 +420,10 @@ fn distrust(
         added_at: Some(Utc::now()),
     };
     if b.dry_run {
-        let affected = crate::cli::distrust::affected_listing(store, &distrust)?;
+        let affected = crate::service::distrust::affected_listing(store, &distrust)?;
         return Ok(json!({"distrust": distrust, "affected": affected}));
     }
-    let begun = crate::cli::distrust::begin(&loaded.gov, distrust, &who.to_string())?;
+    let begun = crate::service::distrust::begin(&loaded.gov, distrust, &who.to_string())?;
     let cases = begun.applied.run.clone();
     let not_started = shared.run_cases(cases.clone()).err();
     let affected = begun.names.len();
@@ -454,8 +455,13 @@ fn approve(shared: &Shared, loaded: &Loaded, id: u64, who: &Identity) -> Result<
     } else {
         None
     };
-    let reply = crate::cli::remote::ApprovedReply::new(&approved, who.to_string(), not_started);
-    serde_json::to_value(reply).map_err(ApiError::internal)
+    Ok(json!({
+        "case": approved.case,
+        "runnable": approved.runnable,
+        "still_needed": approved.still_needed,
+        "by": who.to_string(),
+        "not_started": not_started,
+    }))
 }
 
 fn deny(
@@ -476,44 +482,31 @@ fn deny(
     Ok(case.public_json())
 }
 
-async fn rollback(
-    shared: Arc<Shared>,
-    loaded: Arc<Loaded>,
-    b: RollbackBody,
-    who: Identity,
-) -> Result<Value, ApiError> {
+async fn rollback(shared: Arc<Shared>, b: RollbackBody, who: Identity) -> Result<Value, ApiError> {
     if b.cert.trim().is_empty() {
         return Err(ApiError::field("cert", "names no certificate"));
     }
-    let checked = {
-        let loaded = Arc::clone(&loaded);
-        blocking(move || {
-            // As `rollback` does without the daemon: the inventory's latest entry counts.
-            crate::registry::sync(shared.store.as_ref(), &loaded.cfg, Utc::now())?;
-            let engine = loaded.gov.engine();
-            if shared.store.get_cert(&b.cert)?.is_none() {
-                return Err(ApiError::field(
-                    "cert",
-                    format!("no certificate named `{}` is registered", b.cert),
-                ));
-            }
-            Ok(crate::cli::remote::rollback_checked(
-                engine,
-                &b.cert,
-                b.to.as_deref(),
-                b.force,
-            )?)
-        })
-        .await?
-    };
-    let (entry, target) = checked;
-    let done = crate::cli::remote::rollback(loaded.gov.engine(), &entry, &target, &who.to_string())
-        .await?;
+    if shared.store.get_cert(&b.cert)?.is_none() {
+        return Err(ApiError::field(
+            "cert",
+            format!("no certificate named `{}` is registered", b.cert),
+        ));
+    }
+    let done = ops::run_blocking::<crate::service::cases::Rollback>(
+        shared,
+        who,
+        crate::service::cases::RollbackArgs {
+            cert: b.cert,
+            to: b.to,
+            force: b.force,
+        },
+    )
+    .await?;
     serde_json::to_value(done).map_err(ApiError::internal)
 }
 
 /// Checks a posted signal against the inventory and the vocabulary.
-fn reported(shared: &Shared, b: SignalBody) -> Result<crate::cli::remote::Reported, ApiError> {
+fn reported(shared: &Shared, b: SignalBody) -> Result<crate::service::signals::Reported, ApiError> {
     match shared.store.get_cert(&b.cert)? {
         Some(rec) if rec.status == crate::store::CertStatus::Active => {}
         Some(_) => {
@@ -572,7 +565,7 @@ fn reported(shared: &Shared, b: SignalBody) -> Result<crate::cli::remote::Report
             ),
         ));
     }
-    Ok(crate::cli::remote::Reported {
+    Ok(crate::service::signals::Reported {
         cert: b.cert,
         check,
         confidence,
@@ -584,7 +577,8 @@ fn reported(shared: &Shared, b: SignalBody) -> Result<crate::cli::remote::Report
 
 fn post_signal(shared: &Shared, b: SignalBody, who: &Identity) -> Result<Value, ApiError> {
     let r = reported(shared, b)?;
-    let signal = crate::cli::remote::record_reported(shared.store.as_ref(), &r, &who.to_string())?;
+    let signal =
+        crate::service::signals::record_reported(shared.store.as_ref(), &r, &who.to_string())?;
     tracing::info!(cert = %signal.subject, check = %signal.check, source = %signal.source, by = %who, "signal posted");
     let applied = shared.act().map_err(|e| {
         ApiError::internal(format!(

@@ -88,7 +88,7 @@ pub struct DistrustRun {
     /// Its number.
     pub id: u64,
     /// What it affected and opened.
-    pub(crate) begun: crate::cli::distrust::Begun,
+    pub(crate) begun: crate::service::distrust::Begun,
     /// When it began.
     pub started: std::time::Instant,
 }
@@ -136,7 +136,7 @@ impl Shared {
     }
 
     /// Remembers a distrust begun through the control socket; returns its number.
-    pub(crate) fn add_distrust(&self, begun: crate::cli::distrust::Begun) -> u64 {
+    pub(crate) fn add_distrust(&self, begun: crate::service::distrust::Begun) -> u64 {
         let mut runs = self.distrusts.lock().unwrap_or_else(|p| p.into_inner());
         // Milliseconds since the epoch (one more than the last when that is not later), so
         // that a number is not given again after a restart.

@@ -8,6 +8,7 @@ pub mod deploy;
 pub mod engine;
 pub mod fault;
 pub mod reload;
+pub mod rollback;
 pub mod settings;
 mod steps;
 pub mod verify;

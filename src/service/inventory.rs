@@ -9,8 +9,12 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use super::{Ctx, Op, Service, ServiceError};
-use crate::registry::sync;
-use crate::store::{CertStatus, Store};
+use certresponder_inventory::Bundle;
+use serde_json::json;
+
+use crate::config::Config;
+use crate::registry::{LiveState, SyncReport, sync};
+use crate::store::{CertRecord, CertStatus, Store};
 
 /// `inventory add FILE [--replace]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -260,4 +264,182 @@ impl Op for Remove {
             file_deleted: remaining == 0,
         })
     }
+}
+
+/// How a value stands out for a person: as it is, as a warning, as an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Standing {
+    /// Nothing to see.
+    Plain,
+    /// Worth a look.
+    Warn,
+    /// Needs action.
+    Alert,
+}
+
+/// `inventory list [--all]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ListArgs {
+    /// Removed certificates too.
+    pub all: bool,
+}
+
+/// Reconciles the store with the inventory and lists the certificates.
+pub struct List;
+
+impl Op for List {
+    const NAME: &'static str = "inventory_list";
+    const CHANGES: bool = true;
+    type Args = ListArgs;
+    type Output = Listing;
+
+    fn run(svc: &Service, _ctx: &Ctx<'_>, args: ListArgs) -> Result<Listing, ServiceError> {
+        listing(svc.store(), svc.config(), args.all)
+    }
+}
+
+/// `inventory list` as computed where the store is (in this process, or in the daemon for
+/// its control socket) and printed by the CLI.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Listing {
+    /// One per certificate.
+    pub certificates: Vec<Listed>,
+    /// Inventory errors, as text.
+    pub inventory_errors: Vec<String>,
+    /// Names found no longer in the inventory by this listing's reconciliation.
+    pub removed: Vec<String>,
+    /// The inventory directory (named when it holds nothing).
+    pub inventory_dir: PathBuf,
+}
+
+/// One certificate of a [`Listing`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Listed {
+    /// What `inventory list --json` shows about it.
+    pub item: serde_json::Value,
+    /// The table row's cells: NAME to STATUS.
+    pub row: Vec<String>,
+    /// How DAYS and STATUS stand out.
+    pub tone: Standing,
+}
+
+/// Reconciles the store with the inventory and lists the certificates (with `all`, the
+/// removed ones too).
+pub fn listing(store: &dyn Store, cfg: &Config, all: bool) -> Result<Listing, ServiceError> {
+    let report = sync(store, cfg, Utc::now())?;
+    let bad_files = error_files(&report);
+    let now = Utc::now();
+    let mut certificates = Vec::new();
+    for rec in store
+        .list_certs()?
+        .into_iter()
+        .filter(|r| all || r.status == CertStatus::Active)
+    {
+        let name = rec.entry.name.to_string();
+        let live = report.live.get(&name);
+        let (status, tone) = status_of(&rec, live, bad_files.contains(&rec.entry.source), cfg);
+        let cert = live.and_then(|l| l.cert.as_ref());
+        let bundles = store.bundles(&name)?;
+        let current = Bundle::current_of(&bundles);
+        let item = json!({
+            "name": name,
+            "owner": rec.entry.owner,
+            "tags": rec.entry.tags,
+            "kind": rec.entry.kind,
+            "trust": rec.entry.trust,
+            "issuer": rec.entry.issuer,
+            "record": rec.status,
+            "status": status.trim_start_matches("! ").to_lowercase().replace(' ', "_"),
+            "key": cert.map(|c| c.key.describe()),
+            "not_after": cert.map(|c| c.not_after),
+            "days_left": cert.map(|c| days_left(c.seconds_left(now))),
+            "problems": live.map(|l| l.problems.clone()).unwrap_or_default(),
+            "bundles": bundles.len(),
+            "current_bundle": current.map(|b| b.id.clone()),
+        });
+        // Without a readable certificate (removed, broken), the stored current bundle
+        // still tells when it expires.
+        let not_after = cert
+            .map(|c| c.not_after)
+            .or_else(|| current.map(|b| b.not_after));
+        let days = not_after.map(|t| days_left((t - now).num_seconds()));
+        let row = vec![
+            name,
+            rec.entry.owner.clone(),
+            rec.entry.kind.as_str().to_string(),
+            rec.entry.trust.as_str().to_string(),
+            rec.entry.issuer.clone().unwrap_or_else(|| "-".into()),
+            cert.map_or_else(|| "-".into(), |c| c.key.describe()),
+            not_after.map_or_else(|| "-".into(), |t| t.format("%Y-%m-%d").to_string()),
+            days.map_or_else(|| "-".into(), |d| d.to_string()),
+            status,
+        ];
+        certificates.push(Listed { item, row, tone });
+    }
+    Ok(Listing {
+        certificates,
+        inventory_errors: report.errors.iter().map(ToString::to_string).collect(),
+        removed: report.removed,
+        inventory_dir: cfg.inventory_dir.clone(),
+    })
+}
+
+pub fn status_of(
+    rec: &CertRecord,
+    live: Option<&LiveState>,
+    in_error: bool,
+    cfg: &Config,
+) -> (String, Standing) {
+    if rec.status == CertStatus::Removed {
+        return ("removed".into(), Standing::Plain);
+    }
+    let Some(live) = live else {
+        let text = if in_error {
+            "! INVALID ENTRY"
+        } else {
+            "! NOT CHECKED"
+        };
+        return (text.into(), Standing::Alert);
+    };
+    if let Some(p) = live.problems.first() {
+        let text = if p.contains("does not match") {
+            "! KEY MISMATCH"
+        } else if p.contains("cannot read") {
+            "! UNREADABLE"
+        } else {
+            "! UNPARSEABLE"
+        };
+        return (text.into(), Standing::Alert);
+    }
+    match &live.cert {
+        Some(c) => {
+            let left = c.seconds_left(Utc::now());
+            if left <= 0 {
+                ("! EXPIRED".into(), Standing::Alert)
+            } else if left < i64::from(cfg.expiry_warning_days) * 86_400 {
+                ("! EXPIRING".into(), Standing::Warn)
+            } else {
+                ("ok".into(), Standing::Plain)
+            }
+        }
+        None => ("! UNPARSEABLE".into(), Standing::Alert),
+    }
+}
+
+/// Whole days left, counting a started day: a certificate issued for 90 days shows 90.
+pub fn days_left(seconds: i64) -> i64 {
+    if seconds > 0 {
+        (seconds + 86_399) / 86_400
+    } else {
+        seconds.div_euclid(86_400)
+    }
+}
+
+pub fn error_files(report: &SyncReport) -> Vec<PathBuf> {
+    report
+        .errors
+        .iter()
+        .map(|e| e.location().file.clone())
+        .collect()
 }

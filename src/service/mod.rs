@@ -13,6 +13,8 @@
 
 pub mod audit;
 pub mod blocklist;
+pub mod cases;
+pub mod distrust;
 mod error;
 pub mod govern;
 pub mod history;

@@ -109,3 +109,109 @@ pub fn store_reported(
     crate::signals::scan::record_signal(store, &signal, "new", reporter)?;
     Ok(signal)
 }
+
+/// The stored signals `signals` lists: all but the resolved ones (with `all`, every one),
+/// highest confidence first, then oldest first.
+pub fn listed(store: &dyn Store, all: bool) -> Result<Vec<Signal>, StoreError> {
+    let mut shown: Vec<Signal> = store
+        .list_signals()?
+        .into_iter()
+        .filter(|s| all || !matches!(s.state, SignalState::Resolved { .. }))
+        .collect();
+    shown.sort_by(|a, b| {
+        b.confidence
+            .cmp(&a.confidence)
+            .then(a.detected_at.cmp(&b.detected_at))
+    });
+    Ok(shown)
+}
+
+/// `signals [--all]`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ListArgs {
+    /// Resolved signals too.
+    pub all: bool,
+}
+
+/// Lists the stored signals.
+pub struct List;
+
+impl super::Op for List {
+    const NAME: &'static str = "signals_list";
+    const CHANGES: bool = false;
+    type Args = ListArgs;
+    type Output = Vec<Signal>;
+
+    fn run(
+        svc: &super::Service,
+        _ctx: &super::Ctx<'_>,
+        args: ListArgs,
+    ) -> Result<Vec<Signal>, super::ServiceError> {
+        Ok(listed(svc.store(), args.all)?)
+    }
+}
+
+/// `signals suppress ID --until T --reason R`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SuppressArgs {
+    /// The signal's id, or a unique prefix of it or of its dedup key.
+    pub id: String,
+    /// Until when.
+    pub until: DateTime<Utc>,
+    /// Why.
+    pub reason: String,
+}
+
+/// Silences a known false positive until a time, as the caller.
+pub struct Suppress;
+
+impl super::Op for Suppress {
+    const NAME: &'static str = "signals_suppress";
+    const CHANGES: bool = true;
+    type Args = SuppressArgs;
+    type Output = Signal;
+
+    fn run(
+        svc: &super::Service,
+        ctx: &super::Ctx<'_>,
+        args: SuppressArgs,
+    ) -> Result<Signal, super::ServiceError> {
+        use super::ServiceError;
+        let now = Utc::now();
+        if args.until <= now {
+            return Err(ServiceError::field("--until", "must be in the future"));
+        }
+        if args.reason.trim().is_empty() {
+            return Err(ServiceError::field("--reason", "must say why"));
+        }
+        let store = svc.store();
+        let id = &args.id;
+        let matches: Vec<Signal> = store
+            .list_signals()?
+            .into_iter()
+            .filter(|s| s.id.starts_with(id.as_str()) || s.dedup_key.starts_with(id.as_str()))
+            .collect();
+        let mut signal = match matches.as_slice() {
+            [one] => one.clone(),
+            [] => {
+                return Err(ServiceError::Input(format!(
+                    "no signal with id `{id}` (see `certresponder signals`)"
+                )));
+            }
+            _ => {
+                return Err(ServiceError::Input(format!(
+                    "`{id}` matches {} signals; give more of the id",
+                    matches.len()
+                )));
+            }
+        };
+        signal.state = SignalState::Suppressed {
+            until: args.until,
+            reason: args.reason.clone(),
+            by: ctx.who.to_string(),
+            at: now,
+        };
+        store.put_signal(&signal)?;
+        Ok(signal)
+    }
+}

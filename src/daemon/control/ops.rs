@@ -94,6 +94,36 @@ impl Host for DaemonHost {
     }
 }
 
+/// Runs use case `O` on the blocking pool as `who`, for a route of the REST API, and
+/// answers its result.
+pub(super) async fn run_blocking<O: crate::service::Op>(
+    shared: Arc<Shared>,
+    who: Identity,
+    args: O::Args,
+) -> Result<O::Output, super::request::ApiError> {
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let loaded = shared.loaded();
+        let svc = Service::with_governor(
+            Arc::clone(&shared.store),
+            Arc::new(loaded.cfg.clone()),
+            Arc::clone(&loaded.gov),
+        );
+        let host = DaemonHost {
+            shared: Arc::clone(&shared),
+            handle,
+        };
+        let ctx = Ctx {
+            who,
+            host: &host,
+            progress: &crate::service::NoProgress,
+        };
+        O::run(&svc, &ctx, args).map_err(super::request::ApiError::from)
+    })
+    .await
+    .map_err(|e| super::request::ApiError::internal(format!("the request's task failed: {e}")))?
+}
+
 /// Progress sent down the socket as it happens.
 struct Streamed(mpsc::UnboundedSender<Bytes>);
 

@@ -6,9 +6,9 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::cli::CliError;
 use crate::govern::GovernError;
 use crate::respond::RespondError;
+use crate::service::ServiceError;
 use crate::store::StoreError;
 
 /// A request's failure: the status and the reason given to the client.
@@ -71,18 +71,17 @@ impl From<GovernError> for ApiError {
     }
 }
 
-impl From<CliError> for ApiError {
-    fn from(e: CliError) -> Self {
-        match e {
-            CliError::Input(e) => match e.downcast::<GovernError>() {
-                Ok(g) => g.into(),
-                Err(e) => match e.downcast::<RespondError>() {
-                    Ok(r) => r.into(),
-                    Err(e) => Self::bad(format!("{e:#}")),
-                },
-            },
-            CliError::Failure(e) => Self::internal(format!("{e:#}")),
-        }
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        let status = match &e {
+            ServiceError::Input(_) => StatusCode::BAD_REQUEST,
+            ServiceError::Refused(_) => StatusCode::FORBIDDEN,
+            ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
+            ServiceError::Busy(_) => StatusCode::CONFLICT,
+            ServiceError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Self::new(status, e.to_string())
     }
 }
 

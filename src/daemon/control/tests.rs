@@ -121,10 +121,20 @@ async fn raw(socket: &Path, bytes: &[u8]) -> String {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let mut s = tokio::net::UnixStream::connect(socket).await.unwrap();
     let _ = s.write_all(bytes).await;
+    // The server may close while this side still sends: the answer already read is kept
+    // when the connection is then reset.
     let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+    let mut buf = [0u8; 4096];
+    let read_all = async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read_all)
         .await
-        .unwrap()
         .unwrap();
     String::from_utf8_lossy(&out).into_owned()
 }
@@ -571,7 +581,7 @@ async fn cases_are_shown_without_their_keys() {
         );
     }
     // What the CLI reads back is the case as stored, less its key.
-    let detail = crate::cli::remote::CaseDetail::from_json(one).unwrap();
+    let detail = crate::service::cases::CaseDetail::try_from(one).unwrap();
     case.new_key = None;
     assert_eq!(detail.case, case);
 }
@@ -694,26 +704,6 @@ async fn the_cli_asks_the_daemon_and_reports_its_refusals() {
         Err(CliError::Input(e)) => assert!(e.to_string().contains("no case 7"), "{e}"),
         other => panic!("{other:?}"),
     }
-
-    // `approve` waits for the case the daemon runs.
-    let engine = d.shared.loaded().gov.engine().clone();
-    let case = engine
-        .open_case("api", SequenceKind::Reissue, false, None, trigger())
-        .unwrap();
-    let store = d.f.store.clone();
-    let finisher = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(700)).await;
-        let mut c = store.get_case(case.id).unwrap().unwrap();
-        c.state = CaseState::Done;
-        store.put_case(&c).unwrap();
-    });
-    let waited = {
-        let cfg = cfg.clone();
-        tokio::task::spawn_blocking(move || remote::wait_for_case(&cfg, case.id))
-    };
-    let ended = waited.await.unwrap().unwrap();
-    finisher.await.unwrap();
-    assert_eq!((ended.id, ended.state), (case.id, CaseState::Done));
 
     // While the daemon runs, a command that opens the database itself is told why it
     // cannot.

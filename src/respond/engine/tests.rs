@@ -469,7 +469,7 @@ async fn a_rollback_checked_before_a_case_opened_is_refused_and_restores_nothing
     let first = engine.run_case(first.id).await.unwrap();
     assert_eq!(first.state, CaseState::Done, "{:?}", first.error);
     let (checked, target) =
-        crate::cli::remote::rollback_checked(&engine, "web", None, false).unwrap();
+        crate::respond::rollback::rollback_checked(&engine, "web", None, false).unwrap();
     assert_eq!(Some(&target.id), first.old_bundle.as_ref());
 
     // Between the checks and the restore, a job opens a case on the certificate.
@@ -477,7 +477,7 @@ async fn a_rollback_checked_before_a_case_opened_is_refused_and_restores_nothing
         .open_case("web", SequenceKind::Reissue, false, None, trigger())
         .unwrap();
     let before = files(&entry);
-    let err = crate::cli::remote::rollback(&engine, &checked, &target, "admin")
+    let err = crate::respond::rollback::rollback(&engine, &checked, &target, "admin")
         .await
         .unwrap_err();
     let err = format!("{err:?}");
@@ -490,7 +490,7 @@ async fn a_rollback_checked_before_a_case_opened_is_refused_and_restores_nothing
     // While a case holds the certificate (running its steps), a rollback is refused at
     // once rather than waiting and restoring over what the case deploys.
     let held = engine.hold_cert("web").await;
-    let err = crate::cli::remote::rollback(&engine, &checked, &target, "admin")
+    let err = crate::respond::rollback::rollback(&engine, &checked, &target, "admin")
         .await
         .unwrap_err();
     assert!(format!("{err:?}").contains("right now"), "{err:?}");
@@ -499,7 +499,7 @@ async fn a_rollback_checked_before_a_case_opened_is_refused_and_restores_nothing
     // Once that case is done, the same rollback goes ahead.
     let done = engine.run_case(opened.id).await.unwrap();
     assert_eq!(done.state, CaseState::Done, "{:?}", done.error);
-    let rolled = crate::cli::remote::rollback(&engine, &checked, &target, "admin")
+    let rolled = crate::respond::rollback::rollback(&engine, &checked, &target, "admin")
         .await
         .unwrap();
     assert!(rolled.ok, "{}", rolled.detail);

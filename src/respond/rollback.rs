@@ -1,38 +1,33 @@
-//! `certresponder rollback NAME [--to BUNDLE] [--force]`: restores an earlier bundle to
-//! every location, reloads and verifies it. The daemon runs the same checks and the same
-//! restore for its control socket's `POST /v1/rollback`.
-
-use std::path::Path;
-use std::process::ExitCode;
+//! Rollback by hand: restores an earlier bundle of a certificate to every location,
+//! reloads and verifies it. The checks (no case running, not the current bundle, not
+//! revoked unless forced, a stored key where the entry has a key file) are made before, and
+//! again under the certificate's lock.
 
 use certresponder_inventory::{Bundle, BundleState, ManagedCert};
 use chrono::Utc;
-use clap::Args;
 use serde_json::json;
 
+use super::{Engine, RespondError};
 use crate::audit::{self, AuditEntry};
-use crate::cli::respond::{deliver_pending, engine, identity, respond_error, runtime};
-use crate::cli::{CliError, input_error, load_config};
-use crate::govern::GovernError;
 use crate::notify::{Notification, NotifyEvent};
-use crate::respond::Engine;
-use crate::store::Event;
+use crate::store::StoreError;
 
-/// `rollback` arguments.
-#[derive(Debug, Args)]
-pub(crate) struct RollbackArgs {
-    /// The certificate's inventory name
-    pub(super) name: String,
-    /// The bundle to restore (an id or a unique prefix; default: the latest earlier bundle
-    /// that is not revoked)
-    #[arg(long, value_name = "BUNDLE")]
-    pub(super) to: Option<String>,
-    /// Restore even a revoked bundle
-    #[arg(long)]
-    pub(super) force: bool,
-    /// Machine-readable output
-    #[arg(long)]
-    pub(super) json: bool,
+/// Why a rollback was not made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RollbackError {
+    /// The engine failed, or the certificate is unknown.
+    #[error(transparent)]
+    Respond(#[from] RespondError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// What was asked names no bundle, or more than one.
+    #[error("{0}")]
+    Input(String),
+    /// It is not allowed now (a case running, a revoked bundle without force).
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// The bundle `rollback` restores: `--to` (unique prefix) or the latest earlier one that is
@@ -42,7 +37,7 @@ fn rollback_target<'a>(
     to: Option<&str>,
     force: bool,
     name: &str,
-) -> Result<&'a Bundle, CliError> {
+) -> Result<&'a Bundle, RollbackError> {
     match to {
         Some(prefix) => {
             let found: Vec<&Bundle> = bundles
@@ -51,10 +46,10 @@ fn rollback_target<'a>(
                 .collect();
             match found.as_slice() {
                 [one] => Ok(one),
-                [] => Err(input_error(format!(
+                [] => Err(RollbackError::Input(format!(
                     "`{name}` has no bundle `{prefix}` (see `certresponder history {name}`)"
                 ))),
-                more => Err(input_error(format!(
+                more => Err(RollbackError::Input(format!(
                     "`{prefix}` matches {} bundles of `{name}`; give more of the id",
                     more.len()
                 ))),
@@ -75,7 +70,7 @@ fn rollback_target<'a>(
                 })
                 .map(|(_, b)| b)
                 .ok_or_else(|| {
-                    input_error(format!(
+                    RollbackError::Input(format!(
                         "`{name}` has no earlier bundle that is not revoked (see `certresponder history {name}`; name one with --to, and --force for a revoked one)"
                     ))
                 })
@@ -83,39 +78,9 @@ fn rollback_target<'a>(
     }
 }
 
-pub(crate) fn run_rollback(
-    args: RollbackArgs,
-    config: Option<&Path>,
-) -> Result<ExitCode, CliError> {
-    let cfg = load_config(config)?;
-    if crate::cli::remote::daemon_running(&cfg) {
-        let done: RolledBack = crate::cli::remote::post_as(
-            &cfg,
-            "/v1/rollback",
-            &json!({"cert": args.name, "to": args.to, "force": args.force}),
-        )?;
-        return done.print(args.json);
-    }
-    let engine = engine(&cfg)?;
-    let (entry, target) = rollback_checked(&engine, &args.name, args.to.as_deref(), args.force)?;
-    let who = identity()?.to_string();
-    let rt = runtime()?;
-    let done = rt.block_on(rollback(&engine, &entry, &target, &who))?;
-    if done.ok {
-        rt.block_on(deliver_pending(&engine));
-    }
-    done.print(args.json)
-}
-
-/// A refusal: what was asked is not allowed now (an input error to the CLI, 403 on the
-/// control socket).
-fn refused(msg: String) -> CliError {
-    CliError::Input(GovernError::Refused(msg).into())
-}
-
 /// The refusal while `name` has case `id` running.
-fn busy(name: &str, id: u64) -> CliError {
-    refused(format!(
+fn busy(name: &str, id: u64) -> RollbackError {
+    RollbackError::Refused(format!(
         "`{name}` has case {id} running; let it finish (`certresponder respond`) before rolling back by hand"
     ))
 }
@@ -123,32 +88,32 @@ fn busy(name: &str, id: u64) -> CliError {
 /// What `rollback` would restore to `name` (the entry and the bundle), after every check:
 /// no case running, the bundle not current, not revoked unless `force`, its key stored
 /// when the entry has a key file.
-pub(crate) fn rollback_checked(
+pub fn rollback_checked(
     engine: &Engine,
     name: &str,
     to: Option<&str>,
     force: bool,
-) -> Result<(ManagedCert, Bundle), CliError> {
-    let entry = engine.entry(name).map_err(respond_error)?;
-    if let Some(running) = engine.running_case(name).map_err(respond_error)? {
+) -> Result<(ManagedCert, Bundle), RollbackError> {
+    let entry = engine.entry(name)?;
+    if let Some(running) = engine.running_case(name)? {
         return Err(busy(name, running.id));
     }
     let bundles = engine.store().bundles(name)?;
     let target = rollback_target(&bundles, to, force, name)?.clone();
     if target.state == BundleState::Current {
-        return Err(refused(format!(
+        return Err(RollbackError::Refused(format!(
             "bundle {} is already the current bundle of `{name}`",
             target.id
         )));
     }
     if target.is_revoked() && !force {
-        return Err(refused(format!(
+        return Err(RollbackError::Refused(format!(
             "bundle {} of `{name}` was revoked at its CA: clients that check revocation would reject it. Restore it anyway with --force",
             target.id
         )));
     }
     if target.key_pem.is_none() && entry.paths.key.is_some() {
-        return Err(refused(format!(
+        return Err(RollbackError::Refused(format!(
             "bundle {} has no private key stored, so it cannot be restored to `{name}`'s key file",
             target.id
         )));
@@ -158,7 +123,7 @@ pub(crate) fn rollback_checked(
 
 /// How a rollback went.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub(crate) struct RolledBack {
+pub struct RolledBack {
     /// The certificate.
     pub cert: String,
     /// The bundle restored (or not).
@@ -169,38 +134,20 @@ pub(crate) struct RolledBack {
     pub detail: String,
 }
 
-impl RolledBack {
-    /// Prints the outcome; exit 0 when it was restored, 1 otherwise.
-    pub(crate) fn print(&self, json: bool) -> Result<ExitCode, CliError> {
-        if json {
-            println!("{}", serde_json::to_string_pretty(self)?);
-        } else if self.ok {
-            println!("{}: {}", self.cert, self.detail);
-        } else {
-            eprintln!("{}: {}", self.cert, self.detail);
-        }
-        Ok(if self.ok {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        })
-    }
-}
-
 /// Restores `target` to every location of `entry`, reloads and verifies it, and records
 /// the outcome (event, audit record as `who`, the owner's notification, queued).
-pub(crate) async fn rollback(
+pub async fn rollback(
     engine: &Engine,
     entry: &ManagedCert,
     target: &Bundle,
     who: &str,
-) -> Result<RolledBack, CliError> {
+) -> Result<RolledBack, RollbackError> {
     let name = entry.name.to_string();
     // Cases run their steps under the certificate's lock. A case running now is refused at
     // once; otherwise the checks are made again under the lock, since a case may have
     // opened, or run and replaced the bundles, since they were made.
     let Some(_held) = engine.try_hold_cert(&name) else {
-        return Err(refused(format!(
+        return Err(RollbackError::Refused(format!(
             "`{name}` has a case running its steps right now; let it finish (`certresponder cases list`) before rolling back by hand"
         )));
     };
@@ -219,7 +166,7 @@ pub(crate) async fn rollback(
         ),
         Err(e) => format!("by {who}: rollback to {} failed: {e}", target.id),
     };
-    engine.store().append_event(Event {
+    engine.store().append_event(crate::store::Event {
         seq: 0,
         at: Utc::now(),
         cert: name.clone(),

@@ -197,7 +197,7 @@ fn remote<O: Op>(cfg: &Config, args: O::Args) -> Result<O::Output, CliError> {
 /// last line (the result or the error).
 async fn exchange(socket: &std::path::Path, name: &str, body: Bytes) -> Result<Value, String> {
     let where_ = socket.display();
-    let stream = super::remote::connect(socket).await?;
+    let stream = crate::daemon::control::client::connect(socket).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| format!("talking to the daemon at {where_}: {e}"))?;

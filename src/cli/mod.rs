@@ -215,7 +215,10 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             json,
             systemd_dropin,
         } => check_config::run(cli.config.as_deref(), json, systemd_dropin),
-        Command::Run(args) => crate::daemon::run(args, cli.config.as_deref()),
+        Command::Run(_) => crate::daemon::run(cli.config.as_deref()).map_err(|e| match e {
+            crate::daemon::DaemonError::Input(m) => CliError::Input(anyhow::anyhow!("{m}")),
+            other => CliError::Failure(other.into()),
+        }),
         Command::Status { json } => remote::run_status(cli.config.as_deref(), json),
         Command::ReportCompromise(args) => respond::run_report(args, cli.config.as_deref()),
         Command::Reissue(args) => respond::run_reissue(args, cli.config.as_deref()),

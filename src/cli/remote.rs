@@ -10,23 +10,20 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Method, Request, StatusCode, header};
-use http_body_util::{BodyExt as _, Full, Limited};
-use hyper_util::rt::TokioIo;
+use http::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 
 use super::table::{Cell, Tone, render};
 use super::{CliError, load_config};
 use crate::config::Config;
-use crate::daemon::control::{MAX_BODY, Status};
+use crate::daemon::control::Status;
+use crate::daemon::control::client::send;
 
 // What the daemon answers with is what these commands compute without it: the daemon
 // calls the same code (`cli`'s other modules are private to it).
 #[cfg(test)]
 pub(crate) use super::inventory::open_store;
 
-/// How long connecting to the socket may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a request may take: a rollback restores, reloads and verifies.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -113,59 +110,6 @@ fn call(
         StatusCode::SERVICE_UNAVAILABLE => CliError::Failure(anyhow::anyhow!("{reason}")),
         other => CliError::Failure(anyhow::anyhow!("the daemon answered {other}: {reason}")),
     })
-}
-
-/// Connects to the daemon's control socket, with errors that say what to do.
-pub(crate) async fn connect(socket: &Path) -> Result<tokio::net::UnixStream, String> {
-    let where_ = socket.display();
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::UnixStream::connect(socket))
-        .await
-        .map_err(|_| format!("the daemon's control socket {where_} did not accept a connection"))?
-        .map_err(|e| match e.kind() {
-            ErrorKind::PermissionDenied => format!(
-                "the daemon's control socket {where_} refuses this user: only its owner and its group may use it"
-            ),
-            ErrorKind::NotFound | ErrorKind::ConnectionRefused => {
-                format!("the daemon is not running (no control socket answers at {where_})")
-            }
-            _ => format!("cannot connect to the daemon's control socket {where_}: {e}"),
-        })?;
-    Ok(stream)
-}
-
-/// One HTTP/1 exchange on a new connection to `socket`.
-pub(crate) async fn send(
-    socket: &Path,
-    method: Method,
-    path: &str,
-    body: Bytes,
-) -> Result<(StatusCode, Bytes), String> {
-    let where_ = socket.display();
-    let stream = connect(socket).await?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("talking to the daemon at {where_}: {e}"))?;
-    let conn = tokio::spawn(conn);
-    let req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header(header::HOST, "certresponder")
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(header::ACCEPT, "application/json")
-        .body(Full::new(body))
-        .map_err(|e| format!("building the request for {path}: {e}"))?;
-    let resp = sender
-        .send_request(req)
-        .await
-        .map_err(|e| format!("the daemon at {where_} gave no answer to {path}: {e}"))?;
-    let status = resp.status();
-    let bytes = Limited::new(resp.into_body(), 64 * MAX_BODY)
-        .collect()
-        .await
-        .map_err(|e| format!("reading the daemon's answer to {path}: {e}"))?
-        .to_bytes();
-    conn.abort();
-    Ok((status, bytes))
 }
 
 /// Has the running daemon run `jobs` now, one after the other (each after the job it is
@@ -331,4 +275,82 @@ fn join(ids: &[u64]) -> String {
         .map(u64::to_string)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::CliError;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_cli_asks_the_daemon_and_reports_its_refusals() {
+        use super::super::remote;
+        use crate::daemon::control::tests::{Daemon, TWO_PERSON};
+        use serde_json::{Value, json};
+        use std::time::Duration;
+        let d = Daemon::start(Some(TWO_PERSON)).await;
+        d.register("web").await;
+        d.register("api").await;
+        let cfg = d.shared.loaded().cfg.clone();
+        // In a blocking task: the CLI's client runs a runtime of its own.
+        let ask = |f: fn(&crate::config::Config) -> Result<Value, CliError>| {
+            let cfg = cfg.clone();
+            tokio::task::spawn_blocking(move || f(&cfg))
+        };
+        assert!(remote::daemon_running(&cfg));
+        let listing = ask(|cfg| remote::get_as(cfg, "/v1/inventory"))
+            .await
+            .unwrap()
+            .unwrap();
+        let names: Vec<&str> = listing["certificates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["item"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["api", "web"], "{listing:#}");
+
+        let (_, v) = d.expose("web").await;
+        let id = v["applied"]["waiting"][0].as_u64().unwrap();
+        let approve = |cfg: &crate::config::Config| {
+            remote::post_as::<Value>(cfg, "/v1/cases/1/approve", &json!({}))
+        };
+        assert_eq!(id, 1);
+        ask(approve).await.unwrap().unwrap();
+        match ask(approve).await.unwrap() {
+            Err(CliError::Input(e)) => assert!(e.to_string().contains("already approved"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        match ask(|cfg| remote::get_as(cfg, "/v1/cases/7")).await.unwrap() {
+            Err(CliError::Input(e)) => assert!(e.to_string().contains("no case 7"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+
+        // While the daemon runs, a command that opens the database itself is told why it
+        // cannot.
+        let held = crate::store::SledStore::open(&cfg.db_path()).unwrap();
+        let err = ask(|cfg| remote::open_store(cfg).map(|_| Value::Null))
+            .await
+            .unwrap()
+            .unwrap_err();
+        drop(held);
+        match err {
+            CliError::Failure(e) => assert!(
+                e.to_string().contains("in use by the running daemon"),
+                "{e}"
+            ),
+            other => panic!("{other:?}"),
+        }
+
+        // A socket nothing answers on any more is no daemon: the CLI works on its own.
+        d.server.abort();
+        let start = std::time::Instant::now();
+        while remote::daemon_running(&cfg) {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the socket still answers"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(cfg.daemon.control_socket.exists());
+    }
 }

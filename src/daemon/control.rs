@@ -589,6 +589,7 @@ fn post_signal(shared: &Shared, b: SignalBody, who: &Identity) -> Result<Value, 
     Ok(json!({ "signal": signal, "applied": applied }))
 }
 
+pub mod client;
 pub(crate) mod ops;
 mod request;
 mod socket;
@@ -602,4 +603,4 @@ pub use socket::{bind, unbind};
 pub use status::{BreakerSummary, ConfigStatus, Status};
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -13,7 +13,7 @@ pub mod schedule;
 
 pub(crate) mod run;
 
-pub use run::run;
+pub use run::{DaemonError, run};
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};

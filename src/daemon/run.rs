@@ -27,7 +27,6 @@ use tokio::sync::{mpsc, watch};
 
 use super::notify::{Notifier, watchdog_interval};
 use super::{JobStatus, Loaded, Shared};
-use crate::cli::{CliError, RunArgs};
 use crate::config::Config;
 use crate::govern::Governor;
 use crate::policy::Policy;
@@ -40,13 +39,31 @@ pub const STOP_GRACE: Duration = Duration::from_secs(20);
 /// How often queued notifications are delivered.
 const COURIER_EVERY: Duration = Duration::from_secs(2);
 
+/// Why the daemon did not start (or stopped on its own).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DaemonError {
+    /// The configuration, inventory or policy is not valid (exit status 2).
+    #[error("{0}")]
+    Input(String),
+    /// Anything else: the store, the sockets, the runtime (exit status 1).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<std::io::Error> for DaemonError {
+    fn from(e: std::io::Error) -> Self {
+        Self::Failed(format!("setting up signal handling: {e}"))
+    }
+}
+
 /// Runs the daemon until SIGTERM.
-pub fn run(args: RunArgs, config: Option<&Path>) -> Result<ExitCode, CliError> {
+pub fn run(config: Option<&Path>) -> Result<ExitCode, DaemonError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("certresponder")
-        .build()?;
-    let _ = args;
+        .build()
+        .map_err(|e| DaemonError::Failed(format!("starting the runtime: {e}")))?;
     rt.block_on(main_loop(config.map(Path::to_path_buf)))
 }
 
@@ -90,26 +107,23 @@ fn load(path: Option<&Path>, store: &Arc<dyn Store + Send + Sync>) -> Result<Loa
     })
 }
 
-async fn main_loop(config: Option<PathBuf>) -> Result<ExitCode, CliError> {
+async fn main_loop(config: Option<PathBuf>) -> Result<ExitCode, DaemonError> {
     let notifier = Arc::new(Notifier::from_env());
-    let cfg = Config::load(config.as_deref()).map_err(|e| CliError::Input(e.into()))?;
+    let cfg = Config::load(config.as_deref()).map_err(|e| DaemonError::Input(e.to_string()))?;
     let store = SledStore::open(&cfg.db_path()).map_err(|e| {
-        CliError::Failure(anyhow::anyhow!(
-            "{e} (is another `certresponder run` using it?)"
-        ))
+        DaemonError::Failed(format!("{e} (is another `certresponder run` using it?)"))
     })?;
     let store: Arc<dyn Store + Send + Sync> = Arc::new(store);
-    let loaded =
-        load(config.as_deref(), &store).map_err(|e| CliError::Input(anyhow::anyhow!("{e}")))?;
+    let loaded = load(config.as_deref(), &store).map_err(DaemonError::Input)?;
     let (shared, cases_rx) = Shared::new(Arc::clone(&store), loaded);
     let listener = super::control::bind(&cfg.daemon)
-        .map_err(|e| CliError::Failure(anyhow::anyhow!("control socket: {e}")))?;
+        .map_err(|e| DaemonError::Failed(format!("control socket: {e}")))?;
     let socket = cfg.daemon.control_socket.clone();
     tokio::spawn(super::control::serve(Arc::clone(&shared), listener));
     if let Some(addr) = cfg.daemon.metrics_listen {
         let l = tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(|e| CliError::Failure(anyhow::anyhow!("metrics listener {addr}: {e}")))?;
+            .map_err(|e| DaemonError::Failed(format!("metrics listener {addr}: {e}")))?;
         tokio::spawn(super::metrics::serve(Arc::clone(&shared), l));
         tracing::info!(%addr, "serving metrics");
     }
@@ -121,14 +135,12 @@ async fn main_loop(config: Option<PathBuf>) -> Result<ExitCode, CliError> {
         .gov
         .engine()
         .unfinished()
-        .map_err(|e| CliError::Failure(e.into()))?;
+        .map_err(|e| DaemonError::Failed(e.to_string()))?;
     if !unfinished.is_empty() {
         tracing::info!(cases = ?unfinished, "resuming unfinished cases");
     }
     let resumed = unfinished.len();
-    shared
-        .run_cases(unfinished)
-        .map_err(|e| CliError::Failure(anyhow::anyhow!(e)))?;
+    shared.run_cases(unfinished).map_err(DaemonError::Failed)?;
     let (reloaded_tx, reloaded_rx) = watch::channel(0u64);
     let scheduler = tokio::spawn(scheduler(Arc::clone(&shared), reloaded_rx));
     let courier = tokio::spawn(courier(Arc::clone(&shared)));

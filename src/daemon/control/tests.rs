@@ -12,7 +12,6 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinHandle;
 
 use super::*;
-use crate::cli::CliError;
 use crate::govern::Governor;
 use crate::policy::Policy;
 use crate::respond::case::{CaseState, SequenceKind, Trigger};
@@ -20,7 +19,7 @@ use crate::respond::engine::tests::{Fixture, fixture};
 use crate::store::Store as _;
 
 /// Every key exposure waits for two people.
-const TWO_PERSON: &str = r#"
+pub(crate) const TWO_PERSON: &str = r#"
 [[rule]]
 name = "hold"
 checks = ["key_exposed"]
@@ -29,12 +28,12 @@ action = "revoke_reissue"
 approval = "two_person"
 "#;
 
-struct Daemon {
-    f: Fixture,
-    shared: Arc<Shared>,
+pub(crate) struct Daemon {
+    pub(crate) f: Fixture,
+    pub(crate) shared: Arc<Shared>,
     runner: UnboundedReceiver<Vec<u64>>,
     socket: PathBuf,
-    server: JoinHandle<()>,
+    pub(crate) server: JoinHandle<()>,
 }
 
 impl Drop for Daemon {
@@ -46,7 +45,7 @@ impl Drop for Daemon {
 impl Daemon {
     /// A daemon's shared state with `policy` (the built-in one when `None`), answering a
     /// socket in the fixture's directory.
-    async fn start(policy: Option<&str>) -> Self {
+    pub(crate) async fn start(policy: Option<&str>) -> Self {
         let f = fixture("");
         let engine = f.engine();
         let policy = policy.map_or_else(Policy::builtin, |text| {
@@ -75,14 +74,14 @@ impl Daemon {
         }
     }
 
-    async fn register(&self, name: &str) -> certresponder_inventory::ManagedCert {
+    pub(crate) async fn register(&self, name: &str) -> certresponder_inventory::ManagedCert {
         let engine = self.shared.loaded().gov.engine().clone();
         self.f.register(&engine, name, None).await
     }
 
     async fn call(&self, method: Method, path: &str, body: &str) -> (StatusCode, Value) {
         let (status, bytes) =
-            crate::cli::remote::send(&self.socket, method, path, Bytes::from(body.to_string()))
+            client::send(&self.socket, method, path, Bytes::from(body.to_string()))
                 .await
                 .unwrap();
         let v = serde_json::from_slice(&bytes)
@@ -99,7 +98,7 @@ impl Daemon {
     }
 
     /// Posts a key exposure about `cert`.
-    async fn expose(&self, cert: &str) -> (StatusCode, Value) {
+    pub(crate) async fn expose(&self, cert: &str) -> (StatusCode, Value) {
         self.post(
             "/v1/signals",
             json!({
@@ -184,7 +183,7 @@ async fn unknown_paths_wrong_methods_and_bad_queries_are_refused() {
         StatusCode::BAD_REQUEST,
         &["`all`"],
     );
-    let (status, bytes) = crate::cli::remote::send(
+    let (status, bytes) = client::send(
         &d.socket,
         Method::POST,
         "/v1/status",
@@ -662,74 +661,4 @@ fn a_type_error_names_its_field() {
     assert_eq!((b.cert.as_str(), b.to, b.force), ("web", None, false));
     parse_body::<ApproveBody>(b"", true).unwrap();
     parse_body::<ApproveBody>(b" {} ", true).unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn the_cli_asks_the_daemon_and_reports_its_refusals() {
-    use crate::cli::remote;
-    let d = Daemon::start(Some(TWO_PERSON)).await;
-    d.register("web").await;
-    d.register("api").await;
-    let cfg = d.shared.loaded().cfg.clone();
-    // In a blocking task: the CLI's client runs a runtime of its own.
-    let ask = |f: fn(&crate::config::Config) -> Result<Value, CliError>| {
-        let cfg = cfg.clone();
-        tokio::task::spawn_blocking(move || f(&cfg))
-    };
-    assert!(remote::daemon_running(&cfg));
-    let listing = ask(|cfg| remote::get_as(cfg, "/v1/inventory"))
-        .await
-        .unwrap()
-        .unwrap();
-    let names: Vec<&str> = listing["certificates"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["item"]["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["api", "web"], "{listing:#}");
-
-    let (_, v) = d.expose("web").await;
-    let id = v["applied"]["waiting"][0].as_u64().unwrap();
-    let approve = |cfg: &crate::config::Config| {
-        remote::post_as::<Value>(cfg, "/v1/cases/1/approve", &json!({}))
-    };
-    assert_eq!(id, 1);
-    ask(approve).await.unwrap().unwrap();
-    match ask(approve).await.unwrap() {
-        Err(CliError::Input(e)) => assert!(e.to_string().contains("already approved"), "{e}"),
-        other => panic!("{other:?}"),
-    }
-    match ask(|cfg| remote::get_as(cfg, "/v1/cases/7")).await.unwrap() {
-        Err(CliError::Input(e)) => assert!(e.to_string().contains("no case 7"), "{e}"),
-        other => panic!("{other:?}"),
-    }
-
-    // While the daemon runs, a command that opens the database itself is told why it
-    // cannot.
-    let held = crate::store::SledStore::open(&cfg.db_path()).unwrap();
-    let err = ask(|cfg| remote::open_store(cfg).map(|_| Value::Null))
-        .await
-        .unwrap()
-        .unwrap_err();
-    drop(held);
-    match err {
-        CliError::Failure(e) => assert!(
-            e.to_string().contains("in use by the running daemon"),
-            "{e}"
-        ),
-        other => panic!("{other:?}"),
-    }
-
-    // A socket nothing answers on any more is no daemon: the CLI works on its own.
-    d.server.abort();
-    let start = std::time::Instant::now();
-    while remote::daemon_running(&cfg) {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the socket still answers"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(cfg.daemon.control_socket.exists());
 }

@@ -1,0 +1,79 @@
+//! The layers the code is built in, checked on its source: the command line and the daemon's
+//! control socket are thin edges over the service layer, and nothing below them reaches up.
+//! A module that imports upward fails here with the file and line.
+
+use std::path::{Path, PathBuf};
+
+/// Every `.rs` file under `dir`.
+fn sources(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The lines of the files under `src/` (but those `allowed` says may) that name any of
+/// `forbidden`, as `path:line: text`.
+fn offenders(forbidden: &[&str], allowed: impl Fn(&Path) -> bool) -> Vec<String> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut found = Vec::new();
+    for file in sources(&src) {
+        let rel = file.strip_prefix(&src).unwrap();
+        if allowed(rel) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            if forbidden.iter().any(|f| code.contains(f)) {
+                found.push(format!("src/{}:{}: {}", rel.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn nothing_outside_the_command_line_imports_it() {
+    let found = offenders(&["crate::cli", "certresponder::cli"], |rel| {
+        rel.starts_with("cli") || rel == Path::new("main.rs")
+    });
+    assert!(
+        found.is_empty(),
+        "only src/cli/ and src/main.rs may use the command line:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_service_layer_and_what_is_below_it_do_not_reach_the_edges() {
+    let below = [
+        "service", "respond", "govern", "policy", "signals", "store", "audit", "ct", "notify",
+    ];
+    let found = offenders(&["crate::cli", "crate::daemon"], |rel| {
+        !below.iter().any(|b| rel.starts_with(b))
+    });
+    assert!(
+        found.is_empty(),
+        "the service layer and the modules below it may not import the CLI or the daemon:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_checks_find_what_they_look_for() {
+    // The edges themselves import what the checks forbid elsewhere: a check that could not
+    // find anything would pass whatever the code did.
+    assert!(!offenders(&["crate::service"], |rel| !rel.starts_with("cli")).is_empty());
+    assert!(!offenders(&["crate::daemon"], |rel| !rel.starts_with("cli")).is_empty());
+}

@@ -1218,6 +1218,32 @@ const INCIDENT: &[(&[&str], i32)] = &[
     (&["blocklist", "list"], 0),
     (&["blocklist", "remove", "known"], 0),
     (&["blocklist", "remove", "known", "--json"], 2),
+    (&["inventory", "show", "delta"], 0),
+    (&["inventory", "show", "delta", "--json"], 0),
+    (&["inventory", "show", "nosuch"], 2),
+    (&["policy", "explain", "delta", "key_exposed"], 0),
+    (&["policy", "explain", "delta", "fermat", "--json"], 0),
+    (&["policy", "explain", "nosuch", "fermat"], 2),
+    (
+        &[
+            "analyze",
+            "{home}/certs/delta/cert.pem",
+            "--against-inventory",
+        ],
+        0,
+    ),
+    (&["ct", "watch", "add", "example.test"], 0),
+    (&["ct", "watch", "add", "example.test"], 0),
+    (&["ct", "watch", "list"], 0),
+    (&["ct", "watch", "list", "--json"], 0),
+    (&["ct", "watch", "remove", "example.test"], 0),
+    (&["ct", "watch", "remove", "example.test"], 2),
+    (&["ct", "status"], 0),
+    (&["ct", "poll"], 2),
+    (&["exposure", "scan", "{home}/leak"], 3),
+    (&["exposure", "scan", "{home}/leak", "--json"], 3),
+    (&["exposure", "scan", "{home}/nosuch"], 2),
+    (&["signals", "--json"], 0),
 ];
 
 /// Runs [`INCIDENT`] in a new home, through a running daemon or not; returns what each
@@ -1264,6 +1290,9 @@ fn incident(through_daemon: bool) -> Story {
     )
     .unwrap();
     std::fs::write(d.path("new/known.txt"), format!("{}\n", "ab".repeat(32))).unwrap();
+    // delta's key, left where it should not be.
+    std::fs::create_dir_all(d.path("leak")).unwrap();
+    std::fs::copy(d.path("certs/delta/key.pem"), d.path("leak/backup.pem")).unwrap();
     let notify = Notify::bind(d.path("notify.sock"));
     let daemon = through_daemon.then(|| {
         let daemon = d.start(&notify, &[]);

@@ -259,15 +259,23 @@ fn add_inventory_matches(
     results: &mut [FileResult],
     config: Option<&Path>,
 ) -> Result<(), CliError> {
-    let cfg = super::load_config(config)?;
-    let store = super::inventory::open_store(&cfg)?;
-    let Some(product) = crate::signals::shared::InventoryProduct::load(&store)? else {
-        return Ok(());
-    };
+    let backend = super::backend::Backend::choose(super::load_config(config)?);
+    let mut moduli = Vec::new();
+    for r in results.iter() {
+        for o in &r.objects {
+            if let Some(m) = &o.rsa_modulus {
+                moduli.push(hex::encode(m));
+            }
+        }
+    }
+    let found = backend.call::<crate::service::policy::SharedWithInventory>(
+        crate::service::policy::ModuliArgs { moduli },
+    )?;
+    let mut found = found.into_iter();
     for r in results.iter_mut() {
         for o in &mut r.objects {
-            if let Some(m) = &o.rsa_modulus
-                && let Some(f) = product.check(&store, m)?
+            if o.rsa_modulus.is_some()
+                && let Some(Some(f)) = found.next()
             {
                 o.findings.push(f);
             }

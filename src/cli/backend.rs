@@ -38,6 +38,13 @@ impl Backend {
         }
     }
 
+    /// The configuration.
+    pub(crate) fn config(&self) -> &Config {
+        match self {
+            Self::Local(c) | Self::Remote(c) => c,
+        }
+    }
+
     /// Runs use case `O`; progress and warnings go to stderr as they happen.
     pub(crate) fn call<O: Op>(&self, args: O::Args) -> Result<O::Output, CliError> {
         match self {

@@ -7,12 +7,10 @@ use chrono::Utc;
 use clap::Subcommand;
 use serde_json::json;
 
-use super::inventory::open_store;
+use super::backend::Backend;
 use super::table::{Cell, Tone, render};
 use super::{CliError, input_error, load_config};
-use crate::ct::poll;
-use crate::signals::SignalState;
-use crate::store::Store;
+use crate::service::ct as ops;
 
 /// Exit status when unauthorized-issuance signals are open.
 const UNAUTHORIZED_OPEN: u8 = 3;
@@ -63,17 +61,17 @@ pub(crate) enum WatchCommand {
 }
 
 pub(crate) fn run(cmd: CtCommand, config: Option<&Path>) -> Result<ExitCode, CliError> {
-    let cfg = load_config(config)?;
+    let backend = Backend::choose(load_config(config)?);
     match cmd {
-        CtCommand::Status { json } => status(&cfg, json),
-        CtCommand::Poll { json } => run_poll(&cfg, json),
-        CtCommand::Watch(w) => watch(&cfg, w),
+        CtCommand::Status { json } => status(&backend, json),
+        CtCommand::Poll { json } => run_poll(&backend, json),
+        CtCommand::Watch(w) => watch(&backend, w),
     }
 }
 
-fn status(cfg: &crate::config::Config, json: bool) -> Result<ExitCode, CliError> {
-    let store = open_store(cfg)?;
-    let states = poll::status(&store, cfg)?;
+fn status(backend: &Backend, json: bool) -> Result<ExitCode, CliError> {
+    let cfg = backend.config();
+    let states = backend.call::<ops::Status>(ops::NoArgs {})?;
     let now = Utc::now();
     if json {
         let v: Vec<serde_json::Value> = cfg
@@ -146,24 +144,13 @@ fn status(cfg: &crate::config::Config, json: bool) -> Result<ExitCode, CliError>
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_poll(cfg: &crate::config::Config, json: bool) -> Result<ExitCode, CliError> {
-    if cfg.ct.logs.is_empty() {
+fn run_poll(backend: &Backend, json: bool) -> Result<ExitCode, CliError> {
+    if backend.config().ct.logs.is_empty() {
         return Err(input_error(
             "no CT log is configured: add [[ct_log]] tables (name, url, key) to the configuration",
         ));
     }
-    if super::remote::daemon_running(cfg) {
-        return super::remote::run_jobs(cfg, &["ct_poll"], json);
-    }
-    let store = open_store(cfg)?;
-    crate::registry::sync(&store, cfg, Utc::now())?;
-    let rt = super::respond::runtime()?;
-    let report = rt.block_on(poll::poll(&store, cfg, Utc::now()))?;
-    let open = store
-        .list_signals()?
-        .into_iter()
-        .filter(|s| s.check == poll::CHECK && matches!(s.state, SignalState::Open))
-        .count();
+    let ops::Polled { report, open } = backend.call::<ops::Poll>(ops::NoArgs {})?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -231,58 +218,26 @@ fn run_poll(cfg: &crate::config::Config, json: bool) -> Result<ExitCode, CliErro
     })
 }
 
-fn watch(cfg: &crate::config::Config, cmd: WatchCommand) -> Result<ExitCode, CliError> {
-    let store = open_store(cfg)?;
+fn watch(backend: &Backend, cmd: WatchCommand) -> Result<ExitCode, CliError> {
     match cmd {
         WatchCommand::Add { pattern } => {
-            let mut probe = crate::signals::ct::WatchList::new();
-            probe
-                .add(&pattern)
-                .map_err(|e| input_error(format!("`{pattern}`: {e}")))?;
-            let mut list = poll::recorded_watch(&store)?;
-            if list.contains(&pattern) {
+            let already = backend.call::<ops::WatchAdd>(ops::PatternArgs {
+                pattern: pattern.clone(),
+            })?;
+            if already {
                 println!("`{pattern}` is already watched");
             } else {
-                list.push(pattern.clone());
-                poll::save_watch(&store, &list)?;
                 println!("watching `{pattern}`");
             }
         }
         WatchCommand::Remove { pattern } => {
-            let mut list = poll::recorded_watch(&store)?;
-            let before = list.len();
-            list.retain(|p| p != &pattern);
-            if list.len() == before {
-                return Err(input_error(format!(
-                    "`{pattern}` was not added with `ct watch add`{}",
-                    if cfg.ct.domains.contains(&pattern) {
-                        "; it is in the configuration's [ct] domains"
-                    } else {
-                        ""
-                    }
-                )));
-            }
-            poll::save_watch(&store, &list)?;
+            backend.call::<ops::WatchRemove>(ops::PatternArgs {
+                pattern: pattern.clone(),
+            })?;
             println!("no longer watching `{pattern}`");
         }
         WatchCommand::List { json } => {
-            crate::registry::sync(&store, cfg, Utc::now())?;
-            let recorded = poll::recorded_watch(&store)?;
-            let poll::Watch {
-                owner_of, rejected, ..
-            } = poll::watch_list(&store, cfg)?;
-            let mut rows: Vec<(String, String)> = Vec::new();
-            let mut names: Vec<(&String, &String)> = owner_of.iter().collect();
-            names.sort();
-            for (n, c) in names {
-                rows.push((n.clone(), format!("inventory ({c})")));
-            }
-            for d in &cfg.ct.domains {
-                rows.push((d.clone(), "configuration".into()));
-            }
-            for r in &recorded {
-                rows.push((r.clone(), "ct watch add".into()));
-            }
+            let ops::Watched { rows, rejected } = backend.call::<ops::WatchList>(ops::NoArgs {})?;
             if json {
                 let v: Vec<serde_json::Value> = rows
                     .iter()

@@ -12,14 +12,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use chrono::Utc;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::inventory::open_store;
+use super::backend::Backend;
 use super::{CliError, input_error, load_config};
+use crate::service::exposure::{Found, RecordArgs, RecordExposure};
 use crate::signals::exposure::Location;
-use crate::signals::exposure::record::{ExposureReport, record};
+use crate::signals::exposure::record::ExposureReport;
 use crate::signals::exposure::sources::{self, DEFAULT_MAX_FILE_SIZE, ScanOptions, ScanOutcome};
 
 /// Exit status of `exposure scan` when an inventory key was found.
@@ -98,25 +98,20 @@ fn scan(args: ScanArgs, config: Option<&Path>) -> Result<ExitCode, CliError> {
             return Err(input_error(format!("{}: {e}", p.display())));
         }
     }
-    let cfg = load_config(config)?;
-    let store = open_store(&cfg)?;
-    let now = Utc::now();
-    let sync = crate::registry::sync(&store, &cfg, now)?;
-    if !sync.errors.is_empty() {
-        eprintln!(
-            "warning: {} inventory error(s); the affected certificates are matched by their last registered entry (see `certresponder inventory validate`)",
-            sync.errors.len()
-        );
-    }
+    let backend = Backend::choose(load_config(config)?);
     let opts = ScanOptions {
         max_file_size: args.max_file_size,
         history: !args.no_history,
         threads: 0,
     };
     let started = Instant::now();
+    // Read here, with the caller's permissions; only the public halves of the keys found
+    // go to whoever holds the store.
     let outcome = sources::scan(&args.paths, &opts);
     let seconds = started.elapsed().as_secs_f64();
-    let report = record(&store, &outcome.found, now)?;
+    let report = backend.call::<RecordExposure>(RecordArgs {
+        found: outcome.found.iter().map(Found::from).collect(),
+    })?;
     for p in &outcome.failed_repositories {
         eprintln!("error: {}: {}", p.path, p.reason);
     }

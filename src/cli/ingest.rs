@@ -5,16 +5,16 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use chrono::Utc;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::inventory::open_store;
+use super::backend::Backend;
 use super::table::{Cell, Tone, render};
 use super::{CliError, load_config};
+use crate::service::exposure::{Found, RecordArgs, RecordExposure};
 use crate::signals::exposure::Location;
 use crate::signals::exposure::ingest::{IngestOptions, Ingested, Scanner, read_report};
-use crate::signals::exposure::record::{ExposureReport, record};
+use crate::signals::exposure::record::ExposureReport;
 
 /// Exit status when an inventory certificate's key is in the report.
 const EXPOSED: u8 = 3;
@@ -78,10 +78,9 @@ pub(crate) fn run(cmd: IngestCommand, config: Option<&Path>) -> Result<ExitCode,
     // The report is read before the database is opened: a malformed one changes nothing.
     let ingested = read_report(scanner, &file, &IngestOptions { root })
         .map_err(|e| CliError::Input(e.into()))?;
-    let store = open_store(&cfg)?;
-    let now = Utc::now();
-    crate::registry::sync(&store, &cfg, now)?;
-    let report = record(&store, &ingested.keys, now)?;
+    let report = Backend::choose(cfg).call::<RecordExposure>(RecordArgs {
+        found: ingested.keys.iter().map(Found::from).collect(),
+    })?;
     let name = if file == Path::new("-") {
         "stdin".to_string()
     } else {

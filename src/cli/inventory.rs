@@ -4,9 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use certresponder_inventory::{
-    InventoryError, LoadOptions, did_you_mean, inventory_files, load_files,
-};
+use certresponder_inventory::{InventoryError, LoadOptions, inventory_files, load_files};
 use chrono::Utc;
 use clap::Subcommand;
 use serde_json::json;
@@ -15,9 +13,8 @@ use super::backend::Backend;
 use super::table::{Cell, Tone, render};
 use super::{CliError, input_error, load_config};
 use crate::config::Config;
-use crate::registry::sync;
-use crate::service::inventory::{self as ops, days_left, error_files, status_of};
-use crate::store::{SledStore, Store};
+use crate::service::inventory::{self as ops, days_left};
+use crate::store::SledStore;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum InventoryCommand {
@@ -280,63 +277,16 @@ fn tone(s: ops::Standing) -> Tone {
     }
 }
 
-fn unknown_name(store: &dyn Store, name: &str) -> Result<CliError, CliError> {
-    let names: Vec<String> = store
-        .list_certs()?
-        .into_iter()
-        .map(|r| r.entry.name.to_string())
-        .collect();
-    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let hint = did_you_mean(name, &refs)
-        .map(|s| format!("; did you mean `{s}`?"))
-        .unwrap_or_default();
-    Ok(input_error(format!(
-        "no certificate named `{name}` is registered{hint}"
-    )))
-}
-
 fn show(cfg: &Config, name: &str, json: bool) -> Result<ExitCode, CliError> {
-    let store = open_store(cfg)?;
-    let report = sync(&store, cfg, Utc::now())?;
-    let Some(rec) = store.get_cert(name)? else {
-        return Err(unknown_name(&store, name)?);
-    };
-    let bundles = store.bundles(name)?;
-    let events = store.events(Some(name))?;
-    let live = report.live.get(name);
-    let (status, _) = status_of(
-        &rec,
-        live,
-        error_files(&report).contains(&rec.entry.source),
-        cfg,
-    );
+    let shown = Backend::choose(cfg.clone()).call::<ops::Show>(ops::ShowArgs {
+        name: name.to_string(),
+    })?;
     if json {
-        let bundles_json: Vec<_> = bundles
-            .iter()
-            .map(|b| {
-                json!({
-                    "id": b.id, "state": b.state, "origin": b.origin, "serial": b.serial,
-                    "issuer": b.issuer, "not_after": b.not_after, "created_at": b.created_at,
-                    "fingerprints": b.fingerprints, "has_key": b.key_pem.is_some(),
-                })
-            })
-            .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "entry": rec.entry,
-                "record": rec.status,
-                "registered_at": rec.registered_at,
-                "updated_at": rec.updated_at,
-                "status": status.trim_start_matches("! ").to_lowercase().replace(' ', "_"),
-                "certificate": live.and_then(|l| l.cert.as_ref()),
-                "problems": live.map(|l| l.problems.clone()).unwrap_or_default(),
-                "bundles": bundles_json,
-                "events": events,
-            }))?
-        );
+        println!("{}", serde_json::to_string_pretty(&shown.json)?);
         return Ok(ExitCode::SUCCESS);
     }
+    let (rec, status, bundles, events) =
+        (&shown.record, &shown.status, &shown.bundles, &shown.events);
     let e = &rec.entry;
     let opt = |p: &Option<PathBuf>| {
         p.as_ref()
@@ -380,24 +330,22 @@ fn show(cfg: &Config, name: &str, json: bool) -> Result<ExitCode, CliError> {
         "registered:   {}",
         rec.registered_at.format("%Y-%m-%d %H:%M:%S UTC")
     );
-    if let Some(c) = live.and_then(|l| l.cert.as_ref()) {
-        let days = days_left(c.seconds_left(Utc::now()));
+    if let Some(c) = &shown.live {
+        let days = days_left((c.not_after - Utc::now()).num_seconds());
         println!("certificate:");
         println!("  subject:    {}", c.subject);
         println!("  issuer:     {}", c.issuer);
         println!("  serial:     {}", c.serial);
-        let mut names: Vec<String> = c.dns_names.clone();
-        names.extend(c.ip_addresses.iter().map(ToString::to_string));
         println!(
             "  names:      {}",
-            if names.is_empty() {
+            if c.names.is_empty() {
                 "-".into()
             } else {
-                names.join(", ")
+                c.names.join(", ")
             }
         );
-        println!("  key:        {}", c.key.describe());
-        println!("  signature:  {}", c.signature_algorithm);
+        println!("  key:        {}", c.key);
+        println!("  signature:  {}", c.signature);
         println!(
             "  not before: {}",
             c.not_before.format("%Y-%m-%d %H:%M:%S UTC")
@@ -406,15 +354,13 @@ fn show(cfg: &Config, name: &str, json: bool) -> Result<ExitCode, CliError> {
             "  not after:  {} ({days} days left)",
             c.not_after.format("%Y-%m-%d %H:%M:%S UTC")
         );
-        println!("  SCTs:       {}", c.scts.len());
-        println!("  SHA-256:    {}", c.fingerprints.cert_sha256);
-        println!("  SPKI:       {}", c.fingerprints.spki_sha256);
-        println!("  TBS hash:   {}", c.fingerprints.tbs_sha256);
+        println!("  SCTs:       {}", c.scts);
+        println!("  SHA-256:    {}", c.sha256);
+        println!("  SPKI:       {}", c.spki);
+        println!("  TBS hash:   {}", c.tbs);
     }
-    if let Some(l) = live {
-        for p in &l.problems {
-            println!("problem:      {p}");
-        }
+    for p in &shown.problems {
+        println!("problem:      {p}");
     }
     println!(
         "history ({} bundle{}):",

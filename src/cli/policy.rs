@@ -5,16 +5,14 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use certresponder_inventory::did_you_mean;
-use chrono::Utc;
 use clap::Subcommand;
 
-use super::inventory::open_store;
+use super::backend::Backend;
 use super::table::{Cell, Tone, render};
 use super::{CliError, input_error, load_config};
 use crate::policy::vocab::{self, CONFIDENCES, confidence_name};
 use crate::policy::{Action, Approval, DEFAULT_POLICY, Explanation, Policy, Rule, duration};
-use crate::registry::sync;
-use crate::store::{CertStatus, Store};
+use crate::service::policy::{PolicySubject, SubjectArgs};
 
 /// `policy` subcommands.
 #[derive(Debug, Subcommand)]
@@ -92,35 +90,12 @@ fn explain(
         .transpose()?;
     let cfg = load_config(config)?;
     let policy = load_policy(&cfg)?;
-    let store = open_store(&cfg)?;
-    let now = Utc::now();
-    sync(&store, &cfg, now)?;
-    let Some(record) = store.get_cert(name)? else {
-        let known: Vec<String> = store
-            .list_certs()?
-            .into_iter()
-            .filter(|r| r.status == CertStatus::Active)
-            .map(|r| r.entry.name.to_string())
-            .collect();
-        let known: Vec<&str> = known.iter().map(String::as_str).collect();
-        let hint = did_you_mean(name, &known)
-            .map(|s| format!("; did you mean `{s}`?"))
-            .unwrap_or_default();
-        return Err(input_error(format!(
-            "no registered certificate named `{name}`{hint}"
-        )));
-    };
-    if record.status == CertStatus::Removed {
-        return Err(input_error(format!(
-            "`{name}` was removed from the inventory; the policy no longer applies to it"
-        )));
-    }
-    let entry = &record.entry;
-    let open = store
-        .list_signals()?
-        .into_iter()
-        .filter(|s| s.subject == name && s.check == check && s.is_open(now))
-        .max_by_key(|s| s.last_seen);
+    let subject = Backend::choose(cfg).call::<PolicySubject>(SubjectArgs {
+        name: name.to_string(),
+        check: check.to_string(),
+    })?;
+    let entry = &subject.record.entry;
+    let open = subject.signal;
     let explanation = match open {
         Some(mut signal) => {
             if let Some(c) = confidence {

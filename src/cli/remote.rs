@@ -112,38 +112,6 @@ fn call(
     })
 }
 
-/// Has the running daemon run `jobs` now, one after the other (each after the job it is
-/// running, if any), and prints how each went: `NAME (run by the daemon): RESULT`, or a JSON
-/// array of `{"job", "ok", "result"}`. Exit 1 when a job failed, else 0: the daemon's policy
-/// has already acted on what the jobs found (see `signals` and `cases list`).
-pub(crate) fn run_jobs(cfg: &Config, jobs: &[&str], json: bool) -> Result<ExitCode, CliError> {
-    let mut results = Vec::new();
-    for job in jobs {
-        let r: serde_json::Value =
-            post_as(cfg, &format!("/v1/jobs/{job}/run"), &serde_json::json!({}))?;
-        if !json {
-            let line = format!(
-                "{job} (run by the daemon): {}",
-                r["result"].as_str().unwrap_or_default()
-            );
-            if r["ok"] == true {
-                println!("{line}");
-            } else {
-                eprintln!("{line}");
-            }
-        }
-        results.push(r);
-    }
-    if json {
-        println!("{}", serde_json::to_string_pretty(&results)?);
-    }
-    Ok(if results.iter().all(|r| r["ok"] == true) {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
-}
-
 /// `certresponder status`.
 pub(crate) fn run_status(config: Option<&Path>, json: bool) -> Result<ExitCode, CliError> {
     let cfg = load_config(config)?;

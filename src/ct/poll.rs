@@ -100,7 +100,7 @@ pub fn save_watch(store: &dyn Store, list: &[String]) -> Result<(), StoreError> 
 }
 
 /// One watched certificate seen in a log.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Match {
     /// The log's name.
     pub log: String,
@@ -130,7 +130,7 @@ pub struct Match {
 }
 
 /// What one log's pass did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LogReport {
     /// The log's name.
     pub name: String,
@@ -168,7 +168,7 @@ pub struct LogReport {
 }
 
 /// What a pass did.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct PollReport {
     /// Per log.
     pub logs: Vec<LogReport>,

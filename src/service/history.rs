@@ -38,7 +38,8 @@ pub struct BundleSummary {
 }
 
 impl BundleSummary {
-    fn of(b: &Bundle) -> Self {
+    /// The summary of `b`.
+    pub fn of(b: &Bundle) -> Self {
         Self {
             id: b.id.clone(),
             state: b.state,

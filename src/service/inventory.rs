@@ -443,3 +443,137 @@ pub fn error_files(report: &SyncReport) -> Vec<PathBuf> {
         .map(|e| e.location().file.clone())
         .collect()
 }
+
+/// `inventory show NAME`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShowArgs {
+    /// The inventory name.
+    pub name: String,
+}
+
+/// The live certificate as `inventory show` prints it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LiveCert {
+    /// Subject DN.
+    pub subject: String,
+    /// Issuer DN.
+    pub issuer: String,
+    /// Serial, hex.
+    pub serial: String,
+    /// DNS names and IP addresses.
+    pub names: Vec<String>,
+    /// The key, described.
+    pub key: String,
+    /// The signature algorithm.
+    pub signature: String,
+    /// notBefore.
+    pub not_before: chrono::DateTime<Utc>,
+    /// notAfter.
+    pub not_after: chrono::DateTime<Utc>,
+    /// Embedded SCTs.
+    pub scts: usize,
+    /// SHA-256, SPKI SHA-256 and RFC 6962 TBS hash, hex.
+    pub sha256: String,
+    /// SPKI SHA-256, hex.
+    pub spki: String,
+    /// TBS hash, hex.
+    pub tbs: String,
+}
+
+/// One certificate, whole: its entry, state, live certificate, bundles and events.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Shown {
+    /// `inventory show --json`.
+    pub json: serde_json::Value,
+    /// The record.
+    pub record: CertRecord,
+    /// The status (`ok`, `! EXPIRING`...).
+    pub status: String,
+    /// The certificate at its location now, when it parses.
+    pub live: Option<LiveCert>,
+    /// Problems with the entry's files.
+    pub problems: Vec<String>,
+    /// The bundles, oldest first.
+    pub bundles: Vec<super::history::BundleSummary>,
+    /// The events, oldest first.
+    pub events: Vec<crate::store::Event>,
+}
+
+/// Shows one certificate (the inventory brought into the store first).
+pub struct Show;
+
+impl Op for Show {
+    const NAME: &'static str = "inventory_show";
+    const CHANGES: bool = true;
+    type Args = ShowArgs;
+    type Output = Shown;
+
+    fn run(svc: &Service, _ctx: &Ctx<'_>, args: ShowArgs) -> Result<Shown, ServiceError> {
+        let (store, cfg, name) = (svc.store(), svc.config(), args.name.as_str());
+        let report = sync(store, cfg, Utc::now())?;
+        let Some(rec) = store.get_cert(name)? else {
+            return Err(unknown_name(store, name));
+        };
+        let bundles = store.bundles(name)?;
+        let events = store.events(Some(name))?;
+        let live = report.live.get(name);
+        let (status, _) = status_of(
+            &rec,
+            live,
+            error_files(&report).contains(&rec.entry.source),
+            cfg,
+        );
+        let bundles_json: Vec<_> = bundles
+            .iter()
+            .map(|b| {
+                json!({
+                    "id": b.id, "state": b.state, "origin": b.origin, "serial": b.serial,
+                    "issuer": b.issuer, "not_after": b.not_after, "created_at": b.created_at,
+                    "fingerprints": b.fingerprints, "has_key": b.key_pem.is_some(),
+                })
+            })
+            .collect();
+        let cert = live.and_then(|l| l.cert.as_ref());
+        let shown_json = json!({
+            "entry": rec.entry,
+            "record": rec.status,
+            "registered_at": rec.registered_at,
+            "updated_at": rec.updated_at,
+            "status": status.trim_start_matches("! ").to_lowercase().replace(' ', "_"),
+            "certificate": cert,
+            "problems": live.map(|l| l.problems.clone()).unwrap_or_default(),
+            "bundles": bundles_json,
+            "events": events,
+        });
+        Ok(Shown {
+            json: shown_json,
+            status,
+            live: cert.map(|c| LiveCert {
+                subject: c.subject.clone(),
+                issuer: c.issuer.clone(),
+                serial: c.serial.clone(),
+                names: c
+                    .dns_names
+                    .iter()
+                    .cloned()
+                    .chain(c.ip_addresses.iter().map(ToString::to_string))
+                    .collect(),
+                key: c.key.describe(),
+                signature: c.signature_algorithm.clone(),
+                not_before: c.not_before,
+                not_after: c.not_after,
+                scts: c.scts.len(),
+                sha256: c.fingerprints.cert_sha256.clone(),
+                spki: c.fingerprints.spki_sha256.clone(),
+                tbs: c.fingerprints.tbs_sha256.clone(),
+            }),
+            problems: live.map(|l| l.problems.clone()).unwrap_or_default(),
+            bundles: bundles
+                .iter()
+                .map(super::history::BundleSummary::of)
+                .collect(),
+            record: rec,
+            events,
+        })
+    }
+}

@@ -14,12 +14,15 @@
 pub mod audit;
 pub mod blocklist;
 pub mod cases;
+pub mod ct;
 pub mod distrust;
 mod error;
+pub mod exposure;
 pub mod govern;
 pub mod history;
 pub mod inventory;
 pub mod ops;
+pub mod policy;
 pub mod respond;
 pub mod scan;
 pub mod signals;

@@ -39,6 +39,42 @@ pub struct Finding {
     pub evidence: serde_json::Value,
 }
 
+/// A finding as read back (from another process): its check id is looked up in the finding
+/// vocabulary, and any other name is refused.
+#[derive(serde::Deserialize)]
+struct FindingRead {
+    check: String,
+    confidence: Confidence,
+    message: String,
+    revocation_reason: Option<RevocationReason>,
+    deadline_hours: Option<u32>,
+    evidence: serde_json::Value,
+}
+
+impl<'de> serde::Deserialize<'de> for Finding {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::try_from(FindingRead::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+impl TryFrom<FindingRead> for Finding {
+    type Error = String;
+
+    fn try_from(f: FindingRead) -> Result<Self, String> {
+        let check = crate::policy::vocab::check_info(&f.check)
+            .map(|c| c.check)
+            .ok_or_else(|| format!("`{}` is not a check of the finding vocabulary", f.check))?;
+        Ok(Self {
+            check,
+            confidence: f.confidence,
+            message: f.message,
+            revocation_reason: f.revocation_reason,
+            deadline_hours: f.deadline_hours,
+            evidence: f.evidence,
+        })
+    }
+}
+
 /// BR §4.9.1.1: revoke within 24 hours when the key is known or shown to be compromised.
 pub const KEY_COMPROMISE_HOURS: u32 = 24;
 /// BR §4.9.1.1: revoke within 5 days for other weak parameters and rule violations.

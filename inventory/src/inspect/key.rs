@@ -519,3 +519,104 @@ mod tests {
         assert!(matches!(k, KeyInfo::Rsa { ref exponent, .. } if exponent == "65537"));
     }
 }
+
+/// A public key whole, for sending it between processes (a command that found a key and the
+/// daemon that matches it): [`KeyInfo`] with its bytes, as hex.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(tag = "algorithm", rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum KeyWire {
+    /// RSA: modulus and exponent, big-endian hex.
+    Rsa {
+        /// The modulus.
+        modulus: String,
+        /// The exponent.
+        exponent: String,
+    },
+    /// EC: the curve, the point, explicit parameters when given so.
+    Ec {
+        /// The curve's name.
+        curve: String,
+        /// The encoded point, hex.
+        point: String,
+        /// DER `ECParameters`, hex.
+        params: Option<String>,
+    },
+    /// Ed25519: the public key, hex.
+    Ed25519 {
+        /// The public key.
+        public: String,
+    },
+    /// Ed448: the public key, hex.
+    Ed448 {
+        /// The public key.
+        public: String,
+    },
+    /// Another algorithm.
+    Other {
+        /// Its dotted OID.
+        oid: String,
+    },
+}
+
+impl From<&KeyInfo> for KeyWire {
+    fn from(k: &KeyInfo) -> Self {
+        match k {
+            KeyInfo::Rsa {
+                modulus,
+                exponent_bytes,
+                ..
+            } => Self::Rsa {
+                modulus: hex::encode(modulus),
+                exponent: hex::encode(exponent_bytes),
+            },
+            KeyInfo::Ec {
+                curve,
+                point,
+                params,
+            } => Self::Ec {
+                curve: curve.clone(),
+                point: hex::encode(point),
+                params: params.as_ref().map(hex::encode),
+            },
+            KeyInfo::Ed25519 { public } => Self::Ed25519 {
+                public: hex::encode(public),
+            },
+            KeyInfo::Ed448 { public } => Self::Ed448 {
+                public: hex::encode(public),
+            },
+            KeyInfo::Other { oid } => Self::Other { oid: oid.clone() },
+        }
+    }
+}
+
+impl TryFrom<KeyWire> for KeyInfo {
+    type Error = String;
+
+    fn try_from(w: KeyWire) -> Result<Self, String> {
+        let bytes = |field: &str, s: &str| {
+            hex::decode(s).map_err(|e| format!("key field `{field}`: not hex: {e}"))
+        };
+        Ok(match w {
+            KeyWire::Rsa { modulus, exponent } => {
+                Self::rsa(&bytes("modulus", &modulus)?, &bytes("exponent", &exponent)?)
+            }
+            KeyWire::Ec {
+                curve,
+                point,
+                params,
+            } => Self::Ec {
+                curve,
+                point: bytes("point", &point)?,
+                params: params.map(|p| bytes("params", &p)).transpose()?,
+            },
+            KeyWire::Ed25519 { public } => Self::Ed25519 {
+                public: bytes("public", &public)?,
+            },
+            KeyWire::Ed448 { public } => Self::Ed448 {
+                public: bytes("public", &public)?,
+            },
+            KeyWire::Other { oid } => Self::Other { oid },
+        })
+    }
+}

@@ -15,7 +15,7 @@ mod x509;
 
 pub use crl::{CrlInfo, RevokedEntry, cert_signed_by, crl_signed_by, inspect_crl_der, read_crl};
 pub use error::InspectError;
-pub use key::{KeyFormat, KeyInfo, PrivateKeyInfo};
+pub use key::{KeyFormat, KeyInfo, KeyWire, PrivateKeyInfo};
 pub use ocsp::{OcspAnswer, OcspCertStatus, OcspProblem, ocsp_request, read_ocsp_response};
 pub use pem::{PemBlock, encode_pem, looks_like_pem, parse_pem};
 pub use x509::{

@@ -37,7 +37,7 @@ pub struct FoundKey {
 }
 
 /// Where a key was found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Location {
     /// The file (inside the repository, for a git repository), or the report's location.
     pub path: String,

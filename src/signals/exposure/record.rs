@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use certresponder_inventory::inspect::{KeyInfo, inspect_certificate_der};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::identity::KeyIds;
@@ -23,7 +23,7 @@ use crate::store::{Store, StoreError};
 const MAX_LOCATIONS: usize = 50;
 
 /// A found key that is an inventory certificate's.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Exposed {
     /// The certificate.
     pub cert: String,
@@ -38,7 +38,7 @@ pub struct Exposed {
 }
 
 /// A found key that no inventory certificate uses: information, not a signal.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Unknown {
     /// The key, described.
     pub key: String,
@@ -49,7 +49,7 @@ pub struct Unknown {
 }
 
 /// What recording found keys did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ExposureReport {
     /// Private keys found (each location counts).
     pub found: usize,

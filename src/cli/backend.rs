@@ -95,7 +95,30 @@ fn open_service<O: Op>(cfg: &Arc<Config>) -> Result<Service, ServiceError> {
     Ok(Service::new(store, Arc::clone(cfg)))
 }
 
+/// Refuses to work, as root, on a state directory that another user (the service's) owns:
+/// what root created there would be root's, and the service could then not read or write
+/// it.
+fn check_state_owner(cfg: &Config) -> Result<(), ServiceError> {
+    use std::os::unix::fs::MetadataExt as _;
+    if !rustix::process::geteuid().is_root() {
+        return Ok(());
+    }
+    let Ok(meta) = std::fs::metadata(&cfg.state_dir) else {
+        return Ok(());
+    };
+    let owner = meta.uid();
+    if owner == 0 {
+        return Ok(());
+    }
+    let user = Identity::from_uid(owner).name;
+    Err(ServiceError::Refused(format!(
+        "{}: the state directory belongs to {user} (uid {owner}); run as root, this command would leave files there that the service cannot read or write. Run it as that user (`sudo -u {user} certresponder ...`), or while the service runs, which then does the work",
+        cfg.state_dir.display()
+    )))
+}
+
 fn local<O: Op>(cfg: &Arc<Config>, args: O::Args) -> Result<O::Output, ServiceError> {
+    check_state_owner(cfg)?;
     let svc = open_service::<O>(cfg)?;
     let who = Identity::current().map_err(ServiceError::Failed)?;
     let host = LocalHost;

@@ -10,6 +10,7 @@ use clap::Parser;
 /// logs to journald when systemd connected it to the journal, else to stderr as text or
 /// JSON lines (`run --log-format json`).
 fn init_logging(daemon: Option<&str>) {
+    use std::io::IsTerminal as _;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let filter =
@@ -17,9 +18,15 @@ fn init_logging(daemon: Option<&str>) {
             tracing_subscriber::EnvFilter::new(if daemon.is_some() { "info" } else { "warn" })
         });
     let registry = tracing_subscriber::registry().with(filter);
+    // Colours only for a person at a terminal: a file, a pipe or a log collector gets text.
+    let ansi = std::io::stderr().is_terminal();
     let Some(format) = daemon else {
         registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(ansi)
+                    .with_writer(std::io::stderr),
+            )
             .init();
         return;
     };
@@ -42,7 +49,11 @@ fn init_logging(daemon: Option<&str>) {
             .init();
     } else {
         registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(ansi)
+                    .with_writer(std::io::stderr),
+            )
             .init();
     }
 }

@@ -1411,3 +1411,74 @@ fn incident_commands_do_the_same_with_and_without_the_daemon() {
         local.2
     );
 }
+
+#[test]
+fn a_record_that_cannot_be_read_is_reported_and_skipped() {
+    let d = DaemonHome::new();
+    d.add_entry("alpha", &["prod"]);
+    d.add_entry("beta", &["prod"]);
+    d.reissue("alpha");
+    d.reissue("beta");
+    // Case 1 (alpha's reissue) is damaged on disk.
+    {
+        let db = sled::open(d.path("state/db")).unwrap();
+        let cases = db.open_tree("cases").unwrap();
+        assert!(cases.get(1u64.to_be_bytes()).unwrap().is_some());
+        cases
+            .insert(1u64.to_be_bytes(), b"\x01{\"id\": 1, \"cert\": ".to_vec())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let check = |through: &str| {
+        let out = d.status(&["cases", "list", "--json"], 0);
+        let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let ids: Vec<u64> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_u64().unwrap())
+            .collect();
+        assert!(
+            !ids.contains(&1) && ids.contains(&2),
+            "{through}: {ids:?} {}",
+            text(&out)
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("cannot be read") && err.contains("tree `cases`, key `1`"),
+            "{through}: {err}"
+        );
+        // The policy pass and resume go on past it.
+        d.status(&["respond"], 0);
+        d.status(&["reissue", "beta"], 0);
+    };
+    check("without the daemon");
+    let notify = Notify::bind(d.path("notify.sock"));
+    let daemon = d.start(&notify, &[]);
+    notify.next_state(&daemon, Duration::from_secs(30), "READY");
+    check("through the daemon");
+    let st = d.json(&["status", "--json"], 0);
+    let bad = st["unreadable_records"].as_array().unwrap();
+    assert_eq!(bad.len(), 1, "{st:#}");
+    assert!(bad[0].as_str().unwrap().contains("cases"), "{st:#}");
+    let out = text(&d.status(&["status"], 0));
+    assert!(out.contains("1 record cannot be read"), "{out}");
+    let records = d.json(&["audit", "export", "--json"], 0);
+    let reported: Vec<&Value> = records
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "record_unreadable")
+        .collect();
+    assert_eq!(
+        reported.len(),
+        1,
+        "once, however often it is met: {records:#}"
+    );
+    assert!(
+        daemon.log().contains("a stored record cannot be read"),
+        "{}",
+        daemon.log()
+    );
+    stop(daemon, &notify);
+}

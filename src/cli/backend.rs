@@ -127,7 +127,11 @@ fn local<O: Op>(cfg: &Arc<Config>, args: O::Args) -> Result<O::Output, ServiceEr
         host: &host,
         progress: &Stderr,
     };
-    O::run(&svc, &ctx, args)
+    let out = O::run(&svc, &ctx, args);
+    for w in crate::service::unreadable_warnings(&svc) {
+        ctx.warn(w);
+    }
+    out
 }
 
 /// This process as the host: cases run here, notifications go out before it ends.

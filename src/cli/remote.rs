@@ -171,6 +171,31 @@ fn status_text(st: &Status) -> String {
     };
     let _ = writeln!(o, "cases:    {cases}");
     let _ = writeln!(o, "signals:  {} open", st.signals_open);
+    if !st.unreadable_records.is_empty() {
+        let _ = writeln!(
+            o,
+            "store:    {} record{} cannot be read and {} skipped (the service log and the audit log name {}):",
+            st.unreadable_records.len(),
+            if st.unreadable_records.len() == 1 {
+                ""
+            } else {
+                "s"
+            },
+            if st.unreadable_records.len() == 1 {
+                "is"
+            } else {
+                "are"
+            },
+            if st.unreadable_records.len() == 1 {
+                "it"
+            } else {
+                "them"
+            },
+        );
+        for r in &st.unreadable_records {
+            let _ = writeln!(o, "          {r}");
+        }
+    }
     let b = &st.breaker;
     let state = match (&b.open, b.open_owners.is_empty()) {
         (Some(o), _) => format!(

@@ -196,6 +196,17 @@ pub fn render(shared: &Shared, now: DateTime<Utc>) -> String {
         out.sample("certresponder_breaker_held_cases", &[], held);
     }
 
+    out.family(
+        "certresponder_store_unreadable_records",
+        "gauge",
+        "Stored records that cannot be read and are skipped by listings, the policy and resume.",
+    );
+    out.sample(
+        "certresponder_store_unreadable_records",
+        &[],
+        store.unreadable().len(),
+    );
+
     // Seconds to expiry of every active certificate's current bundle.
     out.family(
         "certresponder_certificate_expiry_seconds",

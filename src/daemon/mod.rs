@@ -77,6 +77,8 @@ pub struct Shared {
     case_errors: Mutex<std::collections::HashMap<u64, String>>,
     /// Counts the cases the runner has seen end, so that a request can wait for its own.
     case_ended: tokio::sync::watch::Sender<u64>,
+    /// The unreadable records already written to the audit log.
+    unreadable_audited: Mutex<std::collections::HashSet<String>>,
 }
 
 /// How many distrust runs the daemon remembers.
@@ -113,6 +115,7 @@ impl Shared {
                 job_lock: tokio::sync::Mutex::new(()),
                 case_errors: Mutex::new(std::collections::HashMap::new()),
                 case_ended: tokio::sync::watch::channel(0).0,
+                unreadable_audited: Mutex::new(std::collections::HashSet::new()),
             }),
             rx,
         )
@@ -167,6 +170,38 @@ impl Shared {
             }
             None => {
                 errors.remove(&id);
+            }
+        }
+    }
+
+    /// Writes each stored record that listings found unreadable (and skip) to the audit log,
+    /// once per record while the daemon runs: a damaged record is reported, never a reason
+    /// to stop.
+    pub fn audit_unreadable(&self) {
+        let found = self.store.unreadable();
+        if found.is_empty() {
+            return;
+        }
+        let mut audited = self
+            .unreadable_audited
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for record in found {
+            if audited.contains(&record) {
+                continue;
+            }
+            let entry = crate::audit::AuditEntry {
+                kind: "record_unreadable",
+                actor: "certresponder (daemon)",
+                cert: None,
+                case: None,
+                data: serde_json::json!({ "record": record }),
+            };
+            match crate::audit::append(self.store.as_ref(), entry) {
+                Ok(_) => {
+                    audited.insert(record);
+                }
+                Err(e) => tracing::warn!(error = %e, "the audit log cannot take a record"),
             }
         }
     }

@@ -140,6 +140,7 @@ async fn main_loop(config: Option<PathBuf>) -> Result<ExitCode, DaemonError> {
         tracing::info!(cases = ?unfinished, "resuming unfinished cases");
     }
     let resumed = unfinished.len();
+    shared.audit_unreadable();
     shared.run_cases(unfinished).map_err(DaemonError::Failed)?;
     let (reloaded_tx, reloaded_rx) = watch::channel(0u64);
     let scheduler = tokio::spawn(scheduler(Arc::clone(&shared), reloaded_rx));
@@ -396,6 +397,8 @@ pub(crate) async fn run_job_now(shared: &Arc<Shared>, name: &str) -> Result<Stri
         .find(|j| j.name == name)
         .and_then(|j| j.next_after(Utc::now()));
     shared.job_finished(name, result.clone(), next);
+    let s = Arc::clone(shared);
+    let _ = tokio::task::spawn_blocking(move || s.audit_unreadable()).await;
     result
 }
 

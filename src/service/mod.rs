@@ -219,6 +219,15 @@ pub struct Ctx<'a> {
     pub progress: &'a dyn Progress,
 }
 
+/// What a command says about the store's unreadable records, after whatever it did.
+pub fn unreadable_warnings(svc: &Service) -> Vec<String> {
+    svc.store()
+        .unreadable()
+        .into_iter()
+        .map(|r| format!("a stored record cannot be read and was skipped: {r}"))
+        .collect()
+}
+
 impl Ctx<'_> {
     /// A line of news, shown as it happens.
     pub fn note(&self, text: impl Into<String>) {

@@ -145,6 +145,11 @@ pub trait Store {
     fn get_case(&self, id: u64) -> Result<Option<Case>, StoreError>;
     /// Every case, oldest first.
     fn list_cases(&self) -> Result<Vec<Case>, StoreError>;
+    /// The records that listings found undecodable and skipped, each described with its
+    /// tree, key and what is wrong (none for a backend that cannot hold such records).
+    fn unreadable(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// Records a certificate in the CT authorization ledger, keyed by its TBS hash.
     fn put_ledger(&self, entry: &LedgerEntry) -> Result<(), StoreError>;
     /// A ledger record by TBS hash (hex).
@@ -257,6 +262,17 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     Ok(out)
 }
 
+/// A key for a person: a sequence number for the 8-byte big-endian keys (cases, events),
+/// else its text with the NUL separator shown as `/`.
+fn printable_key(key: &[u8]) -> String {
+    match <[u8; 8]>::try_from(key) {
+        Ok(b) if std::str::from_utf8(key).is_err() || key.iter().any(|c| *c < 0x20) => {
+            u64::from_be_bytes(b).to_string()
+        }
+        _ => String::from_utf8_lossy(key).replace('\0', "/"),
+    }
+}
+
 /// Decodes a versioned value.
 pub(crate) fn decode<T: for<'de> Deserialize<'de>>(
     tree: &'static str,
@@ -265,7 +281,7 @@ pub(crate) fn decode<T: for<'de> Deserialize<'de>>(
 ) -> Result<T, StoreError> {
     let corrupt = |reason: String| StoreError::Corrupt {
         tree,
-        key: String::from_utf8_lossy(key).replace('\0', "/"),
+        key: printable_key(key),
         reason,
     };
     match bytes.split_first() {

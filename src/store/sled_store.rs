@@ -39,6 +39,8 @@ pub struct SledStore {
     meta: sled::Tree,
     /// Serializes appends that derive a sequence number from the last key.
     append_lock: std::sync::Mutex<()>,
+    /// Records a listing found undecodable and skipped, by what they are about.
+    unreadable: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
 }
 
 fn backend(e: sled::Error) -> StoreError {
@@ -89,11 +91,43 @@ impl SledStore {
             audit: tree("audit")?,
             outbox: tree("outbox")?,
             append_lock: std::sync::Mutex::new(()),
+            unreadable: std::sync::Mutex::new(std::collections::BTreeMap::new()),
             meta,
             db,
         };
         store.flush()?;
         Ok(store)
+    }
+
+    /// Every record of `tree` that decodes, in key order. One that does not is skipped,
+    /// remembered (see [`Store::unreadable`]) and logged the first time it is seen: one
+    /// damaged record must not hide the others or stop a listing.
+    fn readable<T: for<'de> serde::Deserialize<'de>>(
+        &self,
+        name: &'static str,
+        tree: &sled::Tree,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut out = Vec::new();
+        for kv in tree.iter() {
+            let (k, v) = kv.map_err(backend)?;
+            match decode(name, &k, &v) {
+                Ok(t) => out.push(t),
+                Err(e) => {
+                    let mut seen = self
+                        .unreadable
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let what = match &e {
+                        StoreError::Corrupt { tree, key, .. } => format!("{tree}/{key}"),
+                        other => other.to_string(),
+                    };
+                    if seen.insert(what.clone(), e.to_string()).is_none() {
+                        tracing::warn!(record = %what, problem = %e, "a stored record cannot be read; it is skipped");
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, ()>, StoreError> {
@@ -211,13 +245,7 @@ impl Store for SledStore {
     }
 
     fn list_signals(&self) -> Result<Vec<Signal>, StoreError> {
-        self.signals
-            .iter()
-            .map(|kv| {
-                let (k, v) = kv.map_err(backend)?;
-                decode("signals", &k, &v)
-            })
-            .collect()
+        self.readable("signals", &self.signals)
     }
 
     fn put_blob(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
@@ -267,13 +295,7 @@ impl Store for SledStore {
     }
 
     fn list_certs(&self) -> Result<Vec<CertRecord>, StoreError> {
-        self.certs
-            .iter()
-            .map(|kv| {
-                let (k, v) = kv.map_err(backend)?;
-                decode("certs", &k, &v)
-            })
-            .collect()
+        self.readable("certs", &self.certs)
     }
 
     fn append_bundle(&self, bundle: &Bundle) -> Result<u64, StoreError> {
@@ -416,12 +438,15 @@ impl Store for SledStore {
     }
 
     fn list_cases(&self) -> Result<Vec<Case>, StoreError> {
-        self.cases
-            .iter()
-            .map(|kv| {
-                let (k, v) = kv.map_err(backend)?;
-                decode("cases", &k, &v)
-            })
+        self.readable("cases", &self.cases)
+    }
+
+    fn unreadable(&self) -> Vec<String> {
+        self.unreadable
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
             .collect()
     }
 
@@ -497,15 +522,11 @@ impl Store for SledStore {
     }
 
     fn events(&self, name: Option<&str>) -> Result<Vec<Event>, StoreError> {
-        let mut out = Vec::new();
-        for kv in self.events.iter() {
-            let (k, v) = kv.map_err(backend)?;
-            let e: Event = decode("events", &k, &v)?;
-            if name.is_none_or(|n| n == e.cert) {
-                out.push(e);
-            }
-        }
-        Ok(out)
+        let all: Vec<Event> = self.readable("events", &self.events)?;
+        Ok(all
+            .into_iter()
+            .filter(|e| name.is_none_or(|n| n == e.cert))
+            .collect())
     }
 }
 

@@ -171,6 +171,10 @@ pub(super) fn start(
         };
         let started = std::time::Instant::now();
         let result = crate::service::dispatch(name, &svc, &ctx, args);
+        for w in crate::service::unreadable_warnings(&svc) {
+            ctx.warn(w);
+        }
+        shared.audit_unreadable();
         let ms = started.elapsed().as_millis();
         let last = match result {
             Ok(v) => {

@@ -35,6 +35,10 @@ pub struct Status {
     pub signals_open: usize,
     /// The blast-radius breaker.
     pub breaker: BreakerSummary,
+    /// Stored records that cannot be read and are skipped, each with its tree, key and
+    /// what is wrong.
+    #[serde(default)]
+    pub unreadable_records: Vec<String>,
 }
 
 /// The configuration in force.
@@ -113,6 +117,7 @@ pub(super) fn status(shared: &Shared, loaded: &Loaded) -> Result<Value, ApiError
             window_secs: b.window_secs,
             held: b.held,
         },
+        unreadable_records: store.unreadable(),
     };
     serde_json::to_value(st).map_err(ApiError::internal)
 }

@@ -101,6 +101,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_readme_names_every_operation() {
+        let readme = include_str!("../../README.md");
+        for (n, _) in op_names() {
+            assert!(readme.contains(&format!("`{n}`")), "README.md does not name `{n}`");
+        }
+    }
+
+    #[test]
     fn names_are_unique_paths() {
         let names = op_names();
         let mut seen = std::collections::HashSet::new();

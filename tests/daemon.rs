@@ -1121,9 +1121,14 @@ fn masked(out: &str, home: &Path) -> String {
 /// What one command did: its arguments, exit status, and masked stdout and stderr.
 type Seen = (String, Option<i32>, String, String);
 
-/// What a run of [`INCIDENT`] did: each command, which certificate files changed, and the
-/// audit records as (kind, actor, cert).
-type Story = (Vec<Seen>, Vec<bool>, Vec<(String, String, String)>);
+/// What a run of [`INCIDENT`] did: each command, which certificate files changed, the
+/// audit records as (kind, actor, cert), and the reasons of the internal CA's CRL entries.
+type Story = (
+    Vec<Seen>,
+    Vec<bool>,
+    Vec<(String, String, String)>,
+    Vec<String>,
+);
 
 /// The incident commands an operator runs, in order, with the exit status each must have.
 const INCIDENT: &[(&[&str], i32)] = &[
@@ -1370,10 +1375,27 @@ fn incident(through_daemon: bool) -> Story {
             )
         })
         .collect();
+    let crl = Command::new("openssl")
+        .args(["crl", "-inform", "DER", "-noout", "-text", "-in"])
+        .arg(d.path("ca/crl.der"))
+        .output()
+        .unwrap();
+    assert!(crl.status.success(), "{}", text(&crl));
+    let mut reasons: Vec<String> = String::from_utf8_lossy(&crl.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            l.starts_with("Key Compromise")
+                || l.starts_with("Superseded")
+                || l.starts_with("Unspecified")
+        })
+        .map(str::to_string)
+        .collect();
+    reasons.sort();
     if let Some(daemon) = daemon {
         stop(daemon, &notify);
     }
-    (seen, changed, records)
+    (seen, changed, records, reasons)
 }
 
 #[test]
@@ -1402,6 +1424,20 @@ fn incident_commands_do_the_same_with_and_without_the_daemon() {
         .2;
     assert!(history.contains("\"revoked\""), "{history}");
     assert_eq!(local.2, daemon.2, "the audit records differ");
+    // The CRL the internal CA published lists the same revocations: the compromised keys
+    // (alpha, and held once approved) and beta's superseded certificate.
+    assert!(
+        local
+            .3
+            .iter()
+            .filter(|r| r.starts_with("Key Compromise"))
+            .count()
+            >= 2
+            && local.3.iter().any(|r| r.starts_with("Superseded")),
+        "{:?}",
+        local.3
+    );
+    assert_eq!(local.3, daemon.3, "the CRLs differ");
     assert!(
         local
             .2

@@ -104,7 +104,10 @@ mod tests {
     fn the_readme_names_every_operation() {
         let readme = include_str!("../../README.md");
         for (n, _) in op_names() {
-            assert!(readme.contains(&format!("`{n}`")), "README.md does not name `{n}`");
+            assert!(
+                readme.contains(&format!("`{n}`")),
+                "README.md does not name `{n}`"
+            );
         }
     }
 

@@ -22,10 +22,37 @@ use crate::store::{SledStore, Store};
 
 /// Where the use cases run.
 pub(crate) enum Backend {
-    /// In this process, on the store it opens.
-    Local(Arc<Config>),
+    /// In this process, on the store it opens (once, at the first use case).
+    Local(Local),
     /// In the running daemon.
     Remote(Arc<Config>),
+}
+
+/// This process as the place the use cases run.
+pub(crate) struct Local {
+    cfg: Arc<Config>,
+    svc: std::sync::Mutex<Option<Arc<Service>>>,
+    host: LocalHost,
+    /// The person running the command, taken before any change of user.
+    who: Result<Identity, String>,
+    /// Why this process could not become the state directory's owner, when it had to.
+    not_owner: Option<ServiceError>,
+}
+
+impl Drop for Local {
+    /// Cases started in the background finish before the command ends.
+    fn drop(&mut self) {
+        let runs = std::mem::take(
+            &mut *self
+                .host
+                .runs
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for r in runs {
+            let _ = r.join();
+        }
+    }
 }
 
 impl Backend {
@@ -34,21 +61,35 @@ impl Backend {
         if super::remote::daemon_running(&cfg) {
             Self::Remote(Arc::new(cfg))
         } else {
-            Self::Local(Arc::new(cfg))
+            let who = Identity::current();
+            let not_owner = become_state_owner(&cfg).err();
+            Self::Local(Local {
+                cfg: Arc::new(cfg),
+                svc: std::sync::Mutex::new(None),
+                host: LocalHost::default(),
+                who,
+                not_owner,
+            })
         }
     }
 
     /// The configuration.
     pub(crate) fn config(&self) -> &Config {
         match self {
-            Self::Local(c) | Self::Remote(c) => c,
+            Self::Local(l) => &l.cfg,
+            Self::Remote(c) => c,
         }
+    }
+
+    /// Whether the daemon runs the use cases.
+    pub(crate) fn is_remote(&self) -> bool {
+        matches!(self, Self::Remote(_))
     }
 
     /// Runs use case `O`; progress and warnings go to stderr as they happen.
     pub(crate) fn call<O: Op>(&self, args: O::Args) -> Result<O::Output, CliError> {
         match self {
-            Self::Local(cfg) => local::<O>(cfg, args).map_err(service_error),
+            Self::Local(l) => l.call::<O>(args).map_err(service_error),
             Self::Remote(cfg) => remote::<O>(cfg, args),
         }
     }
@@ -95,10 +136,13 @@ fn open_service<O: Op>(cfg: &Arc<Config>) -> Result<Service, ServiceError> {
     Ok(Service::new(store, Arc::clone(cfg)))
 }
 
-/// Refuses to work, as root, on a state directory that another user (the service's) owns:
-/// what root created there would be root's, and the service could then not read or write
-/// it.
-fn check_state_owner(cfg: &Config) -> Result<(), ServiceError> {
+/// Run as root on a state directory that another user (the service's) owns, this process
+/// becomes that user (its group, no supplementary groups) before it touches the store: what
+/// root created there would be root's, and the service could then neither read nor write
+/// it. Called before any other thread exists, so that every thread of the command runs as
+/// that user. When the change is refused, use cases are refused, saying why.
+fn become_state_owner(cfg: &Config) -> Result<(), ServiceError> {
+    use rustix::process::{Gid, Uid};
     use std::os::unix::fs::MetadataExt as _;
     if !rustix::process::geteuid().is_root() {
         return Ok(());
@@ -106,36 +150,71 @@ fn check_state_owner(cfg: &Config) -> Result<(), ServiceError> {
     let Ok(meta) = std::fs::metadata(&cfg.state_dir) else {
         return Ok(());
     };
-    let owner = meta.uid();
+    let (owner, group) = (meta.uid(), meta.gid());
     if owner == 0 {
         return Ok(());
     }
-    let user = Identity::from_uid(owner).name;
-    Err(ServiceError::Refused(format!(
-        "{}: the state directory belongs to {user} (uid {owner}); run as root, this command would leave files there that the service cannot read or write. Run it as that user (`sudo -u {user} certresponder ...`), or while the service runs, which then does the work",
-        cfg.state_dir.display()
-    )))
+    let refused = |e: std::io::Error| {
+        let user = Identity::from_uid(owner).name;
+        ServiceError::Refused(format!(
+            "{}: the state directory belongs to {user} (uid {owner}), and this command, run as root, could not become that user ({e}); run it as {user} (`sudo -u {user} certresponder ...`), or while the service runs",
+            cfg.state_dir.display()
+        ))
+    };
+    let gid = Gid::from_raw(group);
+    let uid = Uid::from_raw(owner);
+    rustix::thread::set_thread_groups(&[]).map_err(|e| refused(e.into()))?;
+    rustix::thread::set_thread_res_gid(gid, gid, gid).map_err(|e| refused(e.into()))?;
+    rustix::thread::set_thread_res_uid(uid, uid, uid).map_err(|e| refused(e.into()))?;
+    Ok(())
 }
 
-fn local<O: Op>(cfg: &Arc<Config>, args: O::Args) -> Result<O::Output, ServiceError> {
-    check_state_owner(cfg)?;
-    let svc = open_service::<O>(cfg)?;
-    let who = Identity::current().map_err(ServiceError::Failed)?;
-    let host = LocalHost;
-    let ctx = Ctx {
-        who,
-        host: &host,
-        progress: &Stderr,
-    };
-    let out = O::run(&svc, &ctx, args);
-    for w in crate::service::unreadable_warnings(&svc) {
-        ctx.warn(w);
+impl Local {
+    /// The service over the store, opened at the first use case: an empty stand-in while
+    /// only reading where there is no database, the database once a use case changes
+    /// anything.
+    fn service<O: Op>(&self) -> Result<Arc<Service>, ServiceError> {
+        let mut slot = self
+            .svc
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(svc) = slot.as_ref()
+            && (svc.missing_database().is_none() || !O::CHANGES)
+        {
+            return Ok(Arc::clone(svc));
+        }
+        let svc = Arc::new(open_service::<O>(&self.cfg)?);
+        *slot = Some(Arc::clone(&svc));
+        Ok(svc)
     }
-    out
+
+    fn call<O: Op>(&self, args: O::Args) -> Result<O::Output, ServiceError> {
+        if let Some(e) = &self.not_owner {
+            return Err(e.clone());
+        }
+        let svc = self.service::<O>()?;
+        let who = self.who.clone().map_err(ServiceError::Failed)?;
+        let ctx = Ctx {
+            who,
+            host: &self.host,
+            progress: &Stderr,
+        };
+        let out = O::run(&svc, &ctx, args);
+        for w in crate::service::unreadable_warnings(&svc) {
+            ctx.warn(w);
+        }
+        out
+    }
 }
 
 /// This process as the host: cases run here, notifications go out before it ends.
-struct LocalHost;
+#[derive(Default)]
+struct LocalHost {
+    /// Cases started in the background, each batch on a thread of its own.
+    runs: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// Why a case started in the background could not run.
+    errors: Arc<std::sync::Mutex<std::collections::HashMap<u64, String>>>,
+}
 
 /// How long a command waits at its end for notifications to go out.
 const NOTIFY_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
@@ -148,6 +227,40 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 }
 
 impl Host for LocalHost {
+    fn start_cases(&self, svc: &Service, ids: &[u64]) -> Result<(), String> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let engine = Arc::clone(svc.governor().map_err(|e| e.to_string())?.engine());
+        let rt = runtime()?;
+        let ids = ids.to_vec();
+        let errors = Arc::clone(&self.errors);
+        let run = std::thread::spawn(move || {
+            let results = rt.block_on(run_notifying(&engine, &ids));
+            let mut errors = errors
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (id, r) in ids.iter().zip(results) {
+                if let Err(e) = r {
+                    errors.insert(*id, e.to_string());
+                }
+            }
+        });
+        self.runs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(run);
+        Ok(())
+    }
+
+    fn case_error(&self, id: u64) -> Option<String> {
+        self.errors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&id)
+            .cloned()
+    }
+
     fn run_cases(&self, svc: &Service, ids: &[u64]) -> Vec<Result<Case, String>> {
         if ids.is_empty() {
             return Vec::new();

@@ -10,23 +10,18 @@
 use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use clap::Args;
 use serde_json::json;
 
-use super::inventory::open_store;
-use super::respond::{governor, identity, print_waiting, run_notifying};
+use super::backend::Backend;
+use super::respond::print_waiting;
 use super::table::{Cell, Tone, render};
 use super::{CliError, input_error, load_config};
-use crate::audit::{self, AuditEntry};
 use crate::respond::case::Case;
 use crate::respond::settings::Rate;
-use crate::service::distrust::{
-    Outcome, Progress, Report, Summary, affected_listing, begin, report,
-};
+use crate::service::distrust::{self as ops, Outcome, Summary};
 use crate::signals::ca::distrust::{self, CaRef, Distrust};
 
 /// `distrust` arguments.
@@ -82,59 +77,7 @@ fn parse_ca(s: &str) -> Result<CaRef, CliError> {
 
 pub(crate) fn run(args: DistrustArgs, config: Option<&Path>) -> Result<ExitCode, CliError> {
     let mut cfg = load_config(config)?;
-    if super::remote::daemon_running(&cfg) {
-        return through_daemon(&cfg, &args);
-    }
-    if args.list {
-        return list(&cfg, args.json);
-    }
-    let Some(ca_arg) = args.ca.as_deref() else {
-        return Err(input_error("name the CA to distrust"));
-    };
-    let ca = parse_ca(ca_arg)?;
-    if args.remove {
-        let store = open_store(&cfg)?;
-        let n = distrust::remove(&store, &ca)?;
-        if n == 0 {
-            return Err(input_error(format!(
-                "`{}` is not recorded as distrusted{}",
-                ca.written(),
-                if cfg.distrust.iter().any(|d| d.ca == ca) {
-                    " by this command; it is in the configuration's [[distrust]]"
-                } else {
-                    ""
-                }
-            )));
-        }
-        audit::append(
-            &store,
-            AuditEntry {
-                kind: "distrust_removed",
-                actor: &identity()?.to_string(),
-                cert: None,
-                case: None,
-                data: json!({"ca": ca}),
-            },
-        )?;
-        println!("{} is no longer recorded as distrusted", ca.written());
-        return Ok(ExitCode::SUCCESS);
-    }
-    let issued_after = args
-        .issued_after
-        .as_deref()
-        .map(distrust::parse_date)
-        .transpose()
-        .map_err(|e| input_error(format!("--issued-after: {e}")))?;
-    let deadline_hours = distrust::parse_deadline(&args.deadline)
-        .map_err(|e| input_error(format!("--deadline: {e}")))?;
-    if let Some(id) = &args.issuer
-        && !cfg.issuers.iter().any(|i| &i.id == id)
-    {
-        return Err(input_error(format!(
-            "--issuer `{id}` is not a configured issuer (known: {})",
-            cfg.issuer_ids().join(", ")
-        )));
-    }
+    // The replacements' pace, where they run in this process.
     if let Some(n) = args.concurrency {
         if n == 0 {
             return Err(input_error("--concurrency must be at least 1"));
@@ -145,133 +88,54 @@ pub(crate) fn run(args: DistrustArgs, config: Option<&Path>) -> Result<ExitCode,
         cfg.respond.replacement_rate =
             Some(Rate::parse(r).map_err(|e| input_error(format!("--rate: {e}")))?);
     }
-    let who = identity()?.to_string();
-    let d = Distrust {
-        ca,
-        issued_after,
-        deadline_hours,
-        replace_with: args.issuer.clone(),
-        reason: args.reason.clone(),
-        origin: "command".into(),
-        added_by: Some(who.clone()),
-        added_at: Some(Utc::now()),
-    };
-    if args.dry_run {
-        return dry_run(&cfg, &d, args.json);
-    }
-    let started = Instant::now();
-    let gov = governor(&cfg)?;
-    let engine = Arc::clone(gov.engine());
-    let run = begin(&gov, d, &who)?;
-    if !args.json {
-        announce(&run.distrust, run.names.len());
-    }
-    let ids = run.applied.run.clone();
-    let rt = super::respond::runtime()?;
-    let show_progress = !args.no_progress && !args.json;
-    let results = rt.block_on(async {
-        let ticker = progress(Arc::clone(&engine), ids.clone(), show_progress);
-        tokio::select! {
-            r = run_notifying(&engine, &ids) => r,
-            () = ticker => Vec::new(),
-        }
-    });
-    if show_progress && std::io::stderr().is_terminal() {
-        eprintln!();
-    }
-    let errors: Vec<(u64, String)> = ids
-        .iter()
-        .zip(&results)
-        .filter_map(|(id, r)| r.as_ref().err().map(|e| (*id, e.to_string())))
-        .collect();
-    let report = report(engine.store(), &run, started.elapsed(), &errors)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print_summary(&report.outcomes, &report.summary);
-        let waiting: Vec<Case> = run
-            .applied
-            .waiting
-            .iter()
-            .filter_map(|id| engine.store().get_case(*id).ok().flatten())
-            .collect();
-        print_waiting(&waiting, run.applied.breaker_opened);
-        for e in &report.errors {
-            eprintln!("error: {e}");
-        }
-    }
-    Ok(ExitCode::from(report.exit_status()))
-}
-
-/// `distrust` while the daemon runs (and holds the database): the same, done by the daemon
-/// through its control socket; this command follows the run and prints its summary. The
-/// replacements run under the daemon's `[respond] concurrency` and `replacement_rate`.
-fn through_daemon(cfg: &crate::config::Config, args: &DistrustArgs) -> Result<ExitCode, CliError> {
-    use super::remote::{get_as, post_as};
+    let backend = Backend::choose(cfg);
     if args.list {
-        let all: Vec<Distrust> = get_as(cfg, "/v1/distrust")?;
+        let all = backend.call::<ops::ListDistrusts>(ops::NoArgs {})?;
         return print_list(&all, args.json);
     }
     let Some(ca_arg) = args.ca.as_deref() else {
         return Err(input_error("name the CA to distrust"));
     };
-    // A CA certificate file is read here: the daemon may not see this path.
+    // A CA certificate file is read here, with the caller's permissions.
     let ca = parse_ca(ca_arg)?.written();
     if args.remove {
-        let _: serde_json::Value =
-            post_as(cfg, "/v1/distrust", &json!({"ca": ca, "remove": true}))?;
-        println!("{ca} is no longer recorded as distrusted");
+        let written = backend.call::<ops::RemoveDistrust>(ops::RemoveArgs { ca })?;
+        println!("{written} is no longer recorded as distrusted");
         return Ok(ExitCode::SUCCESS);
     }
-    if args.concurrency.is_some() || args.rate.is_some() {
+    if backend.is_remote() && (args.concurrency.is_some() || args.rate.is_some()) {
         eprintln!(
             "note: the daemon runs the replacements under its own [respond] concurrency and replacement_rate; --concurrency and --rate apply only when it does not run"
         );
     }
-    let body = json!({
-        "ca": ca,
-        "issued_after": args.issued_after,
-        "deadline": args.deadline,
-        "issuer": args.issuer,
-        "reason": args.reason,
-        "dry_run": args.dry_run,
-    });
-    let begun: serde_json::Value = post_as(cfg, "/v1/distrust", &body)?;
-    let d: Distrust = serde_json::from_value(begun["distrust"].clone())
-        .map_err(|e| CliError::Failure(anyhow::anyhow!("the daemon's answer: {e}")))?;
-    if args.dry_run {
-        let listed = begun["affected"].as_array().cloned().unwrap_or_default();
-        return print_dry_run(&d, &listed, args.json);
-    }
-    if let Some(why) = begun["not_started"].as_str() {
-        return Err(CliError::Failure(anyhow::anyhow!(
-            "the distrust is recorded and its cases are open, but they were not started: {why}"
-        )));
-    }
-    let Some(run) = begun["run"].as_u64() else {
-        return Err(CliError::Failure(anyhow::anyhow!(
-            "the daemon's answer names no distrust run: {begun}"
-        )));
+    let started = Instant::now();
+    let begun = backend.call::<ops::BeginDistrust>(ops::BeginArgs {
+        ca,
+        issued_after: args.issued_after.clone(),
+        deadline: args.deadline.clone(),
+        issuer: args.issuer.clone(),
+        reason: args.reason.clone(),
+        dry_run: args.dry_run,
+    })?;
+    let begun = match begun {
+        ops::Begin::DryRun { distrust, affected } => {
+            return print_dry_run(&distrust, &affected, args.json);
+        }
+        ops::Begin::Begun { begun } => begun,
     };
     if !args.json {
-        announce(
-            &d,
-            usize::try_from(begun["affected"].as_u64().unwrap_or(0)).unwrap_or(0),
-        );
+        announce(&begun.distrust, begun.names.len());
     }
     let tty = std::io::stderr().is_terminal();
     let show = !args.no_progress && !args.json;
     let every = Duration::from_secs(if tty { 1 } else { 10 });
-    let started = Instant::now();
     let mut shown = Instant::now();
-    let report: Report = loop {
-        let r: Report = get_as(cfg, &format!("/v1/distrust/{run}"))?;
-        if r.distrust.ca.written() != ca {
-            return Err(CliError::Failure(anyhow::anyhow!(
-                "distrust run {run} is now about {}, not {ca}: the daemon restarted; see `certresponder cases list`",
-                r.distrust.ca.written()
-            )));
-        }
+    let report = loop {
+        let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let r = backend.call::<ops::ReportOn>(ops::ReportArgs {
+            begun: begun.clone(),
+            elapsed_ms,
+        })?;
         if r.finished {
             break r;
         }
@@ -279,7 +143,7 @@ fn through_daemon(cfg: &crate::config::Config, args: &DistrustArgs) -> Result<Ex
             show_line(&r.progress.line(started.elapsed()), tty);
             shown = Instant::now();
         }
-        std::thread::sleep(Duration::from_millis(500));
+        std::thread::sleep(Duration::from_millis(200));
     };
     if show && tty {
         eprintln!();
@@ -288,6 +152,13 @@ fn through_daemon(cfg: &crate::config::Config, args: &DistrustArgs) -> Result<Ex
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_summary(&report.outcomes, &report.summary);
+        let waiting: Vec<Case> = report
+            .cases
+            .iter()
+            .filter_map(|c| serde_json::from_value::<Case>(c.clone()).ok())
+            .filter(|c| begun.applied.waiting.contains(&c.id))
+            .collect();
+        print_waiting(&waiting, begun.applied.breaker_opened);
         for e in &report.errors {
             eprintln!("error: {e}");
         }
@@ -309,26 +180,6 @@ fn announce(d: &Distrust, affected: usize) {
         affected,
         if affected == 1 { "" } else { "s" }
     );
-}
-
-/// Prints how far the replacements are, every second on a terminal (one line, rewritten),
-/// every ten seconds otherwise. Never returns.
-async fn progress(engine: Arc<crate::respond::Engine>, ids: Vec<u64>, show: bool) {
-    let tty = std::io::stderr().is_terminal();
-    let every = if tty { 1 } else { 10 };
-    let started = Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_secs(every));
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        if !show || ids.is_empty() {
-            continue;
-        }
-        show_line(
-            &Progress::of(engine.store(), &ids).line(started.elapsed()),
-            tty,
-        );
-    }
 }
 
 /// One progress line: rewritten in place on a terminal.
@@ -397,18 +248,6 @@ fn print_summary(outcomes: &[Outcome], s: &Summary) {
     );
 }
 
-fn dry_run(cfg: &crate::config::Config, d: &Distrust, json: bool) -> Result<ExitCode, CliError> {
-    // On an in-memory copy: registering inventory changes here must not touch the database.
-    let copy = crate::store::MemoryStore::new();
-    if cfg.db_path().exists() {
-        let store = open_store(cfg)?;
-        crate::store::copy_for_planning(&store, &copy)?;
-    }
-    crate::registry::sync(&copy, cfg, Utc::now())?;
-    let listed = affected_listing(&copy, d)?;
-    print_dry_run(d, &listed, json)
-}
-
 fn print_dry_run(
     d: &Distrust,
     listed: &[serde_json::Value],
@@ -448,15 +287,6 @@ fn print_dry_run(
         if listed.len() == 1 { "" } else { "s" }
     );
     Ok(ExitCode::SUCCESS)
-}
-
-fn list(cfg: &crate::config::Config, json: bool) -> Result<ExitCode, CliError> {
-    let all = if cfg.db_path().exists() {
-        distrust::all(&cfg.distrust, &open_store(cfg)?)?
-    } else {
-        cfg.distrust.clone()
-    };
-    print_list(&all, json)
 }
 
 fn print_list(all: &[Distrust], json: bool) -> Result<ExitCode, CliError> {

@@ -98,7 +98,7 @@ fn scan(args: ScanArgs, config: Option<&Path>) -> Result<ExitCode, CliError> {
             return Err(input_error(format!("{}: {e}", p.display())));
         }
     }
-    let backend = Backend::choose(load_config(config)?);
+    let cfg = load_config(config)?;
     let opts = ScanOptions {
         max_file_size: args.max_file_size,
         history: !args.no_history,
@@ -109,6 +109,9 @@ fn scan(args: ScanArgs, config: Option<&Path>) -> Result<ExitCode, CliError> {
     // go to whoever holds the store.
     let outcome = sources::scan(&args.paths, &opts);
     let seconds = started.elapsed().as_secs_f64();
+    // Chosen after the scan: run as root on the service's state directory, the command
+    // becomes the service's user only to record what it found.
+    let backend = Backend::choose(cfg);
     let report = backend.call::<RecordExposure>(RecordArgs {
         found: outcome.found.iter().map(Found::from).collect(),
     })?;

@@ -46,6 +46,7 @@ pub(crate) fn get_as<T: DeserializeOwned>(cfg: &Config, path: &str) -> Result<T,
 }
 
 /// `POST path` with a JSON body, the answer read as `T`.
+#[cfg(test)]
 pub(crate) fn post_as<T: DeserializeOwned>(
     cfg: &Config,
     path: &str,

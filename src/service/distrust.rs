@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::ServiceError;
+use super::{Ctx, Op, Service, ServiceError};
 use crate::audit::{self, AuditEntry};
 use crate::govern::{POLICY_ACTOR, Plan};
 use crate::respond::case::{Case, CaseState, Step, StepOutcome};
@@ -53,7 +53,7 @@ pub struct Summary {
 
 /// A distrust that has been acted on: what it affects, the policy's plans and the cases
 /// opened. The daemon keeps these to report on them (`GET /v1/distrust/{run}`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Begun {
     /// The distrust.
     pub distrust: Distrust,
@@ -374,4 +374,200 @@ pub fn affected_listing(
         }));
     }
     Ok(listed)
+}
+
+/// `distrust CA [--issued-after DATE] [--deadline 24h] [--issuer ID] [--reason R] [--dry-run]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BeginArgs {
+    /// The CA: its name, `spki:HEX` or `sha256:HEX` (a CA certificate file is read by the
+    /// command and sent as `spki:`).
+    pub ca: String,
+    /// Only certificates issued on or after this date.
+    pub issued_after: Option<String>,
+    /// How long the replacements may take (`24h`, `5d`).
+    pub deadline: String,
+    /// The issuer to replace through instead of each entry's `fallback_issuer`.
+    pub issuer: Option<String>,
+    /// Why.
+    pub reason: Option<String>,
+    /// List what it would affect; change nothing.
+    pub dry_run: bool,
+}
+
+/// What beginning a distrust did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Begin {
+    /// The dry run: what it would affect.
+    DryRun {
+        /// The distrust.
+        distrust: Distrust,
+        /// Each affected certificate: `cert`, `priority`, `issuer`, `message`.
+        affected: Vec<serde_json::Value>,
+    },
+    /// Recorded, and the replacements started.
+    Begun {
+        /// What was begun; [`ReportOn`] reports on it.
+        begun: Begun,
+    },
+}
+
+/// Records a distrust (as the caller), raises a signal for every certificate it affects,
+/// opens the replacements in deadline and priority order and starts them; or, with
+/// `dry_run`, says what it would affect.
+pub struct BeginDistrust;
+
+impl Op for BeginDistrust {
+    const NAME: &'static str = "distrust_begin";
+    const CHANGES: bool = true;
+    type Args = BeginArgs;
+    type Output = Begin;
+
+    fn run(svc: &Service, ctx: &Ctx<'_>, args: BeginArgs) -> Result<Begin, ServiceError> {
+        let cfg = svc.config();
+        let ca = distrust::CaRef::parse(&args.ca).map_err(ServiceError::Input)?;
+        let issued_after = args
+            .issued_after
+            .as_deref()
+            .map(distrust::parse_date)
+            .transpose()
+            .map_err(|e| ServiceError::field("--issued-after", e))?;
+        let deadline_hours = distrust::parse_deadline(&args.deadline)
+            .map_err(|e| ServiceError::field("--deadline", e))?;
+        if let Some(id) = &args.issuer
+            && !cfg.issuers.iter().any(|i| &i.id == id)
+        {
+            return Err(ServiceError::Input(format!(
+                "--issuer `{id}` is not a configured issuer (known: {})",
+                cfg.issuer_ids().join(", ")
+            )));
+        }
+        let who = ctx.who.to_string();
+        let d = Distrust {
+            ca,
+            issued_after,
+            deadline_hours,
+            replace_with: args.issuer,
+            reason: args.reason,
+            origin: "command".into(),
+            added_by: Some(who.clone()),
+            added_at: Some(Utc::now()),
+        };
+        if args.dry_run {
+            // On an in-memory copy: registering inventory changes must not touch the store.
+            let copy = crate::store::MemoryStore::new();
+            crate::store::copy_for_planning(svc.store(), &copy)?;
+            crate::registry::sync(&copy, cfg, Utc::now())?;
+            let affected = affected_listing(&copy, &d)?;
+            return Ok(Begin::DryRun {
+                distrust: d,
+                affected,
+            });
+        }
+        svc.sync_inventory(ctx)?;
+        let begun = begin(svc.governor()?, d, &who)?;
+        ctx.host.start_cases(svc, &begun.applied.run).map_err(|e| {
+            ServiceError::Unavailable(format!(
+                "the distrust is recorded and its cases are open, but they were not started: {e}"
+            ))
+        })?;
+        Ok(Begin::Begun { begun })
+    }
+}
+
+/// A begun distrust to report on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReportArgs {
+    /// What [`BeginDistrust`] answered.
+    pub begun: Begun,
+    /// Milliseconds since it began.
+    pub elapsed_ms: u64,
+}
+
+/// How a begun distrust stands: progress, whether it is finished, its outcomes.
+pub struct ReportOn;
+
+impl Op for ReportOn {
+    const NAME: &'static str = "distrust_report";
+    const CHANGES: bool = false;
+    type Args = ReportArgs;
+    type Output = Report;
+
+    fn run(svc: &Service, ctx: &Ctx<'_>, args: ReportArgs) -> Result<Report, ServiceError> {
+        let errors: Vec<(u64, String)> = args
+            .begun
+            .applied
+            .run
+            .iter()
+            .filter_map(|id| ctx.host.case_error(*id).map(|e| (*id, e)))
+            .collect();
+        report(
+            svc.store(),
+            &args.begun,
+            Duration::from_millis(args.elapsed_ms),
+            &errors,
+        )
+    }
+}
+
+/// No arguments.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NoArgs {}
+
+/// Every distrusted CA: the configuration's and those the command recorded.
+pub struct ListDistrusts;
+
+impl Op for ListDistrusts {
+    const NAME: &'static str = "distrust_list";
+    const CHANGES: bool = false;
+    type Args = NoArgs;
+    type Output = Vec<Distrust>;
+
+    fn run(svc: &Service, _ctx: &Ctx<'_>, _: NoArgs) -> Result<Vec<Distrust>, ServiceError> {
+        Ok(distrust::all(&svc.config().distrust, svc.store())?)
+    }
+}
+
+/// A CA to forget.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RemoveArgs {
+    /// The CA, as [`BeginArgs::ca`].
+    pub ca: String,
+}
+
+/// Forgets a distrust the command recorded (audited as the caller); answers the CA's name.
+pub struct RemoveDistrust;
+
+impl Op for RemoveDistrust {
+    const NAME: &'static str = "distrust_remove";
+    const CHANGES: bool = true;
+    type Args = RemoveArgs;
+    type Output = String;
+
+    fn run(svc: &Service, ctx: &Ctx<'_>, args: RemoveArgs) -> Result<String, ServiceError> {
+        let ca = distrust::CaRef::parse(&args.ca).map_err(ServiceError::Input)?;
+        let store = svc.store();
+        if distrust::remove(store, &ca)? == 0 {
+            return Err(ServiceError::Input(format!(
+                "`{}` is not recorded as distrusted{}",
+                ca.written(),
+                if svc.config().distrust.iter().any(|d| d.ca == ca) {
+                    " by this command; it is in the configuration's [[distrust]]"
+                } else {
+                    ""
+                }
+            )));
+        }
+        audit::append(
+            store,
+            AuditEntry {
+                kind: "distrust_removed",
+                actor: &ctx.who.to_string(),
+                cert: None,
+                case: None,
+                data: json!({"ca": ca}),
+            },
+        )?;
+        Ok(ca.written())
+    }
 }

@@ -147,6 +147,13 @@ pub trait Host: Send + Sync {
     /// they stop because the daemon is stopping) and returns how each ended.
     fn run_cases(&self, svc: &Service, ids: &[u64]) -> Vec<Result<Case, String>>;
 
+    /// Starts cases that are open and running, without waiting for them: the daemon's
+    /// runner takes them, or a command runs them beside itself until it ends.
+    fn start_cases(&self, svc: &Service, ids: &[u64]) -> Result<(), String>;
+
+    /// Why case `id`, started here, could not run (its last attempt), if it could not.
+    fn case_error(&self, id: u64) -> Option<String>;
+
     /// Gives queued notifications a short time to go out; returns how many stay queued.
     /// The daemon's courier delivers them on its own.
     fn deliver_notifications(&self, svc: &Service) -> usize;

@@ -77,6 +77,17 @@ impl Host for DaemonHost {
         }
     }
 
+    fn start_cases(&self, _svc: &Service, ids: &[u64]) -> Result<(), String> {
+        for id in ids {
+            self.shared.note_case_error(*id, None);
+        }
+        self.shared.run_cases(ids.to_vec())
+    }
+
+    fn case_error(&self, id: u64) -> Option<String> {
+        self.shared.case_error(id)
+    }
+
     fn deliver_notifications(&self, _svc: &Service) -> usize {
         0
     }

@@ -7,9 +7,8 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{Method, Request, StatusCode, header};
-use http_body_util::{BodyExt as _, Full};
-use hyper_util::rt::TokioIo;
+use http::{Method, StatusCode};
+use http_body_util::BodyExt as _;
 use serde_json::Value;
 
 use super::CliError;
@@ -226,6 +225,31 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("starting the runtime: {e}"))
 }
 
+/// Runs cases in this process to their end, delivering notifications beside them; returns
+/// those that ended and why the others could not run.
+pub(crate) fn run_here(engine: &Arc<Engine>, ids: &[u64]) -> (Vec<Case>, Vec<String>) {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => return (Vec::new(), vec![e]),
+    };
+    let mut cases = Vec::new();
+    let mut errors = Vec::new();
+    for r in rt.block_on(run_notifying(engine, ids)) {
+        match r {
+            Ok(c) => cases.push(c),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    (cases, errors)
+}
+
+/// Gives queued notifications a short time to go out; returns how many stay queued.
+pub(crate) fn deliver_here(store: &dyn Store, notify: &crate::notify::NotifyConfig) -> usize {
+    let Ok(rt) = runtime() else { return 0 };
+    rt.block_on(crate::notify::deliver_until(store, notify, NOTIFY_BUDGET))
+        .pending
+}
+
 impl Host for LocalHost {
     fn start_cases(&self, svc: &Service, ids: &[u64]) -> Result<(), String> {
         if ids.is_empty() {
@@ -269,24 +293,16 @@ impl Host for LocalHost {
             Ok(g) => Arc::clone(g.engine()),
             Err(e) => return ids.iter().map(|_| Err(e.to_string())).collect(),
         };
-        let rt = match runtime() {
-            Ok(rt) => rt,
-            Err(e) => return ids.iter().map(|_| Err(e.clone())).collect(),
-        };
-        rt.block_on(run_notifying(&engine, ids))
+        let (cases, errors) = run_here(&engine, ids);
+        cases
             .into_iter()
-            .map(|r| r.map_err(|e| e.to_string()))
+            .map(Ok)
+            .chain(errors.into_iter().map(Err))
             .collect()
     }
 
     fn deliver_notifications(&self, svc: &Service) -> usize {
-        let Ok(rt) = runtime() else { return 0 };
-        rt.block_on(crate::notify::deliver_until(
-            svc.store(),
-            &svc.config().notify,
-            NOTIFY_BUDGET,
-        ))
-        .pending
+        deliver_here(svc.store(), &svc.config().notify)
     }
 
     fn run_job(&self, _name: &str) -> Option<Result<String, String>> {
@@ -343,26 +359,10 @@ fn remote<O: Op>(cfg: &Config, args: O::Args) -> Result<O::Output, CliError> {
 /// One request to `/v1/ops/{name}`; progress lines are shown as they come; returns the
 /// last line (the result or the error).
 async fn exchange(socket: &std::path::Path, name: &str, body: Bytes) -> Result<Value, String> {
-    let where_ = socket.display();
-    let stream = crate::daemon::control::client::connect(socket).await?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("talking to the daemon at {where_}: {e}"))?;
-    let conn = tokio::spawn(conn);
     let path = format!("/v1/ops/{name}");
-    let req = Request::builder()
-        .method(Method::POST)
-        .uri(&path)
-        .header(header::HOST, "certresponder")
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Full::new(body))
-        .map_err(|e| format!("building the request for {path}: {e}"))?;
-    let resp = sender
-        .send_request(req)
-        .await
-        .map_err(|e| format!("the daemon at {where_} gave no answer to {path}: {e}"))?;
-    let status = resp.status();
-    let mut body = resp.into_body();
+    let mut answer =
+        crate::daemon::control::client::request(socket, Method::POST, &path, body).await?;
+    let (status, body) = (answer.status, &mut answer.body);
     let mut buf: Vec<u8> = Vec::new();
     let mut last: Option<Value> = None;
     while let Some(frame) = body.frame().await {
@@ -385,7 +385,6 @@ async fn exchange(socket: &std::path::Path, name: &str, body: Bytes) -> Result<V
             }
         }
     }
-    conn.abort();
     if !buf.iter().all(u8::is_ascii_whitespace) {
         last = Some(serde_json::from_slice(&buf).map_err(|e| {
             format!("the daemon answered {status} with a body that is not JSON: {e}")

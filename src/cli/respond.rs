@@ -16,10 +16,9 @@ use super::table::{Cell, Tone, render};
 use super::{CliError, input_error, load_config};
 use crate::config::Config;
 use crate::govern::{Applied, GovernError, Governor, Identity, Plan, Unmatched};
-use crate::notify;
 use crate::policy::{Action, Policy};
 use crate::registry::sync;
-use crate::respond::case::{Case, CaseState};
+use crate::respond::case::Case;
 use crate::respond::{Engine, RespondError};
 use crate::service::respond as ops;
 use crate::store::Store;
@@ -71,13 +70,6 @@ pub(crate) struct RespondArgs {
     /// Machine-readable output
     #[arg(long)]
     json: bool,
-}
-
-/// A multi-threaded runtime for the sequences.
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?)
 }
 
 /// Opens the store, brings it in line with the inventory and builds the engine.
@@ -245,8 +237,8 @@ pub(crate) fn run_reissue(args: ReissueArgs, config: Option<&Path>) -> Result<Ex
     super::cases::print_results(&out.cases, &out.errors, args.json)
 }
 
-/// Runs the cases a pass opened (and `resume`), then prints what ran, what waits for
-/// approval and what was escalated.
+/// Runs the cases a pass opened (and `resume`) in this process, then prints what ran, what
+/// waits for approval and what was escalated (`quickstart`, which works on its own demo).
 pub(crate) fn finish(
     gov: &Governor,
     applied: &Applied,
@@ -254,50 +246,27 @@ pub(crate) fn finish(
     resume: Vec<u64>,
     json: bool,
 ) -> Result<ExitCode, CliError> {
-    let mut ids = resume;
+    let mut ids = resume.clone();
     ids.extend(&applied.run);
-    let store = gov.engine().store();
+    let engine = gov.engine();
+    let store = engine.store();
     let waiting: Vec<Case> = applied
         .waiting
         .iter()
         .filter_map(|id| store.get_case(*id).ok().flatten())
         .collect();
-    if json {
-        let rt = runtime()?;
-        let results = rt.block_on(run_notifying(gov.engine(), &ids));
-        let (cases, errors) = split(results);
-        let shown: Vec<serde_json::Value> = cases.iter().map(Case::public_json).collect();
-        let waiting: Vec<serde_json::Value> = waiting.iter().map(Case::public_json).collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "decisions": plans,
-                "cases": shown,
-                "waiting": waiting,
-                "escalated": applied.escalated,
-                "ignored": applied.ignored,
-                "busy": applied.busy,
-                "breaker_opened": applied.breaker_opened,
-                "errors": errors,
-            }))?
-        );
-        return Ok(exit_for(&cases, &errors));
-    }
-    let code = if ids.is_empty() {
-        let rt = runtime()?;
-        rt.block_on(deliver_pending(gov.engine()));
-        ExitCode::SUCCESS
-    } else {
-        run_and_print(gov.engine(), &ids, false)?
+    let (cases, errors) = super::backend::run_here(engine, &ids);
+    let out = ops::Outcome {
+        resumed: resume,
+        decisions: plans.to_vec(),
+        applied: applied.clone(),
+        cases,
+        errors,
+        waiting,
+        notifications_pending: super::backend::deliver_here(store, &engine.config().notify),
+        ..ops::Outcome::default()
     };
-    print_waiting(&waiting, applied.breaker_opened);
-    if !applied.escalated.is_empty() {
-        println!(
-            "escalated to their owners (no action taken): {}",
-            applied.escalated.join(", ")
-        );
-    }
-    Ok(code)
+    render_outcome(&out, json)
 }
 
 /// Lists the cases that wait for approval, with the command that approves each.
@@ -441,78 +410,4 @@ pub(crate) fn print_decisions(plans: &[Plan], resume: &[u64], unmatched: &[Unmat
             &rows
         )
     );
-}
-
-/// Runs cases while delivering queued notifications beside them, then gives what is still
-/// queued a short time to go out (the rest stays queued for the next run).
-pub(crate) async fn run_notifying(
-    engine: &Arc<Engine>,
-    ids: &[u64],
-) -> Vec<Result<Case, RespondError>> {
-    let courier = async {
-        loop {
-            notify::deliver_due(engine.store(), &engine.config().notify).await;
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-        }
-    };
-    // The courier is dropped when the cases are done; an interrupted delivery stays queued.
-    let results = tokio::select! {
-        r = engine.run_cases(ids) => r,
-        () = courier => Vec::new(),
-    };
-    deliver_pending(engine).await;
-    results
-}
-
-/// Delivers what is queued, within a short budget.
-pub(crate) async fn deliver_pending(engine: &Arc<Engine>) {
-    let report = notify::deliver_until(
-        engine.store(),
-        &engine.config().notify,
-        std::time::Duration::from_secs(NOTIFY_BUDGET_SECS),
-    )
-    .await;
-    if report.pending > 0 {
-        eprintln!(
-            "{} notification{} could not be delivered yet and stay queued",
-            report.pending,
-            if report.pending == 1 { "" } else { "s" }
-        );
-    }
-}
-
-/// How long a command waits at its end for notifications to go out.
-const NOTIFY_BUDGET_SECS: u64 = 20;
-
-fn split(results: Vec<Result<Case, RespondError>>) -> (Vec<Case>, Vec<String>) {
-    let mut cases = Vec::new();
-    let mut errors = Vec::new();
-    for r in results {
-        match r {
-            Ok(c) => cases.push(c),
-            Err(e) => errors.push(e.to_string()),
-        }
-    }
-    (cases, errors)
-}
-
-/// 0 when every case is done and nothing failed to run, 1 otherwise.
-pub(crate) fn exit_for(cases: &[Case], errors: &[String]) -> ExitCode {
-    if errors.is_empty() && cases.iter().all(|c| c.state == CaseState::Done) {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
-}
-
-/// Runs the cases and prints how each ended. Exit 0 when all are done, 1 otherwise.
-pub(crate) fn run_and_print(
-    engine: &Arc<Engine>,
-    ids: &[u64],
-    json: bool,
-) -> Result<ExitCode, CliError> {
-    let rt = runtime()?;
-    let results = rt.block_on(run_notifying(engine, ids));
-    let (cases, errors) = split(results);
-    super::cases::print_results(&cases, &errors, json)
 }

@@ -33,13 +33,30 @@ pub async fn connect(socket: &Path) -> Result<tokio::net::UnixStream, String> {
     Ok(stream)
 }
 
-/// One HTTP/1 exchange on a new connection to `socket`.
-pub async fn send(
+/// An answer being read: its status and body, and the connection it comes on (closed when
+/// this is dropped).
+pub struct Answer {
+    /// The status.
+    pub status: StatusCode,
+    /// The body, as it comes.
+    pub body: hyper::body::Incoming,
+    conn: tokio::task::JoinHandle<Result<(), hyper::Error>>,
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        self.conn.abort();
+    }
+}
+
+/// Sends one request on a new connection to `socket` and returns the answer's head, its
+/// body still to be read.
+pub async fn request(
     socket: &Path,
     method: Method,
     path: &str,
     body: Bytes,
-) -> Result<(StatusCode, Bytes), String> {
+) -> Result<Answer, String> {
     let where_ = socket.display();
     let stream = connect(socket).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
@@ -58,12 +75,26 @@ pub async fn send(
         .send_request(req)
         .await
         .map_err(|e| format!("the daemon at {where_} gave no answer to {path}: {e}"))?;
-    let status = resp.status();
-    let bytes = Limited::new(resp.into_body(), 64 * MAX_BODY)
+    Ok(Answer {
+        status: resp.status(),
+        body: resp.into_body(),
+        conn,
+    })
+}
+
+/// One HTTP/1 exchange on a new connection to `socket`: the status and the whole body.
+pub async fn send(
+    socket: &Path,
+    method: Method,
+    path: &str,
+    body: Bytes,
+) -> Result<(StatusCode, Bytes), String> {
+    let mut answer = request(socket, method, path, body).await?;
+    let status = answer.status;
+    let bytes = Limited::new(&mut answer.body, 64 * MAX_BODY)
         .collect()
         .await
         .map_err(|e| format!("reading the daemon's answer to {path}: {e}"))?
         .to_bytes();
-    conn.abort();
     Ok((status, bytes))
 }

@@ -105,6 +105,22 @@ impl Host for DaemonHost {
     }
 }
 
+/// The service over the store with the configuration and governor in force, and the daemon
+/// as its host.
+fn in_force(shared: &Arc<Shared>, handle: tokio::runtime::Handle) -> (Service, DaemonHost) {
+    let loaded = shared.loaded();
+    let svc = Service::with_governor(
+        Arc::clone(&shared.store),
+        Arc::new(loaded.cfg.clone()),
+        Arc::clone(&loaded.gov),
+    );
+    let host = DaemonHost {
+        shared: Arc::clone(shared),
+        handle,
+    };
+    (svc, host)
+}
+
 /// Runs use case `O` on the blocking pool as `who`, for a route of the REST API, and
 /// answers its result.
 pub(super) async fn run_blocking<O: crate::service::Op>(
@@ -114,16 +130,7 @@ pub(super) async fn run_blocking<O: crate::service::Op>(
 ) -> Result<O::Output, super::request::ApiError> {
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
-        let loaded = shared.loaded();
-        let svc = Service::with_governor(
-            Arc::clone(&shared.store),
-            Arc::new(loaded.cfg.clone()),
-            Arc::clone(&loaded.gov),
-        );
-        let host = DaemonHost {
-            shared: Arc::clone(&shared),
-            handle,
-        };
+        let (svc, host) = in_force(&shared, handle);
         let ctx = Ctx {
             who,
             host: &host,
@@ -164,16 +171,7 @@ pub(super) fn start(
     let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
-        let loaded = shared.loaded();
-        let svc = Service::with_governor(
-            Arc::clone(&shared.store),
-            Arc::new(loaded.cfg.clone()),
-            Arc::clone(&loaded.gov),
-        );
-        let host = DaemonHost {
-            shared: Arc::clone(&shared),
-            handle,
-        };
+        let (svc, host) = in_force(&shared, handle);
         let progress = Streamed(tx.clone());
         let ctx = Ctx {
             who: who.clone(),

@@ -64,7 +64,7 @@ impl Default for ChecksConfig {
 }
 
 /// Fields of `[daemon]`.
-const DAEMON_FIELDS: &[&str] = &["control_socket", "control_group", "metrics_listen"];
+const DAEMON_FIELDS: &[&str] = &["control_socket", "control_group", "metrics_listen", "roles"];
 
 /// The `[daemon]` table: where `certresponder run` listens.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -75,6 +75,9 @@ pub struct DaemonConfig {
     pub control_group: Option<String>,
     /// Where Prometheus metrics are served (`host:port`); `None`: not served.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `[daemon.roles]`: who may do what on the control socket; `None`: the socket's group
+    /// reads and reports.
+    pub roles: Option<crate::daemon::control::roles::Grants>,
 }
 
 impl Default for DaemonConfig {
@@ -83,6 +86,7 @@ impl Default for DaemonConfig {
             control_socket: PathBuf::from("/run/certresponder/control.sock"),
             control_group: Some("certresponder".into()),
             metrics_listen: None,
+            roles: None,
         }
     }
 }
@@ -375,6 +379,21 @@ impl Config {
                             format!(
                                 "must be a group name (\"\" for the daemon's own group), found {other}"
                             ),
+                        ));
+                    }
+                }
+                match t.get("roles") {
+                    None => {}
+                    Some(Value::Table(r)) => {
+                        cfg.daemon.roles =
+                            Some(crate::daemon::control::roles::parse_table(r).map_err(
+                                |(field, why)| err(Some(&format!("daemon.{field}")), why),
+                            )?);
+                    }
+                    Some(_) => {
+                        return Err(err(
+                            Some("daemon.roles"),
+                            "must be a table, written [daemon.roles]".into(),
                         ));
                     }
                 }

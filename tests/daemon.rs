@@ -1518,3 +1518,231 @@ fn a_record_that_cannot_be_read_is_reported_and_skipped() {
     );
     stop(daemon, &notify);
 }
+
+// ---------------------------------------------------------------------------------------
+// Roles on the control socket
+// ---------------------------------------------------------------------------------------
+
+/// The account the role tests act as: `nobody`, in its own group `nogroup`, by number.
+const NOBODY: u32 = 65_534;
+
+/// A home whose control socket belongs to `nogroup` and whose roles are `roles` (the body of
+/// `[daemon.roles]`), with `policy` as its policy; readable by `nobody`.
+fn roles_home(roles: &str, policy: &str) -> DaemonHome {
+    let d = DaemonHome::new();
+    std::fs::write(d.path("policy.toml"), policy).unwrap();
+    let text = d
+        .config_text(
+            "policy = \"policy.toml\"",
+            &format!("[daemon.roles]\n{roles}\n"),
+        )
+        .replace("control_group = \"\"", "control_group = \"nogroup\"");
+    std::fs::write(d.home.config(), text).unwrap();
+    std::fs::set_permissions(
+        d.home.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    d
+}
+
+impl DaemonHome {
+    /// The CLI as `nobody` (numeric ids, no other group), bounded.
+    fn as_nobody(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new("setpriv");
+        cmd.arg(format!("--reuid={NOBODY}"))
+            .arg(format!("--regid={NOBODY}"))
+            .arg("--clear-groups")
+            .arg(env!("CARGO_BIN_EXE_certresponder"))
+            .arg("--config")
+            .arg(self.home.config())
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env_remove("CERTRESPONDER_CONFIG")
+            .env_remove("NOTIFY_SOCKET")
+            .current_dir(self.home.dir.path());
+        run_bounded(cmd, CLI_LIMIT)
+    }
+}
+
+/// The policy's default with `rules` in front and `limits` instead of its own.
+fn policy_with(d: &DaemonHome, rules: &str, limits: Option<&str>) -> String {
+    let mut policy = String::from_utf8(d.status(&["policy", "show-default"], 0).stdout).unwrap();
+    let first_rule = policy.find("[[rule]]").unwrap();
+    policy.insert_str(first_rule, rules);
+    if let Some(l) = limits {
+        let start = policy.find("[limits]").unwrap();
+        let end = start + policy[start..].find("\n\n").unwrap();
+        policy.replace_range(start..end, l);
+    }
+    policy
+}
+
+#[test]
+fn each_account_does_what_its_roles_allow_and_nothing_else() {
+    let probe = DaemonHome::new();
+    let policy = policy_with(&probe, HOLD_RULE, None);
+    let d = roles_home(
+        "read = [\"group:nogroup\"]\napprove = [\"user:nobody\"]",
+        &policy,
+    );
+    let (alpha_cert, _) = d.add_entry("alpha", &["hold"]);
+    let (beta_cert, _) = d.add_entry("beta", &["prod"]);
+    d.reissue("alpha");
+    d.reissue("beta");
+    let notify = Notify::bind(d.path("notify.sock"));
+    let daemon = d.start(&notify, &[]);
+    notify.next_state(&daemon, Duration::from_secs(30), "READY");
+    // Root reports alpha (held for its owner by the policy).
+    let v = d.json(
+        &[
+            "report-compromise",
+            "alpha",
+            "--evidence",
+            "in a paste",
+            "--json",
+        ],
+        0,
+    );
+    let id = v["waiting"][0]["id"].as_u64().unwrap();
+    let alpha_before = std::fs::read(&alpha_cert).unwrap();
+    let beta_before = std::fs::read(&beta_cert).unwrap();
+    let cases_before = d.cases().len();
+
+    // `read` (through the group): listings work.
+    let out = d.as_nobody(&["cases", "list", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // What needs another role is refused, naming it, and changes nothing.
+    for (args, role) in [
+        (&["reissue", "beta"][..], "operate"),
+        (&["respond"], "operate"),
+        (&["breaker", "reset"], "admin"),
+        (&["rollback", "beta", "--force"], "admin"),
+        (
+            &[
+                "signals",
+                "suppress",
+                "abc",
+                "--until",
+                "2099-01-01",
+                "--reason",
+                "x",
+            ],
+            "admin",
+        ),
+        (
+            &["report-compromise", "beta", "--evidence", "seen"],
+            "report",
+        ),
+        (&["distrust", "CN=Nobody CA"], "admin"),
+    ] {
+        let out = d.as_nobody(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("needs the `{role}` role")) && err.contains("uid 65534"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(std::fs::read(&alpha_cert).unwrap(), alpha_before);
+    assert_eq!(std::fs::read(&beta_cert).unwrap(), beta_before);
+    assert_eq!(
+        d.cases().len(),
+        cases_before,
+        "a refused request opened a case"
+    );
+    let refusals = daemon
+        .log_lines()
+        .iter()
+        .filter(|l| l["fields"]["message"] == "control request refused: role not held")
+        .count();
+    assert!(refusals >= 7, "refusals are logged: {}", daemon.log());
+
+    // `approve` (by user): the case runs.
+    let out = d.as_nobody(&["approve", &id.to_string()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(d.case(id)["state"], "done");
+    assert_ne!(std::fs::read(&alpha_cert).unwrap(), alpha_before);
+    // The approval is audited with who asked and the role that allowed it.
+    let records = d.json(&["audit", "export", "--json"], 0);
+    let allowed = records
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "control_request" && r["data"]["role"] == "approve")
+        .unwrap_or_else(|| panic!("{records:#}"));
+    assert!(
+        allowed["actor"].as_str().unwrap().contains("65534") || allowed["data"]["uid"] == NOBODY,
+        "{allowed:#}"
+    );
+    stop(daemon, &notify);
+}
+
+#[test]
+fn a_report_without_operate_is_counted_by_the_breaker_and_cannot_contain_first() {
+    let probe = DaemonHome::new();
+    let policy = policy_with(
+        &probe,
+        "",
+        Some("[limits]\nmax_revocations = 1\nmax_revocations_per_owner = 1\nwindow = \"1h\""),
+    );
+    let d = roles_home(
+        "report = [\"user:nobody\"]\nread = [\"user:nobody\"]",
+        &policy,
+    );
+    for n in ["alpha", "beta"] {
+        d.add_entry(n, &["prod"]);
+        d.reissue(n);
+    }
+    let notify = Notify::bind(d.path("notify.sock"));
+    let daemon = d.start(&notify, &[]);
+    notify.next_state(&daemon, Duration::from_secs(30), "READY");
+
+    let out = d.as_nobody(&[
+        "report-compromise",
+        "alpha",
+        "--evidence",
+        "x",
+        "--contain-first",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("--contain-first needs the `operate` role"),
+        "{}",
+        text(&out)
+    );
+
+    // The first report uses the one automatic revocation the window allows ...
+    let out = d.as_nobody(&[
+        "report-compromise",
+        "alpha",
+        "--evidence",
+        "in a paste",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["cases"][0]["state"], "done", "{v:#}");
+    let signal = d.json(&["signals", "--all", "--json"], 0);
+    let alpha = signal
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["subject"] == "alpha" && s["check"] == "key_exposed")
+        .unwrap();
+    assert_eq!(alpha["confidence"], "high", "capped: {alpha:#}");
+    // ... and the breaker holds the second, as it would a detector's.
+    let out = d.as_nobody(&[
+        "report-compromise",
+        "beta",
+        "--evidence",
+        "in a paste",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["cases"].as_array().unwrap().is_empty(), "{v:#}");
+    assert_eq!(v["breaker_opened"], true, "{v:#}");
+    assert_eq!(v["waiting"][0]["cert"], "beta", "{v:#}");
+    stop(daemon, &notify);
+}

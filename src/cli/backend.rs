@@ -195,6 +195,8 @@ impl Local {
         let who = self.who.clone().map_err(ServiceError::Failed)?;
         let ctx = Ctx {
             who,
+            // The store is opened with this process's own rights: it may do what they allow.
+            roles: crate::service::Roles::all(),
             host: &self.host,
             progress: &Stderr,
         };
@@ -371,7 +373,10 @@ async fn exchange(socket: &std::path::Path, name: &str, body: Bytes) -> Result<V
             continue;
         };
         buf.extend_from_slice(&data);
-        while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
+        // A refusal before the operation started is one JSON document, not lines.
+        while status == StatusCode::OK
+            && let Some(nl) = buf.iter().position(|b| *b == b'\n')
+        {
             let line: Vec<u8> = buf.drain(..=nl).collect();
             let v: Value = serde_json::from_slice(&line)
                 .map_err(|e| format!("the daemon's answer to {path} is not JSON lines: {e}"))?;
@@ -403,6 +408,7 @@ async fn exchange(socket: &std::path::Path, name: &str, body: Bytes) -> Result<V
     let kind = match status {
         StatusCode::SERVICE_UNAVAILABLE => "unavailable",
         StatusCode::NOT_FOUND => "not_found",
+        StatusCode::FORBIDDEN => "refused",
         s if s.is_client_error() => "input",
         _ => "failed",
     };

@@ -218,7 +218,7 @@ pub(crate) fn record_report(
     reporter: &str,
     evidence: &str,
 ) -> Result<String, CliError> {
-    ops::record_report(store, name, reporter, evidence).map_err(service_error)
+    ops::record_report(store, name, reporter, evidence, false).map_err(service_error)
 }
 
 pub(crate) fn run_reissue(args: ReissueArgs, config: Option<&Path>) -> Result<ExitCode, CliError> {

@@ -44,6 +44,7 @@ use tokio::net::UnixListener;
 use super::{Loaded, Shared};
 use crate::govern::Identity;
 use crate::policy::vocab;
+use crate::service::{Role, Roles};
 
 /// The largest request body accepted (1 MiB).
 pub const MAX_BODY: usize = 1 << 20;
@@ -73,18 +74,18 @@ pub async fn serve(shared: Arc<Shared>, listener: UnixListener) {
                     return;
                 }
             };
-            let (pid, uid) = (cred.pid(), cred.uid());
+            let (pid, uid, gid) = (cred.pid(), cred.uid(), cred.gid());
             let who = tokio::task::spawn_blocking(move || Identity::of_process(pid, uid))
                 .await
                 .unwrap_or_else(|_| Identity {
                     name: format!("uid {uid}"),
                     uid,
                 });
-            let who = Arc::new(who);
+            let peer = Arc::new(Peer { who, uid, gid });
             let service = hyper::service::service_fn(move |req| {
                 let shared = Arc::clone(&shared);
-                let who = Arc::clone(&who);
-                async move { Ok::<_, Infallible>(handle(shared, who, req).await) }
+                let peer = Arc::clone(&peer);
+                async move { Ok::<_, Infallible>(handle(shared, peer, req).await) }
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -118,15 +119,69 @@ fn error_response(e: &ApiError) -> Response<Full<Bytes>> {
     resp
 }
 
+/// The user at the other end of a connection: the person (by login uid) and the account
+/// (the socket's peer credentials), whose roles are checked on every request.
+pub(crate) struct Peer {
+    /// The person acting.
+    pub(crate) who: Identity,
+    /// The account's uid.
+    pub(crate) uid: u32,
+    /// The account's primary gid.
+    pub(crate) gid: u32,
+}
+
+/// Checks that `peer` holds `role` under the roles in force; a refusal is a 403 naming the
+/// role, and is logged. A request that changes anything is audited with who made it and
+/// the role that allowed it. Returns every role the peer holds.
+fn authorize(
+    shared: &Shared,
+    peer: &Peer,
+    role: Role,
+    request: &str,
+    changes: bool,
+) -> Result<Roles, ApiError> {
+    let loaded = shared.loaded();
+    let roles = roles::roles_of(
+        peer.uid,
+        peer.gid,
+        loaded.cfg.daemon.roles.as_ref(),
+        loaded.cfg.daemon.control_group.as_deref(),
+    );
+    if !roles.has(role) {
+        let account = crate::govern::identity::user_name(peer.uid)
+            .unwrap_or_else(|| format!("uid {}", peer.uid));
+        tracing::warn!(peer = %peer.who, account = %account, request, role = %role, "control request refused: role not held");
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "this needs the `{role}` role, which the account {account} (uid {}) does not hold; roles are granted in [daemon.roles] of the daemon's configuration",
+                peer.uid
+            ),
+        ));
+    }
+    if changes {
+        let entry = crate::audit::AuditEntry {
+            kind: "control_request",
+            actor: &peer.who.to_string(),
+            cert: None,
+            case: None,
+            data: json!({"request": request, "role": role, "uid": peer.uid}),
+        };
+        crate::audit::append(shared.store.as_ref(), entry)?;
+    }
+    Ok(roles)
+}
+
 async fn handle(
     shared: Arc<Shared>,
-    who: Arc<Identity>,
+    peer: Arc<Peer>,
     req: Request<Incoming>,
 ) -> Response<ops::OpBody> {
+    let who = &peer.who;
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     if let Some(name) = path.strip_prefix("/v1/ops/") {
-        return match op(shared, &who, req, name).await {
+        return match op(shared, &peer, req, name).await {
             Ok(resp) => resp,
             Err(e) => {
                 tracing::info!(peer = %who, %method, %path, status = %e.status, error = %e.message, "control request refused");
@@ -134,7 +189,7 @@ async fn handle(
             }
         };
     }
-    let result = answer(shared, &who, req).await;
+    let result = answer(shared, &peer, req).await;
     let status = result
         .as_ref()
         .map_or_else(|e| e.status, |_| StatusCode::OK);
@@ -161,7 +216,7 @@ async fn handle(
 /// `POST /v1/ops/{name}`: a use case of the service layer, run as the peer.
 async fn op(
     shared: Arc<Shared>,
-    who: &Identity,
+    peer: &Peer,
     req: Request<Incoming>,
     name: &str,
 ) -> Result<Response<ops::OpBody>, ApiError> {
@@ -192,7 +247,15 @@ async fn op(
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::bad(format!("malformed JSON: {e}")))?
     };
-    Ok(ops::start(shared, who.clone(), name, args))
+    let role = crate::service::required_role(name, &args)?;
+    let roles = {
+        let shared = Arc::clone(&shared);
+        let (who, uid, gid) = (peer.who.clone(), peer.uid, peer.gid);
+        let request = format!("POST /v1/ops/{name}");
+        blocking(move || authorize(&shared, &Peer { who, uid, gid }, role, &request, changes))
+            .await?
+    };
+    Ok(ops::start(shared, peer.who.clone(), roles, name, args))
 }
 
 async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
@@ -233,9 +296,10 @@ async fn blocking<T: Send + 'static>(
 
 async fn answer(
     shared: Arc<Shared>,
-    who: &Identity,
+    peer: &Peer,
     req: Request<Incoming>,
 ) -> Result<Value, ApiError> {
+    let request = format!("{} {}", req.method(), req.uri().path());
     let route = route(req.method(), req.uri())?;
     if route.changes() && shared.stopping() {
         return Err(ApiError::new(
@@ -248,8 +312,27 @@ async fn answer(
     } else {
         Bytes::new()
     };
+    // What the route needs; a forced rollback and a real distrust need more. A body that
+    // cannot be read asks for the most, and is refused as malformed once allowed.
+    let asked: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let role = match route {
+        Route::PostSignal => Role::Report,
+        Route::Approve(_) | Route::Deny(_) => Role::Approve,
+        Route::RunJob(_) => Role::Operate,
+        Route::Rollback if asked["force"] == false || asked["force"].is_null() => Role::Operate,
+        Route::Distrust if asked["dry_run"] == true && asked["remove"] != true => Role::Operate,
+        Route::Rollback | Route::Distrust => Role::Admin,
+        _ => Role::Read,
+    };
+    let roles = {
+        let shared = Arc::clone(&shared);
+        let (who, uid, gid) = (peer.who.clone(), peer.uid, peer.gid);
+        let changes = route.changes();
+        blocking(move || authorize(&shared, &Peer { who, uid, gid }, role, &request, changes))
+            .await?
+    };
     let loaded = shared.loaded();
-    let who = who.clone();
+    let who = peer.who.clone();
     match route {
         Route::Status => blocking(move || status::status(&shared, &loaded)).await,
         Route::Inventory { all } => {
@@ -301,7 +384,7 @@ async fn answer(
         }
         Route::PostSignal => {
             let b: SignalBody = parse_body(&body, false)?;
-            blocking(move || post_signal(&shared, b, &who)).await
+            blocking(move || post_signal(&shared, b, &who, &roles)).await
         }
         Route::RunJob(job) => {
             let RunJobBody {} = parse_body(&body, true)?;
@@ -575,8 +658,19 @@ fn reported(shared: &Shared, b: SignalBody) -> Result<crate::service::signals::R
     })
 }
 
-fn post_signal(shared: &Shared, b: SignalBody, who: &Identity) -> Result<Value, ApiError> {
-    let r = reported(shared, b)?;
+fn post_signal(
+    shared: &Shared,
+    b: SignalBody,
+    who: &Identity,
+    roles: &Roles,
+) -> Result<Value, ApiError> {
+    let mut r = reported(shared, b)?;
+    // A caller who may not act on certificates (no `operate`) reports at most `high`:
+    // a person or a system that can only report cannot start what only a confirmed
+    // compromise starts on its own.
+    if !roles.has(Role::Operate) && r.confidence > crate::signals::Confidence::High {
+        r.confidence = crate::signals::Confidence::High;
+    }
     let signal =
         crate::service::signals::record_reported(shared.store.as_ref(), &r, &who.to_string())?;
     tracing::info!(cert = %signal.subject, check = %signal.check, source = %signal.source, by = %who, "signal posted");
@@ -592,6 +686,7 @@ fn post_signal(shared: &Shared, b: SignalBody, who: &Identity) -> Result<Value, 
 pub mod client;
 pub(crate) mod ops;
 mod request;
+pub mod roles;
 mod socket;
 mod status;
 

@@ -79,7 +79,7 @@ impl fmt::Display for Identity {
 
 /// The name of `uid`: from `/etc/passwd`, else from the system's user database through
 /// `getent` (directory users: LDAP, SSSD).
-fn user_name(uid: u32) -> Option<String> {
+pub(crate) fn user_name(uid: u32) -> Option<String> {
     let wanted = uid.to_string();
     let from = |passwd: &str| {
         passwd.lines().find_map(|l| {

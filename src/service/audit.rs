@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Ctx, Op, Service, ServiceError};
+use super::{Ctx, Op, Role, Service, ServiceError};
 use crate::audit::{self, AuditRecord, Head, VerifyReport};
 
 /// Refuses to read a database that is not there: nothing was recorded yet, or the
@@ -30,6 +30,7 @@ pub struct Verify;
 impl Op for Verify {
     const NAME: &'static str = "audit_verify";
     const CHANGES: bool = false;
+    const ROLE: Role = Role::Read;
     type Args = VerifyArgs;
     type Output = VerifyReport;
 
@@ -59,6 +60,7 @@ pub struct Export;
 impl Op for Export {
     const NAME: &'static str = "audit_export";
     const CHANGES: bool = false;
+    const ROLE: Role = Role::Read;
     type Args = ExportArgs;
     type Output = Vec<AuditRecord>;
 

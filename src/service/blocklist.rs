@@ -8,7 +8,7 @@ use base64::Engine as _;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
-use super::{Ctx, Op, Service, ServiceError};
+use super::{Ctx, Op, Role, Service, ServiceError};
 use crate::signals::exposure::blocklist::{self, BlocklistError, Format, Imported, ListInfo};
 
 /// `blocklist import FILE [--format F] [--name N]`.
@@ -30,6 +30,7 @@ pub struct Import;
 impl Op for Import {
     const NAME: &'static str = "blocklist_import";
     const CHANGES: bool = true;
+    const ROLE: Role = Role::Operate;
     type Args = ImportArgs;
     type Output = Imported;
 
@@ -70,6 +71,7 @@ pub struct Remove;
 impl Op for Remove {
     const NAME: &'static str = "blocklist_remove";
     const CHANGES: bool = true;
+    const ROLE: Role = Role::Operate;
     type Args = RemoveArgs;
     type Output = ListInfo;
 

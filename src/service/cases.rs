@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::respond::{Outcome, public_cases, run_only};
-use super::{Ctx, Op, Service, ServiceError};
+use super::{Ctx, Op, Role, Service, ServiceError};
 use crate::audit::{self, AuditRecord};
 use crate::respond::case::{Case, CaseState};
 use crate::respond::rollback::{self, RollbackError, RolledBack};
@@ -60,6 +60,7 @@ pub struct List;
 impl Op for List {
     const NAME: &'static str = "cases_list";
     const CHANGES: bool = false;
+    const ROLE: Role = Role::Read;
     type Args = NoArgs;
     type Output = CaseList;
 
@@ -191,6 +192,7 @@ pub struct Show;
 impl Op for Show {
     const NAME: &'static str = "cases_show";
     const CHANGES: bool = false;
+    const ROLE: Role = Role::Read;
     type Args = CaseArgs;
     type Output = CaseDetail;
 
@@ -223,6 +225,7 @@ pub struct Approve;
 impl Op for Approve {
     const NAME: &'static str = "approve";
     const CHANGES: bool = true;
+    const ROLE: Role = Role::Approve;
     type Args = CaseArgs;
     type Output = ApproveOutcome;
 
@@ -300,6 +303,7 @@ pub struct Deny;
 impl Op for Deny {
     const NAME: &'static str = "deny";
     const CHANGES: bool = true;
+    const ROLE: Role = Role::Approve;
     type Args = DenyArgs;
     type Output = Denied;
 
@@ -341,8 +345,17 @@ pub struct Rollback;
 impl Op for Rollback {
     const NAME: &'static str = "rollback";
     const CHANGES: bool = true;
+    const ROLE: Role = Role::Operate;
     type Args = RollbackArgs;
     type Output = RolledBack;
+
+    fn role(args: &RollbackArgs) -> Role {
+        if args.force {
+            Role::Admin
+        } else {
+            Role::Operate
+        }
+    }
 
     fn run(svc: &Service, ctx: &Ctx<'_>, args: RollbackArgs) -> Result<RolledBack, ServiceError> {
         if args.cert.trim().is_empty() {

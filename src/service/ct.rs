@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
-use super::{Ctx, Op, Service, ServiceError};
+use super::{Ctx, Op, Role, Service, ServiceError};
 use crate::ct::poll::{self, LogState, PollReport};
 use crate::signals::SignalState;
 
@@ -19,6 +19,7 @@ pub struct Status;
 impl Op for Status {
     const NAME: &'static str = "ct_status";
     const CHANGES: bool = false;
+    const ROLE: Role = Role::Read;
     type Args = NoArgs;
     type Output = BTreeMap<String, LogState>;
 
@@ -48,6 +49,7 @@ pub struct Poll;
 impl Op for Poll {
     const NAME: &'static str = "ct_poll";
     const CHANGES: bool = true;
+    const ROLE: Role = Role::Operate;
     type Args = NoArgs;
     type Output = Polled;
 
@@ -85,6 +87,7 @@ pub struct WatchAdd;
 impl Op for WatchAdd {
     const NAME: &'static str = "ct_watch_add";
     const CHANGES: bool = true;
+    const ROLE: Role = Role::Operate;
     type Args = PatternArgs;
     type Output = bool;
 
@@ -110,6 +113,7 @@ pub struct WatchRemove;
 impl Op for WatchRemove {
     const NAME: &'static str = "ct_watch_remove";
     const CHANGES: bool = true;
+    const ROLE: Role = Role::Operate;
     type Args = PatternArgs;
     type Output = ();
 
@@ -149,6 +153,7 @@ pub struct WatchList;
 impl Op for WatchList {
     const NAME: &'static str = "ct_watch_list";
     const CHANGES: bool = true;
+    const ROLE: Role = Role::Read;
     type Args = NoArgs;
     type Output = Watched;
 

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Ctx, Op, Service, ServiceError};
+use super::{Ctx, Op, Role, Service, ServiceError};
 use crate::audit::{self, AuditEntry};
 use crate::govern::{POLICY_ACTOR, Plan};
 use crate::respond::case::{Case, CaseState, Step, StepOutcome};
@@ -420,8 +420,18 @@ pub struct BeginDistrust;
 impl Op for BeginDistrust {
     const NAME: &'static str = "distrust_begin";
     const CHANGES: bool = true;
+    const ROLE: Role = Role::Admin;
     type Args = BeginArgs;
     type Output = Begin;
+
+    fn role(args: &BeginArgs) -> Role {
+        // A dry run changes nothing.
+        if args.dry_run {
+            Role::Operate
+        } else {
+            Role::Admin
+        }
+    }
 
     fn run(svc: &Service, ctx: &Ctx<'_>, args: BeginArgs) -> Result<Begin, ServiceError> {
         let cfg = svc.config();
@@ -490,6 +500,7 @@ pub struct ReportOn;
 impl Op for ReportOn {
     const NAME: &'static str = "distrust_report";
     const CHANGES: bool = false;
+    const ROLE: Role = Role::Operate;
     type Args = ReportArgs;
     type Output = Report;
 
@@ -520,6 +531,7 @@ pub struct ListDistrusts;
 impl Op for ListDistrusts {
     const NAME: &'static str = "distrust_list";
     const CHANGES: bool = false;
+    const ROLE: Role = Role::Read;
     type Args = NoArgs;
     type Output = Vec<Distrust>;
 
@@ -541,6 +553,7 @@ pub struct RemoveDistrust;
 impl Op for RemoveDistrust {
     const NAME: &'static str = "distrust_remove";
     const CHANGES: bool = true;
+    const ROLE: Role = Role::Admin;
     type Args = RemoveArgs;
     type Output = String;
 

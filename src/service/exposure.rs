@@ -7,7 +7,7 @@ use certresponder_inventory::inspect::{KeyInfo, KeyWire};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
-use super::{Ctx, Op, Service, ServiceError};
+use super::{Ctx, Op, Role, Service, ServiceError};
 use crate::signals::exposure::record::{ExposureReport, record};
 use crate::signals::exposure::{FoundKey, Location};
 
@@ -66,6 +66,7 @@ pub struct RecordExposure;
 impl Op for RecordExposure {
     const NAME: &'static str = "exposure_record";
     const CHANGES: bool = true;
+    const ROLE: Role = Role::Report;
     type Args = RecordArgs;
     type Output = ExposureReport;
 

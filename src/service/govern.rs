@@ -3,7 +3,7 @@
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
-use super::{Ctx, Op, Service, ServiceError};
+use super::{Ctx, Op, Role, Service, ServiceError};
 use crate::govern::approvals::BreakerStatus;
 
 /// No arguments.
@@ -16,6 +16,7 @@ pub struct BreakerStatusOp;
 impl Op for BreakerStatusOp {
     const NAME: &'static str = "breaker_status";
     const CHANGES: bool = false;
+    const ROLE: Role = Role::Read;
     type Args = NoArgs;
     type Output = BreakerStatus;
 
@@ -42,6 +43,7 @@ pub struct BreakerReset;
 impl Op for BreakerReset {
     const NAME: &'static str = "breaker_reset";
     const CHANGES: bool = true;
+    const ROLE: Role = Role::Admin;
     type Args = NoArgs;
     type Output = Reset;
 

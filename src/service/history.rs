@@ -3,7 +3,7 @@
 use certresponder_inventory::Bundle;
 use serde::{Deserialize, Serialize};
 
-use super::{Ctx, Op, Service, ServiceError};
+use super::{Ctx, Op, Role, Service, ServiceError};
 
 /// `history NAME`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,6 +66,7 @@ pub struct History;
 impl Op for History {
     const NAME: &'static str = "history";
     const CHANGES: bool = false;
+    const ROLE: Role = Role::Read;
     type Args = HistoryArgs;
     type Output = Vec<BundleSummary>;
 

@@ -8,7 +8,7 @@ use certresponder_inventory::{LoadOptions, did_you_mean, inventory_files, load_f
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
-use super::{Ctx, Op, Service, ServiceError};
+use super::{Ctx, Op, Role, Service, ServiceError};
 use certresponder_inventory::Bundle;
 use serde_json::json;
 
@@ -75,6 +75,7 @@ fn full_checks(svc: &Service) -> LoadOptions {
 impl Op for Add {
     const NAME: &'static str = "inventory_add";
     const CHANGES: bool = true;
+    const ROLE: Role = Role::Operate;
     type Args = AddArgs;
     type Output = Added;
 
@@ -212,6 +213,7 @@ pub struct Remove;
 impl Op for Remove {
     const NAME: &'static str = "inventory_remove";
     const CHANGES: bool = true;
+    const ROLE: Role = Role::Operate;
     type Args = RemoveArgs;
     type Output = Removed;
 
@@ -291,6 +293,7 @@ pub struct List;
 impl Op for List {
     const NAME: &'static str = "inventory_list";
     const CHANGES: bool = true;
+    const ROLE: Role = Role::Read;
     type Args = ListArgs;
     type Output = Listing;
 
@@ -505,6 +508,7 @@ pub struct Show;
 impl Op for Show {
     const NAME: &'static str = "inventory_show";
     const CHANGES: bool = true;
+    const ROLE: Role = Role::Read;
     type Args = ShowArgs;
     type Output = Shown;
 

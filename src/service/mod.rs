@@ -33,7 +33,7 @@ use std::sync::{Arc, OnceLock};
 use serde::{Deserialize, Serialize};
 
 pub use error::ServiceError;
-pub use ops::{Op, dispatch, op_names};
+pub use ops::{Op, dispatch, op_names, required_role};
 
 use crate::config::Config;
 use crate::govern::{Governor, Identity};
@@ -186,6 +186,71 @@ pub fn block_on<F: Future>(fut: F) -> Result<F::Output, ServiceError> {
     }
 }
 
+/// What a caller of the control socket may do. `admin` includes every other role; the
+/// others are separate, so that a SIEM may report without reading, and an approver may
+/// approve without operating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// List and show anything, export the audit log.
+    Read,
+    /// Post signals, report a compromise, hand in a scanner's findings.
+    Report,
+    /// Approve and deny cases.
+    Approve,
+    /// Reissue, respond, scan, change the inventory, roll back to a bundle that is not
+    /// revoked, CT, exposure scans, blocklists, follow a distrust.
+    Operate,
+    /// Reset the breaker, distrust a CA and forget a distrust, force a rollback to a revoked
+    /// bundle, suppress signals.
+    Admin,
+}
+
+impl Role {
+    /// Every role.
+    pub const ALL: [Role; 5] = [
+        Role::Read,
+        Role::Report,
+        Role::Approve,
+        Role::Operate,
+        Role::Admin,
+    ];
+
+    /// Its name in the configuration and in messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Report => "report",
+            Self::Approve => "approve",
+            Self::Operate => "operate",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The roles a caller holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Roles(pub std::collections::BTreeSet<Role>);
+
+impl Roles {
+    /// Every role: a command in its own process (its user may open the store anyway), root
+    /// and the daemon's own user.
+    pub fn all() -> Self {
+        Self(Role::ALL.into_iter().collect())
+    }
+
+    /// Whether `role` is held (`admin` holds every role).
+    pub fn has(&self, role: Role) -> bool {
+        self.0.contains(&role) || self.0.contains(&Role::Admin)
+    }
+}
+
 /// Progress of a long use case, for a person watching it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -220,6 +285,8 @@ impl Progress for NoProgress {
 pub struct Ctx<'a> {
     /// The person asking: this process's user, or the control socket's peer.
     pub who: Identity,
+    /// The roles the caller holds (every role in a command's own process).
+    pub roles: Roles,
     /// Where it runs.
     pub host: &'a dyn Host,
     /// Where progress goes.

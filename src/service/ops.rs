@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::{Ctx, Service, ServiceError};
+use super::{Ctx, Role, Service, ServiceError};
 
 /// A use case the CLI can run in its own process or have the daemon run.
 pub trait Op {
@@ -14,12 +14,29 @@ pub trait Op {
     const NAME: &'static str;
     /// Whether it changes anything (refused while the daemon is stopping).
     const CHANGES: bool;
+    /// The role a caller of the control socket needs for it.
+    const ROLE: Role;
     /// What it is asked.
     type Args: Serialize + DeserializeOwned + Send + 'static;
     /// What it answers.
     type Output: Serialize + DeserializeOwned + Send + 'static;
     /// Runs it.
     fn run(svc: &Service, ctx: &Ctx<'_>, args: Self::Args) -> Result<Self::Output, ServiceError>;
+
+    /// The role these arguments need (some ask more of the caller: a forced rollback).
+    fn role(_args: &Self::Args) -> Role {
+        Self::ROLE
+    }
+}
+
+fn role_json<O: Op>(args: &Value) -> Result<Role, ServiceError> {
+    let args: O::Args = serde_json::from_value(args.clone()).map_err(|e| {
+        ServiceError::Input(format!(
+            "the request for `{}` cannot be read: {e} (is the command the same release as the daemon?)",
+            O::NAME
+        ))
+    })?;
+    Ok(O::role(&args))
 }
 
 fn run_json<O: Op>(svc: &Service, ctx: &Ctx<'_>, args: Value) -> Result<Value, ServiceError> {
@@ -53,6 +70,16 @@ macro_rules! ops {
                 "there is no operation `{name}` (known: {})",
                 op_names().iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
             )))
+        }
+
+        /// The role the operation `name` needs with these arguments.
+        pub fn required_role(name: &str, args: &Value) -> Result<Role, ServiceError> {
+            $(
+                if name == <$op as Op>::NAME {
+                    return role_json::<$op>(args);
+                }
+            )*
+            Err(ServiceError::NotFound(format!("there is no operation `{name}`")))
         }
 
         /// Every operation's name, and whether it changes anything.

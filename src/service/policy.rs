@@ -4,7 +4,7 @@
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
-use super::{Ctx, Op, Service, ServiceError};
+use super::{Ctx, Op, Role, Service, ServiceError};
 use crate::signals::{Finding, Signal};
 use crate::store::{CertRecord, CertStatus};
 
@@ -32,6 +32,7 @@ pub struct PolicySubject;
 impl Op for PolicySubject {
     const NAME: &'static str = "policy_subject";
     const CHANGES: bool = true;
+    const ROLE: Role = Role::Read;
     type Args = SubjectArgs;
     type Output = Subject;
 
@@ -82,6 +83,7 @@ pub struct SharedWithInventory;
 impl Op for SharedWithInventory {
     const NAME: &'static str = "shared_with_inventory";
     const CHANGES: bool = false;
+    const ROLE: Role = Role::Read;
     type Args = ModuliArgs;
     type Output = Vec<Option<Finding>>;
 

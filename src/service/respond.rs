@@ -9,7 +9,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Ctx, Op, Service, ServiceError};
+use super::{Ctx, Op, Role, Service, ServiceError};
 use crate::govern::{Applied, Governor, POLICY_ACTOR, Plan, Unmatched};
 use crate::policy::Policy;
 use crate::respond::case::{Case, CaseState, SequenceKind, Trigger};
@@ -101,6 +101,7 @@ pub struct ReportCompromise;
 impl Op for ReportCompromise {
     const NAME: &'static str = "report_compromise";
     const CHANGES: bool = true;
+    const ROLE: Role = Role::Report;
     type Args = ReportArgs;
     type Output = Outcome;
 
@@ -111,6 +112,14 @@ impl Op for ReportCompromise {
         if args.names.is_empty() {
             return Err(ServiceError::Input(
                 "name at least one certificate whose key is compromised".into(),
+            ));
+        }
+        // A caller who may not act on certificates reports like a detector: no
+        // contain-first, at most `high` confidence, and counted by the breaker.
+        let operator = ctx.roles.has(Role::Operate);
+        if args.contain_first && !operator {
+            return Err(ServiceError::Refused(
+                "--contain-first needs the `operate` role: without it a report is decided by the policy".into(),
             ));
         }
         svc.sync_inventory(ctx)?;
@@ -145,7 +154,7 @@ impl Op for ReportCompromise {
         }
         let reporter = ctx.who.to_string();
         for name in &args.names {
-            record_report(engine.store(), name, &reporter, &args.evidence)?;
+            record_report(engine.store(), name, &reporter, &args.evidence, !operator)?;
         }
         let fresh: Vec<String> = args
             .names
@@ -158,7 +167,10 @@ impl Op for ReportCompromise {
         } else {
             gov.plan(Some(&fresh))?
         };
-        let mut applied = gov.apply(&plans, "report", &reporter, args.contain_first)?;
+        // `report` is a person's report, which the breaker does not count; `reported` one by
+        // a caller without `operate`, which it counts.
+        let source = if operator { "report" } else { "reported" };
+        let mut applied = gov.apply(&plans, source, &reporter, args.contain_first)?;
         let mut folded = Vec::new();
         for name in &args.names {
             let Some(id) = waiting.get(name) else {
@@ -183,16 +195,18 @@ impl Op for ReportCompromise {
 }
 
 /// Records a reported key compromise as a confirmed `key_exposed` signal about the current
-/// bundle, with the reporter's identity; returns its dedup key.
+/// bundle (`high` when `capped`: the reporter may not act on certificates), with the
+/// reporter's identity; returns its dedup key.
 pub fn record_report(
     store: &dyn Store,
     name: &str,
     reporter: &str,
     evidence: &str,
+    capped: bool,
 ) -> Result<String, ServiceError> {
     let bundles = store.bundles(name)?;
     let current = certresponder_inventory::Bundle::current_of(&bundles);
-    let finding = Finding::compromised(
+    let mut finding = Finding::compromised(
         "key_exposed",
         format!("key reported compromised by {reporter}: {evidence}"),
         json!({
@@ -201,6 +215,9 @@ pub fn record_report(
             "bundle": current.as_ref().map(|b| b.id.clone()),
         }),
     );
+    if capped {
+        finding.confidence = crate::signals::Confidence::High;
+    }
     let fp = current.as_ref().map(|b| b.fingerprints.cert_sha256.clone());
     let now = Utc::now();
     let signal = Signal::from_finding(name, "exposure", &finding, fp.as_deref(), "report", now);
@@ -246,6 +263,7 @@ pub fn parse_reason(s: &str) -> Result<RevocationReason, ServiceError> {
 impl Op for Reissue {
     const NAME: &'static str = "reissue";
     const CHANGES: bool = true;
+    const ROLE: Role = Role::Operate;
     type Args = ReissueArgs;
     type Output = Outcome;
 
@@ -301,6 +319,7 @@ pub struct Respond;
 impl Op for Respond {
     const NAME: &'static str = "respond";
     const CHANGES: bool = true;
+    const ROLE: Role = Role::Operate;
     type Args = RespondArgs;
     type Output = Outcome;
 
@@ -380,6 +399,7 @@ pub struct RespondDryRun;
 impl Op for RespondDryRun {
     const NAME: &'static str = "respond_dry_run";
     const CHANGES: bool = false;
+    const ROLE: Role = Role::Read;
     type Args = RespondArgs;
     type Output = DryRun;
 

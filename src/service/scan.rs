@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
-use super::{Ctx, Op, Service, ServiceError};
+use super::{Ctx, Op, Role, Service, ServiceError};
 use crate::signals::Signal;
 use crate::signals::ca::Scheduled;
 
@@ -73,6 +73,7 @@ pub struct Scan;
 impl Op for Scan {
     const NAME: &'static str = "scan";
     const CHANGES: bool = true;
+    const ROLE: Role = Role::Operate;
     type Args = ScanArgs;
     type Output = ScanOutcome;
 

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
+use super::Role;
 use crate::policy::vocab::{self, CheckInfo};
 use crate::signals::{Confidence, Finding, Signal, SignalState};
 use crate::store::{Store, StoreError};
@@ -139,6 +140,7 @@ pub struct List;
 impl super::Op for List {
     const NAME: &'static str = "signals_list";
     const CHANGES: bool = false;
+    const ROLE: Role = Role::Read;
     type Args = ListArgs;
     type Output = Vec<Signal>;
 
@@ -168,6 +170,7 @@ pub struct Suppress;
 impl super::Op for Suppress {
     const NAME: &'static str = "signals_suppress";
     const CHANGES: bool = true;
+    const ROLE: Role = Role::Admin;
     type Args = SuppressArgs;
     type Output = Signal;
 

@@ -133,6 +133,7 @@ pub(super) async fn run_blocking<O: crate::service::Op>(
         let (svc, host) = in_force(&shared, handle);
         let ctx = Ctx {
             who,
+            roles: crate::service::Roles::all(),
             host: &host,
             progress: &crate::service::NoProgress,
         };
@@ -165,6 +166,7 @@ pub(super) type OpBody = UnsyncBoxBody<Bytes, Infallible>;
 pub(super) fn start(
     shared: Arc<Shared>,
     who: Identity,
+    roles: crate::service::Roles,
     name: &'static str,
     args: Value,
 ) -> Response<OpBody> {
@@ -175,6 +177,7 @@ pub(super) fn start(
         let progress = Streamed(tx.clone());
         let ctx = Ctx {
             who: who.clone(),
+            roles,
             host: &host,
             progress: &progress,
         };

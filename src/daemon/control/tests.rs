@@ -623,6 +623,7 @@ async fn the_socket_is_0660_replaces_a_stale_one_and_never_a_live_one() {
         control_socket: dir.path().join("run/sub/control.sock"),
         control_group: None,
         metrics_listen: None,
+        roles: None,
     };
     let first = bind(&cfg).unwrap();
     let path = &cfg.control_socket;

@@ -1661,7 +1661,15 @@ fn each_account_does_what_its_roles_allow_and_nothing_else() {
     // `approve` (by user): the case runs.
     let out = d.as_nobody(&["approve", &id.to_string()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_eq!(d.case(id)["state"], "done");
+    let c = d.case(id);
+    assert_eq!(c["state"], "done");
+    // Without a login session, the account stands for the person, and the record says so.
+    if std::fs::read_to_string("/proc/self/loginuid").is_ok_and(|l| l.trim() == "4294967295") {
+        assert_eq!(
+            c["approval"]["approvals"][0]["basis"], "account: no login uid",
+            "{c:#}"
+        );
+    }
     assert_ne!(std::fs::read(&alpha_cert).unwrap(), alpha_before);
     // The approval is audited with who asked and the role that allowed it.
     let records = d.json(&["audit", "export", "--json"], 0);
@@ -1744,5 +1752,89 @@ fn a_report_without_operate_is_counted_by_the_breaker_and_cannot_contain_first()
     assert!(v["cases"].as_array().unwrap().is_empty(), "{v:#}");
     assert_eq!(v["breaker_opened"], true, "{v:#}");
     assert_eq!(v["waiting"][0]["cert"], "beta", "{v:#}");
+    stop(daemon, &notify);
+}
+
+/// A rule placed before the default ones: certificates tagged `pair` need two people.
+const PAIR_RULE: &str = "[[rule]]
+name = \"two-people\"
+tags = [\"pair\"]
+action = \"revoke_reissue\"
+approval = \"two_person\"
+
+";
+
+impl DaemonHome {
+    /// `approve CASE` from a process whose login uid is `login` (as a login session sets it),
+    /// as root or, with `nobody`, as the account `nobody`.
+    fn approve_as_login(&self, case: u64, login: u32, nobody: bool) -> Output {
+        let bin = env!("CARGO_BIN_EXE_certresponder");
+        let config = self.home.config();
+        let run = if nobody {
+            format!(
+                "exec setpriv --reuid={NOBODY} --regid={NOBODY} --clear-groups {bin} --config {} approve {case}",
+                config.display()
+            )
+        } else {
+            format!("exec {bin} --config {} approve {case}", config.display())
+        };
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("echo {login} > /proc/self/loginuid && {run}"))
+            .env("NO_COLOR", "1")
+            .env_remove("CERTRESPONDER_CONFIG")
+            .current_dir(self.home.dir.path());
+        run_bounded(cmd, CLI_LIMIT)
+    }
+}
+
+#[test]
+fn two_accounts_of_one_login_are_one_person() {
+    let probe = DaemonHome::new();
+    let policy = policy_with(&probe, PAIR_RULE, None);
+    let d = roles_home(
+        "approve = [\"user:nobody\"]\nread = [\"user:nobody\"]",
+        &policy,
+    );
+    let (cert, _) = d.add_entry("alpha", &["pair"]);
+    d.reissue("alpha");
+    let notify = Notify::bind(d.path("notify.sock"));
+    let daemon = d.start(&notify, &[]);
+    notify.next_state(&daemon, Duration::from_secs(30), "READY");
+    let v = d.json(
+        &[
+            "report-compromise",
+            "alpha",
+            "--evidence",
+            "in a paste",
+            "--json",
+        ],
+        0,
+    );
+    let id = v["waiting"][0]["id"].as_u64().unwrap();
+    let before = std::fs::read(&cert).unwrap();
+
+    // One person (login uid 4242) as root, then as nobody: the second is the same person.
+    let out = d.approve_as_login(id, 4242, false);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = d.approve_as_login(id, 4242, true);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("already approved"), "{}", text(&out));
+    assert_eq!(d.case(id)["state"], "awaiting_approval");
+    assert_eq!(std::fs::read(&cert).unwrap(), before);
+
+    // Another person (login uid 4343), through the same account: the case runs.
+    let out = d.approve_as_login(id, 4343, true);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let c = d.case(id);
+    assert_eq!(c["state"], "done", "{c:#}");
+    let uids: Vec<u64> = c["approval"]["approvals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["uid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(uids, [4242, 4343], "{c:#}");
+    assert_ne!(std::fs::read(&cert).unwrap(), before);
     stop(daemon, &notify);
 }

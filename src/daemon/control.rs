@@ -74,13 +74,12 @@ pub async fn serve(shared: Arc<Shared>, listener: UnixListener) {
                     return;
                 }
             };
-            let (pid, uid, gid) = (cred.pid(), cred.uid(), cred.gid());
-            let who = tokio::task::spawn_blocking(move || Identity::of_process(pid, uid))
+            let (uid, gid) = (cred.uid(), cred.gid());
+            let pidfd =
+                nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerPidfd).ok();
+            let who = tokio::task::spawn_blocking(move || Identity::of_peer(pidfd.as_ref(), uid))
                 .await
-                .unwrap_or_else(|_| Identity {
-                    name: format!("uid {uid}"),
-                    uid,
-                });
+                .unwrap_or_else(|_| Identity::unverified(uid, "identifying the peer failed"));
             let peer = Arc::new(Peer { who, uid, gid });
             let service = hyper::service::service_fn(move |req| {
                 let shared = Arc::clone(&shared);

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
 
+use super::identity::Basis;
 use super::{BreakerState, GovernError, Governor, Identity};
 use crate::audit::{self, AuditEntry};
 use crate::notify::{Notification, NotifyEvent};
@@ -87,6 +88,18 @@ impl Governor {
                 "case {id} has no approval record"
             )));
         };
+        if let Basis::Unverified(why) = &who.basis
+            && (approval.needed > 1 || !approval.approvers.is_empty())
+        {
+            return Err(GovernError::Refused(format!(
+                "{who} cannot be told apart from other people ({why}); case {id} needs {}, which counts people, so the approval is refused. Approve from a login session on a host whose /proc the daemon can read (the shipped unit has ProtectProc=default)",
+                if approval.needed > 1 {
+                    format!("{} different people", approval.needed)
+                } else {
+                    format!("one of the approvers of owner `{}`", case.owner)
+                }
+            )));
+        }
         if !approval.approvers.is_empty() && !approval.approvers.contains(&who.name) {
             return Err(GovernError::Refused(format!(
                 "{who} is not an approver for owner `{}` (approvers: {})",
@@ -102,10 +115,16 @@ impl Governor {
                 approval.needed
             )));
         }
+        let basis = match &who.basis {
+            Basis::Login => None,
+            Basis::Account => Some("account: no login uid".to_string()),
+            Basis::Unverified(why) => Some(format!("unverified: {why}")),
+        };
         approval.approvals.push(ApprovalRecord {
             by: who.name.clone(),
             uid: who.uid,
             at: now,
+            basis: basis.clone(),
         });
         let have = approval.approvals.len();
         let needed = approval.needed.max(1);
@@ -127,6 +146,7 @@ impl Governor {
                 data: json!({
                     "by": who.name,
                     "uid": who.uid,
+                    "identified_by": basis.as_deref().unwrap_or("login uid"),
                     "approvals": have,
                     "needed": needed,
                     "runnable": runnable,

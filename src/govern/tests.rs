@@ -51,6 +51,7 @@ fn person(name: &str, uid: u32) -> Identity {
     Identity {
         name: name.into(),
         uid,
+        basis: Default::default(),
     }
 }
 
@@ -281,6 +282,14 @@ async fn two_person_approval_needs_two_different_people() {
     let (plans, _) = gov.plan(None).unwrap();
     let applied = gov.apply(&plans, "policy", POLICY_ACTOR, false).unwrap();
     let id = applied.waiting[0];
+    // A person who cannot be told apart (a hidden /proc) may not count as one of two.
+    let hidden = Identity::unverified(1002, "its login uid cannot be read");
+    let refused = gov.approve(id, &hidden, Utc::now()).unwrap_err();
+    assert!(
+        refused.to_string().contains("cannot be told apart")
+            && refused.to_string().contains("2 different people"),
+        "{refused}"
+    );
     let first = gov.approve(id, &person("alice", 1000), Utc::now()).unwrap();
     assert!(!first.runnable && first.still_needed == 1);
     let again = gov

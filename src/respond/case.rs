@@ -239,6 +239,10 @@ pub struct ApprovalRecord {
     pub uid: u32,
     /// When.
     pub at: DateTime<Utc>,
+    /// How the person was told, when not by a login uid: `account` (no login session set
+    /// one) or `unverified: WHY`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basis: Option<String>,
 }
 
 /// A denial.

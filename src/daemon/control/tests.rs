@@ -448,6 +448,7 @@ async fn approvals_are_the_peers_and_refused_twice() {
     let other = Identity {
         name: "someone-else".into(),
         uid: me.uid.wrapping_add(1),
+        basis: Default::default(),
     };
     gov.approve(id, &other, Utc::now()).unwrap();
     let (status, v) = d.post(&format!("/v1/cases/{id}/approve"), json!({})).await;

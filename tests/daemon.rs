@@ -1838,3 +1838,86 @@ fn two_accounts_of_one_login_are_one_person() {
     assert_ne!(std::fs::read(&cert).unwrap(), before);
     stop(daemon, &notify);
 }
+
+#[test]
+fn approvals_that_count_people_are_refused_when_proc_is_hidden() {
+    let probe = DaemonHome::new();
+    let policy = policy_with(&probe, PAIR_RULE, None);
+    let d = roles_home("", &policy);
+    let (cert, _) = d.add_entry("alpha", &["pair"]);
+    d.reissue("alpha");
+    let v = d.json(
+        &[
+            "report-compromise",
+            "alpha",
+            "--evidence",
+            "in a paste",
+            "--json",
+        ],
+        0,
+    );
+    let id = v["waiting"][0]["id"].as_u64().unwrap();
+    let before = std::fs::read(&cert).unwrap();
+    // The daemon runs as `nobody` (owning its files) in a mount namespace whose /proc hides
+    // other users' processes, as ProtectProc=invisible would.
+    chown_tree(d.home.dir.path(), NOBODY);
+    let notify = Notify::bind(d.path("notify.sock"));
+    std::fs::set_permissions(
+        d.path("notify.sock"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let log = d.path("daemon-hidden.log");
+    let script = format!(
+        "mount -t proc -o hidepid=invisible proc /proc && exec setpriv --reuid={NOBODY} --regid={NOBODY} --clear-groups {} --config {} run --log-format json",
+        env!("CARGO_BIN_EXE_certresponder"),
+        d.home.config().display()
+    );
+    let child = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .env("NOTIFY_SOCKET", &notify.path)
+        .env("CERTRESPONDER_LOG", "info")
+        .env("NO_COLOR", "1")
+        .env_remove("CERTRESPONDER_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+        .stderr(Stdio::from(
+            std::fs::File::options().append(true).open(&log).unwrap(),
+        ))
+        .spawn()
+        .unwrap();
+    let daemon = Daemon {
+        guard: Guard {
+            child,
+            graceful: Some("TERM"),
+        },
+        log,
+        socket: d.socket(),
+    };
+    notify.next_state(&daemon, Duration::from_secs(30), "READY");
+    // Root holds every role, but the daemon cannot read its login uid.
+    let out = d.run(&["approve", &id.to_string()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("cannot be told apart from other people")
+            && text(&out).contains("hidden from the daemon"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(d.case(id)["state"], "awaiting_approval");
+    assert_eq!(std::fs::read(&cert).unwrap(), before);
+    stop(daemon, &notify);
+}
+
+/// Gives `dir` and everything under it to `uid` (and the group of the same number).
+fn chown_tree(dir: &Path, uid: u32) {
+    std::os::unix::fs::lchown(dir, Some(uid), Some(uid)).unwrap();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if std::fs::symlink_metadata(&p).unwrap().is_dir() {
+            chown_tree(&p, uid);
+        } else {
+            std::os::unix::fs::lchown(&p, Some(uid), Some(uid)).unwrap();
+        }
+    }
+}

@@ -1002,9 +1002,7 @@ fn distrust_through_the_daemon() {
     };
     let before: Vec<String> = files.iter().map(|c| old_issuer(c)).collect();
 
-    let notify = Notify::bind(d.path("notify.sock"));
-    let daemon = d.start(&notify, &[]);
-    notify.next_state(&daemon, Duration::from_secs(30), "READY");
+    let (notify, daemon) = d.start_ready();
 
     let ca = d.path("ca/ca.pem");
     let ca = ca.to_str().unwrap();
@@ -1500,9 +1498,7 @@ fn a_record_that_cannot_be_read_is_reported_and_skipped() {
         d.status(&["reissue", "beta"], 0);
     };
     check("without the daemon");
-    let notify = Notify::bind(d.path("notify.sock"));
-    let daemon = d.start(&notify, &[]);
-    notify.next_state(&daemon, Duration::from_secs(30), "READY");
+    let (notify, daemon) = d.start_ready();
     check("through the daemon");
     let st = d.json(&["status", "--json"], 0);
     let bad = st["unreadable_records"].as_array().unwrap();
@@ -1558,6 +1554,31 @@ fn roles_home(roles: &str, policy: &str) -> DaemonHome {
 }
 
 impl DaemonHome {
+    /// Starts the daemon and waits for its READY.
+    fn start_ready(&self) -> (Notify, Daemon) {
+        let notify = Notify::bind(self.path("notify.sock"));
+        let daemon = self.start(&notify, &[]);
+        notify.next_state(&daemon, Duration::from_secs(30), "READY");
+        (notify, daemon)
+    }
+
+    /// Reports `cert` compromised (as root), whose case waits for approval; returns it.
+    fn report_waits(&self, cert: &str) -> u64 {
+        let v = self.json(
+            &[
+                "report-compromise",
+                cert,
+                "--evidence",
+                "in a paste",
+                "--json",
+            ],
+            0,
+        );
+        v["waiting"][0]["id"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no case waits: {v:#}"))
+    }
+
     /// The CLI as `nobody` (numeric ids, no other group), bounded.
     fn as_nobody(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new("setpriv");
@@ -1601,21 +1622,9 @@ fn each_account_does_what_its_roles_allow_and_nothing_else() {
     let (beta_cert, _) = d.add_entry("beta", &["prod"]);
     d.reissue("alpha");
     d.reissue("beta");
-    let notify = Notify::bind(d.path("notify.sock"));
-    let daemon = d.start(&notify, &[]);
-    notify.next_state(&daemon, Duration::from_secs(30), "READY");
+    let (notify, daemon) = d.start_ready();
     // Root reports alpha (held for its owner by the policy).
-    let v = d.json(
-        &[
-            "report-compromise",
-            "alpha",
-            "--evidence",
-            "in a paste",
-            "--json",
-        ],
-        0,
-    );
-    let id = v["waiting"][0]["id"].as_u64().unwrap();
+    let id = d.report_waits("alpha");
     let alpha_before = std::fs::read(&alpha_cert).unwrap();
     let beta_before = std::fs::read(&beta_cert).unwrap();
     let cases_before = d.cases().len();
@@ -1713,9 +1722,7 @@ fn a_report_without_operate_is_counted_by_the_breaker_and_cannot_contain_first()
         d.add_entry(n, &["prod"]);
         d.reissue(n);
     }
-    let notify = Notify::bind(d.path("notify.sock"));
-    let daemon = d.start(&notify, &[]);
-    notify.next_state(&daemon, Duration::from_secs(30), "READY");
+    let (notify, daemon) = d.start_ready();
 
     let out = d.as_nobody(&[
         "report-compromise",
@@ -1809,20 +1816,8 @@ fn two_accounts_of_one_login_are_one_person() {
     );
     let (cert, _) = d.add_entry("alpha", &["pair"]);
     d.reissue("alpha");
-    let notify = Notify::bind(d.path("notify.sock"));
-    let daemon = d.start(&notify, &[]);
-    notify.next_state(&daemon, Duration::from_secs(30), "READY");
-    let v = d.json(
-        &[
-            "report-compromise",
-            "alpha",
-            "--evidence",
-            "in a paste",
-            "--json",
-        ],
-        0,
-    );
-    let id = v["waiting"][0]["id"].as_u64().unwrap();
+    let (notify, daemon) = d.start_ready();
+    let id = d.report_waits("alpha");
     let before = std::fs::read(&cert).unwrap();
 
     // One person (login uid 4242) as root, then as nobody: the second is the same person.
@@ -1857,17 +1852,7 @@ fn approvals_that_count_people_are_refused_when_proc_is_hidden() {
     let d = roles_home("", &policy);
     let (cert, _) = d.add_entry("alpha", &["pair"]);
     d.reissue("alpha");
-    let v = d.json(
-        &[
-            "report-compromise",
-            "alpha",
-            "--evidence",
-            "in a paste",
-            "--json",
-        ],
-        0,
-    );
-    let id = v["waiting"][0]["id"].as_u64().unwrap();
+    let id = d.report_waits("alpha");
     let before = std::fs::read(&cert).unwrap();
     // The daemon runs as `nobody` (owning its files) in a mount namespace whose /proc hides
     // other users' processes, as ProtectProc=invisible would.

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use certresponder_inventory::inspect::{self, CertInfo};
 use certresponder_inventory::{
-    Bundle, InventoryError, LoadOptions, Location, ManagedCert, check_files, load_dir,
+    Bundle, BundleState, InventoryError, LoadOptions, Location, ManagedCert, check_files, load_dir,
 };
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -178,12 +178,30 @@ fn record_entry(
         match Bundle::read_current(entry, now) {
             Ok(bundle) => {
                 let known = store.bundles(&name)?;
-                let latest_same = Bundle::current_of(&known).is_some_and(|b| {
-                    b.fingerprints.cert_sha256 == bundle.fingerprints.cert_sha256
-                        && b.key_pem == bundle.key_pem
-                        && b.chain_pem == bundle.chain_pem
-                });
-                if !latest_same {
+                // A bundle already in the history (the same leaf) is that bundle again:
+                // it becomes the current one, keeping whether it was revoked, and is never
+                // recorded twice.
+                let already = known.iter().rev().find(|b| b.id == bundle.id);
+                if let Some(b) = already
+                    && b.state != BundleState::Current
+                {
+                    store.set_bundle_state(&name, &b.id, BundleState::Current)?;
+                    store.append_event(event(
+                        &name,
+                        "bundle_current",
+                        format!(
+                            "bundle {} is in place again{}",
+                            b.id,
+                            if b.is_revoked() {
+                                " (it was revoked: it stays so)"
+                            } else {
+                                ""
+                            }
+                        ),
+                        now,
+                    ))?;
+                }
+                if already.is_none() {
                     store.append_bundle(&bundle)?;
                     // The CT authorization ledger knows every certificate we run, not only
                     // those certresponder obtained.

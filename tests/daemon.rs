@@ -1917,3 +1917,76 @@ fn chown_tree(dir: &Path, uid: u32) {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// The engine's history of bundles
+// ---------------------------------------------------------------------------------------
+
+/// A rule placed before the default ones: certificates tagged `retire` are revoked, not
+/// replaced.
+const RETIRE_RULE: &str = "[[rule]]
+name = \"retire\"
+tags = [\"retire\"]
+checks = [\"key_exposed\"]
+min_confidence = \"high\"
+action = \"revoke\"
+
+";
+
+#[test]
+fn a_revoked_bundle_stays_revoked_and_once_in_the_history() {
+    let d = DaemonHome::new();
+    let policy = policy_with(&d, RETIRE_RULE, None);
+    std::fs::write(d.path("policy.toml"), policy).unwrap();
+    d.write_config("policy = \"policy.toml\"", "");
+    let (cert, _) = d.add_entry("old", &["retire"]);
+    d.reissue("old");
+    let v = d.json(
+        &[
+            "report-compromise",
+            "old",
+            "--evidence",
+            "in a paste",
+            "--json",
+        ],
+        0,
+    );
+    assert_eq!(v["cases"][0]["kind"], "revoke", "{v:#}");
+    assert_eq!(v["cases"][0]["state"], "done", "{v:#}");
+    let serial = inspect::inspect_certificates(&std::fs::read(&cert).unwrap())
+        .unwrap()
+        .remove(0)
+        .serial;
+    // Every command that reads the inventory again (here: `inventory list`, `history`) finds
+    // the same files: the revoked bundle, which must stay one entry, revoked.
+    d.status(&["inventory", "list"], 0);
+    let history = d.json(&["history", "old", "--json"], 0);
+    let bundles = history.as_array().unwrap();
+    let ids: Vec<&str> = bundles.iter().map(|b| b["id"].as_str().unwrap()).collect();
+    let mut unique = ids.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(ids.len(), unique.len(), "a bundle twice: {history:#}");
+    let deployed = bundles
+        .iter()
+        .find(|b| b["serial"] == serial.as_str())
+        .unwrap();
+    assert!(!deployed["revoked_at"].is_null(), "{history:#}");
+    // A rollback names it once, and refuses it without --force: it is revoked.
+    let id = deployed["id"].as_str().unwrap();
+    let out = d.run(&["rollback", "old", "--to", id]);
+    assert!(!text(&out).contains("matches 2 bundles"), "{}", text(&out));
+    // The CA's CRL lists it.
+    let crl = Command::new("openssl")
+        .args(["crl", "-inform", "DER", "-noout", "-text", "-in"])
+        .arg(d.path("ca/crl.der"))
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&crl.stdout)
+            .to_uppercase()
+            .contains(&serial.to_uppercase()),
+        "{}",
+        text(&crl)
+    );
+}

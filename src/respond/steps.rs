@@ -101,11 +101,8 @@ impl Engine {
         let now = Utc::now();
         let result = match Bundle::read_current(entry, now) {
             Ok(on_disk) => {
-                let known = history.iter().find(|b| {
-                    b.id == on_disk.id
-                        && b.key_pem == on_disk.key_pem
-                        && b.chain_pem == on_disk.chain_pem
-                });
+                // The same leaf is the same bundle (recorded once); a revoked one stays so.
+                let known = history.iter().rev().find(|b| b.id == on_disk.id);
                 match known {
                     Some(b) if b.state == BundleState::Current => {
                         Ok(format!("bundle {} (already in the history)", b.id))

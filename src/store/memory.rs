@@ -152,6 +152,12 @@ impl Store for MemoryStore {
 
     fn append_bundle(&self, bundle: &Bundle) -> Result<u64, StoreError> {
         let existing = self.keyed_bundles(&bundle.cert_id)?;
+        if existing.iter().any(|(_, b)| b.id == bundle.id) {
+            return Err(StoreError::DuplicateBundle {
+                cert: bundle.cert_id.clone(),
+                bundle: bundle.id.clone(),
+            });
+        }
         let prefix = bundle_prefix(&bundle.cert_id);
         let next = match existing.last() {
             Some((k, _)) => {

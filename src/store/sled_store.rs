@@ -302,6 +302,16 @@ impl Store for SledStore {
         let prefix = bundle_prefix(&bundle.cert_id);
         let mut batch = sled::Batch::default();
         let mut next = 0u64;
+        if self
+            .keyed_bundles(&bundle.cert_id)?
+            .iter()
+            .any(|(_, b)| b.id == bundle.id)
+        {
+            return Err(StoreError::DuplicateBundle {
+                cert: bundle.cert_id.clone(),
+                bundle: bundle.id.clone(),
+            });
+        }
         for kv in self.bundles.scan_prefix(&prefix) {
             let (k, v) = kv.map_err(backend)?;
             let seq_bytes: [u8; 8] =

@@ -178,26 +178,19 @@ fn record_entry(
         match Bundle::read_current(entry, now) {
             Ok(bundle) => {
                 let known = store.bundles(&name)?;
-                // A bundle already in the history (the same leaf) is that bundle again:
-                // it becomes the current one, keeping whether it was revoked, and is never
-                // recorded twice.
+                // A bundle already in the history (the same leaf) is that bundle again, never
+                // recorded twice: an earlier one put back in place becomes current; a revoked
+                // one stays revoked (it is deployed, and clients that check will refuse it).
                 let already = known.iter().rev().find(|b| b.id == bundle.id);
                 if let Some(b) = already
-                    && b.state != BundleState::Current
+                    && b.state == BundleState::Previous
+                    && !b.is_revoked()
                 {
                     store.set_bundle_state(&name, &b.id, BundleState::Current)?;
                     store.append_event(event(
                         &name,
                         "bundle_current",
-                        format!(
-                            "bundle {} is in place again{}",
-                            b.id,
-                            if b.is_revoked() {
-                                " (it was revoked: it stays so)"
-                            } else {
-                                ""
-                            }
-                        ),
+                        format!("bundle {} is in place again", b.id),
                         now,
                     ))?;
                 }

@@ -107,6 +107,10 @@ impl Engine {
                     Some(b) if b.state == BundleState::Current => {
                         Ok(format!("bundle {} (already in the history)", b.id))
                     }
+                    // Revoked stays revoked: it is the rollback target only with --force.
+                    Some(b) if b.is_revoked() => {
+                        Ok(format!("bundle {} (already in the history, revoked)", b.id))
+                    }
                     Some(b) => self
                         .store
                         .set_bundle_state(&case.cert, &b.id, BundleState::Current)

@@ -394,6 +394,16 @@ fn revoked_by_its_own_crl_is_detected_from_the_fetched_crl_and_reissued_with_a_n
         "{signal:#}"
     );
 
+    // The bundle is marked revoked in the history: no rollback restores it without --force.
+    let history = json(&home, &["history", "svc", "--json"], 0);
+    let deployed = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["serial"] == old.serial.as_str())
+        .unwrap_or_else(|| panic!("{history:#}"));
+    assert!(!deployed["revoked_at"].is_null(), "{history:#}");
+
     // `respond` reissues it from the configured issuer, on a new key.
     let responded = json(&home, &["respond", "--json"], 0);
     assert!(

@@ -1990,3 +1990,56 @@ fn a_revoked_bundle_stays_revoked_and_once_in_the_history() {
         text(&crl)
     );
 }
+
+#[test]
+fn a_certificate_revoked_anywhere_is_not_rolled_back_to() {
+    let d = DaemonHome::new();
+    let policy = policy_with(&d, RETIRE_RULE, None);
+    std::fs::write(d.path("policy.toml"), policy).unwrap();
+    d.write_config("policy = \"policy.toml\"", "");
+    let (web_cert, web_key) = d.add_entry("web", &["prod"]);
+    d.reissue("web");
+    let a = inspect::inspect_certificates(&std::fs::read(&web_cert).unwrap())
+        .unwrap()
+        .remove(0);
+    // The same certificate and key also serve a second entry, which is retired.
+    let (copy_cert, copy_key) = d.add_entry("copy", &["retire"]);
+    std::fs::copy(&web_cert, &copy_cert).unwrap();
+    std::fs::copy(&web_key, &copy_key).unwrap();
+    d.reissue("web");
+    let v = d.json(
+        &[
+            "report-compromise",
+            "copy",
+            "--evidence",
+            "in a paste",
+            "--json",
+        ],
+        0,
+    );
+    assert_eq!(v["cases"][0]["kind"], "revoke", "{v:#}");
+    assert_eq!(v["cases"][0]["state"], "done", "{v:#}");
+    // `web`'s earlier bundle is that certificate, revoked at the CA by the other case: a
+    // rollback by hand does not restore it without --force.
+    let history = d.json(&["history", "web", "--json"], 0);
+    let earlier = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["serial"] == a.serial.as_str())
+        .unwrap_or_else(|| panic!("{history:#}"));
+    assert!(!earlier["revoked_at"].is_null(), "{history:#}");
+    let id = earlier["id"].as_str().unwrap();
+    let before = std::fs::read(&web_cert).unwrap();
+    let out = d.run(&["rollback", "web", "--to", id]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("was revoked at its CA"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(std::fs::read(&web_cert).unwrap(), before);
+    // The default target skips it as well.
+    let out = d.json(&["rollback", "web", "--json"], 0);
+    assert_ne!(out["bundle"], id, "{out:#}");
+}

@@ -584,7 +584,8 @@ impl Engine {
             self.audit_step(&case)?;
             match result {
                 StepResult::Fail { detail, rollback } => {
-                    let can_restore = rollback && step != Step::Rollback && !case.revoked_old();
+                    let can_restore =
+                        rollback && step != Step::Rollback && !self.old_is_revoked(&case);
                     if can_restore {
                         case.error = Some(detail);
                         case.next = Some(Step::Rollback);
@@ -628,6 +629,17 @@ impl Engine {
         Ok(case)
     }
 
+    /// Whether the case's old bundle is revoked: by this case, or at its CA by anyone (the
+    /// mark a CA-side check or another case left in the history).
+    fn old_is_revoked(&self, case: &Case) -> bool {
+        case.revoked_old()
+            || case.old_bundle.as_deref().is_some_and(|old| {
+                self.store()
+                    .bundles(&case.cert)
+                    .is_ok_and(|h| h.iter().any(|b| b.id == old && b.is_revoked()))
+            })
+    }
+
     /// What a failure at `step` leaves deployed, in words.
     fn left_deployed(&self, case: &Case, step: Step) -> String {
         let Some(old) = case.old_bundle.as_deref() else {
@@ -643,7 +655,7 @@ impl Engine {
             .journal
             .iter()
             .any(|r| r.step == Step::Deploy && r.outcome == StepOutcome::Ok);
-        match (deployed_new, case.revoked_old()) {
+        match (deployed_new, self.old_is_revoked(case)) {
             (true, true) => format!(
                 "the new bundle {} stays deployed; the old one ({old}) is revoked, so it was not restored",
                 case.new_bundle.as_deref().unwrap_or("?")

@@ -537,6 +537,13 @@ impl Engine {
         {
             return fail(e.to_string());
         }
+        // The same certificate in another entry's history is revoked too.
+        if let Err(e) = self
+            .store
+            .mark_revoked(&old.fingerprints.cert_sha256, Utc::now())
+        {
+            return fail(e.to_string());
+        }
         let _ = self.event(&case.cert, "revoked", format!("case {}: {detail}", case.id));
         StepResult::Ok(detail)
     }

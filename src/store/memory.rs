@@ -209,6 +209,24 @@ impl Store for MemoryStore {
         Ok(true)
     }
 
+    fn set_bundle_revoked_at(
+        &self,
+        name: &str,
+        bundle_id: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, StoreError> {
+        for (k, mut b) in self.keyed_bundles(name)? {
+            if b.id == bundle_id {
+                if b.revoked_at.is_none() {
+                    b.revoked_at = Some(at);
+                    self.insert_all("bundles", vec![(k, encode(&b)?)])?;
+                }
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     fn prune_bundles(
         &self,
         name: &str,

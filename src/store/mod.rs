@@ -153,6 +153,30 @@ pub trait Store {
     fn get_case(&self, id: u64) -> Result<Option<Case>, StoreError>;
     /// Every case, oldest first.
     fn list_cases(&self) -> Result<Vec<Case>, StoreError>;
+    /// Marks every bundle of every certificate whose leaf has SHA-256 `cert_sha256` as
+    /// revoked at `at` (its state unchanged; one already marked keeps its time): a
+    /// certificate revoked at its CA is revoked wherever it is in the histories. Returns how
+    /// many bundles were marked.
+    fn mark_revoked(&self, cert_sha256: &str, at: DateTime<Utc>) -> Result<usize, StoreError> {
+        let mut marked = 0;
+        for rec in self.list_certs()? {
+            let name = rec.entry.name.to_string();
+            for b in self.bundles(&name)? {
+                if b.fingerprints.cert_sha256 == cert_sha256 && b.revoked_at.is_none() {
+                    self.set_bundle_revoked_at(&name, &b.id, at)?;
+                    marked += 1;
+                }
+            }
+        }
+        Ok(marked)
+    }
+    /// Sets one bundle's `revoked_at`, its state unchanged.
+    fn set_bundle_revoked_at(
+        &self,
+        name: &str,
+        bundle_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
     /// The records that listings found undecodable and skipped, each described with its
     /// tree, key and what is wrong (none for a backend that cannot hold such records).
     fn unreadable(&self) -> Vec<String> {
@@ -374,6 +398,20 @@ pub(crate) mod contract {
             Err(StoreError::DuplicateBundle { .. })
         ));
         assert_eq!(store.bundles("web").unwrap().len(), 2);
+        // Marking a bundle revoked leaves its state alone and keeps the first time.
+        let at = Utc::now();
+        assert!(store.set_bundle_revoked_at("web", "a", at).unwrap());
+        assert!(
+            store
+                .set_bundle_revoked_at("web", "a", at + chrono::Duration::hours(1))
+                .unwrap()
+        );
+        assert!(!store.set_bundle_revoked_at("web", "zz", at).unwrap());
+        let web = store.bundles("web").unwrap();
+        assert_eq!(
+            (web[0].state, web[0].revoked_at, web[1].revoked_at),
+            (BundleState::Previous, Some(at), None)
+        );
         for i in 0..3 {
             let seq = store
                 .append_event(Event {

@@ -386,6 +386,25 @@ impl Store for SledStore {
         Ok(true)
     }
 
+    fn set_bundle_revoked_at(
+        &self,
+        name: &str,
+        bundle_id: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, StoreError> {
+        for (k, mut b) in self.keyed_bundles(name)? {
+            if b.id == bundle_id {
+                if b.revoked_at.is_none() {
+                    b.revoked_at = Some(at);
+                    self.bundles.insert(k, encode(&b)?).map_err(backend)?;
+                    self.flush()?;
+                }
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     fn prune_bundles(
         &self,
         name: &str,

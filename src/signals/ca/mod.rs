@@ -191,6 +191,18 @@ pub async fn run(
         report.scheduled.extend(o.scheduled);
     }
     findings.sort_by(|a, b| a.0.cmp(&b.0));
+    // What the CA revoked is revoked in every history it is in: no rollback, automatic or
+    // by hand, restores it without --force.
+    for (name, fp, f) in &findings {
+        if f.check == "revoked_at_ca"
+            && let Some(fp) = fp
+        {
+            let marked = store.mark_revoked(fp, now)?;
+            if marked > 0 {
+                tracing::info!(cert = %name, bundles = marked, "bundle marked revoked: its CA revoked it");
+            }
+        }
+    }
     report.problems.sort_by(|a, b| a.cert.cmp(&b.cert));
     report.scheduled.sort_by_key(|s| s.renew_at);
     let seen = store_findings(store, &findings, SOURCE, now, &mut report.signals)?;

@@ -2043,3 +2043,58 @@ fn a_certificate_revoked_anywhere_is_not_rolled_back_to() {
     let out = d.json(&["rollback", "web", "--json"], 0);
     assert_ne!(out["bundle"], id, "{out:#}");
 }
+
+#[test]
+fn a_case_acts_only_on_the_certificate_it_was_opened_for() {
+    let d = DaemonHome::new();
+    let rule = HOLD_RULE.replace("action = \"reissue\"", "action = \"revoke_reissue\"");
+    let policy = policy_with(&d, &rule, None);
+    std::fs::write(d.path("policy.toml"), policy).unwrap();
+    d.write_config("policy = \"policy.toml\"", "");
+    let (alpha_cert, alpha_key) = d.add_entry("alpha", &["hold"]);
+    let (beta_cert, beta_key) = d.add_entry("beta", &["prod"]);
+    d.reissue("alpha");
+    d.reissue("beta");
+    let id = d.report_waits("alpha");
+    // While the case waits, another service's certificate (same CA) is put in alpha's place.
+    std::fs::copy(&beta_cert, &alpha_cert).unwrap();
+    std::fs::copy(&beta_key, &alpha_key).unwrap();
+    let beta = inspect::inspect_certificates(&std::fs::read(&beta_cert).unwrap())
+        .unwrap()
+        .remove(0);
+    let before = std::fs::read(&alpha_cert).unwrap();
+
+    let out = d.run(&["approve", &id.to_string()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let case = d.case(id);
+    assert_eq!(case["state"], "failed", "{case:#}");
+    let error = case["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("not the certificate the case was opened for"),
+        "{case:#}"
+    );
+    // Nothing changed: not the files, and beta's certificate is not revoked.
+    assert_eq!(std::fs::read(&alpha_cert).unwrap(), before);
+    let crl = Command::new("openssl")
+        .args(["crl", "-inform", "DER", "-noout", "-text", "-in"])
+        .arg(d.path("ca/crl.der"))
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&crl.stdout)
+            .to_uppercase()
+            .contains(&beta.serial.to_uppercase()),
+        "beta's certificate was revoked: {}",
+        text(&crl)
+    );
+    // The report stays open.
+    let signals = d.json(&["signals", "--json"], 0);
+    assert!(
+        signals
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["subject"] == "alpha" && s["check"] == "key_exposed"),
+        "{signals:#}"
+    );
+}

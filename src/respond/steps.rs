@@ -101,6 +101,17 @@ impl Engine {
         let now = Utc::now();
         let result = match Bundle::read_current(entry, now) {
             Ok(on_disk) => {
+                if let Some(reported) = self.reported_elsewhere(case, &on_disk) {
+                    return StepResult::Fail {
+                        detail: format!(
+                            "the files hold certificate {} (serial {}), not the certificate the case was opened for ({reported}): the case stops before any change, and its signals stay open; check what is deployed at `{}`, then report again",
+                            &on_disk.fingerprints.cert_sha256[..16],
+                            on_disk.serial,
+                            entry.name
+                        ),
+                        rollback: false,
+                    };
+                }
                 // The same leaf is the same bundle (recorded once); a revoked one stays so.
                 let known = history.iter().rev().find(|b| b.id == on_disk.id);
                 match known {
@@ -144,6 +155,32 @@ impl Engine {
             }
             Err(e) => fail(e),
         }
+    }
+
+    /// When the case's signals are about certificates and the files hold none of them (what
+    /// was reported was replaced while the case waited), the reported ones, shortened
+    /// (invariant 9: a case acts only on the certificate its signals were about).
+    fn reported_elsewhere(&self, case: &Case, on_disk: &Bundle) -> Option<String> {
+        let reported: Vec<String> = case
+            .trigger
+            .signals
+            .iter()
+            .filter_map(|k| self.store.get_signal(k).ok().flatten())
+            .filter_map(|s| s.cert_sha256)
+            .collect();
+        if reported.is_empty()
+            || reported
+                .iter()
+                .any(|fp| *fp == on_disk.fingerprints.cert_sha256)
+        {
+            return None;
+        }
+        let mut shown: Vec<String> = reported
+            .iter()
+            .map(|fp| fp.get(..16).unwrap_or(fp).to_string())
+            .collect();
+        shown.dedup();
+        Some(shown.join(", "))
     }
 
     /// A new key, always (invariant 5), of the entry's profile or else the old key's type.

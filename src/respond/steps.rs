@@ -168,11 +168,7 @@ impl Engine {
             .filter_map(|k| self.store.get_signal(k).ok().flatten())
             .filter_map(|s| s.cert_sha256)
             .collect();
-        if reported.is_empty()
-            || reported
-                .iter()
-                .any(|fp| *fp == on_disk.fingerprints.cert_sha256)
-        {
+        if reported.is_empty() || reported.contains(&on_disk.fingerprints.cert_sha256) {
             return None;
         }
         let mut shown: Vec<String> = reported

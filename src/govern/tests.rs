@@ -31,7 +31,24 @@ fn signal(
         deadline_hours: hours,
         evidence: json!({"test": true}),
     };
-    let s = Signal::from_finding(cert, info.family, &finding, Some("fp"), "test", Utc::now());
+    // About the certificate deployed now, as a detector's signal is.
+    let fp = store
+        .bundles(cert)
+        .ok()
+        .and_then(|h| {
+            certresponder_inventory::Bundle::current_of(&h)
+                .map(|b| b.fingerprints.cert_sha256.clone())
+        })
+        .or_else(|| {
+            let rec = store.get_cert(cert).ok().flatten()?;
+            let pem = std::fs::read(&rec.entry.paths.cert).ok()?;
+            certresponder_inventory::inspect::inspect_certificates(&pem)
+                .ok()?
+                .first()
+                .map(|c| c.fingerprints.cert_sha256.clone())
+        })
+        .unwrap_or_else(|| "fp".into());
+    let s = Signal::from_finding(cert, info.family, &finding, Some(&fp), "test", Utc::now());
     store.put_signal(&s).unwrap();
     s
 }

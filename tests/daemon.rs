@@ -2098,3 +2098,56 @@ fn a_case_acts_only_on_the_certificate_it_was_opened_for() {
         "{signals:#}"
     );
 }
+
+#[test]
+fn a_case_answers_only_the_signals_whose_action_it_carries_out() {
+    let d = DaemonHome::new();
+    d.add_entry("web", &["prod"]);
+    d.reissue("web");
+    let (notify, daemon) = d.start_ready();
+    // A certificate for web's names that nobody ordered: the policy sends it to a person.
+    let (code, v) = daemon.http(
+        "POST",
+        "/v1/signals",
+        Some(&json!({
+            "cert": "web",
+            "check": "ct_unauthorized_issuance",
+            "message": "a certificate for web.example.test from another CA",
+        })),
+    );
+    assert_eq!(code, 200, "{v:#}");
+    let ct = v["signal"]["dedup_key"].as_str().unwrap().to_string();
+    // Then web's key is reported compromised: a revoke-and-reissue runs.
+    let out = d.json(
+        &[
+            "report-compromise",
+            "web",
+            "--evidence",
+            "in a paste",
+            "--json",
+        ],
+        0,
+    );
+    let case = &out["cases"][0];
+    assert_eq!(case["kind"], "revoke_reissue", "{out:#}");
+    assert_eq!(case["state"], "done", "{out:#}");
+    assert!(
+        !case["trigger"]["signals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == ct.as_str()),
+        "the case took the CT signal: {case:#}"
+    );
+    // The CT signal is not closed by the reissue: still open, escalated to a person.
+    let signals = d.json(&["signals", "--all", "--json"], 0);
+    let s = signals
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["dedup_key"] == ct.as_str())
+        .unwrap();
+    assert_eq!(s["state"]["state"], "open", "{s:#}");
+    assert_eq!(s["handled"]["action"], "escalate", "{s:#}");
+    stop(daemon, &notify);
+}

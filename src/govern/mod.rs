@@ -304,6 +304,7 @@ impl Governor {
                 } else {
                     out.ignored.push(plan.cert.clone());
                 }
+                self.answer_others(plan)?;
                 continue;
             };
             if let Some(id) = running.get(&plan.cert) {
@@ -371,8 +372,51 @@ impl Governor {
             } else {
                 out.run.push(case.id);
             }
+            self.answer_others(plan)?;
         }
         Ok(out)
+    }
+
+    /// Answers the signals of `plan` that its decision does not: each whose rule says
+    /// escalate is escalated on its own (its owner told), each whose rule says ignore is
+    /// ignored; one that asks for another sequence stays open and is decided again once the
+    /// certificate's case is over.
+    fn answer_others(&self, plan: &Plan) -> Result<(), StoreError> {
+        let d = &plan.decision;
+        let store = self.engine.store();
+        let mut escalated = Vec::new();
+        for m in d.matches.iter().filter(|m| !d.action.answers(m.action)) {
+            let (action, why) = match m.action {
+                Action::Escalate => (
+                    "escalate",
+                    format!("{}: escalated on its own ({})", m.check, m.rule.describe()),
+                ),
+                Action::Ignore => (
+                    "ignore",
+                    format!("{}: ignored ({})", m.check, m.rule.describe()),
+                ),
+                _ => continue,
+            };
+            if let Some(mut s) = store.get_signal(&m.signal)? {
+                if s.handled.as_ref().is_some_and(|h| h.action == action) {
+                    continue;
+                }
+                s.handled = Some(Handled {
+                    action: action.to_string(),
+                    rule: m.rule.name.clone(),
+                    why: why.clone(),
+                    at: Utc::now(),
+                });
+                store.put_signal(&s)?;
+            }
+            if m.action == Action::Escalate {
+                escalated.push(why);
+            }
+        }
+        if !escalated.is_empty() {
+            self.escalate(plan, &escalated.join("; "));
+        }
+        Ok(())
     }
 
     /// Audits a decision that opens no case (the engine audits those that do, with the case).

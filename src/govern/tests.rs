@@ -539,3 +539,32 @@ async fn an_action_that_could_not_run_is_tried_again_once_fixed() {
     let applied = gov.apply(&plans, "policy", POLICY_ACTOR, false).unwrap();
     assert_eq!(applied.run.len(), 1);
 }
+
+#[tokio::test]
+async fn a_case_answers_only_the_signals_whose_rule_it_carries_out() {
+    let f = fixture("");
+    let engine = f.engine();
+    f.register(&engine, "web", None).await;
+    // In one pass: a compromised key (revoke_reissue) and a certificate for web's names that
+    // nobody ordered (escalate: a person decides, whatever happens to the key).
+    let key = signal(engine.store(), "web", "key_exposed", None);
+    let ct = signal(engine.store(), "web", "ct_unauthorized_issuance", None);
+    let gov = Governor::new(engine.clone(), Policy::builtin());
+    let (plans, _) = gov.plan(None).unwrap();
+    assert_eq!(plans.len(), 1, "{plans:#?}");
+    assert_eq!(plans[0].decision.action, Action::RevokeReissue);
+    assert_eq!(plans[0].decision.signals, std::slice::from_ref(&key.dedup_key));
+    let applied = gov.apply(&plans, "policy", POLICY_ACTOR, false).unwrap();
+    let done = engine.run_case(applied.run[0]).await.unwrap();
+    assert_eq!(done.state, CaseState::Done, "{:?}", done.error);
+    assert_eq!(done.trigger.signals, std::slice::from_ref(&key.dedup_key));
+    // The CT signal is escalated on its own and stays open; the key's is resolved.
+    let ct = engine.store().get_signal(&ct.dedup_key).unwrap().unwrap();
+    assert!(ct.is_open(Utc::now()), "{ct:#?}");
+    assert_eq!(
+        ct.handled.as_ref().map(|h| h.action.as_str()),
+        Some("escalate")
+    );
+    let key = engine.store().get_signal(&key.dedup_key).unwrap().unwrap();
+    assert!(!key.is_open(Utc::now()), "{key:#?}");
+}

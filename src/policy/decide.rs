@@ -43,7 +43,8 @@ pub struct Decision {
     pub rule: RuleRef,
     /// One line for a person: which signals, which rules.
     pub why: String,
-    /// Dedup keys of every signal considered.
+    /// Dedup keys of the signals the decision answers: those whose rule's action it carries
+    /// out (see [`Action::answers`]); the others are in `matches` and answered on their own.
     pub signals: Vec<String>,
     /// How each signal was matched, in the order given.
     pub matches: Vec<SignalMatch>,
@@ -165,16 +166,24 @@ impl Policy {
             .map(|m| self.describe(m))
             .collect::<Vec<_>>()
             .join(", ");
-        let others: Vec<String> = all
+        let answered: Vec<String> = all
             .iter()
-            .filter(|m| m.action() != action)
+            .filter(|m| m.action() != action && action.answers(m.action()))
             .map(|m| format!("{} -> {}", m.signal.check, m.action()))
             .collect();
-        if !others.is_empty() {
+        if !answered.is_empty() {
             why.push_str(&format!(
-                "; {action} answers the others too ({})",
-                others.join(", ")
+                "; {action} answers these too ({})",
+                answered.join(", ")
             ));
+        }
+        let own: Vec<String> = all
+            .iter()
+            .filter(|m| !action.answers(m.action()))
+            .map(|m| format!("{} -> {}", m.signal.check, m.action()))
+            .collect();
+        if !own.is_empty() {
+            why.push_str(&format!("; answered on their own: {}", own.join(", ")));
         }
         let matches = all
             .iter()
@@ -194,7 +203,12 @@ impl Policy {
             deadline,
             rule: lead,
             why,
-            signals: signals.iter().map(|s| s.dedup_key.clone()).collect(),
+            // The signals this decision answers; the others are answered on their own.
+            signals: all
+                .iter()
+                .filter(|m| action.answers(m.action()))
+                .map(|m| m.signal.dedup_key.clone())
+                .collect(),
             matches,
         }
     }

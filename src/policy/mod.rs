@@ -104,6 +104,15 @@ impl Action {
 
     /// How strong the action is when several signals of one certificate disagree:
     /// revoke_reissue > revoke > reissue > escalate > ignore.
+    /// Whether carrying out this action answers a signal whose rule says `other`: the same
+    /// action, or a revoke-and-reissue for a signal that asks to reissue or to revoke. A
+    /// signal whose rule says escalate or ignore is answered on its own, never by a case.
+    pub fn answers(self, other: Action) -> bool {
+        self == other
+            || (self == Self::RevokeReissue && matches!(other, Self::Reissue | Self::Revoke))
+    }
+
+    /// How strong an action is: the strongest any signal asks for is the decision's.
     pub fn strength(self) -> u8 {
         match self {
             Self::RevokeReissue => 4,

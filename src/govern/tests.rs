@@ -553,7 +553,10 @@ async fn a_case_answers_only_the_signals_whose_rule_it_carries_out() {
     let (plans, _) = gov.plan(None).unwrap();
     assert_eq!(plans.len(), 1, "{plans:#?}");
     assert_eq!(plans[0].decision.action, Action::RevokeReissue);
-    assert_eq!(plans[0].decision.signals, std::slice::from_ref(&key.dedup_key));
+    assert_eq!(
+        plans[0].decision.signals,
+        std::slice::from_ref(&key.dedup_key)
+    );
     let applied = gov.apply(&plans, "policy", POLICY_ACTOR, false).unwrap();
     let done = engine.run_case(applied.run[0]).await.unwrap();
     assert_eq!(done.state, CaseState::Done, "{:?}", done.error);

@@ -512,3 +512,43 @@ async fn a_rollback_checked_before_a_case_opened_is_refused_and_restores_nothing
         .unwrap();
     assert_eq!(current.id, target.id);
 }
+
+#[tokio::test]
+async fn a_failed_reload_does_not_restore_a_bundle_its_ca_revoked() {
+    let f = fixture("");
+    let engine = f.engine();
+    let entry = f
+        .register(
+            &engine,
+            "web",
+            Some("echo 'nginx: [emerg] cannot load certificate' >&2; exit 1"),
+        )
+        .await;
+    let before = files(&entry);
+    // The deployed certificate is in the history, and its CA has revoked it (a CA-side
+    // check marked it so).
+    let now = Utc::now();
+    let deployed = certresponder_inventory::Bundle::read_current(&entry, now).unwrap();
+    f.store.append_bundle(&deployed).unwrap();
+    assert_eq!(
+        f.store
+            .mark_revoked(&deployed.fingerprints.cert_sha256, now)
+            .unwrap(),
+        1
+    );
+    let case = engine
+        .open_case("web", SequenceKind::Reissue, false, None, trigger())
+        .unwrap();
+    let case = engine.run_case(case.id).await.unwrap();
+    assert_eq!(case.state, CaseState::Failed, "{:?}", case.error);
+    assert!(
+        !case.rolled_back,
+        "a revoked bundle was restored: {case:#?}"
+    );
+    assert_ne!(files(&entry), before, "the revoked files are back");
+    let error = case.error.clone().unwrap_or_default();
+    assert!(
+        error.contains("is revoked, so it was not restored"),
+        "{error}"
+    );
+}

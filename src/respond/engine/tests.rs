@@ -528,7 +528,7 @@ async fn a_failed_reload_does_not_restore_a_bundle_its_ca_revoked() {
     // The deployed certificate is in the history, and its CA has revoked it (a CA-side
     // check marked it so).
     let now = Utc::now();
-    let deployed = certresponder_inventory::Bundle::read_current(&entry, now).unwrap();
+    let deployed = Bundle::read_current(&entry, now).unwrap();
     f.store.append_bundle(&deployed).unwrap();
     assert_eq!(
         f.store

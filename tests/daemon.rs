@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use certresponder_inventory::inspect;
 use chrono::{DateTime, Timelike, Utc};
-use common::{Home, text};
+use common::{Home, chown_tree, text};
 use live_support::{Guard, run_bounded, signal};
 use serde_json::{Value, json};
 
@@ -1903,19 +1903,6 @@ fn approvals_that_count_people_are_refused_when_proc_is_hidden() {
     assert_eq!(d.case(id)["state"], "awaiting_approval");
     assert_eq!(std::fs::read(&cert).unwrap(), before);
     stop(daemon, &notify);
-}
-
-/// Gives `dir` and everything under it to `uid` (and the group of the same number).
-fn chown_tree(dir: &Path, uid: u32) {
-    std::os::unix::fs::lchown(dir, Some(uid), Some(uid)).unwrap();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if std::fs::symlink_metadata(&p).unwrap().is_dir() {
-            chown_tree(&p, uid);
-        } else {
-            std::os::unix::fs::lchown(&p, Some(uid), Some(uid)).unwrap();
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------

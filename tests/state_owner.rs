@@ -8,7 +8,7 @@ mod common;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
 
-use common::{Home, entry, text};
+use common::{Home, chown_tree, entry, text};
 
 /// A user id that is not root and owns nothing else here.
 const SERVICE_UID: u32 = 65_534;
@@ -31,13 +31,6 @@ fn owners(dir: &Path) -> Vec<(String, u32)> {
     out
 }
 
-fn chown_all(dir: &Path, uid: u32) {
-    std::os::unix::fs::lchown(dir, Some(uid), Some(uid)).unwrap();
-    for (p, _) in owners(dir) {
-        std::os::unix::fs::lchown(&p, Some(uid), Some(uid)).unwrap();
-    }
-}
-
 #[test]
 fn root_works_as_the_owner_of_the_state_directory() {
     // Only root can hand the home to another user and act on it.
@@ -51,7 +44,7 @@ fn root_works_as_the_owner_of_the_state_directory() {
     let listed = h.json(&["inventory", "list", "--json"], 0);
     assert_eq!(listed["certificates"][0]["name"], "web", "{listed:#}");
     // The service's account owns everything, as the shipped unit sets it up.
-    chown_all(h.dir.path(), SERVICE_UID);
+    chown_tree(h.dir.path(), SERVICE_UID);
     let before = std::fs::read(&cert).unwrap();
 
     for (args, status) in [

@@ -307,10 +307,6 @@ impl Host for LocalHost {
         deliver_here(svc.store(), &svc.config().notify)
     }
 
-    fn run_job(&self, _name: &str) -> Option<Result<String, String>> {
-        None
-    }
-
     fn exclusive(&self) -> Box<dyn crate::service::Held + '_> {
         Box::new(())
     }

@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use super::backend::Backend;
+use super::respond::print_pending;
 use super::table::{Cell, Tone, render};
 use super::{CliError, input_error, load_config};
 use crate::govern::human_duration;
@@ -80,16 +81,6 @@ pub(crate) fn run_approve(args: ApproveArgs, config: Option<&Path>) -> Result<Ex
     };
     print_pending(ran.notifications_pending);
     super::cases::print_results(&ran.cases, &ran.errors, args.json)
-}
-
-/// Says how many notifications stay queued.
-fn print_pending(pending: usize) {
-    if pending > 0 {
-        eprintln!(
-            "{pending} notification{} could not be delivered yet and stay queued",
-            if pending == 1 { "" } else { "s" }
-        );
-    }
 }
 
 pub(crate) fn run_deny(args: DenyArgs, config: Option<&Path>) -> Result<ExitCode, CliError> {

@@ -202,7 +202,7 @@ fn render_outcome(out: &ops::Outcome, json: bool) -> Result<ExitCode, CliError> 
 }
 
 /// Says how many notifications stay queued.
-fn print_pending(pending: usize) {
+pub(crate) fn print_pending(pending: usize) {
     if pending > 0 {
         eprintln!(
             "{pending} notification{} could not be delivered yet and stay queued",

@@ -171,6 +171,19 @@ fn authorize(
     Ok(roles)
 }
 
+/// [`authorize`] on the blocking pool (it reads the group database and may append to the
+/// audit log).
+async fn authorized(
+    shared: &Arc<Shared>,
+    peer: &Arc<Peer>,
+    role: Role,
+    request: String,
+    changes: bool,
+) -> Result<Roles, ApiError> {
+    let (shared, peer) = (Arc::clone(shared), Arc::clone(peer));
+    blocking(move || authorize(&shared, &peer, role, &request, changes)).await
+}
+
 async fn handle(
     shared: Arc<Shared>,
     peer: Arc<Peer>,
@@ -215,7 +228,7 @@ async fn handle(
 /// `POST /v1/ops/{name}`: a use case of the service layer, run as the peer.
 async fn op(
     shared: Arc<Shared>,
-    peer: &Peer,
+    peer: &Arc<Peer>,
     req: Request<Incoming>,
     name: &str,
 ) -> Result<Response<ops::OpBody>, ApiError> {
@@ -247,13 +260,7 @@ async fn op(
         serde_json::from_slice(&body).map_err(|e| ApiError::bad(format!("malformed JSON: {e}")))?
     };
     let role = crate::service::required_role(name, &args)?;
-    let roles = {
-        let shared = Arc::clone(&shared);
-        let (who, uid, gid) = (peer.who.clone(), peer.uid, peer.gid);
-        let request = format!("POST /v1/ops/{name}");
-        blocking(move || authorize(&shared, &Peer { who, uid, gid }, role, &request, changes))
-            .await?
-    };
+    let roles = authorized(&shared, peer, role, format!("POST /v1/ops/{name}"), changes).await?;
     Ok(ops::start(shared, peer.who.clone(), roles, name, args))
 }
 
@@ -295,7 +302,7 @@ async fn blocking<T: Send + 'static>(
 
 async fn answer(
     shared: Arc<Shared>,
-    peer: &Peer,
+    peer: &Arc<Peer>,
     req: Request<Incoming>,
 ) -> Result<Value, ApiError> {
     let request = format!("{} {}", req.method(), req.uri().path());
@@ -323,13 +330,7 @@ async fn answer(
         Route::Rollback | Route::Distrust => Role::Admin,
         _ => Role::Read,
     };
-    let roles = {
-        let shared = Arc::clone(&shared);
-        let (who, uid, gid) = (peer.who.clone(), peer.uid, peer.gid);
-        let changes = route.changes();
-        blocking(move || authorize(&shared, &Peer { who, uid, gid }, role, &request, changes))
-            .await?
-    };
+    let roles = authorized(&shared, peer, role, request, route.changes()).await?;
     let loaded = shared.loaded();
     let who = peer.who.clone();
     match route {

@@ -49,20 +49,6 @@ impl ServiceError {
             Self::Input(_) | Self::Refused(_) | Self::NotFound(_) | Self::Busy(_)
         )
     }
-
-    /// The same error with `context: ` in front of its message.
-    #[must_use]
-    pub fn context(self, context: impl std::fmt::Display) -> Self {
-        let add = |m: String| format!("{context}: {m}");
-        match self {
-            Self::Input(m) => Self::Input(add(m)),
-            Self::Refused(m) => Self::Refused(add(m)),
-            Self::NotFound(m) => Self::NotFound(add(m)),
-            Self::Busy(m) => Self::Busy(add(m)),
-            Self::Unavailable(m) => Self::Unavailable(add(m)),
-            Self::Failed(m) => Self::Failed(add(m)),
-        }
-    }
 }
 
 impl From<StoreError> for ServiceError {

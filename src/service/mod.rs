@@ -100,11 +100,6 @@ impl Service {
         self.store.as_ref()
     }
 
-    /// The store, shared.
-    pub fn store_arc(&self) -> &Arc<dyn Store + Send + Sync> {
-        &self.store
-    }
-
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.cfg
@@ -157,10 +152,6 @@ pub trait Host: Send + Sync {
     /// Gives queued notifications a short time to go out; returns how many stay queued.
     /// The daemon's courier delivers them on its own.
     fn deliver_notifications(&self, svc: &Service) -> usize;
-
-    /// Runs the daemon's job `name` now and returns its summary; `None` when this host has
-    /// no jobs (a command's own process).
-    fn run_job(&self, name: &str) -> Option<Result<String, String>>;
 
     /// Held while a use case does what one of the daemon's jobs does (a scan, a CT poll),
     /// so that the two never overlap: the daemon's job turn. A command's own process holds

@@ -3,6 +3,7 @@
 //! one `impl Op` and one line in [`ops!`].
 
 use serde::Serialize;
+use serde::de::Deserialize as _;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -30,7 +31,7 @@ pub trait Op {
 }
 
 fn role_json<O: Op>(args: &Value) -> Result<Role, ServiceError> {
-    let args: O::Args = serde_json::from_value(args.clone()).map_err(|e| {
+    let args = O::Args::deserialize(args).map_err(|e| {
         ServiceError::Input(format!(
             "the request for `{}` cannot be read: {e} (is the command the same release as the daemon?)",
             O::NAME

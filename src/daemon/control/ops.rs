@@ -36,15 +36,12 @@ pub(crate) struct DaemonHost {
 }
 
 impl Host for DaemonHost {
-    fn run_cases(&self, _svc: &Service, ids: &[u64]) -> Vec<Result<Case, String>> {
+    fn run_cases(&self, svc: &Service, ids: &[u64]) -> Vec<Result<Case, String>> {
         if ids.is_empty() {
             return Vec::new();
         }
         let mut ended = self.shared.case_endings();
-        for id in ids {
-            self.shared.note_case_error(*id, None);
-        }
-        if let Err(e) = self.shared.run_cases(ids.to_vec()) {
+        if let Err(e) = self.start_cases(svc, ids) {
             return ids
                 .iter()
                 .map(|id| Err(format!("case {id}: {e}")))
@@ -95,13 +92,6 @@ impl Host for DaemonHost {
     fn exclusive(&self) -> Box<dyn crate::service::Held + '_> {
         // On the blocking pool, outside any task: waiting here blocks only this request.
         Box::new(self.shared.job_lock_blocking())
-    }
-
-    fn run_job(&self, name: &str) -> Option<Result<String, String>> {
-        Some(
-            self.handle
-                .block_on(crate::daemon::run::run_job_now(&self.shared, name)),
-        )
     }
 }
 

@@ -84,7 +84,7 @@ pub fn parse_table(t: &toml::Table) -> Result<Grants, (String, String)> {
 struct Account {
     uid: u32,
     name: Option<String>,
-    /// Its primary gid and every group it is a member of.
+    /// Its primary gid and every local group (`/etc/group`) it is a member of.
     gids: Vec<u32>,
 }
 
@@ -105,31 +105,30 @@ fn group_line(line: &str) -> Option<(String, u32, Vec<String>)> {
     Some((name, gid, members))
 }
 
-/// The group database: `/etc/group`, then `getent group` for what it does not list
-/// (directory groups).
+/// The local group database, `/etc/group`.
 fn groups() -> Vec<(String, u32, Vec<String>)> {
-    let mut out: Vec<_> = std::fs::read_to_string("/etc/group")
+    std::fs::read_to_string("/etc/group")
         .unwrap_or_default()
         .lines()
         .filter_map(group_line)
-        .collect();
-    if let Ok(o) = std::process::Command::new("getent")
-        .arg("group")
+        .collect()
+}
+
+/// A group `/etc/group` does not list, from the system's group database (`getent group
+/// NAME`: directory groups). Asked only for a group a grant names, when it is not local.
+fn directory_group(name: &str) -> Option<(String, u32, Vec<String>)> {
+    let o = std::process::Command::new("getent")
+        .args(["group", name])
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .output()
-        && o.status.success()
-    {
-        for g in String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .filter_map(group_line)
-        {
-            if !out.iter().any(|x| x.0 == g.0) {
-                out.push(g);
-            }
-        }
+        .ok()?;
+    if !o.status.success() {
+        return None;
     }
-    out
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .find_map(group_line)
 }
 
 impl Account {
@@ -152,12 +151,16 @@ impl Account {
                 self.name.as_deref() == Some(u.as_str()) || u.parse() == Ok(self.uid)
             }
             Principal::Group(g) => {
-                let gid = db
-                    .iter()
-                    .find(|(name, _, _)| name == g)
-                    .map(|(_, gid, _)| *gid)
-                    .or_else(|| g.parse().ok());
-                gid.is_some_and(|gid| self.gids.contains(&gid))
+                if let Some((_, gid, _)) = db.iter().find(|(name, _, _)| name == g) {
+                    return self.gids.contains(gid);
+                }
+                if let Ok(gid) = g.parse::<u32>() {
+                    return self.gids.contains(&gid);
+                }
+                directory_group(g).is_some_and(|(_, gid, members)| {
+                    self.gids.contains(&gid)
+                        || self.name.as_ref().is_some_and(|n| members.contains(n))
+                })
             }
         }
     }

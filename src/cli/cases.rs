@@ -19,6 +19,28 @@ use crate::signals::Signal;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum CasesCommand {
+    /// Run a case again: a failed case from the step that failed, a revocation that is
+    /// waiting to be tried again now, or the revocation of a `revocation_needed` case
+    Retry {
+        /// Case number
+        case: u64,
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke the old certificate of a case that could not (`revocation_needed`, or a failed
+    /// revocation), through the named issuer; the case then confirms and closes
+    RevokeOld {
+        /// Case number
+        case: u64,
+        /// The issuer to revoke through: one configured for the CA that issued the old
+        /// certificate (default: the certificate's entry's issuer)
+        #[arg(long, value_name = "ID")]
+        issuer: Option<String>,
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
     /// List cases (running and failed first)
     List {
         /// Machine-readable output
@@ -39,10 +61,16 @@ fn state_cell(c: &Case) -> Cell {
     let tone = match c.state {
         CaseState::Done => Tone::Plain,
         CaseState::Running | CaseState::AwaitingApproval => Tone::Warn,
-        CaseState::Failed | CaseState::Denied => Tone::Alert,
+        CaseState::Failed | CaseState::Denied | CaseState::RevocationNeeded => Tone::Alert,
     };
     let text = if c.rolled_back {
         format!("{} (rolled back)", c.state)
+    } else if let Some(at) = c.retry_at.filter(|_| c.state == CaseState::Running) {
+        format!(
+            "{} (revocation retried at {})",
+            c.state,
+            at.format("%H:%M:%S")
+        )
     } else {
         c.state.to_string()
     };
@@ -102,6 +130,14 @@ pub(crate) fn run_cases(cmd: CasesCommand, config: Option<&Path>) -> Result<Exit
             print_case_list(&list.cases, json)?;
             Ok(ExitCode::SUCCESS)
         }
+        CasesCommand::Retry { case, json } => {
+            let out = backend.call::<ops::Retry>(ops::CaseArgs { case })?;
+            print_rerun(&out, json)
+        }
+        CasesCommand::RevokeOld { case, issuer, json } => {
+            let out = backend.call::<ops::RevokeOld>(ops::RevokeOldArgs { case, issuer })?;
+            print_rerun(&out, json)
+        }
         CasesCommand::Show { case, json } => {
             let detail = backend.call::<ops::Show>(ops::CaseArgs { case })?;
             if detail.unreadable > 0 {
@@ -122,6 +158,14 @@ pub(crate) fn run_cases(cmd: CasesCommand, config: Option<&Path>) -> Result<Exit
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// How a case run again ended; exit 0 when it is done.
+fn print_rerun(out: &crate::service::respond::Outcome, json: bool) -> Result<ExitCode, CliError> {
+    if !json {
+        super::respond::print_pending(out.notifications_pending);
+    }
+    print_results(&out.cases, &out.errors, json)
 }
 
 /// `rollback` arguments.
@@ -202,6 +246,35 @@ pub(crate) fn print_results(
                 c.cert,
                 c.error.as_deref().unwrap_or("")
             );
+        }
+        for c in cases
+            .iter()
+            .filter(|c| c.state == CaseState::RevocationNeeded)
+        {
+            eprintln!(
+                "case {} ({}) needs its old certificate revoked: {}",
+                c.id,
+                c.cert,
+                c.error.as_deref().unwrap_or("")
+            );
+        }
+        for c in cases.iter().filter(|c| c.state == CaseState::Running) {
+            if let Some(at) = c.retry_at {
+                let why = c
+                    .journal
+                    .iter()
+                    .rev()
+                    .find(|r| r.outcome == StepOutcome::Failed)
+                    .map(|r| r.detail.as_str())
+                    .unwrap_or("");
+                eprintln!(
+                    "case {} ({}) tries its revocation again at {} (or now with `certresponder cases retry {}`): {why}",
+                    c.id,
+                    c.cert,
+                    at.format("%Y-%m-%d %H:%M:%S UTC"),
+                    c.id
+                );
+            }
         }
         for e in errors {
             eprintln!("error: {e}");

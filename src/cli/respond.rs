@@ -36,6 +36,11 @@ pub(crate) struct ReportArgs {
     /// Revoke the old certificate as soon as the new one is issued, before deploying it
     #[arg(long)]
     contain_first: bool,
+    /// The key deployed now is compromised too, even though an earlier case that replaced
+    /// the certificate still waits for its old one to be revoked (without it such a report
+    /// is refused: it would be about the replacement)
+    #[arg(long)]
+    current: bool,
     /// Machine-readable output
     #[arg(long)]
     json: bool,
@@ -145,6 +150,7 @@ pub(crate) fn run_report(args: ReportArgs, config: Option<&Path>) -> Result<Exit
         names: args.names,
         evidence: args.evidence,
         contain_first: args.contain_first,
+        current: args.current,
     })?;
     if !args.json {
         for f in &out.folded {

@@ -91,6 +91,7 @@ pub fn render(shared: &Shared, now: DateTime<Utc>) -> String {
             CaseState::Running,
             CaseState::Done,
             CaseState::Failed,
+            CaseState::RevocationNeeded,
         ]
         .iter()
         .map(|s| (s.to_string(), 0))

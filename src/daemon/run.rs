@@ -291,6 +291,20 @@ async fn runner(
                     Ok((_, (id, Ok(case)))) => {
                         shared.note_case_error(id, None);
                         tracing::info!(case = id, cert = %case.cert, state = %case.state, "case returned");
+                        if case.state == crate::respond::CaseState::Running
+                            && let Some(at) = case.retry_at
+                        {
+                            // Its revocation failed for a reason that may pass: handed in
+                            // again when it is to be tried (on the next start otherwise).
+                            let again = Arc::clone(&shared);
+                            let wait = (at - Utc::now()).to_std().unwrap_or_default();
+                            tokio::spawn(async move {
+                                tokio::time::sleep(wait).await;
+                                if let Err(e) = again.run_cases(vec![id]) {
+                                    tracing::warn!(case = id, error = %e, "the case's revocation could not be tried again");
+                                }
+                            });
+                        }
                     }
                     Ok((_, (id, Err(e)))) => {
                         tracing::error!(case = id, error = %e, "case could not run");
@@ -425,8 +439,10 @@ pub async fn run_job(shared: &Arc<Shared>, name: &str) -> Result<String, String>
             }
             "ca_check" => {
                 let issuers = loaded.gov.engine().issuers.clone();
+                let replaced = crate::respond::engine::awaiting_revocation(store)
+                    .map_err(|e| e.to_string())?;
                 let r = handle
-                    .block_on(crate::signals::ca::run(store, &issuers, now))
+                    .block_on(crate::signals::ca::run(store, &issuers, &replaced, now))
                     .map_err(|e| e.to_string())?;
                 for p in &r.problems {
                     tracing::warn!(cert = %p.cert, check = p.check, problem = %p.message, "CA-side check could not be made");

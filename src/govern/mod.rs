@@ -151,6 +151,9 @@ impl Governor {
     ) -> Result<(Vec<Plan>, Vec<Unmatched>), GovernError> {
         let store = self.engine.store();
         let now = Utc::now();
+        // A replaced certificate whose old one is now revoked or expired: its case closes
+        // and resolves its signals.
+        self.engine.settle_revocations(now)?;
         let cases = store.list_cases()?;
         // A finished case resolved its signals when it closed; one open again came back
         // (the old certificate is deployed again, or the finding reappeared) and is decided
@@ -166,8 +169,21 @@ impl Governor {
             .filter(|c| matches!(c.state, CaseState::Running | CaseState::AwaitingApproval))
             .map(|c| (c.cert.as_str(), c.id))
             .collect();
+        // Signals a case is still answering stay open whatever is deployed now: a case
+        // waiting to revoke the old certificate (or unable to) holds them until it is
+        // revoked or expired.
+        let held: HashSet<&str> = cases
+            .iter()
+            .filter(|c| {
+                matches!(
+                    c.state,
+                    CaseState::Running | CaseState::AwaitingApproval | CaseState::RevocationNeeded
+                )
+            })
+            .flat_map(|c| c.trigger.signals.iter().map(String::as_str))
+            .collect();
         let mut signals = store.list_signals()?;
-        self.resolve_stale(&mut signals, now)?;
+        self.resolve_stale(&mut signals, &held, now)?;
         let mut by_subject: BTreeMap<&str, Vec<&Signal>> = BTreeMap::new();
         for s in &signals {
             let wanted = only.is_none_or(|o| o.iter().any(|n| n == &s.subject));
@@ -427,14 +443,19 @@ impl Governor {
     /// Resolves open signals about a certificate that is no longer deployed (their
     /// fingerprint is not the current bundle's): acting on them would revoke the certificate
     /// that replaced it.
-    fn resolve_stale(&self, signals: &mut [Signal], now: DateTime<Utc>) -> Result<(), StoreError> {
+    fn resolve_stale(
+        &self,
+        signals: &mut [Signal],
+        held: &HashSet<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let store = self.engine.store();
         let mut current: HashMap<String, Option<String>> = HashMap::new();
         for s in signals.iter_mut() {
             let Some(fp) = s.cert_sha256.clone() else {
                 continue;
             };
-            if !s.is_open(now) {
+            if !s.is_open(now) || held.contains(s.dedup_key.as_str()) {
                 continue;
             }
             if !current.contains_key(&s.subject) {

@@ -203,6 +203,11 @@ pub enum CaseState {
     Done,
     /// Stopped by a failure; `error` says why and what was left deployed.
     Failed,
+    /// Replaced, but the old certificate is still valid: its issuer could not revoke it (a
+    /// certificate of another CA, as after a migration), or kept failing until the deadline.
+    /// Its signals stay open until the old certificate is revoked (`cases revoke-old`, or
+    /// seen revoked by the CA checks) or has expired; then the case closes.
+    RevocationNeeded,
 }
 
 impl fmt::Display for CaseState {
@@ -213,6 +218,7 @@ impl fmt::Display for CaseState {
             Self::Running => "running",
             Self::Done => "done",
             Self::Failed => "failed",
+            Self::RevocationNeeded => "revocation_needed",
         })
     }
 }
@@ -363,6 +369,17 @@ pub struct Case {
     /// distrusted CA's replacement: the entry's `fallback_issuer`, or one named by hand).
     #[serde(default)]
     pub issuer: Option<String>,
+    /// The issuer the old certificate is revoked through instead of the entry's `issuer`
+    /// (`cases revoke-old --issuer`: the CA that issued it, after a migration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoke_via: Option<String>,
+    /// A running case whose revocation failed for a reason that may pass (the CA
+    /// unreachable, rate limited, failing on its side) is tried again at this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<DateTime<Utc>>,
+    /// How many times the revocation failed so far (the back-off doubles with each).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub revoke_failures: u32,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Last journaled.
@@ -405,6 +422,9 @@ impl Case {
             deadline: None,
             approval: None,
             issuer: None,
+            revoke_via: None,
+            retry_at: None,
+            revoke_failures: 0,
             created_at: now,
             updated_at: now,
         }
@@ -415,6 +435,28 @@ impl Case {
         let steps = self.kind.steps(self.contain_first);
         let i = steps.iter().position(|s| *s == step)?;
         steps.get(i + 1).copied()
+    }
+
+    /// The step after `step` as this case stands. Contain-first revokes before deploying;
+    /// when that revocation failed, the replacement is deployed all the same and the
+    /// revocation is tried again once the new bundle is verified.
+    pub fn next_after(&self, step: Step) -> Option<Step> {
+        if self.contain_first {
+            if step == Step::Verify && !self.revoked_old() {
+                return Some(Step::Revoke);
+            }
+            if step == Step::Revoke && self.deployed_new() {
+                return Some(Step::Confirm);
+            }
+        }
+        self.step_after(step)
+    }
+
+    /// Whether this case deployed its new bundle.
+    pub fn deployed_new(&self) -> bool {
+        self.journal
+            .iter()
+            .any(|r| r.step == Step::Deploy && r.outcome == StepOutcome::Ok)
     }
 
     /// Whether the old certificate has been revoked by this case.
@@ -432,6 +474,10 @@ impl Case {
         }
         v
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The CT authorization ledger's record of a certificate we obtained or registered: its

@@ -110,7 +110,35 @@ pub(crate) enum StepResult {
         /// Whether to restore the snapshot bundle.
         rollback: bool,
     },
+    /// The old certificate could not be revoked. `retryable`: the same request may succeed
+    /// later (the CA unreachable, rate limited, failing on its side).
+    NotRevoked {
+        /// What went wrong.
+        detail: String,
+        /// Whether trying again later may help.
+        retryable: bool,
+    },
 }
+
+/// What a case does after its revocation failed.
+enum AfterNotRevoked {
+    /// Contain-first before deploying: the replacement goes on; the revocation is tried
+    /// again once it is verified.
+    GoOn,
+    /// Tried again at this time (the case stays running, resumable at Revoke).
+    RetryAt(chrono::DateTime<Utc>),
+    /// Replaced, the old certificate still valid: `revocation_needed`, escalated.
+    Needed,
+    /// Nothing was replaced: the case fails with the old certificate still deployed.
+    Fail,
+}
+
+/// How long a revocation that keeps failing for a reason that may pass is tried again when
+/// the case has no deadline of its own.
+const REVOKE_RETRY_WITHOUT_DEADLINE: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+
+/// The longest wait between two tries of a failing revocation.
+const REVOKE_RETRY_MAX_WAIT: Duration = Duration::from_secs(30 * 60);
 
 /// Set when the process is stopping: running cases stop at their next step boundary.
 static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -516,6 +544,13 @@ impl Engine {
             .store
             .get_case(id)?
             .ok_or(RespondError::UnknownCase(id))?;
+        if case.state == CaseState::Running
+            && let Some(at) = case.retry_at
+            && at > Utc::now()
+        {
+            // Waits for the time its failed revocation is tried again.
+            return Ok(case);
+        }
         let entry = match self.store.get_cert(&case.cert)? {
             Some(rec) => rec.entry,
             None => {
@@ -559,6 +594,7 @@ impl Engine {
             if resumed {
                 tracing::info!(case = case.id, cert = %case.cert, step = %step, "resuming an interrupted step");
             } else if !pending {
+                case.retry_at = None;
                 case.journal.push(started(step));
                 self.save(&mut case)?;
             }
@@ -567,10 +603,27 @@ impl Engine {
             let result = self.run_step(&mut case, &entry, step).await;
             fault::point("after", step);
             let now = Utc::now();
+            let after_not_revoked = match &result {
+                StepResult::NotRevoked { retryable, .. } => {
+                    Some(self.after_not_revoked(&case, *retryable, now))
+                }
+                _ => None,
+            };
             let (outcome, mut detail) = match &result {
                 StepResult::Ok(d) => (StepOutcome::Ok, d.clone()),
                 StepResult::Skipped(d) => (StepOutcome::Skipped, d.clone()),
                 StepResult::Fail { detail, .. } => (StepOutcome::Failed, detail.clone()),
+                StepResult::NotRevoked { detail, .. } => {
+                    let then = match &after_not_revoked {
+                        Some(AfterNotRevoked::GoOn) => "; the replacement is deployed first and the revocation tried again once it is verified".to_string(),
+                        Some(AfterNotRevoked::RetryAt(at)) => format!(
+                            "; tried again at {}",
+                            at.format("%Y-%m-%d %H:%M:%S UTC")
+                        ),
+                        _ => String::new(),
+                    };
+                    (StepOutcome::Failed, format!("{detail}{then}"))
+                }
             };
             if resumed {
                 detail = format!("{detail} (resumed after an interruption)");
@@ -582,6 +635,34 @@ impl Engine {
                 rec.detail = detail;
             }
             self.audit_step(&case)?;
+            if let StepResult::NotRevoked { detail, .. } = &result {
+                case.revoke_failures = case.revoke_failures.saturating_add(1);
+                match after_not_revoked {
+                    Some(AfterNotRevoked::GoOn) => {
+                        case.next = case.next_after(step);
+                        if let Some(n) = case.next {
+                            case.journal.push(started(n));
+                            journaled_next = true;
+                        }
+                        self.save(&mut case)?;
+                    }
+                    Some(AfterNotRevoked::RetryAt(at)) => {
+                        tracing::warn!(case = case.id, cert = %case.cert, retry_at = %at, error = %detail, "revocation failed; trying again later");
+                        case.retry_at = Some(at);
+                        case.next = Some(Step::Revoke);
+                        self.save(&mut case)?;
+                        return Ok(case);
+                    }
+                    Some(AfterNotRevoked::Needed) => {
+                        self.revocation_needed(&mut case, detail.clone())?;
+                    }
+                    Some(AfterNotRevoked::Fail) | None => {
+                        let what = self.left_deployed(&case, step);
+                        self.fail(&mut case, detail.clone(), Some(what))?;
+                    }
+                }
+                continue;
+            }
             match result {
                 StepResult::Fail { detail, rollback } => {
                     let can_restore =
@@ -603,6 +684,7 @@ impl Engine {
                         self.fail(&mut case, detail, Some(what))?;
                     }
                 }
+                StepResult::NotRevoked { .. } => {}
                 StepResult::Ok(_) | StepResult::Skipped(_) => {
                     if step == Step::Rollback {
                         case.rolled_back = true;
@@ -614,7 +696,7 @@ impl Engine {
                         self.save(&mut case)?;
                         self.finished(&case)?;
                     } else {
-                        case.next = case.step_after(step);
+                        case.next = case.next_after(step);
                         if let Some(n) = case.next {
                             case.journal.push(started(n));
                             journaled_next = true;
@@ -626,6 +708,261 @@ impl Engine {
                 }
             }
         }
+        Ok(case)
+    }
+
+    /// What a case does after its revocation failed at `now`.
+    fn after_not_revoked(
+        &self,
+        case: &Case,
+        retryable: bool,
+        now: chrono::DateTime<Utc>,
+    ) -> AfterNotRevoked {
+        if case.contain_first && case.kind.issues() && !case.deployed_new() {
+            return AfterNotRevoked::GoOn;
+        }
+        if retryable {
+            let first_failure = case
+                .journal
+                .iter()
+                .find(|r| r.step == Step::Revoke && r.outcome == StepOutcome::Failed)
+                .map_or(now, |r| r.started_at);
+            let limit = case
+                .deadline
+                .unwrap_or(first_failure + REVOKE_RETRY_WITHOUT_DEADLINE);
+            if now < limit {
+                let wait = self
+                    .cfg
+                    .respond
+                    .retry_base
+                    .saturating_mul(
+                        2u32.saturating_pow(
+                            self.cfg
+                                .respond
+                                .issue_attempts
+                                .saturating_add(case.revoke_failures),
+                        ),
+                    )
+                    .min(REVOKE_RETRY_MAX_WAIT);
+                let wait = chrono::TimeDelta::from_std(wait).unwrap_or(chrono::TimeDelta::MAX);
+                return AfterNotRevoked::RetryAt((now + wait).min(limit));
+            }
+        }
+        if case.kind.issues() && case.deployed_new() {
+            AfterNotRevoked::Needed
+        } else {
+            AfterNotRevoked::Fail
+        }
+    }
+
+    /// Ends a case that replaced its certificate but could not revoke the old one:
+    /// `revocation_needed`, its signals open, its owner told what to do.
+    fn revocation_needed(&self, case: &mut Case, detail: String) -> Result<(), RespondError> {
+        let old = case
+            .old_bundle
+            .as_deref()
+            .and_then(|id| self.stored_bundle(&case.cert, id).ok());
+        let (serial, issuer, expires) = match &old {
+            Some(b) => (
+                b.serial.clone(),
+                super::steps::old_issuer_name(b),
+                b.not_after.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            ),
+            None => ("?".into(), "?".into(), "?".into()),
+        };
+        let message = format!(
+            "{detail}; the new bundle {} is deployed, but the old certificate (serial {serial}, issued by {issuer}) is NOT revoked and stays valid until {expires}: revoke it at the CA that issued it, with `certresponder cases revoke-old {} --issuer ID` (ID: an issuer configured for that CA) or by that CA's own means; the case and its signals stay open until the certificate is seen revoked or has expired",
+            case.new_bundle.as_deref().unwrap_or("?"),
+            case.id
+        );
+        tracing::warn!(case = case.id, cert = %case.cert, error = %message, "replaced, but the old certificate is not revoked");
+        case.state = CaseState::RevocationNeeded;
+        case.next = None;
+        case.retry_at = None;
+        case.new_key = None;
+        case.error = Some(message.clone());
+        self.save(case)?;
+        self.event(
+            &case.cert,
+            "revocation_needed",
+            format!("case {}: {message}", case.id),
+        )?;
+        self.finished(case)?;
+        Ok(())
+    }
+
+    /// Closes every `revocation_needed` case whose old certificate is now revoked (by
+    /// `cases revoke-old`, or seen revoked by the CA checks) or has expired: its signals
+    /// are resolved. Returns the cases closed.
+    pub fn settle_revocations(&self, now: chrono::DateTime<Utc>) -> Result<Vec<u64>, RespondError> {
+        let mut closed = Vec::new();
+        for mut case in self.store.list_cases()? {
+            if case.state != CaseState::RevocationNeeded {
+                continue;
+            }
+            let Some(old) = case
+                .old_bundle
+                .as_deref()
+                .and_then(|id| self.stored_bundle(&case.cert, id).ok())
+            else {
+                continue;
+            };
+            let why = if let Some(at) = old.revoked_at {
+                format!(
+                    "the old certificate (serial {}) was seen revoked at {}",
+                    old.serial,
+                    at.format("%Y-%m-%d %H:%M:%S UTC")
+                )
+            } else if old.not_after <= now {
+                format!(
+                    "the old certificate (serial {}) expired at {}",
+                    old.serial,
+                    old.not_after.format("%Y-%m-%d %H:%M:%S UTC")
+                )
+            } else {
+                continue;
+            };
+            // A case being retried or revoked by hand right now settles itself.
+            let Some(_held) = self.try_hold_cert(&case.cert) else {
+                continue;
+            };
+            let mut rec = started(Step::Close);
+            let closing = match self.close(&mut case) {
+                StepResult::Ok(d) | StepResult::Skipped(d) => d,
+                StepResult::Fail { detail, .. } | StepResult::NotRevoked { detail, .. } => detail,
+            };
+            rec.finished_at = Some(now);
+            rec.outcome = StepOutcome::Ok;
+            rec.detail = format!("{why}; {closing}");
+            case.journal.push(rec);
+            self.audit_step(&case)?;
+            case.state = CaseState::Done;
+            case.error = None;
+            self.save(&mut case)?;
+            self.finished(&case)?;
+            tracing::info!(case = case.id, cert = %case.cert, "{why}; case closed");
+            closed.push(case.id);
+        }
+        Ok(closed)
+    }
+
+    /// Makes case `id` runnable again, for `cases retry` (`via`: `None`) and `cases
+    /// revoke-old` (`via`: `Some(issuer)`, or `Some(None)` for the entry's own): a failed
+    /// case resumes at the step that failed (from its start when the failure lost what the
+    /// later steps need), one waiting to try its revocation again tries now, a
+    /// `revocation_needed` one revokes again. `by` is audited.
+    pub fn prepare_retry(
+        &self,
+        id: u64,
+        via: Option<Option<String>>,
+        by: &str,
+    ) -> Result<Case, RespondError> {
+        let mut case = self
+            .store
+            .get_case(id)?
+            .ok_or(RespondError::UnknownCase(id))?;
+        let refuse = |reason: String| RespondError::NotActionable {
+            cert: case.cert.clone(),
+            reason,
+        };
+        if let Some(issuer) = via.as_ref().and_then(|v| v.as_deref())
+            && !self.issuers.contains_key(issuer)
+        {
+            return Err(refuse(format!(
+                "issuer `{issuer}` is not configured (known: {})",
+                self.issuers.keys().cloned().collect::<Vec<_>>().join(", ")
+            )));
+        }
+        if via.is_some() && !case.kind.revokes() {
+            return Err(refuse(format!(
+                "case {id} is a {}, which revokes nothing",
+                case.kind
+            )));
+        }
+        if via.is_some() && (case.revoked_old() || self.old_is_revoked(&case)) {
+            return Err(refuse(format!(
+                "the old certificate of case {id} is already revoked"
+            )));
+        }
+        let waiting_retry = case.state == CaseState::Running && case.retry_at.is_some();
+        let failed_at = case
+            .journal
+            .iter()
+            .rev()
+            .find(|r| r.outcome == StepOutcome::Failed && r.step != Step::Rollback)
+            .map(|r| r.step);
+        let next = match case.state {
+            CaseState::RevocationNeeded => Step::Revoke,
+            _ if waiting_retry => Step::Revoke,
+            CaseState::Failed if via.is_some() => {
+                if failed_at != Some(Step::Revoke) {
+                    return Err(refuse(format!(
+                        "case {id} failed at {}, not at revoking the old certificate: retry it with `certresponder cases retry {id}`",
+                        failed_at.map_or("?", Step::as_str)
+                    )));
+                }
+                Step::Revoke
+            }
+            CaseState::Failed => match failed_at {
+                Some(s @ (Step::Revoke | Step::Confirm | Step::Close)) => s,
+                _ => Step::Snapshot,
+            },
+            other => {
+                return Err(refuse(format!(
+                    "case {id} is {other}: only a failed case, one waiting to try its revocation again or one whose revocation is needed can be retried"
+                )));
+            }
+        };
+        if let Some(other) = self
+            .running_by_cert()?
+            .get(&case.cert)
+            .filter(|c| **c != id)
+        {
+            return Err(RespondError::Busy {
+                cert: case.cert.clone(),
+                case: *other,
+            });
+        }
+        self.entry(&case.cert)?;
+        if next == Step::Snapshot {
+            // Started again from the beginning: what the failed run produced is gone (the
+            // key was dropped when it failed), and the files are read again.
+            case.old_bundle = None;
+            case.new_bundle = None;
+            case.issued = None;
+            case.new_key = None;
+            case.rolled_back = false;
+        }
+        let by_hand = via.is_some();
+        if let Some(v) = via {
+            case.revoke_via = v;
+        }
+        let was = case.state;
+        case.state = CaseState::Running;
+        case.next = Some(next);
+        case.retry_at = None;
+        case.error = None;
+        self.save(&mut case)?;
+        let what = match (by_hand, &case.revoke_via) {
+            (true, Some(i)) => format!("the old certificate is revoked through `{i}`"),
+            (true, None) => "the old certificate is revoked through the entry's issuer".into(),
+            (false, _) => format!("resumed at {next}"),
+        };
+        self.event(
+            &case.cert,
+            "case_retried",
+            format!("case {id} ({was}): {what}, by {by}"),
+        )?;
+        audit::append(
+            self.store(),
+            AuditEntry {
+                kind: "case_retried",
+                actor: by,
+                cert: Some(&case.cert),
+                case: Some(id),
+                data: json!({"was": was, "next": next, "revoke_via": case.revoke_via}),
+            },
+        )?;
         Ok(case)
     }
 
@@ -751,6 +1088,15 @@ impl Engine {
             },
         )?;
         let (event, summary) = match (case.state, case.rolled_back) {
+            (CaseState::RevocationNeeded, _) => (
+                NotifyEvent::Escalation,
+                format!(
+                    "case {} for `{}`: replaced, but the old certificate is NOT revoked; act now: {}",
+                    case.id,
+                    case.cert,
+                    case.error.as_deref().unwrap_or("")
+                ),
+            ),
             (CaseState::Done, _) => (
                 NotifyEvent::Completed,
                 format!(
@@ -872,6 +1218,24 @@ impl Engine {
             .saturating_mul(factor)
             .min(Duration::from_secs(60))
     }
+}
+
+/// The old bundles of the cases that replaced their certificate but could not revoke the
+/// old one (`revocation_needed`): the CA checks look for their revocation.
+pub fn awaiting_revocation(store: &dyn Store) -> Result<Vec<Bundle>, StoreError> {
+    let mut out = Vec::new();
+    for case in store.list_cases()? {
+        if case.state != CaseState::RevocationNeeded {
+            continue;
+        }
+        let Some(id) = case.old_bundle.as_deref() else {
+            continue;
+        };
+        if let Some(b) = store.bundles(&case.cert)?.into_iter().find(|b| b.id == id) {
+            out.push(b);
+        }
+    }
+    Ok(out)
 }
 
 fn started(step: Step) -> StepRecord {

@@ -31,6 +31,14 @@ fn fail_restore(detail: impl Into<String>) -> StepResult {
     }
 }
 
+/// The issuer DN of a bundle's leaf, for messages; `?` when it cannot be read.
+pub(crate) fn old_issuer_name(b: &Bundle) -> String {
+    b.leaf_der()
+        .ok()
+        .and_then(|der| inspect::inspect_certificate_der(&der).ok())
+        .map_or_else(|| "?".to_string(), |c| c.issuer)
+}
+
 /// The first 16 hex digits of a fingerprint, as bundle ids and messages show them.
 fn short(fp: &str) -> &str {
     &fp[..fp.len().min(16)]
@@ -72,6 +80,15 @@ impl Engine {
     /// one, else the entry's own.
     fn ordering_issuer(&self, case: &Case, entry: &ManagedCert) -> Result<&dyn Issuer, String> {
         match &case.issuer {
+            Some(id) => self.issuer_by_id(id),
+            None => self.issuer_of(entry),
+        }
+    }
+
+    /// The issuer a case revokes (and confirms) the old certificate through: the one named
+    /// by `cases revoke-old --issuer`, else the entry's own.
+    fn revoking_issuer(&self, case: &Case, entry: &ManagedCert) -> Result<&dyn Issuer, String> {
+        match &case.revoke_via {
             Some(id) => self.issuer_by_id(id),
             None => self.issuer_of(entry),
         }
@@ -516,8 +533,10 @@ impl Engine {
     }
 
     /// Revokes the old certificate, proving possession of its key when the bundle has it.
+    /// A failure is [`StepResult::NotRevoked`]: the engine decides, from the case, whether
+    /// to try again later, go on with the replacement or stop.
     async fn revoke(&self, case: &mut Case, entry: &ManagedCert) -> StepResult {
-        let issuer = match self.issuer_of(entry) {
+        let issuer = match self.revoking_issuer(case, entry) {
             Ok(i) => i,
             Err(e) => return fail(e),
         };
@@ -556,11 +575,15 @@ impl Engine {
                     attempt += 1;
                 }
                 Err(e) => {
-                    return fail(format!(
-                        "revoking serial {} at `{}`: {e}",
-                        old.serial,
-                        issuer.id()
-                    ));
+                    return StepResult::NotRevoked {
+                        detail: format!(
+                            "revoking serial {} (issued by {}) at `{}`: {e}",
+                            old.serial,
+                            old_issuer_name(&old),
+                            issuer.id()
+                        ),
+                        retryable: e.is_retryable(),
+                    };
                 }
             }
         };
@@ -583,7 +606,7 @@ impl Engine {
 
     /// Reads the old certificate's status back; `unknown` is recorded, not a failure.
     async fn confirm(&self, case: &mut Case, entry: &ManagedCert) -> StepResult {
-        let issuer = match self.issuer_of(entry) {
+        let issuer = match self.revoking_issuer(case, entry) {
             Ok(i) => i,
             Err(e) => return fail(e),
         };
@@ -635,7 +658,7 @@ impl Engine {
     }
 
     /// Closes the case: resolves the signals it answered and trims the bundle history.
-    fn close(&self, case: &mut Case) -> StepResult {
+    pub(crate) fn close(&self, case: &mut Case) -> StepResult {
         let now = Utc::now();
         let mut resolved = 0;
         for key in &case.trigger.signals {

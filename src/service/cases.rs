@@ -380,3 +380,72 @@ impl Op for Rollback {
         Ok(done)
     }
 }
+
+/// `cases revoke-old N [--issuer ID]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RevokeOldArgs {
+    /// The case.
+    pub case: u64,
+    /// The issuer to revoke through (default: the certificate's entry's).
+    pub issuer: Option<String>,
+}
+
+/// Makes case `case` runnable again as the engine's `prepare_retry` says, runs it, and says
+/// how it ended.
+fn rerun(
+    svc: &Service,
+    ctx: &Ctx<'_>,
+    case: u64,
+    via: Option<Option<String>>,
+) -> Result<Outcome, ServiceError> {
+    if svc.store().get_case(case)?.is_none() {
+        return Err(no_case(case));
+    }
+    svc.sync_inventory(ctx)?;
+    let gov = svc.governor()?;
+    let prepared = gov
+        .engine()
+        .prepare_retry(case, via, &ctx.who.to_string())?;
+    ctx.note(format!(
+        "case {case}: running again from {}",
+        prepared.next.map_or("?", |s| s.as_str())
+    ));
+    Ok(run_only(svc, ctx, &[case]))
+}
+
+/// `cases retry N`: resumes a failed case at the step that failed (from its start when the
+/// failure lost what later steps need), tries a failing revocation again now, or revokes
+/// the old certificate of a `revocation_needed` case again through its entry's issuer.
+pub struct Retry;
+
+impl Op for Retry {
+    const NAME: &'static str = "cases_retry";
+    const CHANGES: bool = true;
+    const ROLE: Role = Role::Operate;
+    type Args = CaseArgs;
+    type Output = Outcome;
+
+    fn run(svc: &Service, ctx: &Ctx<'_>, args: CaseArgs) -> Result<Outcome, ServiceError> {
+        rerun(svc, ctx, args.case, None)
+    }
+}
+
+/// `cases revoke-old N [--issuer ID]`: revokes the old certificate of a case that could
+/// not (a `revocation_needed` case, a failed revocation), through the named issuer (the CA
+/// that issued it, after a migration) or the entry's own; the case confirms and closes.
+pub struct RevokeOld;
+
+impl Op for RevokeOld {
+    const NAME: &'static str = "cases_revoke_old";
+    const CHANGES: bool = true;
+    const ROLE: Role = Role::Operate;
+    type Args = RevokeOldArgs;
+    type Output = Outcome;
+
+    fn run(svc: &Service, ctx: &Ctx<'_>, args: RevokeOldArgs) -> Result<Outcome, ServiceError> {
+        if args.issuer.as_deref().is_some_and(|i| i.trim().is_empty()) {
+            return Err(ServiceError::field("--issuer", "names no issuer"));
+        }
+        rerun(svc, ctx, args.case, Some(args.issuer))
+    }
+}

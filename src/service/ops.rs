@@ -101,6 +101,8 @@ ops!(
     super::cases::Approve,
     super::cases::Deny,
     super::cases::Rollback,
+    super::cases::Retry,
+    super::cases::RevokeOld,
     super::inventory::Add,
     super::inventory::Remove,
     super::inventory::Show,

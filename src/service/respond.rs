@@ -91,6 +91,10 @@ pub struct ReportArgs {
     pub evidence: String,
     /// Revoke before deploying the new bundle.
     pub contain_first: bool,
+    /// The key deployed now is compromised, even though an earlier case still waits for
+    /// the certificate it replaced to be revoked.
+    #[serde(default)]
+    pub current: bool,
 }
 
 /// Reports a private key as compromised: a confirmed `key_exposed` signal for each
@@ -147,6 +151,14 @@ impl Op for ReportCompromise {
                     }
                     CaseState::AwaitingApproval => {
                         waiting.insert(name.clone(), c.id);
+                    }
+                    // The report would be about the replacement, which is not what a second
+                    // report of the same compromise means.
+                    CaseState::RevocationNeeded if !args.current => {
+                        return Err(ServiceError::Refused(format!(
+                            "`{name}` was replaced by case {id}, whose old certificate is not revoked yet (see `certresponder cases show {id}`): revoke it with `certresponder cases revoke-old {id} --issuer ID`; a new report would be about the certificate deployed now, so say `--current` if its key is compromised too",
+                            id = c.id
+                        )));
                     }
                     _ => {}
                 }

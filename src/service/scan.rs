@@ -105,7 +105,8 @@ impl Op for Scan {
                     )),
                 }
             }
-            let ca = super::block_on(crate::signals::ca::run(store, &issuers, now))?
+            let replaced = crate::respond::engine::awaiting_revocation(store)?;
+            let ca = super::block_on(crate::signals::ca::run(store, &issuers, &replaced, now))?
                 .map_err(|e| ServiceError::Failed(e.to_string()))?;
             report.new.extend(ca.signals.new);
             report.seen_again.extend(ca.signals.seen_again);

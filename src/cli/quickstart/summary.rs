@@ -137,6 +137,10 @@ fn case_line(case: &Case, signals: &[&Signal], bundles: &[Bundle]) -> String {
         }
         CaseState::Running => "still running; `respond` resumes it".into(),
         CaseState::Failed => format!("failed: {}", case.error.as_deref().unwrap_or("")),
+        CaseState::RevocationNeeded => format!(
+            "replaced, but the old certificate is not revoked: {}",
+            case.error.as_deref().unwrap_or("")
+        ),
         CaseState::Denied => "denied; nothing changed".into(),
     };
     let current = Bundle::current_of(bundles);

@@ -552,3 +552,229 @@ async fn a_failed_reload_does_not_restore_a_bundle_its_ca_revoked() {
         "{error}"
     );
 }
+
+/// The internal CA behind a revocation endpoint that fails its first `failures` calls with
+/// `error` (a CA outage, or a CA that did not issue the certificate), then passes them on.
+struct StubbornRevoker {
+    inner: Arc<dyn Issuer>,
+    failures: u32,
+    calls: AtomicU32,
+    error: fn() -> IssuerError,
+}
+
+#[async_trait]
+impl Issuer for StubbornRevoker {
+    fn id(&self) -> &str {
+        self.inner.id()
+    }
+    async fn issue(&self, req: &IssueRequest) -> Result<IssuedChain, IssuerError> {
+        self.inner.issue(req).await
+    }
+    async fn revoke(&self, req: &RevokeRequest) -> Result<(), IssuerError> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) < self.failures {
+            return Err((self.error)());
+        }
+        self.inner.revoke(req).await
+    }
+    async fn status(&self, der: &[u8]) -> Result<IssuerStatus, IssuerError> {
+        self.inner.status(der).await
+    }
+    async fn renewal_info(&self, der: &[u8]) -> Result<Option<RenewalWindow>, IssuerError> {
+        self.inner.renewal_info(der).await
+    }
+}
+
+fn stubborn_engine(
+    f: &Fixture,
+    failures: u32,
+    error: fn() -> IssuerError,
+) -> (Arc<Engine>, Arc<StubbornRevoker>) {
+    let real = f.engine();
+    let stubborn = Arc::new(StubbornRevoker {
+        inner: real.issuers["internal"].clone(),
+        failures,
+        calls: AtomicU32::new(0),
+        error,
+    });
+    let mut issuers: BTreeMap<String, Arc<dyn Issuer>> = BTreeMap::new();
+    issuers.insert("internal".into(), stubborn.clone());
+    let engine = Engine::with_issuers(f.store.clone(), f.cfg.clone(), issuers);
+    (Arc::new(engine), stubborn)
+}
+
+fn outage() -> IssuerError {
+    IssuerError::Server("503 Service Unavailable".into())
+}
+
+fn not_ours() -> IssuerError {
+    IssuerError::BadRequest("the certificate was not issued by `internal`".into())
+}
+
+#[tokio::test]
+async fn a_revocation_failing_for_a_passing_reason_is_tried_again_later() {
+    let f = fixture("issue_attempts = 1");
+    let (engine, stubborn) = stubborn_engine(&f, 1, outage);
+    let entry = f.register(&f.engine(), "web", None).await;
+    let old_leaf = leaf_der(&entry.paths.cert);
+    let case = engine
+        .open_case(
+            "web",
+            SequenceKind::RevokeReissue,
+            false,
+            Some(RevocationReason::KeyCompromise),
+            trigger(),
+        )
+        .unwrap();
+    let case = engine.run_case(case.id).await.unwrap();
+    // Replaced, the revocation waiting to be tried again: still running, at Revoke.
+    assert_eq!(case.state, CaseState::Running, "{:?}", case.error);
+    assert_eq!(case.next, Some(Step::Revoke));
+    let at = case.retry_at.expect("a time to try again");
+    assert!(at > Utc::now() - chrono::TimeDelta::seconds(1));
+    let last = case.journal.last().unwrap();
+    assert_eq!(
+        (last.step, last.outcome),
+        (Step::Revoke, StepOutcome::Failed)
+    );
+    assert!(last.detail.contains("tried again at"), "{}", last.detail);
+    assert_ne!(
+        leaf_der(&entry.paths.cert),
+        old_leaf,
+        "the new one is deployed"
+    );
+    // The old certificate is still good, so nothing may close its case.
+    let status = engine.issuers["internal"].status(&old_leaf).await.unwrap();
+    assert_eq!(status, IssuerStatus::Good);
+    // Once its time has come, the revocation runs again and the case ends.
+    tokio::time::sleep((at - Utc::now()).to_std().unwrap_or_default()).await;
+    let case = engine.run_case(case.id).await.unwrap();
+    assert_eq!(case.state, CaseState::Done, "{:?}", case.error);
+    assert_eq!(stubborn.calls.load(Ordering::SeqCst), 2);
+    assert!(case.retry_at.is_none());
+    let status = engine.issuers["internal"].status(&old_leaf).await.unwrap();
+    assert!(matches!(status, IssuerStatus::Revoked { .. }), "{status:?}");
+}
+
+#[tokio::test]
+async fn a_revocation_the_issuer_refuses_leaves_the_case_revocation_needed() {
+    let f = fixture("issue_attempts = 1");
+    let (engine, stubborn) = stubborn_engine(&f, 1, not_ours);
+    let entry = f.register(&f.engine(), "web", None).await;
+    let old_leaf = leaf_der(&entry.paths.cert);
+    let case = engine
+        .open_case(
+            "web",
+            SequenceKind::RevokeReissue,
+            false,
+            Some(RevocationReason::KeyCompromise),
+            trigger(),
+        )
+        .unwrap();
+    let case = engine.run_case(case.id).await.unwrap();
+    assert_eq!(case.state, CaseState::RevocationNeeded, "{case:#?}");
+    let error = case.error.clone().unwrap();
+    assert!(
+        error.contains("NOT revoked") && error.contains("cases revoke-old"),
+        "{error}"
+    );
+    assert_eq!(stubborn.calls.load(Ordering::SeqCst), 1, "not retried");
+    // Not closed by any pass while the old certificate is valid.
+    assert!(
+        engine.settle_revocations(Utc::now()).unwrap().is_empty(),
+        "closed while the old certificate is still valid"
+    );
+    // Revoked by hand through the issuer: the case confirms and closes.
+    engine.prepare_retry(case.id, Some(None), "test").unwrap();
+    let case = engine.run_case(case.id).await.unwrap();
+    assert_eq!(case.state, CaseState::Done, "{:?}", case.error);
+    let steps: Vec<Step> = case.journal.iter().map(|r| r.step).collect();
+    assert_eq!(
+        steps[steps.len() - 3..],
+        [Step::Revoke, Step::Confirm, Step::Close]
+    );
+    let status = engine.issuers["internal"].status(&old_leaf).await.unwrap();
+    assert!(
+        matches!(
+            status,
+            IssuerStatus::Revoked {
+                reason: Some(RevocationReason::KeyCompromise),
+                ..
+            }
+        ),
+        "{status:?}"
+    );
+    // Asked again, it refuses: there is nothing left to revoke.
+    let again = engine
+        .prepare_retry(case.id, Some(None), "test")
+        .unwrap_err();
+    assert!(again.to_string().contains("already revoked"), "{again}");
+}
+
+#[tokio::test]
+async fn a_revocation_past_its_deadline_is_not_tried_again() {
+    let f = fixture("issue_attempts = 1");
+    let (engine, _) = stubborn_engine(&f, 10, outage);
+    f.register(&f.engine(), "web", None).await;
+    let mut running = engine.running_by_cert().unwrap();
+    let case = engine
+        .open(
+            Opening {
+                id: None,
+                cert: "web".into(),
+                kind: SequenceKind::RevokeReissue,
+                contain_first: false,
+                reason: Some(RevocationReason::KeyCompromise),
+                trigger: trigger(),
+                decision: None,
+                deadline: Some(Utc::now() - chrono::TimeDelta::seconds(1)),
+                approval: None,
+                issuer: None,
+            },
+            &mut running,
+        )
+        .unwrap();
+    let case = engine.run_case(case.id).await.unwrap();
+    assert_eq!(case.state, CaseState::RevocationNeeded, "{case:#?}");
+    assert!(case.retry_at.is_none());
+}
+
+#[tokio::test]
+async fn contain_first_deploys_the_replacement_when_the_revocation_fails() {
+    let f = fixture("issue_attempts = 1");
+    let (engine, stubborn) = stubborn_engine(&f, 1, outage);
+    let entry = f.register(&f.engine(), "web", None).await;
+    let old_leaf = leaf_der(&entry.paths.cert);
+    let case = engine
+        .open_case(
+            "web",
+            SequenceKind::RevokeReissue,
+            true,
+            Some(RevocationReason::KeyCompromise),
+            trigger(),
+        )
+        .unwrap();
+    let case = engine.run_case(case.id).await.unwrap();
+    assert_eq!(case.state, CaseState::Done, "{case:#?}");
+    let steps: Vec<Step> = case.journal.iter().map(|r| r.step).collect();
+    assert_eq!(
+        steps,
+        [
+            Step::Snapshot,
+            Step::NewKey,
+            Step::Issue,
+            Step::Check,
+            Step::Record,
+            Step::Revoke,
+            Step::Deploy,
+            Step::Reload,
+            Step::Verify,
+            Step::Revoke,
+            Step::Confirm,
+            Step::Close
+        ]
+    );
+    assert_eq!(stubborn.calls.load(Ordering::SeqCst), 2);
+    assert_ne!(leaf_der(&entry.paths.cert), old_leaf);
+    let status = engine.issuers["internal"].status(&old_leaf).await.unwrap();
+    assert!(matches!(status, IssuerStatus::Revoked { .. }), "{status:?}");
+}

@@ -143,10 +143,14 @@ async fn check_one(store: &dyn Store, crls: &CrlFetcher, t: Target, now: DateTim
 use crl::CrlFetcher;
 
 /// Asks the CAs about every active certificate (revocation, renewal windows) and stores the
-/// signals. `issuers` are the configured adapters by id.
+/// signals. `issuers` are the configured adapters by id. `replaced` are certificates taken
+/// out of service but not revoked yet (their case waits for the revocation): each whose CRL
+/// or OCSP responder now says revoked is marked revoked in every history it is in, which
+/// lets its case close.
 pub async fn run(
     store: &dyn Store,
     issuers: &BTreeMap<String, Arc<dyn Issuer>>,
+    replaced: &[certresponder_inventory::Bundle],
     now: DateTime<Utc>,
 ) -> Result<CaReport, StoreError> {
     let mut targets = Vec::new();
@@ -173,6 +177,17 @@ pub async fn run(
         });
     }
     let crls = CrlFetcher::new(CRL_TIMEOUT);
+    for old in replaced.iter().filter(|b| !b.is_revoked()) {
+        let Ok(leaf) = old.leaf_der() else {
+            continue;
+        };
+        let chain = inspect::read_certificates(old.chain_pem.as_bytes()).unwrap_or_default();
+        let r = revoked::check(store, None, &crls, &leaf, &chain, now).await;
+        if r.finding.is_some() {
+            let marked = store.mark_revoked(&old.fingerprints.cert_sha256, now)?;
+            tracing::info!(bundle = %old.id, marked, "a replaced certificate waiting for its revocation is revoked at its CA");
+        }
+    }
     let mut report = CaReport {
         checked: targets.len(),
         ..CaReport::default()

@@ -2138,3 +2138,194 @@ fn a_case_answers_only_the_signals_whose_action_it_carries_out() {
     assert_eq!(s["handled"]["action"], "escalate", "{s:#}");
     stop(daemon, &notify);
 }
+
+/// The lines of `openssl crl -text` for the CRL at `path` (DER).
+fn crl_text(path: &Path) -> String {
+    let out = Command::new("openssl")
+        .args(["crl", "-inform", "DER", "-noout", "-text", "-in"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).to_uppercase()
+}
+
+#[test]
+fn a_failed_revocation_never_closes_a_compromise() {
+    let d = DaemonHome::new();
+    // Two CAs: `legacy` issued the certificate deployed now, and the entry has since moved
+    // to `internal`, which cannot revoke what `legacy` issued.
+    d.write_config(
+        "",
+        "[[issuer]]\nid = \"legacy\"\ntype = \"internal-ca\"\ndir = \"legacy-ca\"\n",
+    );
+    let (cert, _) = d.add_entry("web", &["prod"]);
+    let entry = d.path("inventory/web.toml");
+    let on = |issuer: &str| {
+        let text = std::fs::read_to_string(&entry).unwrap();
+        let line = text.lines().find(|l| l.starts_with("issuer = ")).unwrap();
+        let text = text.replace(line, &format!("issuer = \"{issuer}\""));
+        std::fs::write(&entry, text).unwrap();
+    };
+    on("legacy");
+    d.reissue("web");
+    on("internal");
+    let old = inspect::inspect_certificates(&std::fs::read(&cert).unwrap())
+        .unwrap()
+        .remove(0);
+    let (notify, daemon) = d.start_ready();
+
+    // The compromise is answered: replaced, but the old certificate cannot be revoked.
+    let report = [
+        "report-compromise",
+        "web",
+        "--evidence",
+        "in a paste",
+        "--json",
+    ];
+    let v = d.json(&report, 1);
+    let case = &v["cases"][0];
+    let id = case["id"].as_u64().unwrap();
+    assert_eq!(case["state"], "revocation_needed", "{v:#}");
+    let error = case["error"].as_str().unwrap();
+    assert!(
+        error.contains(&old.serial) && error.contains(&format!("cases revoke-old {id}")),
+        "{error}"
+    );
+    let new = inspect::inspect_certificates(&std::fs::read(&cert).unwrap())
+        .unwrap()
+        .remove(0);
+    assert_ne!(new.serial, old.serial, "not replaced");
+    let key_signal = |d: &DaemonHome| {
+        let all = d.json(&["signals", "--all", "--json"], 0);
+        all.as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["check"] == "key_exposed" && s["subject"] == "web")
+            .cloned()
+            .unwrap_or_else(|| panic!("{all:#}"))
+    };
+    // A policy pass does not close the compromise because another certificate is deployed.
+    d.run(&["respond", "--json"]);
+    assert_eq!(key_signal(&d)["state"]["state"], "open");
+    assert_eq!(d.case(id)["state"], "revocation_needed");
+    // A second report of the same compromise is refused: it would revoke the replacement.
+    let out = d.run(&report);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("revoke-old"), "{}", text(&out));
+    assert!(
+        !d.path("ca/crl.der").exists()
+            || !crl_text(&d.path("ca/crl.der")).contains(&new.serial.to_uppercase()),
+        "the replacement was revoked"
+    );
+    // Retried through the entry's issuer, it still cannot be revoked.
+    let v = d.json(&["cases", "retry", &id.to_string(), "--json"], 1);
+    assert_eq!(v["cases"][0]["state"], "revocation_needed", "{v:#}");
+    // Through the CA that issued it, it is; the case confirms and closes the compromise.
+    let v = d.json(
+        &[
+            "cases",
+            "revoke-old",
+            &id.to_string(),
+            "--issuer",
+            "legacy",
+            "--json",
+        ],
+        0,
+    );
+    assert_eq!(v["cases"][0]["state"], "done", "{v:#}");
+    let crl = crl_text(&d.path("legacy-ca/crl.der"));
+    let at = crl
+        .find(&format!("SERIAL NUMBER: {}", old.serial.to_uppercase()))
+        .unwrap_or_else(|| panic!("serial {} not in the CRL: {crl}", old.serial));
+    assert!(crl[at..].contains("KEY COMPROMISE"), "{crl}");
+    assert_eq!(key_signal(&d)["state"]["state"], "resolved");
+    let history = d.json(&["history", "web", "--json"], 0);
+    let was = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["serial"] == old.serial.as_str())
+        .unwrap();
+    assert!(!was["revoked_at"].is_null(), "{history:#}");
+    stop(daemon, &notify);
+}
+
+#[test]
+fn a_revocation_that_fails_for_a_while_is_tried_again_by_the_daemon() {
+    let d = DaemonHome::new();
+    // One try per run, so that each failure reaches the case at once.
+    let config = std::fs::read_to_string(d.home.config())
+        .unwrap()
+        .replace("[respond]\n", "[respond]\nissue_attempts = 1\n");
+    std::fs::write(d.home.config(), config).unwrap();
+    let (cert, _) = d.add_entry("web", &["prod"]);
+    d.reissue("web");
+    let old = inspect::inspect_certificates(&std::fs::read(&cert).unwrap())
+        .unwrap()
+        .remove(0);
+    // The CA cannot publish its CRL for a while: a directory stands where the CRL goes.
+    let crl = d.path("ca/crl.der");
+    let _ = std::fs::remove_file(&crl);
+    std::fs::create_dir_all(crl.join("in-the-way")).unwrap();
+    let (notify, daemon) = d.start_ready();
+
+    let v = d.json(
+        &[
+            "report-compromise",
+            "web",
+            "--evidence",
+            "in a paste",
+            "--json",
+        ],
+        1,
+    );
+    let case = &v["cases"][0];
+    let id = case["id"].as_u64().unwrap();
+    assert_eq!(case["state"], "running", "{v:#}");
+    assert_eq!(case["next"], "revoke", "{v:#}");
+    assert!(case["retry_at"].is_string(), "{v:#}");
+    let new = inspect::inspect_certificates(&std::fs::read(&cert).unwrap())
+        .unwrap()
+        .remove(0);
+    assert_ne!(new.serial, old.serial, "not replaced");
+    // A policy pass meanwhile leaves the compromise open.
+    d.run(&["respond", "--json"]);
+    let signals = d.json(&["signals", "--json"], 0);
+    assert!(
+        signals
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["check"] == "key_exposed" && s["subject"] == "web"),
+        "{signals:#}"
+    );
+    // The CA recovers; the daemon tries again on its own and the case ends.
+    std::fs::remove_dir_all(&crl).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let case = loop {
+        let case = d.case(id);
+        if case["state"] != "running" || Instant::now() > deadline {
+            break case;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(case["state"], "done", "{case:#}; log:\n{}", daemon.log());
+    let failed = case["journal"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["step"] == "revoke" && r["outcome"] == "failed")
+        .count();
+    assert!(failed >= 1, "{case:#}");
+    let listed = crl_text(&crl);
+    assert!(
+        listed.contains(&format!("SERIAL NUMBER: {}", old.serial.to_uppercase())),
+        "{listed}"
+    );
+    assert!(
+        !listed.contains(&format!("SERIAL NUMBER: {}", new.serial.to_uppercase())),
+        "{listed}"
+    );
+    stop(daemon, &notify);
+}

@@ -56,7 +56,10 @@ impl Host for DaemonHost {
                     continue;
                 }
                 match self.shared.store.get_case(*id) {
-                    Ok(Some(c)) if c.state != CaseState::Running => out.push(Ok(c)),
+                    // A case waiting to try its revocation again has returned for now.
+                    Ok(Some(c)) if c.state != CaseState::Running || c.retry_at.is_some() => {
+                        out.push(Ok(c));
+                    }
                     Ok(Some(_)) if self.shared.stopping() => out.push(Err(format!(
                         "case {id}: the daemon is stopping; the case stops at its next step and resumes when the daemon starts again"
                     ))),

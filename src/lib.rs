@@ -13,6 +13,7 @@ pub mod http_client;
 pub mod issuers;
 pub mod notify;
 pub mod policy;
+pub mod records;
 pub mod registry;
 pub mod respond;
 pub mod service;

@@ -199,7 +199,7 @@ fn record_entry(
                     // The CT authorization ledger knows every certificate we run, not only
                     // those certresponder obtained.
                     if store.get_ledger(&bundle.fingerprints.tbs_sha256)?.is_none() {
-                        store.put_ledger(&crate::respond::case::LedgerEntry {
+                        store.put_ledger(&crate::records::case::LedgerEntry {
                             tbs_sha256: bundle.fingerprints.tbs_sha256.clone(),
                             cert: name.clone(),
                             serial: bundle.serial.clone(),

@@ -73,9 +73,44 @@ fn the_service_layer_and_what_is_below_it_do_not_reach_the_edges() {
 }
 
 #[test]
+fn the_store_and_its_records_are_at_the_bottom() {
+    // The store persists the records; neither knows the engine, the detectors, the policy
+    // or the governor that write them.
+    let above = [
+        "crate::respond",
+        "crate::signals",
+        "crate::policy",
+        "crate::govern",
+        "crate::service",
+        "crate::config",
+    ];
+    let found = offenders(&above, |rel| {
+        !(rel.starts_with("store") || rel.starts_with("records"))
+    });
+    assert!(
+        found.is_empty(),
+        "src/store/ and src/records/ may not import the modules above them:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_engine_does_not_import_the_governor() {
+    // The governor applies the policy through the engine, never the other way round.
+    let found = offenders(&["crate::govern"], |rel| !rel.starts_with("respond"));
+    assert!(
+        found.is_empty(),
+        "src/respond/ may not import the governor:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
 fn the_checks_find_what_they_look_for() {
     // The edges themselves import what the checks forbid elsewhere: a check that could not
     // find anything would pass whatever the code did.
     assert!(!offenders(&["crate::service"], |rel| !rel.starts_with("cli")).is_empty());
     assert!(!offenders(&["crate::daemon"], |rel| !rel.starts_with("cli")).is_empty());
+    assert!(!offenders(&["crate::records"], |rel| !rel.starts_with("store")).is_empty());
+    assert!(!offenders(&["crate::respond"], |rel| !rel.starts_with("govern")).is_empty());
 }

@@ -14,8 +14,8 @@ use serde_json::Value;
 use super::CliError;
 use crate::config::Config;
 use crate::govern::Identity;
+use crate::records::case::Case;
 use crate::respond::Engine;
-use crate::respond::case::Case;
 use crate::service::{Ctx, Host, Op, Progress, ProgressEvent, Service, ServiceError};
 use crate::store::{SledStore, Store};
 

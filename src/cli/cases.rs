@@ -13,7 +13,7 @@ use super::table::{Cell, Tone, render};
 use super::{CliError, load_config};
 use crate::audit::AuditRecord;
 use crate::govern::{human_duration, rule_place};
-use crate::respond::case::{Case, CaseState, StepOutcome};
+use crate::records::case::{Case, CaseState, StepOutcome};
 use crate::service::cases::{self as ops, within_deadline};
 use crate::signals::Signal;
 

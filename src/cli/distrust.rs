@@ -19,7 +19,7 @@ use super::backend::Backend;
 use super::respond::print_waiting;
 use super::table::{Cell, Tone, render};
 use super::{CliError, input_error, load_config};
-use crate::respond::case::Case;
+use crate::records::case::Case;
 use crate::respond::settings::Rate;
 use crate::service::distrust::{self as ops, Outcome, Summary};
 use crate::signals::ca::distrust::{self, CaRef, Distrust};

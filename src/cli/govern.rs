@@ -12,7 +12,7 @@ use super::respond::print_pending;
 use super::table::{Cell, Tone, render};
 use super::{CliError, input_error, load_config};
 use crate::govern::human_duration;
-use crate::respond::case::Case;
+use crate::records::case::Case;
 use crate::service::cases;
 use crate::service::govern as ops;
 

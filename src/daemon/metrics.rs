@@ -27,7 +27,7 @@ use tokio::net::TcpListener;
 
 use super::Shared;
 use crate::govern::BreakerState;
-use crate::respond::case::{CaseState, StepOutcome};
+use crate::records::case::{CaseState, StepOutcome};
 use crate::signals::Confidence;
 use crate::store::CertStatus;
 
@@ -544,7 +544,7 @@ mod tests {
     use crate::daemon::Loaded;
     use crate::govern::Governor;
     use crate::policy::Policy;
-    use crate::respond::case::{Case, SequenceKind, Step, StepRecord, Trigger};
+    use crate::records::case::{Case, SequenceKind, Step, StepRecord, Trigger};
     use crate::respond::engine::tests::fixture;
     use crate::signals::{Finding, Signal, SignalState};
     use crate::store::{CertRecord, MemoryStore, Store};

@@ -559,8 +559,8 @@ mod tests {
     };
 
     use super::*;
+    use crate::records::case::{CaseState, Trigger};
     use crate::respond::SequenceKind;
-    use crate::respond::case::{CaseState, Trigger};
     use crate::respond::engine::tests::fixture;
 
     /// An issuer that counts the issuances in flight at once. Each waits (at most 5 s)

@@ -9,7 +9,7 @@ use super::identity::Basis;
 use super::{BreakerState, GovernError, Governor, Identity};
 use crate::audit::{self, AuditEntry};
 use crate::notify::{Notification, NotifyEvent};
-use crate::respond::case::{ApprovalRecord, Case, CaseState, Denial};
+use crate::records::case::{ApprovalRecord, Case, CaseState, Denial};
 
 /// What an approval did.
 #[derive(Debug, Clone, Serialize)]

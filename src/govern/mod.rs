@@ -20,8 +20,9 @@ use serde_json::json;
 
 use crate::audit::{self, AuditEntry};
 use crate::notify::{Notification, NotifyEvent};
+use crate::policy::audit::{Decided, decision_audit};
 use crate::policy::{Action, Approval, Decision, Policy};
-use crate::respond::case::{ApprovalState, CaseState, Trigger};
+use crate::records::case::{ApprovalState, CaseState, Trigger};
 use crate::respond::engine::Opening;
 use crate::respond::{Engine, RespondError};
 use crate::signals::{Handled, Signal};
@@ -33,8 +34,7 @@ pub use identity::Identity;
 /// `Signal::handled` action of an escalation whose decided action could not run.
 pub const BLOCKED: &str = "blocked";
 
-/// The actor named in audit records for what the policy does on its own.
-pub const POLICY_ACTOR: &str = "certresponder (policy)";
+pub use crate::policy::audit::POLICY_ACTOR;
 
 /// One certificate's decision, and what stands in its way.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -655,50 +655,6 @@ fn decision_entry(plan: &Plan, contain_first: bool) -> AuditEntry<'_> {
         },
         json!({"blocked": plan.blocked, "waits_for": plan.approval}),
     )
-}
-
-/// What a decision came to for its certificate: the reason, contain first and deadline the
-/// case carries, and why in words.
-pub(crate) struct Decided<'a> {
-    /// The revocation reason.
-    pub reason: Option<certresponder_issuers::RevocationReason>,
-    /// Revoke before deploying.
-    pub contain_first: bool,
-    /// When the response must be complete.
-    pub deadline: Option<DateTime<Utc>>,
-    /// Why, in words.
-    pub why: &'a str,
-}
-
-/// The one shape of a `decision` audit record (the decision, its rule and matches, what it
-/// came to), with `extra`'s fields added (why it waits, what it replaced...).
-pub(crate) fn decision_audit<'a>(
-    cert: &'a str,
-    case: Option<u64>,
-    d: &Decision,
-    decided: Decided<'_>,
-    extra: serde_json::Value,
-) -> AuditEntry<'a> {
-    let mut data = json!({
-        "action": d.action,
-        "approval": d.approval,
-        "reason": decided.reason.map(|r| r.name()),
-        "contain_first": decided.contain_first,
-        "deadline": decided.deadline,
-        "rule": d.rule,
-        "why": decided.why,
-        "matches": d.matches,
-    });
-    if let (Some(obj), serde_json::Value::Object(more)) = (data.as_object_mut(), extra) {
-        obj.extend(more);
-    }
-    AuditEntry {
-        kind: "decision",
-        actor: POLICY_ACTOR,
-        cert: Some(cert),
-        case,
-        data,
-    }
 }
 
 /// Why a case waits for a rule's approval, in words.

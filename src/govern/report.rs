@@ -10,7 +10,7 @@ use serde_json::json;
 use super::{GovernError, Governor};
 use crate::audit;
 use crate::policy::Approval;
-use crate::respond::case::{Case, CaseState};
+use crate::records::case::{Case, CaseState};
 use crate::signals::Signal;
 
 impl Governor {
@@ -90,11 +90,11 @@ impl Governor {
         case.decision = Some(d.clone());
         case.updated_at = now;
         store.put_case(&case)?;
-        let entry = super::decision_audit(
+        let entry = crate::policy::audit::decision_audit(
             &case.cert,
             Some(id),
             &d,
-            super::Decided {
+            crate::policy::audit::Decided {
                 reason: case.reason,
                 contain_first: case.contain_first,
                 deadline: case.deadline,

@@ -4,51 +4,10 @@
 use certresponder_inventory::ManagedCert;
 use certresponder_issuers::RevocationReason;
 use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
 
 use super::vocab::confidence_name;
-use super::{Action, Approval, Policy, Rule, RuleRef};
-use crate::signals::{Confidence, Signal};
-
-/// How one signal was matched.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SignalMatch {
-    /// The signal's dedup key.
-    pub signal: String,
-    /// Its check id.
-    pub check: String,
-    /// Its confidence.
-    pub confidence: Confidence,
-    /// The rule that matched it (the implicit escalation when none did).
-    pub rule: RuleRef,
-    /// What that rule says to do.
-    pub action: Action,
-}
-
-/// What to do about one certificate's open signals.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Decision {
-    /// The strongest action any signal's rule asks for.
-    pub action: Action,
-    /// The strictest approval among the signals with that action.
-    pub approval: Approval,
-    /// The RFC 5280 reason, for actions that revoke.
-    pub reason: Option<RevocationReason>,
-    /// Revoke the old certificate before deploying the new one.
-    pub contain_first: bool,
-    /// When the action must be done: the earliest deadline among the signals with that
-    /// action.
-    pub deadline: Option<DateTime<Utc>>,
-    /// The rule that set the action.
-    pub rule: RuleRef,
-    /// One line for a person: which signals, which rules.
-    pub why: String,
-    /// Dedup keys of the signals the decision answers: those whose rule's action it carries
-    /// out (see [`Action::answers`]); the others are in `matches` and answered on their own.
-    pub signals: Vec<String>,
-    /// How each signal was matched, in the order given.
-    pub matches: Vec<SignalMatch>,
-}
+use super::{Action, Approval, Decision, Policy, Rule, RuleRef, SignalMatch};
+use crate::signals::Signal;
 
 /// A signal with the rule that matched it (and the rule's position) or none.
 struct Matched<'a> {

@@ -19,15 +19,15 @@ use chrono::Utc;
 
 use serde_json::json;
 
-use super::case::{
-    ApprovalState, Case, CaseState, SequenceKind, Step, StepOutcome, StepRecord, Trigger,
-};
 use super::fault;
 use super::reload::Reloader;
 use crate::audit::{self, AuditEntry};
 use crate::config::Config;
 use crate::notify::{self, Notification, NotifyEvent};
 use crate::policy::Decision;
+use crate::records::case::{
+    ApprovalState, Case, CaseState, SequenceKind, Step, StepOutcome, StepRecord, Trigger,
+};
 use crate::signals::weak::KeyPolicy;
 use crate::store::{CertStatus, Event, Store, StoreError};
 
@@ -440,11 +440,11 @@ impl Engine {
             None => self.store.next_case_id()?,
         };
         if let Some(d) = &case.decision {
-            let entry = crate::govern::decision_audit(
+            let entry = crate::policy::audit::decision_audit(
                 cert,
                 Some(case.id),
                 d,
-                crate::govern::Decided {
+                crate::policy::audit::Decided {
                     reason: case.reason,
                     contain_first: case.contain_first,
                     deadline: d.deadline,

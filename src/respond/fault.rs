@@ -8,7 +8,7 @@
 //! issues at most one extra certificate and leaves every location complete). With the
 //! variable unset it does nothing.
 
-use super::case::Step;
+use crate::records::case::Step;
 
 /// The environment variable that selects fault points.
 pub const ENV: &str = "CERTRESPONDER_FAULT";

@@ -3,7 +3,6 @@
 //! leaves a service without a valid bundle, and rolls back to the previous bundle kept in
 //! the store.
 
-pub mod case;
 pub mod deploy;
 pub mod engine;
 pub mod fault;
@@ -13,5 +12,5 @@ pub mod settings;
 mod steps;
 pub mod verify;
 
-pub use case::{Case, CaseState, SequenceKind, Step};
+pub use crate::records::case::{Case, CaseState, SequenceKind, Step};
 pub use engine::{Engine, RespondError};

@@ -12,9 +12,9 @@ use certresponder_issuers::{
 };
 use chrono::Utc;
 
-use super::case::{Case, IssuedPem, LedgerEntry, Step};
 use super::engine::{Engine, StepResult};
 use super::{deploy, verify};
+use crate::records::case::{Case, IssuedPem, LedgerEntry, Step};
 use crate::signals::{Confidence, SignalState};
 
 fn fail(detail: impl Into<String>) -> StepResult {

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::respond::{Outcome, public_cases, run_only};
 use super::{Ctx, Op, Role, Service, ServiceError};
 use crate::audit::{self, AuditRecord};
-use crate::respond::case::{Case, CaseState};
+use crate::records::case::{Case, CaseState};
 use crate::respond::rollback::{self, RollbackError, RolledBack};
 use crate::signals::Signal;
 use crate::store::Store;
@@ -284,7 +284,7 @@ pub struct Denied {
 pub mod public_case {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    use crate::respond::case::Case;
+    use crate::records::case::Case;
 
     /// Writes the case without its key.
     pub fn serialize<S: Serializer>(case: &Case, s: S) -> Result<S::Ok, S::Error> {

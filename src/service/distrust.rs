@@ -10,7 +10,7 @@ use serde_json::json;
 use super::{Ctx, Op, Role, Service, ServiceError};
 use crate::audit::{self, AuditEntry};
 use crate::govern::{POLICY_ACTOR, Plan};
-use crate::respond::case::{Case, CaseState, Step, StepOutcome};
+use crate::records::case::{Case, CaseState, Step, StepOutcome};
 use crate::signals::ca::distrust::{self, Distrust};
 use crate::signals::scan::{ScanReport, store_findings};
 use crate::store::Store;

@@ -38,8 +38,8 @@ pub use ops::{Op, dispatch, op_names, required_role};
 use crate::config::Config;
 use crate::govern::{Governor, Identity};
 use crate::policy::Policy;
+use crate::records::case::Case;
 use crate::respond::Engine;
-use crate::respond::case::Case;
 use crate::store::Store;
 
 /// What a use case works on: the store, the configuration and the governor (policy and

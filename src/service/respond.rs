@@ -12,7 +12,7 @@ use serde_json::json;
 use super::{Ctx, Op, Role, Service, ServiceError};
 use crate::govern::{Applied, Governor, POLICY_ACTOR, Plan, Unmatched};
 use crate::policy::Policy;
-use crate::respond::case::{Case, CaseState, SequenceKind, Trigger};
+use crate::records::case::{Case, CaseState, SequenceKind, Trigger};
 use crate::respond::{Engine, RespondError};
 use crate::signals::{Finding, Signal};
 use crate::store::Store;
@@ -21,7 +21,7 @@ use crate::store::Store;
 pub mod public_cases {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    use crate::respond::case::Case;
+    use crate::records::case::Case;
 
     /// Writes each case without its key.
     pub fn serialize<S: Serializer>(cases: &[Case], s: S) -> Result<S::Ok, S::Error> {

@@ -5,21 +5,7 @@
 use certresponder_issuers::RevocationReason;
 use serde::Serialize;
 
-/// How sure a detector is.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Confidence {
-    /// A warning: worth a look, never acted on automatically.
-    Low,
-    /// Probably a problem.
-    Medium,
-    /// A rule violation.
-    High,
-    /// Proven: the key is factored or known to be broken.
-    Confirmed,
-}
+pub use crate::records::signal::Confidence;
 
 /// One finding.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -126,6 +112,39 @@ impl Finding {
             revocation_reason: None,
             deadline_hours: None,
             evidence,
+        }
+    }
+}
+
+impl crate::records::signal::Signal {
+    /// A new open signal from a finding.
+    pub fn from_finding(
+        subject: &str,
+        family: &str,
+        finding: &Finding,
+        cert_sha256: Option<&str>,
+        source: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Self {
+        let dedup_key = Self::dedup_key(subject, finding.check, cert_sha256);
+        Self {
+            id: dedup_key[..12].to_string(),
+            dedup_key,
+            subject: subject.to_string(),
+            family: family.to_string(),
+            check: finding.check.to_string(),
+            confidence: finding.confidence,
+            message: finding.message.clone(),
+            revocation_reason: finding.revocation_reason.map(|r| r.name().to_string()),
+            deadline_hours: finding.deadline_hours,
+            evidence: finding.evidence.clone(),
+            cert_sha256: cert_sha256.map(str::to_string),
+            source: source.to_string(),
+            detected_at: now,
+            last_seen: now,
+            times_seen: 1,
+            state: crate::records::signal::SignalState::Open,
+            handled: None,
         }
     }
 }

@@ -8,8 +8,7 @@ pub mod finding;
 pub mod permissions;
 pub mod scan;
 pub mod shared;
-pub mod signal;
 pub mod weak;
 
-pub use finding::{Confidence, Finding};
-pub use signal::{Handled, Signal, SignalState};
+pub use crate::records::signal::{Confidence, Handled, Signal, SignalState};
+pub use finding::Finding;

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use certresponder_inventory::{Bundle, BundleState};
 
 use super::{CertRecord, Event, Store, StoreError, bundle_key, bundle_prefix, decode, encode};
-use crate::respond::case::{Case, LedgerEntry};
+use crate::records::case::{Case, LedgerEntry};
 
 /// A store that lives as long as the process. Values are kept encoded, as on disk, so the
 /// format is exercised the same way.
@@ -75,7 +75,7 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
-    fn put_signal(&self, signal: &crate::signals::Signal) -> Result<(), StoreError> {
+    fn put_signal(&self, signal: &crate::records::signal::Signal) -> Result<(), StoreError> {
         let v = encode(signal)?;
         self.with(|t| {
             t.entry("signals")
@@ -84,7 +84,10 @@ impl Store for MemoryStore {
         })
     }
 
-    fn get_signal(&self, dedup_key: &str) -> Result<Option<crate::signals::Signal>, StoreError> {
+    fn get_signal(
+        &self,
+        dedup_key: &str,
+    ) -> Result<Option<crate::records::signal::Signal>, StoreError> {
         let v = self.with(|t| {
             t.get("signals")
                 .and_then(|c| c.get(dedup_key.as_bytes()).cloned())
@@ -93,7 +96,7 @@ impl Store for MemoryStore {
             .transpose()
     }
 
-    fn list_signals(&self) -> Result<Vec<crate::signals::Signal>, StoreError> {
+    fn list_signals(&self) -> Result<Vec<crate::records::signal::Signal>, StoreError> {
         let all: Vec<(Vec<u8>, Vec<u8>)> = self.with(|t| {
             t.get("signals")
                 .map(|c| c.iter().map(|(k, v)| (k.clone(), v.clone())).collect())

@@ -11,8 +11,8 @@ pub mod sled_store;
 use certresponder_inventory::{Bundle, BundleState, ManagedCert};
 use certresponder_issuers::IssuerStorage;
 
-use crate::respond::case::{Case, LedgerEntry};
-use crate::signals::Signal;
+use crate::records::case::{Case, LedgerEntry};
+use crate::records::signal::Signal;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -436,8 +436,27 @@ pub(crate) mod contract {
             "issuers do not see each other's keys"
         );
         assert_eq!(ab.scan("").unwrap()[0].0, "cert/03");
-        let finding = crate::signals::Finding::warning("expiring", "soon", serde_json::json!({}));
-        let sig = Signal::from_finding("web", "weak", &finding, Some("ab"), "scan", Utc::now());
+        let dedup_key = Signal::dedup_key("web", "expiring", Some("ab"));
+        let now = Utc::now();
+        let sig = Signal {
+            id: dedup_key[..12].to_string(),
+            dedup_key,
+            subject: "web".into(),
+            family: "weak".into(),
+            check: "expiring".into(),
+            confidence: crate::records::signal::Confidence::Low,
+            message: "soon".into(),
+            revocation_reason: None,
+            deadline_hours: None,
+            evidence: serde_json::json!({}),
+            cert_sha256: Some("ab".into()),
+            source: "scan".into(),
+            detected_at: now,
+            last_seen: now,
+            times_seen: 1,
+            state: crate::records::signal::SignalState::Open,
+            handled: None,
+        };
         store.put_signal(&sig).unwrap();
         assert_eq!(store.get_signal(&sig.dedup_key).unwrap().unwrap(), sig);
         assert_eq!(store.list_signals().unwrap().len(), 1);
@@ -491,7 +510,7 @@ pub(crate) mod contract {
         let first = store.next_case_id().unwrap();
         let second = store.next_case_id().unwrap();
         assert!(first >= 1 && second == first + 1);
-        let trigger = crate::respond::case::Trigger {
+        let trigger = crate::records::case::Trigger {
             source: "manual".into(),
             by: "t".into(),
             why: "w".into(),
@@ -500,7 +519,7 @@ pub(crate) mod contract {
         for (id, name) in [(second, "web"), (first, "web-2")] {
             let mut c = Case::new(
                 name,
-                crate::respond::case::SequenceKind::Reissue,
+                crate::records::case::SequenceKind::Reissue,
                 false,
                 None,
                 trigger.clone(),

@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use certresponder_issuers::{IssuerError, IssuerStorage};
 
-use crate::respond::case::{Case, LedgerEntry};
-use crate::signals::Signal;
+use crate::records::case::{Case, LedgerEntry};
+use crate::records::signal::Signal;
 
 use certresponder_inventory::fs::create_dir_with_mode;
 use certresponder_inventory::{Bundle, BundleState};

@@ -9,7 +9,7 @@ use super::CliError;
 use super::services::{REPORTED, SERVICES, WEAK};
 use crate::govern::Governor;
 use crate::policy::Approval;
-use crate::respond::case::{Case, CaseState};
+use crate::records::case::{Case, CaseState};
 use crate::signals::{Signal, SignalState};
 use crate::store::Store;
 

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use super::super::Shared;
 use crate::govern::Identity;
-use crate::respond::case::{Case, CaseState};
+use crate::records::case::{Case, CaseState};
 use crate::service::{Ctx, Host, Progress, ProgressEvent, Service, ServiceError};
 
 /// The largest request body an operation takes (a blocklist or a scanner's report travels

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::ApiError;
 use crate::daemon::{JobStatus, Loaded, Shared};
 use crate::govern::breaker::Opened;
-use crate::respond::case::CaseState;
+use crate::records::case::CaseState;
 
 /// What the daemon is doing (`GET /v1/status`).
 #[derive(Debug, Clone, Serialize, Deserialize)]

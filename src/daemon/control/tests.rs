@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use super::*;
 use crate::govern::Governor;
 use crate::policy::Policy;
-use crate::respond::case::{CaseState, SequenceKind, Trigger};
+use crate::records::case::{CaseState, SequenceKind, Trigger};
 use crate::respond::engine::tests::{Fixture, fixture};
 use crate::store::Store as _;
 

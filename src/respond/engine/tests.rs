@@ -12,7 +12,7 @@ use certresponder_issuers::{
 };
 
 use super::*;
-use crate::respond::case::StepOutcome;
+use crate::records::case::StepOutcome;
 use crate::store::{CertRecord, MemoryStore};
 
 pub(crate) struct Fixture {

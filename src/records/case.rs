@@ -269,7 +269,7 @@ pub struct Denial {
 pub struct ApprovalState {
     /// `owner` or `two_person`: the rule's approval, raised to at least `owner` when the
     /// breaker held the case.
-    pub required: crate::policy::Approval,
+    pub required: super::decision::Approval,
     /// How many distinct approvers are needed.
     pub needed: usize,
     /// Why approval is needed (the rule, the open breaker).
@@ -289,7 +289,7 @@ pub struct ApprovalState {
 impl ApprovalState {
     /// A case that waits for `needed` approvals of kind `required`, none given yet.
     pub fn waiting(
-        required: crate::policy::Approval,
+        required: super::decision::Approval,
         needed: usize,
         why: String,
         held_by_breaker: bool,
@@ -358,7 +358,7 @@ pub struct Case {
     pub owner: String,
     /// The policy decision that opened the case (with the matched rule), if one did.
     #[serde(default)]
-    pub decision: Option<crate::policy::Decision>,
+    pub decision: Option<super::decision::Decision>,
     /// When the response must be complete (the Baseline Requirements clock).
     #[serde(default)]
     pub deadline: Option<DateTime<Utc>>,

@@ -5,7 +5,21 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Confidence, Finding};
+/// How sure a detector is.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Confidence {
+    /// A warning: worth a look, never acted on automatically.
+    Low,
+    /// Probably a problem.
+    Medium,
+    /// A rule violation.
+    High,
+    /// Proven: the key is factored or known to be broken.
+    Confirmed,
+}
 
 /// Where a signal stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,37 +107,6 @@ impl Signal {
             h.update([0]);
         }
         hex::encode(h.finalize())
-    }
-
-    /// A new open signal from a finding.
-    pub fn from_finding(
-        subject: &str,
-        family: &str,
-        finding: &Finding,
-        cert_sha256: Option<&str>,
-        source: &str,
-        now: DateTime<Utc>,
-    ) -> Self {
-        let dedup_key = Self::dedup_key(subject, finding.check, cert_sha256);
-        Self {
-            id: dedup_key[..12].to_string(),
-            dedup_key,
-            subject: subject.to_string(),
-            family: family.to_string(),
-            check: finding.check.to_string(),
-            confidence: finding.confidence,
-            message: finding.message.clone(),
-            revocation_reason: finding.revocation_reason.map(|r| r.name().to_string()),
-            deadline_hours: finding.deadline_hours,
-            evidence: finding.evidence.clone(),
-            cert_sha256: cert_sha256.map(str::to_string),
-            source: source.to_string(),
-            detected_at: now,
-            last_seen: now,
-            times_seen: 1,
-            state: SignalState::Open,
-            handled: None,
-        }
     }
 
     /// Whether it is open now (suppression lapses at its date).

@@ -158,7 +158,13 @@ fn main() -> Result<()> {
         ..Config::default()
     };
     let t = Instant::now();
-    let imported = blocklist::import(&cfg, &list, None, Some("badkeys"), chrono::Utc::now())?;
+    let imported = blocklist::import(
+        &cfg.blocklist_dir(),
+        &list,
+        None,
+        Some("badkeys"),
+        chrono::Utc::now(),
+    )?;
     let import_time = t.elapsed();
     ensure!(
         imported.list.records == opts.records as u64,
@@ -175,7 +181,7 @@ fn main() -> Result<()> {
     let mut lists = None;
     let load_time = best_of(|| {
         let t = Instant::now();
-        let loaded = blocklist::load_all(&cfg)?;
+        let loaded = blocklist::load_all(&cfg.blocklist_dir())?;
         let d = t.elapsed();
         ensure!(loaded.problems().is_empty(), "{:?}", loaded.problems());
         lists = Some(loaded);
@@ -189,7 +195,7 @@ fn main() -> Result<()> {
     );
 
     // 3. Lookups in the table.
-    let table = blocklist::load(&cfg, &imported.list)?;
+    let table = blocklist::load(&cfg.blocklist_dir(), &imported.list)?;
     let lookup_time = best_of(|| {
         let t = Instant::now();
         let mut hits = 0usize;

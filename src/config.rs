@@ -42,26 +42,7 @@ const TOP_FIELDS: &[&str] = &[
 ];
 const CHECK_FIELDS: &[&str] = &["rsa_min_bits", "allowed_curves", "expiring"];
 
-/// The `[checks]` table: what the weak-parameter and expiry checks accept.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ChecksConfig {
-    /// Smallest acceptable RSA modulus in bits (default 2048, the BR minimum).
-    pub rsa_min_bits: usize,
-    /// Curves that pass `ec_curve_disallowed` (default P-256, P-384, P-521).
-    pub allowed_curves: Vec<String>,
-    /// When a certificate counts as expiring, unless its inventory entry says otherwise.
-    pub expiring: ExpiryThreshold,
-}
-
-impl Default for ChecksConfig {
-    fn default() -> Self {
-        Self {
-            rsa_min_bits: 2048,
-            allowed_curves: vec!["P-256".into(), "P-384".into(), "P-521".into()],
-            expiring: ExpiryThreshold::default(),
-        }
-    }
-}
+pub use crate::signals::weak::ChecksConfig;
 
 /// Fields of `[daemon]`.
 const DAEMON_FIELDS: &[&str] = &["control_socket", "control_group", "metrics_listen", "roles"];
@@ -164,6 +145,37 @@ impl Config {
     /// Ids of the declared issuers.
     pub fn issuer_ids(&self) -> Vec<String> {
         self.issuers.iter().map(|i| i.id.clone()).collect()
+    }
+
+    /// What `scan` needs of the configuration.
+    pub fn scan_settings(&self) -> crate::signals::scan::ScanSettings<'_> {
+        crate::signals::scan::ScanSettings {
+            inventory_dir: &self.inventory_dir,
+            issuer_ids: self.issuer_ids(),
+            checks: &self.checks,
+            blocklists: self.blocklist_dir(),
+            distrust: &self.distrust,
+            ct: &self.ct,
+        }
+    }
+
+    /// The directory of imported blocklists (`STATE_DIR/blocklists`).
+    pub fn blocklist_dir(&self) -> PathBuf {
+        self.state_dir.join("blocklists")
+    }
+
+    /// The configured policy: its file, or the built-in default when none is named.
+    pub fn load_policy(&self) -> Result<crate::policy::Policy, crate::policy::PolicyError> {
+        crate::policy::Policy::load(self.policy.as_deref())
+    }
+
+    /// Brings `store` in line with the inventory directory (see [`crate::registry::sync`]).
+    pub fn sync_inventory(
+        &self,
+        store: &dyn crate::store::Store,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<crate::registry::SyncReport, crate::store::StoreError> {
+        crate::registry::sync(store, &self.inventory_dir, &self.issuer_ids(), now)
     }
 
     /// Loads the configuration: from `path` when given (it must exist), else from the
@@ -528,6 +540,24 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_in_a_section_names_the_full_field() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("open.secret");
+        std::fs::write(&secret, "s3cret\n").unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let file = dir.path().join("certresponder.toml");
+        std::fs::write(
+            &file,
+            "[notify.webhook]\nurl = \"https://x.example/\"\nsecret_file = \"open.secret\"\n",
+        )
+        .unwrap();
+        let err = Config::from_file(&file).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("notify.webhook.secret_file"));
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+    }
 
     #[test]
     fn a_log_list_is_read_next_to_the_configuration_and_its_errors_name_file_and_field() {

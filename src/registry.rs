@@ -6,7 +6,7 @@
 //! removed, with its history kept for rollback and audit.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use certresponder_inventory::inspect::{self, CertInfo};
 use certresponder_inventory::{
@@ -15,7 +15,6 @@ use certresponder_inventory::{
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::config::Config;
 use crate::store::{CertRecord, CertStatus, Event, Store, StoreError};
 
 /// The live state of one entry's files.
@@ -59,14 +58,20 @@ fn event(cert: &str, kind: &str, detail: String, now: DateTime<Utc>) -> Event {
     }
 }
 
-/// Brings the store in line with the inventory directory.
-pub fn sync(store: &dyn Store, cfg: &Config, now: DateTime<Utc>) -> Result<SyncReport, StoreError> {
+/// Brings the store in line with the inventory directory `dir`, whose entries may name the
+/// issuers `issuer_ids`.
+pub fn sync(
+    store: &dyn Store,
+    dir: &Path,
+    issuer_ids: &[String],
+    now: DateTime<Utc>,
+) -> Result<SyncReport, StoreError> {
     let opts = LoadOptions {
         check_files: false,
-        known_issuers: Some(cfg.issuer_ids()),
+        known_issuers: Some(issuer_ids.to_vec()),
     };
-    let loaded = if cfg.inventory_dir.is_dir() {
-        load_dir(&cfg.inventory_dir, &opts)
+    let loaded = if dir.is_dir() {
+        load_dir(dir, &opts)
     } else {
         certresponder_inventory::LoadReport::default()
     };
@@ -77,8 +82,8 @@ pub fn sync(store: &dyn Store, cfg: &Config, now: DateTime<Utc>) -> Result<SyncR
     // Files with any error: records from them are never marked removed on this pass.
     let mut doubtful: HashSet<PathBuf> = loaded.failed_files.into_iter().collect();
     doubtful.extend(report.errors.iter().map(|e| e.location().file.clone()));
-    if !cfg.inventory_dir.is_dir() {
-        doubtful.insert(cfg.inventory_dir.clone());
+    if !dir.is_dir() {
+        doubtful.insert(dir.to_path_buf());
     }
 
     let mut present = HashSet::new();
@@ -91,7 +96,7 @@ pub fn sync(store: &dyn Store, cfg: &Config, now: DateTime<Utc>) -> Result<SyncR
         if rec.status == CertStatus::Active
             && !present.contains(&name)
             && !doubtful.contains(&rec.entry.source)
-            && cfg.inventory_dir.is_dir()
+            && dir.is_dir()
         {
             let mut rec = rec;
             rec.status = CertStatus::Removed;

@@ -56,6 +56,6 @@ fn commented_policy_and_notify_examples_are_valid() {
         Some(root.join("policy.toml").as_path())
     );
     assert!(cfg.notify.webhook.is_some() && cfg.notify.exec.is_some());
-    let policy = certresponder::policy::Policy::load(&cfg).unwrap();
+    let policy = cfg.load_policy().unwrap();
     assert_eq!(policy.rules[0].name, "key-compromise");
 }

@@ -105,6 +105,79 @@ fn the_engine_does_not_import_the_governor() {
     );
 }
 
+/// The source files `config.rs` names (`crate::a::b::item` is `src/a/b.rs` or
+/// `src/a/b/mod.rs`, the longest such prefix).
+fn files_config_imports() -> Vec<PathBuf> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let text = std::fs::read_to_string(src.join("config.rs")).unwrap();
+    let mut files = Vec::new();
+    for (at, _) in text.match_indices("crate::") {
+        let path: String = text[at + "crate::".len()..]
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+            .collect();
+        let parts: Vec<&str> = path.split("::").filter(|p| !p.is_empty()).collect();
+        for n in (1..=parts.len()).rev() {
+            let base = parts[..n].iter().fold(src.clone(), |p, part| p.join(part));
+            let file = base.with_extension("rs");
+            let module = base.join("mod.rs");
+            if let Some(found) = [file, module].into_iter().find(|f| f.is_file()) {
+                if !files.contains(&found) {
+                    files.push(found);
+                }
+                break;
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn the_configuration_is_on_top() {
+    // config.rs assembles the sections of the modules it imports; none imports it back.
+    let imported = files_config_imports();
+    assert!(
+        imported.iter().any(|f| f.ends_with("ct/config.rs")),
+        "config.rs names no section module: {imported:?}"
+    );
+    let mut found = Vec::new();
+    for file in &imported {
+        let text = std::fs::read_to_string(file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            if code.contains("crate::config") {
+                found.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "modules that config.rs imports may not import it back:\n{}",
+        found.join("\n")
+    );
+    // The policy, the inventory registry, the detectors, CT, notifications and everything
+    // below them take their own section, never the whole configuration.
+    let sections = [
+        "policy",
+        "registry.rs",
+        "signals",
+        "ct",
+        "notify",
+        "audit",
+        "store",
+        "records",
+    ];
+    let found = offenders(&["crate::config"], |rel| {
+        !sections.iter().any(|s| rel.starts_with(s))
+    });
+    assert!(
+        found.is_empty(),
+        "these modules take their own section of the configuration, not the whole of it:\n{}",
+        found.join("\n")
+    );
+}
+
 #[test]
 fn the_checks_find_what_they_look_for() {
     // The edges themselves import what the checks forbid elsewhere: a check that could not
@@ -113,4 +186,5 @@ fn the_checks_find_what_they_look_for() {
     assert!(!offenders(&["crate::daemon"], |rel| !rel.starts_with("cli")).is_empty());
     assert!(!offenders(&["crate::records"], |rel| !rel.starts_with("store")).is_empty());
     assert!(!offenders(&["crate::respond"], |rel| !rel.starts_with("govern")).is_empty());
+    assert!(!offenders(&["crate::config"], |rel| !rel.starts_with("respond")).is_empty());
 }

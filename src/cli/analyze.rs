@@ -292,7 +292,7 @@ fn analyze_blocklists(config: Option<&Path>) -> Blocklists {
         .map_err(|e| match e {
             CliError::Input(e) | CliError::Failure(e) => e.to_string(),
         })
-        .and_then(|cfg| blocklist::load_all(&cfg).map_err(|e| e.to_string()));
+        .and_then(|cfg| blocklist::load_all(&cfg.blocklist_dir()).map_err(|e| e.to_string()));
     loaded.unwrap_or_else(|e| {
         tracing::warn!(error = %e, "blocklists not checked");
         Blocklists::default()

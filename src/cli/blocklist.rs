@@ -125,7 +125,7 @@ pub(crate) fn run(cmd: BlocklistCommand, config: Option<&Path>) -> Result<ExitCo
             Ok(ExitCode::SUCCESS)
         }
         BlocklistCommand::List { json } => {
-            let lists = blocklist::list(&cfg)?;
+            let lists = blocklist::list(&cfg.blocklist_dir())?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&lists)?);
             } else if lists.is_empty() {
@@ -166,7 +166,7 @@ pub(crate) fn run(cmd: BlocklistCommand, config: Option<&Path>) -> Result<ExitCo
             Ok(ExitCode::SUCCESS)
         }
         BlocklistCommand::Check { files, json } => {
-            let lists = blocklist::load_all(&cfg)?;
+            let lists = blocklist::load_all(&cfg.blocklist_dir())?;
             check(&files, &lists, json)
         }
     }

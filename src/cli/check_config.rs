@@ -48,7 +48,7 @@ pub(crate) fn run(
         problems.extend(found.iter().map(|p| format!("issuer `{}`: {p}", spec.id)));
         issuers.push((spec.id.clone(), spec.type_name(), found));
     }
-    let policy = match crate::policy::Policy::load(&cfg) {
+    let policy = match cfg.load_policy() {
         Ok(p) => Some((p.source.clone(), p.rules.len())),
         Err(e) => {
             problems.push(format!("policy: {e}"));

@@ -61,7 +61,7 @@ pub(crate) fn run(cmd: PolicyCommand, config: Option<&Path>) -> Result<ExitCode,
 }
 
 fn load_policy(cfg: &crate::config::Config) -> Result<Policy, CliError> {
-    Policy::load(cfg).map_err(|e| CliError::Input(e.into()))
+    cfg.load_policy().map_err(|e| CliError::Input(e.into()))
 }
 
 fn explain(

@@ -16,9 +16,8 @@ use super::table::{Cell, Tone, render};
 use super::{CliError, input_error, load_config};
 use crate::config::Config;
 use crate::govern::{Applied, GovernError, Governor, Identity, Plan, Unmatched};
-use crate::policy::{Action, Policy};
+use crate::policy::Action;
 use crate::records::case::Case;
-use crate::registry::sync;
 use crate::respond::{Engine, RespondError};
 use crate::service::respond as ops;
 use crate::store::Store;
@@ -80,7 +79,7 @@ pub(crate) struct RespondArgs {
 /// Opens the store, brings it in line with the inventory and builds the engine.
 pub(crate) fn engine(cfg: &Config) -> Result<Arc<Engine>, CliError> {
     let store = open_store(cfg)?;
-    let report = sync(&store, cfg, Utc::now())?;
+    let report = cfg.sync_inventory(&store, Utc::now())?;
     warn_inventory_errors(&report.errors);
     let store: Arc<dyn Store + Send + Sync> = Arc::new(store);
     Ok(Arc::new(Engine::new(store, cfg.clone())?))
@@ -103,7 +102,7 @@ pub(crate) fn warn_inventory_errors(errors: &[certresponder_inventory::Inventory
 
 /// The engine with the configured policy; a bad policy file is an input error.
 pub(crate) fn governor(cfg: &Config) -> Result<Governor, CliError> {
-    let policy = Policy::load(cfg).map_err(|e| CliError::Input(e.into()))?;
+    let policy = cfg.load_policy().map_err(|e| CliError::Input(e.into()))?;
     Ok(Governor::new(engine(cfg)?, policy))
 }
 

@@ -23,10 +23,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::config::CtConfig;
 use super::config::{CtLog, Start};
 use super::{CtError, EntryKind, Monitor, Position};
-use crate::config::Config;
 use crate::http_client::HttpClient;
+use crate::notify::NotifyConfig;
 use crate::signals::ct::{WatchList, names_of};
 use crate::signals::{Confidence, Finding, Signal};
 use crate::store::{Store, StoreError};
@@ -193,7 +194,7 @@ pub struct Watch {
 }
 
 /// The watch list: inventory names, configured domains, recorded patterns.
-pub fn watch_list(store: &dyn Store, cfg: &Config) -> Result<Watch, StoreError> {
+pub fn watch_list(store: &dyn Store, ct: &CtConfig) -> Result<Watch, StoreError> {
     let mut entries: Vec<String> = Vec::new();
     let mut owner_of: HashMap<String, String> = HashMap::new();
     for (rec, b) in crate::store::current_bundles(store)? {
@@ -207,7 +208,7 @@ pub fn watch_list(store: &dyn Store, cfg: &Config) -> Result<Watch, StoreError> 
             }
         }
     }
-    entries.extend(cfg.ct.domains.iter().cloned());
+    entries.extend(ct.domains.iter().cloned());
     entries.extend(recorded_watch(store)?);
     let (list, rejected) = WatchList::build(entries);
     Ok(Watch {
@@ -224,9 +225,9 @@ pub fn watch_list(store: &dyn Store, cfg: &Config) -> Result<Watch, StoreError> 
 struct AllowRules(Vec<(String, WatchList, Vec<String>)>);
 
 impl AllowRules {
-    fn new(cfg: &Config) -> Self {
+    fn new(ct: &CtConfig) -> Self {
         Self(
-            cfg.ct
+            ct
                 .allowed_issuers
                 .iter()
                 .filter_map(|(domain, list)| {
@@ -469,21 +470,22 @@ fn record(
 /// Polls every configured log once.
 pub async fn poll(
     store: &dyn Store,
-    cfg: &Config,
+    ct: &CtConfig,
+    notify: &NotifyConfig,
     now: DateTime<Utc>,
 ) -> Result<PollReport, StoreError> {
     let Watch {
         list: watch,
         owner_of,
         rejected,
-    } = watch_list(store, cfg)?;
+    } = watch_list(store, ct)?;
     let mut report = PollReport {
         rejected_watch: rejected,
         ..PollReport::default()
     };
-    let allow = AllowRules::new(cfg);
+    let allow = AllowRules::new(ct);
     let http = HttpClient::new();
-    for log in &cfg.ct.logs {
+    for log in &ct.logs {
         let started = Instant::now();
         let mut state = load_state(store, &log.name)?.unwrap_or_default();
         if !state.url.is_empty() && state.url != log.spec.url {
@@ -496,7 +498,7 @@ pub async fn poll(
         state.url.clone_from(&log.spec.url);
         let monitor = Monitor::new(log.spec.clone(), http.clone());
         let mut started_at_end = None;
-        if first_read && cfg.ct.start_of(log) == Start::End {
+        if first_read && ct.start_of(log) == Start::End {
             match monitor.start_at_end().await {
                 Ok((position, sth)) => {
                     tracing::info!(log = %log.name, tree_size = position.tree_size, "CT log first read at its end; earlier entries are not read");
@@ -529,7 +531,7 @@ pub async fn poll(
                     let text = format!("starting at the end: {e}");
                     let misbehaviour = matches!(e, CtError::Misbehaviour(_));
                     if misbehaviour {
-                        alert(store, cfg, log, &text, now)?;
+                        alert(store, notify, log, &text, now)?;
                         state.misbehaviour = Some(format!("{}: {text}", now.to_rfc3339()));
                     } else {
                         tracing::warn!(log = %log.name, error = %text, "CT log could not be read");
@@ -649,7 +651,7 @@ pub async fn poll(
                 let text = e.to_string();
                 lr.misbehaviour = matches!(e, CtError::Misbehaviour(_));
                 if lr.misbehaviour {
-                    alert(store, cfg, log, &text, now)?;
+                    alert(store, notify, log, &text, now)?;
                     state.misbehaviour = Some(format!("{}: {text}", now.to_rfc3339()));
                 } else {
                     tracing::warn!(log = %log.name, error = %text, "CT log could not be read");
@@ -668,7 +670,7 @@ pub async fn poll(
 /// A log misbehaved: log it, audit it, tell the default receivers.
 fn alert(
     store: &dyn Store,
-    cfg: &Config,
+    notify: &NotifyConfig,
     log: &CtLog,
     what: &str,
     now: DateTime<Utc>,
@@ -686,7 +688,7 @@ fn alert(
     )?;
     crate::notify::enqueue(
         store,
-        &cfg.notify,
+        notify,
         &crate::notify::Notification {
             event: crate::notify::NotifyEvent::Escalation,
             owner: None,
@@ -702,9 +704,9 @@ fn alert(
 }
 
 /// Per log: the state, for `ct status`.
-pub fn status(store: &dyn Store, cfg: &Config) -> Result<BTreeMap<String, LogState>, StoreError> {
+pub fn status(store: &dyn Store, ct: &CtConfig) -> Result<BTreeMap<String, LogState>, StoreError> {
     let mut out = BTreeMap::new();
-    for log in &cfg.ct.logs {
+    for log in &ct.logs {
         out.insert(
             log.name.clone(),
             load_state(store, &log.name)?.unwrap_or_default(),

@@ -278,7 +278,7 @@ pub fn render(shared: &Shared, now: DateTime<Utc>) -> String {
         let states = read(
             &mut errors,
             "ct",
-            crate::ct::poll::status(store, &loaded.cfg),
+            crate::ct::poll::status(store, &loaded.cfg.ct),
         );
         if let Some(states) = states {
             out.family(

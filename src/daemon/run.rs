@@ -29,7 +29,6 @@ use super::notify::{Notifier, watchdog_interval};
 use super::{JobStatus, Loaded, Shared};
 use crate::config::Config;
 use crate::govern::Governor;
-use crate::policy::Policy;
 use crate::respond::Engine;
 use crate::store::{SledStore, Store};
 
@@ -93,10 +92,11 @@ fn load(path: Option<&Path>, store: &Arc<dyn Store + Send + Sync>) -> Result<Loa
             shown.join("; ")
         ));
     }
-    let policy = Policy::load(&cfg).map_err(|e| format!("policy: {e}"))?;
+    let policy = cfg.load_policy().map_err(|e| format!("policy: {e}"))?;
     let engine = Engine::new(Arc::clone(store), cfg.clone()).map_err(|e| e.to_string())?;
-    let sync =
-        crate::registry::sync(store.as_ref(), &cfg, Utc::now()).map_err(|e| e.to_string())?;
+    let sync = cfg
+        .sync_inventory(store.as_ref(), Utc::now())
+        .map_err(|e| e.to_string())?;
     for e in &sync.errors {
         tracing::warn!(problem = %e, "inventory");
     }
@@ -427,7 +427,7 @@ pub async fn run_job(shared: &Arc<Shared>, name: &str) -> Result<String, String>
         let store = s.store.as_ref();
         let summary = match name.as_str() {
             "scan" => {
-                let r = crate::signals::scan::scan(store, &loaded.cfg, now)
+                let r = crate::signals::scan::scan(store, &loaded.cfg.scan_settings(), now)
                     .map_err(|e| e.to_string())?;
                 format!(
                     "{} scanned: {} new, {} seen again, {} resolved",
@@ -471,7 +471,7 @@ pub async fn run_job(shared: &Arc<Shared>, name: &str) -> Result<String, String>
             "crl_publish" => publish_crls(&loaded.cfg, store)?,
             "ct_poll" => {
                 let r = handle
-                    .block_on(crate::ct::poll::poll(store, &loaded.cfg, now))
+                    .block_on(crate::ct::poll::poll(store, &loaded.cfg.ct, &loaded.cfg.notify, now))
                     .map_err(|e| e.to_string())?;
                 let read: u64 = r.logs.iter().map(|l| l.entries).sum();
                 let failed: Vec<&str> = r
@@ -614,7 +614,10 @@ mod tests {
         let engine = Engine::with_issuers(Arc::clone(store), cfg.clone(), issuers);
         Loaded {
             cfg: cfg.clone(),
-            gov: Arc::new(Governor::new(Arc::new(engine), Policy::builtin())),
+            gov: Arc::new(Governor::new(
+                Arc::new(engine),
+                crate::policy::Policy::builtin(),
+            )),
             loaded_at: Utc::now(),
         }
     }

@@ -300,8 +300,8 @@ impl Policy {
     }
 
     /// The configured policy file, or the built-in default when none is configured.
-    pub fn load(cfg: &crate::config::Config) -> Result<Self, PolicyError> {
-        match &cfg.policy {
+    pub fn load(path: Option<&Path>) -> Result<Self, PolicyError> {
+        match path {
             Some(path) => Self::from_file(path),
             None => Ok(Self::builtin()),
         }

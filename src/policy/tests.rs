@@ -677,19 +677,14 @@ fn structural_errors() {
 
 #[test]
 fn load_uses_the_configured_file_or_the_default() {
-    let cfg = crate::config::Config::default();
-    assert_eq!(Policy::load(&cfg).unwrap().source, BUILTIN_SOURCE);
+    assert_eq!(Policy::load(None).unwrap().source, BUILTIN_SOURCE);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("policy.toml");
-    let cfg = crate::config::Config {
-        policy: Some(path.clone()),
-        ..crate::config::Config::default()
-    };
-    let e = Policy::load(&cfg).unwrap_err();
+    let e = Policy::load(Some(&path)).unwrap_err();
     assert_eq!(e.file, path);
     assert!(e.message.contains("cannot read the policy"), "{e}");
     std::fs::write(&path, CATCH_ALL).unwrap();
-    let p = Policy::load(&cfg).unwrap();
+    let p = Policy::load(Some(&path)).unwrap();
     assert_eq!(p.source, path.display().to_string());
     assert_eq!(
         p.rules[0].rule_ref(&p.source).describe(),

@@ -39,7 +39,7 @@ impl Op for Import {
             .decode(args.content_b64.as_bytes())
             .map_err(|e| ServiceError::field("content_b64", e))?;
         blocklist::import_bytes(
-            svc.config(),
+            &svc.config().blocklist_dir(),
             &args.source,
             bytes,
             args.format,
@@ -76,7 +76,7 @@ impl Op for Remove {
     type Output = ListInfo;
 
     fn run(svc: &Service, _ctx: &Ctx<'_>, args: RemoveArgs) -> Result<ListInfo, ServiceError> {
-        blocklist::remove(svc.config(), &args.name).map_err(|e| match e {
+        blocklist::remove(&svc.config().blocklist_dir(), &args.name).map_err(|e| match e {
             BlocklistError::NotFound { .. } => ServiceError::Input(e.to_string()),
             other => ServiceError::Failed(other.to_string()),
         })

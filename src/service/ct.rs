@@ -28,7 +28,7 @@ impl Op for Status {
         _ctx: &Ctx<'_>,
         _: NoArgs,
     ) -> Result<BTreeMap<String, LogState>, ServiceError> {
-        Ok(poll::status(svc.store(), svc.config())?)
+        Ok(poll::status(svc.store(), &svc.config().ct)?)
     }
 }
 
@@ -62,8 +62,8 @@ impl Op for Poll {
         }
         let _turn = ctx.host.exclusive();
         let store = svc.store();
-        crate::registry::sync(store, cfg, Utc::now())?;
-        let report = super::block_on(poll::poll(store, cfg, Utc::now()))?
+        cfg.sync_inventory(store, Utc::now())?;
+        let report = super::block_on(poll::poll(store, &cfg.ct, &cfg.notify, Utc::now()))?
             .map_err(|e| ServiceError::Failed(e.to_string()))?;
         let open = store
             .list_signals()?
@@ -159,11 +159,11 @@ impl Op for WatchList {
 
     fn run(svc: &Service, _ctx: &Ctx<'_>, _: NoArgs) -> Result<Watched, ServiceError> {
         let (store, cfg) = (svc.store(), svc.config());
-        crate::registry::sync(store, cfg, Utc::now())?;
+        cfg.sync_inventory(store, Utc::now())?;
         let recorded = poll::recorded_watch(store)?;
         let poll::Watch {
             owner_of, rejected, ..
-        } = poll::watch_list(store, cfg)?;
+        } = poll::watch_list(store, &cfg.ct)?;
         let mut rows: Vec<(String, String)> = Vec::new();
         let mut names: Vec<(&String, &String)> = owner_of.iter().collect();
         names.sort();

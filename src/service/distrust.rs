@@ -467,7 +467,7 @@ impl Op for BeginDistrust {
             // On an in-memory copy: registering inventory changes must not touch the store.
             let copy = crate::store::MemoryStore::new();
             crate::store::copy_for_planning(svc.store(), &copy)?;
-            crate::registry::sync(&copy, cfg, Utc::now())?;
+            cfg.sync_inventory(&copy, Utc::now())?;
             let affected = affected_listing(&copy, &d)?;
             return Ok(Begin::DryRun {
                 distrust: d,

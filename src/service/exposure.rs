@@ -80,7 +80,7 @@ impl Op for RecordExposure {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let now = Utc::now();
-        let sync = crate::registry::sync(svc.store(), svc.config(), now)?;
+        let sync = svc.config().sync_inventory(svc.store(), now)?;
         if !sync.errors.is_empty() {
             ctx.warn(format!(
                 "{} inventory error(s); the affected certificates are matched by their last registered entry (see `certresponder inventory validate`)",

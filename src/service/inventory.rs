@@ -13,7 +13,7 @@ use certresponder_inventory::Bundle;
 use serde_json::json;
 
 use crate::config::Config;
-use crate::registry::{LiveState, SyncReport, sync};
+use crate::registry::{LiveState, SyncReport};
 use crate::store::{CertRecord, CertStatus, Store};
 
 /// `inventory add FILE [--replace]`.
@@ -141,7 +141,7 @@ impl Op for Add {
             certresponder_inventory::fs::write_atomic(&dest, args.content.as_bytes(), 0o644)
                 .map_err(|e| ServiceError::Failed(format!("installing {}: {e}", dest.display())))?;
         }
-        let r = sync(svc.store(), cfg, Utc::now())?;
+        let r = cfg.sync_inventory(svc.store(), Utc::now())?;
         let entries = names
             .iter()
             .map(|n| AddedEntry {
@@ -219,7 +219,7 @@ impl Op for Remove {
 
     fn run(svc: &Service, _ctx: &Ctx<'_>, args: RemoveArgs) -> Result<Removed, ServiceError> {
         let (store, cfg, name) = (svc.store(), svc.config(), args.name.as_str());
-        sync(store, cfg, Utc::now())?;
+        cfg.sync_inventory(store, Utc::now())?;
         let rec = match store.get_cert(name)? {
             Some(r) if r.status == CertStatus::Active => r,
             Some(_) => {
@@ -257,7 +257,7 @@ impl Op for Remove {
             certresponder_inventory::fs::write_atomic(&source, doc.to_string().as_bytes(), 0o644)
                 .map_err(|e| ServiceError::Failed(format!("rewriting {at}: {e}")))?;
         }
-        let report = sync(store, cfg, Utc::now())?;
+        let report = cfg.sync_inventory(store, Utc::now())?;
         Ok(Removed {
             removed: name.to_string(),
             bundles_kept: store.bundles(name)?.len(),
@@ -330,7 +330,7 @@ pub struct Listed {
 /// Reconciles the store with the inventory and lists the certificates (with `all`, the
 /// removed ones too).
 pub fn listing(store: &dyn Store, cfg: &Config, all: bool) -> Result<Listing, ServiceError> {
-    let report = sync(store, cfg, Utc::now())?;
+    let report = cfg.sync_inventory(store, Utc::now())?;
     let bad_files = error_files(&report);
     let now = Utc::now();
     let mut certificates = Vec::new();
@@ -514,7 +514,7 @@ impl Op for Show {
 
     fn run(svc: &Service, _ctx: &Ctx<'_>, args: ShowArgs) -> Result<Shown, ServiceError> {
         let (store, cfg, name) = (svc.store(), svc.config(), args.name.as_str());
-        let report = sync(store, cfg, Utc::now())?;
+        let report = cfg.sync_inventory(store, Utc::now())?;
         let Some(rec) = store.get_cert(name)? else {
             return Err(unknown_name(store, name));
         };

@@ -37,7 +37,6 @@ pub use ops::{Op, dispatch, op_names, required_role};
 
 use crate::config::Config;
 use crate::govern::{Governor, Identity};
-use crate::policy::Policy;
 use crate::records::case::Case;
 use crate::respond::Engine;
 use crate::store::Store;
@@ -111,7 +110,10 @@ impl Service {
         if let Some(g) = self.gov.get() {
             return Ok(g);
         }
-        let policy = Policy::load(&self.cfg).map_err(|e| ServiceError::Input(e.to_string()))?;
+        let policy = self
+            .cfg
+            .load_policy()
+            .map_err(|e| ServiceError::Input(e.to_string()))?;
         let engine = Engine::new(Arc::clone(&self.store), (*self.cfg).clone())?;
         let gov = Arc::new(Governor::new(Arc::new(engine), policy));
         Ok(self.gov.get_or_init(|| gov))
@@ -122,7 +124,7 @@ impl Service {
     /// registered state, and a broken new entry is not acted on until it is fixed.
     pub fn sync_inventory(&self, ctx: &Ctx<'_>) -> Result<(), ServiceError> {
         const SHOWN: usize = 10;
-        let report = crate::registry::sync(self.store(), &self.cfg, chrono::Utc::now())?;
+        let report = self.cfg.sync_inventory(self.store(), chrono::Utc::now())?;
         for e in report.errors.iter().take(SHOWN) {
             ctx.warn(format!("inventory: {e}"));
         }

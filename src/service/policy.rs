@@ -39,7 +39,7 @@ impl Op for PolicySubject {
     fn run(svc: &Service, _ctx: &Ctx<'_>, args: SubjectArgs) -> Result<Subject, ServiceError> {
         let (store, name) = (svc.store(), args.name.as_str());
         let now = Utc::now();
-        crate::registry::sync(store, svc.config(), now)?;
+        svc.config().sync_inventory(store, now)?;
         let Some(record) = store.get_cert(name)? else {
             let known: Vec<String> = store
                 .list_certs()?

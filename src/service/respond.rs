@@ -11,7 +11,6 @@ use serde_json::json;
 
 use super::{Ctx, Op, Role, Service, ServiceError};
 use crate::govern::{Applied, Governor, POLICY_ACTOR, Plan, Unmatched};
-use crate::policy::Policy;
 use crate::records::case::{Case, CaseState, SequenceKind, Trigger};
 use crate::respond::{Engine, RespondError};
 use crate::signals::{Finding, Signal};
@@ -432,10 +431,12 @@ impl Op for RespondDryRun {
 /// inventory changes, resolving stale signals and predicting the breaker change nothing.
 fn planner(svc: &Service) -> Result<Governor, ServiceError> {
     let cfg = svc.config();
-    let policy = Policy::load(cfg).map_err(|e| ServiceError::Input(e.to_string()))?;
+    let policy = cfg
+        .load_policy()
+        .map_err(|e| ServiceError::Input(e.to_string()))?;
     let copy = crate::store::MemoryStore::new();
     crate::store::copy_for_planning(svc.store(), &copy)?;
-    crate::registry::sync(&copy, cfg, Utc::now())?;
+    cfg.sync_inventory(&copy, Utc::now())?;
     let store: Arc<dyn Store + Send + Sync> = Arc::new(copy);
     let engine = Engine::with_issuers(store, cfg.clone(), BTreeMap::new());
     Ok(Governor::new(Arc::new(engine), policy))

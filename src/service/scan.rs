@@ -82,7 +82,7 @@ impl Op for Scan {
         let cfg = svc.config();
         let store = svc.store();
         let now = Utc::now();
-        let mut report = crate::signals::scan::scan(store, cfg, now)
+        let mut report = crate::signals::scan::scan(store, &cfg.scan_settings(), now)
             .map_err(|e| ServiceError::Failed(e.to_string()))?;
         let ca = if args.no_ca {
             None

@@ -4,16 +4,18 @@
 //! is recorded in the audit log; a signal merely seen again is not.
 
 use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::ca::distrust::Distrust;
+use super::weak::ChecksConfig;
 use super::weak::cert::{CertPolicy, check_certificate};
 use super::weak::{KeyPolicy, check_key};
 use super::{Finding, Signal, SignalState};
 use crate::audit::{self, AuditEntry};
-use crate::config::Config;
-use crate::registry::sync;
+use crate::ct::config::CtConfig;
 use crate::store::{CertStatus, Store, StoreError};
 
 /// What a scan found.
@@ -43,24 +45,41 @@ impl ScanReport {
 /// A finding about a named certificate: (name, certificate SHA-256, finding).
 pub type CertFinding = (String, Option<String>, Finding);
 
+/// What a scan needs of the configuration, which assembles it (`Config::scan_settings`).
+#[derive(Debug, Clone)]
+pub struct ScanSettings<'a> {
+    /// The inventory directory, read again first.
+    pub inventory_dir: &'a Path,
+    /// The configured issuers' ids, which entries may name.
+    pub issuer_ids: Vec<String>,
+    /// What the weak-parameter and expiry checks accept.
+    pub checks: &'a ChecksConfig,
+    /// The directory of imported blocklists.
+    pub blocklists: PathBuf,
+    /// The distrusted CAs the configuration lists (those recorded in the store are added).
+    pub distrust: &'a [Distrust],
+    /// The CT logs, whose keys verify the certificates' SCTs.
+    pub ct: &'a CtConfig,
+}
+
 /// Findings for every active certificate, and how many were scanned.
 pub fn inventory_findings(
     store: &dyn Store,
-    cfg: &Config,
+    cfg: &ScanSettings<'_>,
     now: DateTime<Utc>,
 ) -> Result<(usize, Vec<CertFinding>), StoreError> {
-    let report = sync(store, cfg, now)?;
-    let key_policy = KeyPolicy::from_checks(&cfg.checks);
+    let report = crate::registry::sync(store, cfg.inventory_dir, &cfg.issuer_ids, now)?;
+    let key_policy = KeyPolicy::from_checks(cfg.checks);
     let mut out = Vec::new();
     let mut scanned = 0;
     let mut rsa: Vec<(String, String, Vec<u8>)> = Vec::new();
     // Blocklists: loaded once per scan; a list that cannot be read is warned about and
     // skipped, never fatal.
-    let blocklists = super::exposure::blocklist::load_all(cfg).unwrap_or_else(|e| {
+    let blocklists = super::exposure::blocklist::load_all(&cfg.blocklists).unwrap_or_else(|e| {
         tracing::warn!(error = %e, "blocklists skipped");
         super::exposure::blocklist::Blocklists::default()
     });
-    let distrusts = super::ca::distrust::all(&cfg.distrust, store)?;
+    let distrusts = super::ca::distrust::all(cfg.distrust, store)?;
     // SCT checks need the configured logs' keys; without any, nothing can be verified.
     let mut log_keys = super::ct::LogKeys::new();
     for l in &cfg.ct.listed {
@@ -220,7 +239,11 @@ pub(crate) fn ca_chain(
 }
 
 /// Runs the scan and stores its signals.
-pub fn scan(store: &dyn Store, cfg: &Config, now: DateTime<Utc>) -> Result<ScanReport, StoreError> {
+pub fn scan(
+    store: &dyn Store,
+    cfg: &ScanSettings<'_>,
+    now: DateTime<Utc>,
+) -> Result<ScanReport, StoreError> {
     let (scanned, findings) = inventory_findings(store, cfg, now)?;
     let mut report = ScanReport {
         scanned,

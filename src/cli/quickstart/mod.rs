@@ -162,7 +162,7 @@ fn detect(gov: &Governor, cfg: &Config) -> Result<(), CliError> {
         record_report(store, REPORTED, &reporter, EVIDENCE)?;
         println!("  reported:  {REPORTED} compromised, by {reporter}: \"{EVIDENCE}\"");
     }
-    let report = scan(store, cfg, Utc::now())?;
+    let report = scan(store, &cfg.scan_settings(), Utc::now())?;
     println!(
         "  scanned:   {} certificates: {} new signal{}, {} seen before, {} resolved",
         report.scanned,

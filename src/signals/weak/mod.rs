@@ -6,9 +6,31 @@ pub mod cert;
 pub mod ec;
 pub mod rsa;
 
+use certresponder_inventory::ExpiryThreshold;
 use certresponder_inventory::inspect::KeyInfo;
 
 use super::Finding;
+
+/// The `[checks]` table: what the weak-parameter and expiry checks accept.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ChecksConfig {
+    /// Smallest acceptable RSA modulus in bits (default 2048, the BR minimum).
+    pub rsa_min_bits: usize,
+    /// Curves that pass `ec_curve_disallowed` (default P-256, P-384, P-521).
+    pub allowed_curves: Vec<String>,
+    /// When a certificate counts as expiring, unless its inventory entry says otherwise.
+    pub expiring: ExpiryThreshold,
+}
+
+impl Default for ChecksConfig {
+    fn default() -> Self {
+        Self {
+            rsa_min_bits: 2048,
+            allowed_curves: vec!["P-256".into(), "P-384".into(), "P-521".into()],
+            expiring: ExpiryThreshold::default(),
+        }
+    }
+}
 
 /// What the key checks accept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +55,7 @@ impl Default for KeyPolicy {
 
 impl KeyPolicy {
     /// The policy the configuration's `[checks]` table sets.
-    pub fn from_checks(checks: &crate::config::ChecksConfig) -> Self {
+    pub fn from_checks(checks: &ChecksConfig) -> Self {
         Self {
             rsa_min_bits: checks.rsa_min_bits,
             allowed_curves: checks.allowed_curves.clone(),

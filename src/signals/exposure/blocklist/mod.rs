@@ -15,7 +15,7 @@ mod format;
 mod store;
 mod table;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use certresponder_inventory::inspect::{KeyInfo, Object};
 use serde::Serialize;
@@ -23,12 +23,11 @@ use serde_json::json;
 
 pub use format::{Format, detect, parse};
 pub use store::{
-    Imported, ListInfo, check_name, default_name, dir, import, import_bytes, list, load, remove,
+    Imported, ListInfo, check_name, default_name, import, import_bytes, list, load, remove,
 };
 pub use table::{Table, TableError};
 
 use super::identity::KeyIds;
-use crate::config::Config;
 use crate::signals::Finding;
 
 /// A blocklist error: names the file (and line) or the list it is about.
@@ -195,10 +194,10 @@ pub struct Blocklists {
 /// Loads every imported list. A list whose stored records cannot be read is left out and
 /// reported (a `tracing` warning, and [`Blocklists::problems`]); an unreadable index is an
 /// error. With nothing imported, the result is empty.
-pub fn load_all(cfg: &Config) -> Result<Blocklists, BlocklistError> {
+pub fn load_all(dir: &Path) -> Result<Blocklists, BlocklistError> {
     let mut out = Blocklists::default();
-    for info in list(cfg)? {
-        match load(cfg, &info) {
+    for info in list(dir)? {
+        match load(dir, &info) {
             Ok(table) => out.lists.push(Loaded { info, table }),
             Err(e) => {
                 tracing::warn!(list = %info.name, error = %e, "blocklist skipped");

@@ -16,7 +16,6 @@ use serde::{Deserialize, Serialize};
 use super::BlocklistError;
 use super::format::{self, Format};
 use super::table::Table;
-use crate::config::Config;
 
 /// The index file's name.
 const INDEX: &str = "index.json";
@@ -24,11 +23,6 @@ const INDEX: &str = "index.json";
 const INDEX_VERSION: u32 = 1;
 /// The longest list name.
 const MAX_NAME: usize = 64;
-
-/// The directory of imported lists.
-pub fn dir(cfg: &Config) -> PathBuf {
-    cfg.state_dir.join("blocklists")
-}
 
 /// One imported list, as the index names it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,12 +49,12 @@ struct Index {
     lists: Vec<ListInfo>,
 }
 
-fn index_path(cfg: &Config) -> PathBuf {
-    dir(cfg).join(INDEX)
+fn index_path(dir: &Path) -> PathBuf {
+    dir.join(INDEX)
 }
 
-fn read_index(cfg: &Config) -> Result<Index, BlocklistError> {
-    let path = index_path(cfg);
+fn read_index(dir: &Path) -> Result<Index, BlocklistError> {
+    let path = index_path(dir);
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Index::default()),
@@ -94,8 +88,8 @@ fn read_index(cfg: &Config) -> Result<Index, BlocklistError> {
     Ok(index)
 }
 
-fn write_index(cfg: &Config, index: &Index) -> Result<(), BlocklistError> {
-    let path = index_path(cfg);
+fn write_index(dir: &Path, index: &Index) -> Result<(), BlocklistError> {
+    let path = index_path(dir);
     let mut text = serde_json::to_vec_pretty(index).map_err(|e| BlocklistError::Index {
         path: path.clone(),
         message: e.to_string(),
@@ -105,8 +99,8 @@ fn write_index(cfg: &Config, index: &Index) -> Result<(), BlocklistError> {
 }
 
 /// The imported lists, in import order (none when nothing was imported yet).
-pub fn list(cfg: &Config) -> Result<Vec<ListInfo>, BlocklistError> {
-    Ok(read_index(cfg)?.lists)
+pub fn list(dir: &Path) -> Result<Vec<ListInfo>, BlocklistError> {
+    Ok(read_index(dir)?.lists)
 }
 
 /// Checks a list name: `[a-z0-9][a-z0-9._-]*`, at most 64 characters.
@@ -168,7 +162,7 @@ pub struct Imported {
 /// Imports the list at `path`: reads it, detects its format unless given, checks it, and
 /// stores it under `name` (default: from the file name), replacing a list of that name.
 pub fn import(
-    cfg: &Config,
+    dir: &Path,
     path: &Path,
     format: Option<Format>,
     name: Option<&str>,
@@ -178,13 +172,13 @@ pub fn import(
         path: path.to_path_buf(),
         source,
     })?;
-    import_bytes(cfg, path, bytes, format, name, now)
+    import_bytes(dir, path, bytes, format, name, now)
 }
 
 /// [`import`] of a list whose content was read elsewhere (by the command, with its
 /// caller's permissions); `path` names it in messages and in the index.
 pub fn import_bytes(
-    cfg: &Config,
+    dir: &Path,
     path: &Path,
     bytes: Vec<u8>,
     format: Option<Format>,
@@ -208,12 +202,11 @@ pub fn import_bytes(
     let sha256 =
         hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes).as_ref());
     let table = format::parse(path, bytes, format)?;
-    let dir = dir(cfg);
-    create_dir_with_mode(&dir, 0o700).map_err(|source| BlocklistError::Io {
-        path: dir.clone(),
+    create_dir_with_mode(dir, 0o700).map_err(|source| BlocklistError::Io {
+        path: dir.to_path_buf(),
         source,
     })?;
-    let mut index = read_index(cfg)?;
+    let mut index = read_index(dir)?;
     index.version = INDEX_VERSION;
     let file = format!("{name}.{}.{format}", &sha256[..16]);
     let stored = dir.join(&file);
@@ -239,7 +232,7 @@ pub fn import_bytes(
             None
         }
     };
-    write_index(cfg, &index)?;
+    write_index(dir, &index)?;
     if let Some(f) = &replaced_file
         && *f != info.file
     {
@@ -261,8 +254,8 @@ fn remove_file_quietly(path: &Path) {
 }
 
 /// Removes the list `name`.
-pub fn remove(cfg: &Config, name: &str) -> Result<ListInfo, BlocklistError> {
-    let mut index = read_index(cfg)?;
+pub fn remove(dir: &Path, name: &str) -> Result<ListInfo, BlocklistError> {
+    let mut index = read_index(dir)?;
     let Some(i) = index.lists.iter().position(|l| l.name == name) else {
         return Err(BlocklistError::NotFound {
             name: name.to_string(),
@@ -270,15 +263,15 @@ pub fn remove(cfg: &Config, name: &str) -> Result<ListInfo, BlocklistError> {
         });
     };
     let info = index.lists.remove(i);
-    write_index(cfg, &index)?;
-    remove_file_quietly(&dir(cfg).join(&info.file));
+    write_index(dir, &index)?;
+    remove_file_quietly(&dir.join(&info.file));
     Ok(info)
 }
 
 /// Reads one imported list's records and checks them (whole, sorted, as many as the index
 /// says).
-pub fn load(cfg: &Config, info: &ListInfo) -> Result<Table, BlocklistError> {
-    let path = dir(cfg).join(&info.file);
+pub fn load(dir: &Path, info: &ListInfo) -> Result<Table, BlocklistError> {
+    let path = dir.join(&info.file);
     let damaged = |message: String| BlocklistError::Stored {
         name: info.name.clone(),
         path: path.clone(),

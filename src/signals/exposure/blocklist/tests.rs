@@ -1,4 +1,4 @@
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use certresponder_inventory::inspect::read_public_key;
 use chrono::Utc;
@@ -6,11 +6,9 @@ use chrono::Utc;
 use super::*;
 use crate::signals::Confidence;
 
-fn config(dir: &Path) -> Config {
-    Config {
-        state_dir: dir.join("state"),
-        ..Config::default()
-    }
+/// The blocklists directory of a state directory under `dir`.
+fn config(dir: &Path) -> PathBuf {
+    dir.join("state").join("blocklists")
 }
 
 /// A fresh P-256 key, through the parser certificates go through.
@@ -189,19 +187,19 @@ fn reimport_replaces_remove_forgets_and_damage_is_skipped() {
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
             & 0o777
     };
-    assert_eq!(mode(&dir(&cfg)), 0o700);
+    assert_eq!(mode(&cfg.clone()), 0o700);
     std::fs::write(&file, format!("{}\n{}\n", "aa".repeat(32), "bb".repeat(32))).unwrap();
     let again = import(&cfg, &file, Some(Format::Spki), Some("x"), Utc::now()).unwrap();
     assert!(again.replaced);
     let all = list(&cfg).unwrap();
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].records, 2);
-    assert_eq!(mode(&dir(&cfg).join(&all[0].file)), 0o600);
+    assert_eq!(mode(&cfg.clone().join(&all[0].file)), 0o600);
     // The replaced list's file is gone; only the index and the new file are left.
-    assert_eq!(std::fs::read_dir(dir(&cfg)).unwrap().count(), 2);
+    assert_eq!(std::fs::read_dir(cfg.clone()).unwrap().count(), 2);
 
     import(&cfg, &file, Some(Format::Spki), Some("y"), Utc::now()).unwrap();
-    std::fs::write(dir(&cfg).join(&list(&cfg).unwrap()[1].file), [0u8; 7]).unwrap();
+    std::fs::write(cfg.clone().join(&list(&cfg).unwrap()[1].file), [0u8; 7]).unwrap();
     let lists = load_all(&cfg).unwrap();
     assert_eq!(lists.lists().count(), 1);
     assert_eq!(lists.problems().len(), 1);
@@ -257,9 +255,9 @@ fn nothing_imported_is_empty_and_bad_input_is_rejected_whole() {
     .unwrap_err();
     assert!(err.to_string().contains("missing.dat: "), "{err}");
 
-    std::fs::create_dir_all(dir(&cfg)).unwrap();
+    std::fs::create_dir_all(cfg.clone()).unwrap();
     std::fs::write(
-        dir(&cfg).join("index.json"),
+        cfg.clone().join("index.json"),
         "{\"version\": 9, \"lists\": []}",
     )
     .unwrap();

@@ -2240,6 +2240,16 @@ fn a_failed_revocation_never_closes_a_compromise() {
         .unwrap_or_else(|| panic!("serial {} not in the CRL: {crl}", old.serial));
     assert!(crl[at..].contains("KEY COMPROMISE"), "{crl}");
     assert_eq!(key_signal(&d)["state"]["state"], "resolved");
+    // The case's evidence records the signal's resolution when the case closed.
+    let shown = d.case(id);
+    assert!(
+        shown["evidence"]["audit"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["kind"] == "signal" && r["data"]["state"] == "resolved"),
+        "{shown:#}"
+    );
     let history = d.json(&["history", "web", "--json"], 0);
     let was = history
         .as_array()

@@ -178,6 +178,44 @@ fn the_configuration_is_on_top() {
     );
 }
 
+/// The lines of non-test code under `src/` (before a file's `#[cfg(test)]`, and not in a
+/// `tests.rs`) that contain `needle`, but in the files `allowed` says may.
+fn code_lines_with(needle: &str, allowed: impl Fn(&Path) -> bool) -> Vec<String> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut found = Vec::new();
+    for file in sources(&src) {
+        let rel = file.strip_prefix(&src).unwrap();
+        if allowed(rel) || rel.ends_with("tests.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            if line.trim_start().starts_with("#[cfg(test)]") {
+                break;
+            }
+            if line.split("//").next().unwrap_or("").contains(needle) {
+                found.push(format!("src/{}:{}: {}", rel.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn one_module_writes_signal_state() {
+    // Inserting, merging, resolving, answering and suppressing signals is done by
+    // src/signals/state.rs alone, with one set of rules; the store only keeps them.
+    let found = code_lines_with(".put_signal(", |rel| {
+        rel.starts_with("store") || rel == Path::new("signals/state.rs")
+    });
+    assert!(
+        found.is_empty(),
+        "only src/signals/state.rs writes signals:\n{}",
+        found.join("\n")
+    );
+    assert!(!code_lines_with(".put_signal(", |rel| rel.starts_with("store")).is_empty());
+}
+
 #[test]
 fn the_checks_find_what_they_look_for() {
     // The edges themselves import what the checks forbid elsewhere: a check that could not

@@ -29,6 +29,7 @@ use super::{CtError, EntryKind, Monitor, Position};
 use crate::http_client::HttpClient;
 use crate::notify::NotifyConfig;
 use crate::signals::ct::{WatchList, names_of};
+use crate::signals::state::{self, Evidence};
 use crate::signals::{Confidence, Finding, Signal};
 use crate::store::{Store, StoreError};
 
@@ -432,17 +433,10 @@ fn record(
             let mut signal = Signal::from_finding(&subject, "ct", &finding, None, SOURCE, now);
             signal.dedup_key = Signal::dedup_key(&subject, CHECK, Some(&s.tbs));
             signal.id = signal.dedup_key[..12].to_string();
-            match store.get_signal(&signal.dedup_key)? {
-                Some(mut old) => {
-                    old.last_seen = now;
-                    old.times_seen += 1;
-                    store.put_signal(&old)?;
-                }
-                None => {
-                    store.put_signal(&signal)?;
-                    crate::signals::scan::record_signal(store, &signal, "new", "certresponder")?;
-                    report.new_signals.push(signal);
-                }
+            // A logged entry does not change: seen again, its first evidence stays.
+            let (stored, seen) = state::observe(store, signal, Evidence::Keep, now)?;
+            if seen == state::Seen::New {
+                report.new_signals.push(stored);
             }
         }
         if report.matches.len() >= MATCHES_LISTED {

@@ -25,6 +25,7 @@ use crate::policy::{Action, Approval, Decision, Policy};
 use crate::records::case::{ApprovalState, CaseState, Trigger};
 use crate::respond::engine::Opening;
 use crate::respond::{Engine, RespondError};
+use crate::signals::state;
 use crate::signals::{Handled, Signal};
 use crate::store::{CertStatus, StoreError};
 
@@ -413,19 +414,14 @@ impl Governor {
                 ),
                 _ => continue,
             };
-            if let Some(mut s) = store.get_signal(&m.signal)? {
-                if s.handled.as_ref().is_some_and(|h| h.action == action) {
-                    continue;
-                }
-                s.handled = Some(Handled {
-                    action: action.to_string(),
-                    rule: m.rule.name.clone(),
-                    why: why.clone(),
-                    at: Utc::now(),
-                });
-                store.put_signal(&s)?;
-            }
-            if m.action == Action::Escalate {
+            let handled = Handled {
+                action: action.to_string(),
+                rule: m.rule.name.clone(),
+                why: why.clone(),
+                at: Utc::now(),
+            };
+            // Answered so already: its owner was told.
+            if state::mark_handled(store, &m.signal, handled)? && m.action == Action::Escalate {
                 escalated.push(why);
             }
         }
@@ -470,9 +466,7 @@ impl Governor {
             if *now_fp == fp {
                 continue;
             }
-            s.state = crate::signals::SignalState::Resolved { at: now };
-            store.put_signal(s)?;
-            crate::signals::scan::record_signal(store, s, "resolved", POLICY_ACTOR)?;
+            state::resolve(store, s, now, POLICY_ACTOR)?;
             tracing::info!(cert = %s.subject, check = %s.check, "signal about a certificate no longer deployed resolved");
         }
         Ok(())
@@ -482,15 +476,13 @@ impl Governor {
     fn mark_handled(&self, plan: &Plan, action: &str, why: &str) -> Result<(), StoreError> {
         let store = self.engine.store();
         for key in &plan.decision.signals {
-            if let Some(mut s) = store.get_signal(key)? {
-                s.handled = Some(Handled {
-                    action: action.to_string(),
-                    rule: plan.decision.rule.name.clone(),
-                    why: why.to_string(),
-                    at: Utc::now(),
-                });
-                store.put_signal(&s)?;
-            }
+            let handled = Handled {
+                action: action.to_string(),
+                rule: plan.decision.rule.name.clone(),
+                why: why.to_string(),
+                at: Utc::now(),
+            };
+            state::mark_handled(store, key, handled)?;
         }
         Ok(())
     }

@@ -15,7 +15,8 @@ use chrono::Utc;
 use super::engine::{Engine, StepResult};
 use super::{deploy, verify};
 use crate::records::case::{Case, IssuedPem, LedgerEntry, Step};
-use crate::signals::{Confidence, SignalState};
+use crate::signals::Confidence;
+use crate::signals::state;
 
 fn fail(detail: impl Into<String>) -> StepResult {
     StepResult::Fail {
@@ -662,12 +663,11 @@ impl Engine {
         let now = Utc::now();
         let mut resolved = 0;
         for key in &case.trigger.signals {
-            if let Ok(Some(mut sig)) = self.store.get_signal(key)
-                && sig.is_open(now)
-            {
-                sig.state = SignalState::Resolved { at: now };
-                if self.store.put_signal(&sig).is_ok() {
-                    resolved += 1;
+            match state::resolve_key(self.store.as_ref(), key, now, state::ENGINE_ACTOR) {
+                Ok(true) => resolved += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(case = case.id, signal = %key, error = %e, "signal not resolved")
                 }
             }
         }

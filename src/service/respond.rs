@@ -234,15 +234,7 @@ pub fn record_report(
     let signal = Signal::from_finding(name, "exposure", &finding, fp.as_deref(), "report", now);
     // An earlier report about this bundle that was answered (the case failed or was denied)
     // makes this one new evidence, with a signal of its own.
-    let signal = super::signals::store_reported(
-        store,
-        signal,
-        fp.as_deref(),
-        "report",
-        now,
-        false,
-        reporter,
-    )?;
+    let signal = crate::signals::state::report(store, signal, fp.as_deref(), now, false, reporter)?;
     Ok(signal.dedup_key)
 }
 

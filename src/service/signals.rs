@@ -63,52 +63,7 @@ pub fn record_reported(
         &r.source,
         now,
     );
-    store_reported(store, signal, fp.as_deref(), &r.source, now, true, reporter)
-}
-
-/// Stores a signal somebody reported about the bundle with fingerprint `fp`, from
-/// `source`. When a signal with its key was already answered by a case or handled, the
-/// report is new evidence and gets a key of its own; otherwise it counts as seen again
-/// (keeping a suppression still running when `keep_suppression`). Recorded as `new` by
-/// `reporter`.
-pub fn store_reported(
-    store: &dyn Store,
-    mut signal: Signal,
-    fp: Option<&str>,
-    source: &str,
-    now: DateTime<Utc>,
-    keep_suppression: bool,
-    reporter: &str,
-) -> Result<Signal, StoreError> {
-    if let Some(old) = store.get_signal(&signal.dedup_key)? {
-        let answered = store
-            .list_cases()?
-            .iter()
-            .any(|c| c.trigger.signals.contains(&old.dedup_key));
-        if answered || old.handled.is_some() {
-            signal.dedup_key = Signal::dedup_key(
-                &signal.subject,
-                &signal.check,
-                Some(&format!(
-                    "{}|{source}|{}",
-                    fp.unwrap_or(""),
-                    now.to_rfc3339()
-                )),
-            );
-            signal.id = signal.dedup_key[..12].to_string();
-        } else {
-            signal.detected_at = old.detected_at;
-            signal.times_seen = old.times_seen + 1;
-            if keep_suppression
-                && matches!(&old.state, SignalState::Suppressed { until, .. } if *until > now)
-            {
-                signal.state = old.state.clone();
-            }
-        }
-    }
-    store.put_signal(&signal)?;
-    crate::signals::scan::record_signal(store, &signal, "new", reporter)?;
-    Ok(signal)
+    crate::signals::state::report(store, signal, fp.as_deref(), now, true, reporter)
 }
 
 /// The stored signals `signals` lists: all but the resolved ones (with `all`, every one),
@@ -208,13 +163,14 @@ impl super::Op for Suppress {
                 )));
             }
         };
-        signal.state = SignalState::Suppressed {
-            until: args.until,
-            reason: args.reason.clone(),
-            by: ctx.who.to_string(),
-            at: now,
-        };
-        store.put_signal(&signal)?;
+        crate::signals::state::suppress(
+            store,
+            &mut signal,
+            args.until,
+            &args.reason,
+            &ctx.who.to_string(),
+            now,
+        )?;
         Ok(signal)
     }
 }

@@ -8,6 +8,7 @@ pub mod finding;
 pub mod permissions;
 pub mod scan;
 pub mod shared;
+pub mod state;
 pub mod weak;
 
 pub use crate::records::signal::{Confidence, Handled, Signal, SignalState};

@@ -10,11 +10,11 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::ca::distrust::Distrust;
+use super::state::{self, Evidence, Seen};
 use super::weak::ChecksConfig;
 use super::weak::cert::{CertPolicy, check_certificate};
 use super::weak::{KeyPolicy, check_key};
 use super::{Finding, Signal, SignalState};
-use crate::audit::{self, AuditEntry};
 use crate::ct::config::CtConfig;
 use crate::store::{CertStatus, Store, StoreError};
 
@@ -254,9 +254,9 @@ pub fn scan(
     Ok(report)
 }
 
-/// Stores findings as signals from `source`: new ones recorded, known ones seen again (and
-/// decided again when they came back or a detector is surer of them). Returns the dedup
-/// keys seen.
+/// Stores findings as signals from `source` (see [`super::state`]: new ones recorded, known
+/// ones seen again with the latest evidence, and decided again when they came back or a
+/// detector is surer of them). Returns the dedup keys seen.
 pub(crate) fn store_findings(
     store: &dyn Store,
     findings: &[CertFinding],
@@ -269,34 +269,9 @@ pub(crate) fn store_findings(
         let family = crate::policy::vocab::check_info(finding.check).map_or("weak", |c| c.family);
         let fresh = Signal::from_finding(name, family, finding, fp.as_deref(), source, now);
         seen.insert(fresh.dedup_key.clone());
-        match store.get_signal(&fresh.dedup_key)? {
-            None => {
-                store.put_signal(&fresh)?;
-                record_signal(store, &fresh, "new", "certresponder")?;
-                report.new.push(fresh);
-            }
-            Some(mut old) => {
-                old.last_seen = now;
-                old.times_seen += 1;
-                old.message = fresh.message;
-                old.evidence = fresh.evidence;
-                let rose = fresh.confidence > old.confidence;
-                old.confidence = fresh.confidence;
-                let reopened = matches!(old.state, SignalState::Resolved { .. });
-                if reopened {
-                    old.state = SignalState::Open;
-                }
-                // An escalation answered the signal as it was: one that came back, or that a
-                // detector is now surer of, is decided again.
-                if reopened || rose {
-                    old.handled = None;
-                }
-                store.put_signal(&old)?;
-                if reopened {
-                    record_signal(store, &old, "reopened", "certresponder")?;
-                }
-                report.seen_again.push(old);
-            }
+        match state::observe(store, fresh, Evidence::Replace, now)? {
+            (s, Seen::New) => report.new.push(s),
+            (s, Seen::Again | Seen::Reopened) => report.seen_again.push(s),
         }
     }
     Ok(seen)
@@ -317,41 +292,10 @@ pub(crate) fn resolve_missing(
             && !seen.contains(&s.dedup_key)
             && !matches!(s.state, SignalState::Resolved { .. })
             && checked(&s)
+            && state::resolve(store, &mut s, now, state::ENGINE_ACTOR)?
         {
-            s.state = SignalState::Resolved { at: now };
-            store.put_signal(&s)?;
-            record_signal(store, &s, "resolved", "certresponder")?;
             report.resolved.push(s);
         }
     }
     Ok(())
-}
-
-/// Appends a `signal` record to the audit log: the signal as stored and what happened to it
-/// (`new`, `reopened` or `resolved`), by `actor` (the engine, or the person who reported it).
-pub(crate) fn record_signal(
-    store: &dyn Store,
-    signal: &Signal,
-    state: &str,
-    actor: &str,
-) -> Result<u64, StoreError> {
-    audit::append(
-        store,
-        AuditEntry {
-            kind: "signal",
-            actor,
-            cert: Some(&signal.subject),
-            case: None,
-            data: serde_json::json!({
-                "dedup_key": signal.dedup_key,
-                "check": signal.check,
-                "family": signal.family,
-                "confidence": signal.confidence,
-                "message": signal.message,
-                "evidence": signal.evidence,
-                "source": signal.source,
-                "state": state,
-            }),
-        },
-    )
 }

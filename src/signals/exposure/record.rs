@@ -15,8 +15,8 @@ use serde_json::json;
 
 use super::identity::KeyIds;
 use super::{FoundKey, Location};
-use crate::signals::scan::record_signal;
-use crate::signals::{Finding, Signal, SignalState};
+use crate::signals::state::{self, Evidence, Seen};
+use crate::signals::{Finding, Signal};
 use crate::store::{Store, StoreError};
 
 /// The most locations kept in one signal's evidence.
@@ -202,41 +202,11 @@ fn store_signal(
     if let Some(t) = first {
         signal.detected_at = t.min(now);
     }
-    match store.get_signal(&signal.dedup_key)? {
-        None => {
-            store.put_signal(&signal)?;
-            record_signal(store, &signal, "new", "certresponder")?;
-            Ok((signal.dedup_key, true))
-        }
-        Some(mut old) => {
-            // Seen again: the locations are merged, the first detection kept.
-            let mut all: Vec<serde_json::Value> = old.evidence["locations"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            for l in kept {
-                let v = json!(l);
-                if !all.contains(&v) {
-                    all.push(v);
-                }
-            }
-            all.truncate(MAX_LOCATIONS);
-            let total = all.len().max(locations.len());
-            old.evidence["locations"] = json!(all);
-            old.evidence["locations_total"] = json!(total);
-            old.last_seen = now;
-            old.times_seen += 1;
-            old.detected_at = old.detected_at.min(signal.detected_at);
-            let reopened = matches!(old.state, SignalState::Resolved { .. });
-            if reopened {
-                old.state = SignalState::Open;
-                old.handled = None;
-            }
-            store.put_signal(&old)?;
-            if reopened {
-                record_signal(store, &old, "reopened", "certresponder")?;
-            }
-            Ok((old.dedup_key, false))
-        }
-    }
+    let (stored, seen) = state::observe(
+        store,
+        signal,
+        Evidence::MergeLocations { max: MAX_LOCATIONS },
+        now,
+    )?;
+    Ok((stored.dedup_key, seen == Seen::New))
 }

@@ -1110,6 +1110,14 @@ fn masked(out: &str, home: &Path) -> String {
                 m
             })
             .collect();
+        // A cell cut to its width ends in `…` wherever the digits before it made it end:
+        // the cut word says nothing.
+        let mut words = words;
+        if let Some(last) = words.last_mut()
+            && last.ends_with('…')
+        {
+            *last = "…".into();
+        }
         o.push_str(&words.join(" "));
         o.push('\n');
     }

@@ -1,8 +1,8 @@
 //! End-to-end tests of the sequence engine with the internal CA, through the binary:
 //! a revocation lands in the CA's CRL, manual rollback restores exactly what a bundle
-//! deployed (and refuses a revoked one unless forced), a SIGKILL at every step boundary
-//! resumes to a complete, matching deployment with at most one extra certificate
-//! (invariant 3), a permanent issuer error leaves the old bundle untouched, and the bundle
+//! deployed (and refuses a revoked one unless forced), a SIGKILL at every step boundary, after
+//! the issuer answered and between two renames resumes to a complete, matching deployment
+//! with exactly one new valid certificate (invariant 3), a permanent issuer error leaves the old bundle untouched, and the bundle
 //! history is trimmed to `history_keep`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -178,7 +178,15 @@ impl Svc {
 
     /// How many certificates the internal CA has issued (its `cert/SERIAL` records).
     fn ca_issued(&self) -> usize {
-        self.with_store(|s| s.issuer_storage("internal").scan("cert/").unwrap().len())
+        self.ca_serials().len()
+    }
+
+    /// The serials (hex) of every certificate the internal CA has issued.
+    fn ca_serials(&self) -> std::collections::BTreeSet<String> {
+        self.with_store(|s| s.issuer_storage("internal").scan("cert/").unwrap())
+            .into_iter()
+            .map(|(k, _)| k.trim_start_matches("cert/").to_string())
+            .collect()
     }
 
     /// The CA certificate, DER.
@@ -514,7 +522,7 @@ struct CrashPoint {
 fn crash_and_resume(p: CrashPoint) {
     let svc = Svc::new("", "");
     let old = svc.deployed();
-    let issued_before = svc.ca_issued();
+    let serials_before = svc.ca_serials();
     let fault = format!("{}:{}", p.phase, p.step);
     let mut args = vec![
         "report-compromise",
@@ -541,8 +549,17 @@ fn crash_and_resume(p: CrashPoint) {
         (p.step, "started"),
         "{fault}: the process died elsewhere"
     );
-    // Whatever the moment, every location holds a complete, matching bundle.
-    svc.deployed();
+    // Whatever the moment between steps, every location holds a complete, matching bundle;
+    // in the middle of deploy, some hold the new one and some the old.
+    if p.phase == "during" && p.step == "deploy" {
+        let files = svc.files();
+        assert!(
+            std::panic::catch_unwind(|| svc.deployed()).is_err(),
+            "{fault}: every location was already written: {files:?}"
+        );
+    } else {
+        svc.deployed();
+    }
 
     let out = svc.run_fault(&["respond", "--json"], None);
     assert_eq!(
@@ -589,12 +606,36 @@ fn crash_and_resume(p: CrashPoint) {
         "{fault}: the deployed cert is revoked"
     );
 
-    // At most one extra certificate: the case issued one or two.
-    let issued = svc.ca_issued() - issued_before;
-    assert!(
-        (1..=2).contains(&issued),
-        "{fault}: the CA issued {issued} certificates for the case"
+    // Exactly one new valid certificate, the one deployed; any other the case obtained is
+    // revoked and in the CT ledger.
+    let new_serials: Vec<String> = svc
+        .ca_serials()
+        .difference(&serials_before)
+        .cloned()
+        .collect();
+    let issued = new_serials.len();
+    let valid: Vec<&String> = new_serials
+        .iter()
+        .filter(|s| crl.find(s).is_none())
+        .collect();
+    assert_eq!(
+        valid.len(),
+        1,
+        "{fault}: {issued} certificate(s) issued for the case, valid: {valid:?}"
     );
+    assert_eq!(
+        valid[0].trim_start_matches('0'),
+        new.serial.trim_start_matches('0'),
+        "{fault}"
+    );
+    for orphan in case["orphans"].as_array().into_iter().flatten() {
+        assert_eq!(orphan["state"], "revoked", "{fault}: {orphan:#}");
+        let tbs = orphan["tbs_sha256"].as_str().unwrap().to_string();
+        assert!(
+            svc.with_store(|s| s.get_ledger(&tbs).unwrap()).is_some(),
+            "{fault}: an unused certificate is not in the ledger"
+        );
+    }
     assert!(
         svc.with_store(|s| s.get_ledger(&new.fingerprints.tbs_sha256).unwrap())
             .is_some(),
@@ -634,6 +675,15 @@ fn crash_at_every_step_boundary_resumes() {
                 contain_first: false,
             });
         }
+    }
+    // Inside steps: the issuer has answered and nothing is journaled; between the renames
+    // of two locations.
+    for (step, contain_first) in [("issue", false), ("deploy", false), ("deploy", true)] {
+        points.push(CrashPoint {
+            phase: "during",
+            step,
+            contain_first,
+        });
     }
     for (phase, step) in [
         ("after", "record"),

@@ -132,6 +132,15 @@ pub struct CommitError {
 /// temporary files are removed), the directories of those already renamed are still
 /// synced, and the error says which file failed and what was already replaced.
 pub fn commit_all(files: Vec<StagedFile>) -> Result<Vec<PathBuf>, CommitError> {
+    commit_all_then(files, |_| {})
+}
+
+/// [`commit_all`], calling `after_rename` with the index of each file once it is renamed
+/// into place (the crash tests stop the process there, between two renames).
+pub fn commit_all_then(
+    files: Vec<StagedFile>,
+    mut after_rename: impl FnMut(usize),
+) -> Result<Vec<PathBuf>, CommitError> {
     let mut replaced = Vec::with_capacity(files.len());
     let mut dirs: Vec<(PathBuf, usize)> = Vec::new();
     let mut failure = None;
@@ -148,6 +157,7 @@ pub fn commit_all(files: Vec<StagedFile>) -> Result<Vec<PathBuf>, CommitError> {
                 if !dirs.iter().any(|(d, _)| *d == dir) {
                     dirs.push((dir, index));
                 }
+                after_rename(index);
             }
             Err(source) => failure = Some((index, source)),
         }

@@ -205,6 +205,7 @@ async fn round_trip(issuer: &dyn Issuer, name: &str) -> Result<(Duration, Durati
             kind: CertKind::TlsServer,
             profile: None,
             replaces: None,
+            request_id: None,
         })
         .await
         .map_err(|e| format!("issue {name}: {e}"))?;

@@ -518,6 +518,11 @@ impl AcmeIssuer {
             }
             other => other?,
         };
+        // The order's URL is kept under the request's id before anything can be issued, so
+        // that a retry or a resume fetches this order instead of placing another.
+        if let Some(id) = &req.request_id {
+            self.storage.put(&request_key(id), order.url().as_bytes())?;
+        }
         let ty = match self.cfg.challenge {
             Challenge::Dns01Hook(_) => ChallengeType::Dns01,
             _ => ChallengeType::Http01,
@@ -585,6 +590,29 @@ impl AcmeIssuer {
         .await;
         self.unprovision(provisioned).await;
         result
+    }
+
+    /// The chain a finalized order returned, checked and kept (so that status checks can
+    /// verify the issuer's CRL signature).
+    fn issued(&self, pem: &str) -> Result<IssuedChain, IssuerError> {
+        let ders = inspect::read_certificates(pem.as_bytes())
+            .map_err(|e| IssuerError::Protocol(format!("the CA's chain: {e}")))?;
+        let (leaf, rest) = ders
+            .split_first()
+            .ok_or_else(|| IssuerError::Protocol("the CA returned no certificate".into()))?;
+        let info = inspect::inspect_certificate_der(leaf)
+            .map_err(|e| IssuerError::Protocol(format!("the CA's certificate: {e}")))?;
+        let chain = IssuedChain {
+            leaf_pem: encode_pem("CERTIFICATE", leaf),
+            chain_pem: rest.iter().map(|d| encode_pem("CERTIFICATE", d)).collect(),
+        };
+        // Kept so that status checks can verify the issuer's CRL signature.
+        self.storage.put(
+            &format!("issued/{}", info.serial),
+            chain.fullchain_pem().as_bytes(),
+        )?;
+        tracing::info!(issuer = %self.id, serial = %info.serial, "issued");
+        Ok(chain)
     }
 
     /// The directory document.
@@ -723,6 +751,11 @@ impl AcmeIssuer {
     }
 }
 
+/// The storage key of a request's order URL.
+fn request_key(id: &str) -> String {
+    format!("request/{id}")
+}
+
 fn acme_reason(r: RevocationReason) -> instant_acme::RevocationReason {
     use instant_acme::RevocationReason as R;
     match r {
@@ -787,24 +820,43 @@ impl Issuer for AcmeIssuer {
             })
             .collect();
         let pem = self.order(req, &ids).await?;
-        let ders = inspect::read_certificates(pem.as_bytes())
-            .map_err(|e| IssuerError::Protocol(format!("the CA's chain: {e}")))?;
-        let (leaf, rest) = ders
-            .split_first()
-            .ok_or_else(|| IssuerError::Protocol("the CA returned no certificate".into()))?;
-        let info = inspect::inspect_certificate_der(leaf)
-            .map_err(|e| IssuerError::Protocol(format!("the CA's certificate: {e}")))?;
-        let chain = IssuedChain {
-            leaf_pem: encode_pem("CERTIFICATE", leaf),
-            chain_pem: rest.iter().map(|d| encode_pem("CERTIFICATE", d)).collect(),
+        self.issued(&pem)
+    }
+
+    async fn lookup(&self, req: &IssueRequest) -> Result<Option<IssuedChain>, IssuerError> {
+        let Some(id) = &req.request_id else {
+            return Ok(None);
         };
-        // Kept so that status checks can verify the issuer's CRL signature.
-        self.storage.put(
-            &format!("issued/{}", info.serial),
-            chain.fullchain_pem().as_bytes(),
-        )?;
-        tracing::info!(issuer = %self.id, serial = %info.serial, "issued");
-        Ok(chain)
+        let Some(url) = self.storage.get(&request_key(id))? else {
+            return Ok(None);
+        };
+        let url = String::from_utf8(url).map_err(|_| IssuerError::BadState {
+            path: PathBuf::from(request_key(id)),
+            reason: "the order URL is not UTF-8".into(),
+        })?;
+        let account = self.account().await?;
+        let mut order = self
+            .retrying("fetch order", || account.order(url.clone()))
+            .await?;
+        let policy = RetryPolicy::new()
+            .initial_delay(Duration::from_millis(15))
+            .backoff(1.5)
+            .timeout(self.cfg.timeout);
+        let status = order.state().status;
+        tracing::info!(issuer = %self.id, request = %id, order = %url, ?status, "an earlier order of this request");
+        let pem = match status {
+            // Finalized: the certificate is (or is being) issued; fetch it.
+            OrderStatus::Valid | OrderStatus::Processing => order.poll_certificate(&policy).await,
+            // Validated but not finalized: finalize it with the same CSR.
+            OrderStatus::Ready => match order.finalize_csr(&req.csr_der).await {
+                Ok(()) => order.poll_certificate(&policy).await,
+                Err(e) => Err(e),
+            },
+            // Nothing was or will be issued for it: ordering again is safe.
+            OrderStatus::Pending | OrderStatus::Invalid => return Ok(None),
+        }
+        .map_err(|e| self.map(e))?;
+        self.issued(&pem).map(Some)
     }
 
     async fn revoke(&self, req: &RevokeRequest) -> Result<(), IssuerError> {

@@ -5,8 +5,9 @@
 //! next, leaf key equal to the CSR key, the names asked for, not a CA, validity as the profile
 //! says); checks status, revokes with keyCompromise, checks that status now says revoked with
 //! the reason (or, where the CA publishes neither CRL nor OCSP and the adapter says `unknown`,
-//! that the CA's own test oracle does); then checks the typed errors: revoking twice, a name the
-//! adapter may not issue for, and garbage input.
+//! that the CA's own test oracle does); looks the request up by its id, where the adapter
+//! offers that (the same certificate, and nothing for an id never used); then checks the typed
+//! errors: revoking twice, a name the adapter may not issue for, and garbage input.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -51,6 +52,8 @@ pub struct Report {
     pub revoke: Duration,
     /// Whether revocation was confirmed through the adapter (`true`) or the oracle.
     pub status_from_adapter: bool,
+    /// Whether the adapter answers `lookup` (an optional operation).
+    pub lookup: bool,
 }
 
 fn fail(step: &str, msg: impl std::fmt::Display) -> String {
@@ -66,7 +69,8 @@ fn csr_for(names: &[String]) -> Result<Vec<u8>, String> {
     Ok(csr.der().to_vec())
 }
 
-/// A TLS server issue request for `names`, with the profile under test.
+/// A TLS server issue request for `names`, with the profile under test and a fresh
+/// request id.
 fn issue_request(csr_der: Vec<u8>, names: &[String], opts: &Options) -> IssueRequest {
     IssueRequest {
         csr_der,
@@ -74,7 +78,15 @@ fn issue_request(csr_der: Vec<u8>, names: &[String], opts: &Options) -> IssueReq
         kind: CertKind::TlsServer,
         profile: opts.profile.clone(),
         replaces: None,
+        request_id: Some(fresh_id()),
     }
+}
+
+/// A request id no one used before.
+fn fresh_id() -> String {
+    let mut bytes = [0u8; 12];
+    let _ = aws_lc_rs::rand::fill(&mut bytes);
+    format!("conformance-{}", hex::encode(bytes))
 }
 
 /// A revocation signed by the CA account (no certificate key).
@@ -92,11 +104,35 @@ pub async fn run(issuer: &dyn Issuer, opts: &Options) -> Result<Report, String> 
     let csr_der = csr_for(&opts.names)?;
     let csr_info = inspect::inspect_csr_der(&csr_der).map_err(|e| fail("csr", e))?;
     let started = Instant::now();
-    let chain = issuer
-        .issue(&issue_request(csr_der.clone(), &opts.names, opts))
-        .await
-        .map_err(|e| fail("issue", e))?;
+    let request = issue_request(csr_der.clone(), &opts.names, opts);
+    let chain = issuer.issue(&request).await.map_err(|e| fail("issue", e))?;
     let issue_time = started.elapsed();
+    // 1b. The optional look-up finds that certificate by the request's id, and nothing
+    // for an id never used.
+    let lookup = match issuer.lookup(&request).await {
+        Err(IssuerError::Unsupported(_)) => false,
+        Err(e) => return Err(fail("lookup", e)),
+        Ok(None) => return Err(fail("lookup", "the certificate just issued is not found")),
+        Ok(Some(found)) if found.leaf_pem.trim() != chain.leaf_pem.trim() => {
+            return Err(fail(
+                "lookup",
+                "another certificate is found for the request",
+            ));
+        }
+        Ok(Some(_)) => {
+            let unused = IssueRequest {
+                request_id: Some(fresh_id()),
+                ..request.clone()
+            };
+            match issuer.lookup(&unused).await {
+                Ok(None) => true,
+                Ok(Some(_)) => {
+                    return Err(fail("lookup", "a certificate is found for an unused id"));
+                }
+                Err(e) => return Err(fail("lookup of an unused id", e)),
+            }
+        }
+    };
     let ders = inspect::read_certificates(chain.fullchain_pem().as_bytes())
         .map_err(|e| fail("issue: chain parses", e))?;
     let infos = ders
@@ -283,5 +319,6 @@ pub async fn run(issuer: &dyn Issuer, opts: &Options) -> Result<Report, String> 
         issue: issue_time,
         revoke: revoke_time,
         status_from_adapter,
+        lookup,
     })
 }

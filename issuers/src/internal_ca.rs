@@ -48,12 +48,26 @@ struct Record {
     not_after: DateTime<Utc>,
     issued_at: DateTime<Utc>,
     revoked: Option<Revocation>,
+    /// The caller's request id, when it gave one: [`Issuer::lookup`] finds the certificate
+    /// by it, and a second issue of the same request returns it instead of signing again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    request: Option<String>,
+    /// The leaf, PEM, kept with a request id so that it can be handed out again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    leaf_pem: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Revocation {
     reason: RevocationReason,
     at: DateTime<Utc>,
+}
+
+/// How to sign: the certificate's kind, its profile and the caller's request id.
+struct How<'a> {
+    kind: CertKind,
+    profile: Option<&'a str>,
+    request: Option<&'a str>,
 }
 
 /// A published CRL.
@@ -223,6 +237,10 @@ impl InternalCa {
 
     /// Issues synchronously (the async [`Issuer::issue`] calls this).
     pub fn issue_now(&self, req: &IssueRequest) -> Result<IssuedChain, IssuerError> {
+        // The same request again (a retry whose first answer was lost): what it issued.
+        if let Some(chain) = self.lookup_now(req)? {
+            return Ok(chain);
+        }
         let csr_der = rustls_pki_der(&req.csr_der);
         let csr = CertificateSigningRequestParams::from_der(&csr_der)
             .map_err(|e| IssuerError::BadCsr(e.to_string()))?;
@@ -268,9 +286,35 @@ impl InternalCa {
             &names,
             requested.subject_alt_names,
             requested.distinguished_name,
-            req.kind,
-            req.profile.as_deref(),
+            How {
+                kind: req.kind,
+                profile: req.profile.as_deref(),
+                request: req.request_id.as_deref(),
+            },
         )
+    }
+
+    /// The certificate issued earlier for `req`'s request id, if any (none without an id).
+    pub fn lookup_now(&self, req: &IssueRequest) -> Result<Option<IssuedChain>, IssuerError> {
+        let Some(id) = req.request_id.as_deref() else {
+            return Ok(None);
+        };
+        for (key, value) in self.storage.scan("cert/")? {
+            let rec: Record =
+                serde_json::from_slice(&value).map_err(|e| IssuerError::BadState {
+                    path: PathBuf::from(&key),
+                    reason: format!("undecodable record: {e}"),
+                })?;
+            if rec.request.as_deref() == Some(id)
+                && let Some(leaf_pem) = rec.leaf_pem
+            {
+                return Ok(Some(IssuedChain {
+                    leaf_pem,
+                    chain_pem: self.cert_pem.clone(),
+                }));
+            }
+        }
+        Ok(None)
     }
 
     /// Issues a certificate for a public key given directly (a DER SubjectPublicKeyInfo,
@@ -315,7 +359,12 @@ impl InternalCa {
         };
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, first.as_str());
-        self.sign(&key, &ids, sans, dn, kind, profile)
+        let how = How {
+            kind,
+            profile,
+            request: None,
+        };
+        self.sign(&key, &ids, sans, dn, how)
     }
 
     /// Signs a leaf for `public_key` after checking the names and the profile, and records
@@ -326,9 +375,13 @@ impl InternalCa {
         names: &[Identifier],
         subject_alt_names: Vec<SanType>,
         distinguished_name: DistinguishedName,
-        kind: CertKind,
-        profile: Option<&str>,
+        how: How<'_>,
     ) -> Result<IssuedChain, IssuerError> {
+        let How {
+            kind,
+            profile,
+            request,
+        } = how;
         for n in names {
             if !name_allowed(&n.to_string(), &self.cfg.allowed_names) {
                 return Err(IssuerError::NotAllowed(format!(
@@ -372,13 +425,16 @@ impl InternalCa {
         let serial = random_serial()?;
         params.serial_number = Some(serial.clone());
         let cert = params.signed_by(public_key, &self.issuer).map_err(crypto)?;
-        // Recorded durably before the certificate is handed out, so it can always be revoked.
+        // Recorded durably before the certificate is handed out, so it can always be revoked
+        // (and, with a request id, found again).
         self.save_record(&Record {
             serial: hex::encode(serial.as_ref()),
             names: names.iter().map(ToString::to_string).collect(),
             not_after: now + chrono::Duration::days(i64::from(days)),
             issued_at: now,
             revoked: None,
+            request: request.map(str::to_string),
+            leaf_pem: request.map(|_| cert.pem()),
         })?;
         tracing::info!(issuer = %self.id, serial = %hex::encode(serial.as_ref()), "issued");
         Ok(IssuedChain {
@@ -417,6 +473,8 @@ impl InternalCa {
                     not_after: info.not_after,
                     issued_at: info.not_before,
                     revoked: None,
+                    request: None,
+                    leaf_pem: None,
                 }
             }
         };
@@ -591,6 +649,10 @@ impl Issuer for InternalCa {
         self.issue_now(req)
     }
 
+    async fn lookup(&self, req: &IssueRequest) -> Result<Option<IssuedChain>, IssuerError> {
+        self.lookup_now(req)
+    }
+
     async fn revoke(&self, req: &RevokeRequest) -> Result<(), IssuerError> {
         self.revoke_now(&req.certificate_der, req.reason)
             .map(|_| ())
@@ -666,6 +728,7 @@ mod tests {
             kind: CertKind::TlsServer,
             profile: profile.map(str::to_string),
             replaces: None,
+            request_id: None,
         }
     }
 
@@ -764,7 +827,8 @@ mod tests {
                     oracle: None,
                 },
             ));
-        assert!(conf.unwrap().status_from_adapter);
+        let conf = conf.unwrap();
+        assert!(conf.status_from_adapter && conf.lookup);
         // Reloading gives the same CA.
         let again = InternalCa::open_or_create("internal", cfg(dir.path()), storage).unwrap();
         assert_eq!(again.certificate_pem(), ca.certificate_pem());

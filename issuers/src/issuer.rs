@@ -43,6 +43,9 @@ pub struct IssueRequest {
     pub profile: Option<String>,
     /// The certificate this one replaces, DER (ACME ARI `replaces`).
     pub replaces: Option<Vec<u8>>,
+    /// The caller's id for this request, the same on every retry of it, so that the issuer
+    /// can answer [`Issuer::lookup`] (and may refuse to issue twice for one id).
+    pub request_id: Option<String>,
 }
 
 /// An issued certificate chain.
@@ -199,6 +202,20 @@ pub trait Issuer: Send + Sync {
 
     /// Issues a certificate for a CSR.
     async fn issue(&self, req: &IssueRequest) -> Result<IssuedChain, IssuerError>;
+
+    /// What an earlier [`Issuer::issue`] of the same request (by its `request_id`) produced,
+    /// when its answer was lost (a crash, a timeout after the CA answered, a retried poll):
+    /// `Ok(Some(chain))` when the CA issued it, `Ok(None)` when it issued nothing for that
+    /// request, so that issuing now is safe. The default, for an issuer that keeps no such
+    /// record, is `Unsupported`: the caller then issues again and deals with what that
+    /// leaves behind.
+    async fn lookup(&self, req: &IssueRequest) -> Result<Option<IssuedChain>, IssuerError> {
+        let _ = req;
+        Err(IssuerError::Unsupported(format!(
+            "issuer `{}` cannot look up an earlier request",
+            self.id()
+        )))
+    }
 
     /// Revokes a certificate with an RFC 5280 reason.
     async fn revoke(&self, req: &RevokeRequest) -> Result<(), IssuerError>;

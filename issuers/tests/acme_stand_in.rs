@@ -302,6 +302,7 @@ fn order_flow(
                 kind: CertKind::TlsServer,
                 profile: None,
                 replaces: None,
+                request_id: None,
             })
             .unwrap();
         orders[n].chain = Some(chain.fullchain_pem());
@@ -372,6 +373,7 @@ fn issue(ca: &InternalCa) -> (String, Vec<u8>) {
             kind: CertKind::TlsServer,
             profile: None,
             replaces: None,
+            request_id: None,
         })
         .unwrap();
     let der = inspect::read_certificates(chain.leaf_pem.as_bytes())
@@ -488,6 +490,7 @@ async fn renew(mode: Replaces) -> (Vec<u8>, IssuedChain, rcgen::KeyPair, Vec<Val
         kind: CertKind::TlsServer,
         profile: None,
         replaces: Some(old.clone()),
+        request_id: None,
     };
     let chain = tokio::time::timeout(Duration::from_secs(20), adapter.issue(&req))
         .await

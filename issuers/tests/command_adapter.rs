@@ -100,6 +100,7 @@ fn request(csr_der: Vec<u8>, names: &[&str]) -> IssueRequest {
         kind: CertKind::TlsServer,
         profile: None,
         replaces: None,
+        request_id: None,
     }
 }
 
@@ -144,6 +145,7 @@ async fn conformance_suite_passes_against_the_openssl_ca_example() {
         report.status_from_adapter,
         "status must come from the adapter"
     );
+    assert!(report.lookup, "the example answers `lookup`");
     eprintln!(
         "conformance: issue {:?}, revoke {:?}, whole suite {:?}",
         report.issue,
@@ -266,6 +268,7 @@ async fn the_example_applies_its_policy_kinds_and_profiles() {
             kind: CertKind::TlsClient,
             profile: Some("short".into()),
             replaces: None,
+            request_id: None,
         })
         .await
         .unwrap();
@@ -841,6 +844,7 @@ async fn requests_carry_the_documented_fields_and_never_a_private_key() {
             kind: CertKind::TlsMutual,
             profile: Some("shortlived".into()),
             replaces: Some(leaf_der(&old)),
+            request_id: None,
         })
         .await
         .unwrap();

@@ -63,6 +63,7 @@ fn openssl_accepts_fresh_and_rejects_revoked_with_our_crl() {
             kind: CertKind::TlsServer,
             profile: None,
             replaces: None,
+            request_id: None,
         })
         .unwrap();
     let leaf = dir.path().join("leaf.pem");

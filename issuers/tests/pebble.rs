@@ -56,6 +56,7 @@ fn request(csr_der: Vec<u8>, names: &[&str]) -> IssueRequest {
         kind: CertKind::TlsServer,
         profile: None,
         replaces: None,
+        request_id: None,
     }
 }
 
@@ -91,7 +92,10 @@ async fn pebble_passes_the_conformance_suite() {
     .await;
     assert!(report.is_ok(), "{report:?}\npebble log:\n{}", pebble.log());
     // Pebble publishes neither CRL nor OCSP: the adapter says unknown, the oracle confirms.
-    assert!(!report.unwrap().status_from_adapter);
+    let report = report.unwrap();
+    assert!(!report.status_from_adapter);
+    // The order of a request is kept: a look-up fetches it instead of ordering again.
+    assert!(report.lookup);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -308,6 +308,38 @@ impl ApprovalState {
     }
 }
 
+/// An issue request journaled before the issuer is asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Issuing {
+    /// The id the issuer knows the request by (the same on every retry).
+    pub request_id: String,
+    /// The issuer asked.
+    pub issuer: String,
+    /// The CSR sent, PEM (public: it carries the new key's public half).
+    pub csr_pem: String,
+    /// When it was first sent.
+    pub at: DateTime<Utc>,
+}
+
+/// A certificate a case obtained and did not deploy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Orphan {
+    /// Its serial, hex.
+    pub serial: String,
+    /// Its RFC 6962 TBS hash, recorded in the CT ledger.
+    pub tbs_sha256: String,
+    /// The issuer that issued it (and revokes it).
+    pub issuer: String,
+    /// The leaf, PEM.
+    pub leaf_pem: String,
+    /// Why it was not deployed.
+    pub why: String,
+    /// `pending` (to be revoked), `revoked`, or `not revoked: WHY`.
+    pub state: String,
+    /// When it was set aside.
+    pub at: DateTime<Utc>,
+}
+
 /// A certificate chain an issuer returned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IssuedPem {
@@ -380,6 +412,14 @@ pub struct Case {
     /// How many times the revocation failed so far (the back-off doubles with each).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub revoke_failures: u32,
+    /// The issue request in flight, journaled before the issuer is asked: a retry or a
+    /// resume asks the issuer what it issued for it instead of ordering again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuing: Option<Issuing>,
+    /// Certificates the case obtained and did not deploy (a failed check, a rollback, a
+    /// restart): recorded in the CT ledger and revoked (superseded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub orphans: Vec<Orphan>,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Last journaled.
@@ -425,6 +465,8 @@ impl Case {
             revoke_via: None,
             retry_at: None,
             revoke_failures: 0,
+            issuing: None,
+            orphans: Vec::new(),
             created_at: now,
             updated_at: now,
         }

@@ -45,7 +45,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use certresponder_inventory::fs::{StagedFile, commit_all};
+use certresponder_inventory::fs::{StagedFile, commit_all_then};
 use certresponder_inventory::inspect::{self, KeyInfo, der};
 use certresponder_inventory::{Bundle, ManagedCert};
 use certresponder_issuers::keygen::pkcs8_v1;
@@ -358,7 +358,15 @@ fn write_files(entry: &ManagedCert, bundle: &Bundle) -> Result<Vec<PathBuf>, Dep
             })?,
         );
     }
-    commit_all(staged).map_err(|e| {
+    // The crash tests stop here between the first rename and the next: resume must
+    // leave every location matching again.
+    let last = staged.len().saturating_sub(1);
+    let between = |i: usize| {
+        if i == 0 && last > 0 {
+            super::fault::point("during", crate::records::case::Step::Deploy);
+        }
+    };
+    commit_all_then(staged, between).map_err(|e| {
         let (field, path) = planned
             .get(e.index)
             .map_or(("cert", &entry.paths.cert), |p| (p.field, &p.path));

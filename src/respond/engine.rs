@@ -708,6 +708,7 @@ impl Engine {
                 }
             }
         }
+        self.retire_orphans(&mut case).await;
         Ok(case)
     }
 
@@ -926,7 +927,9 @@ impl Engine {
         self.entry(&case.cert)?;
         if next == Step::Snapshot {
             // Started again from the beginning: what the failed run produced is gone (the
-            // key was dropped when it failed), and the files are read again.
+            // key was dropped when it failed), and the files are read again. A certificate
+            // it obtained is set aside, to be revoked.
+            self.set_aside_issued(&mut case, "the case started over");
             case.old_bundle = None;
             case.new_bundle = None;
             case.issued = None;
@@ -1028,6 +1031,7 @@ impl Engine {
             (None, false) => detail,
         };
         tracing::warn!(case = case.id, cert = %case.cert, error = %message, "case failed");
+        self.set_aside_issued(case, "the case failed before it was deployed for good");
         case.state = CaseState::Failed;
         case.next = None;
         case.new_key = None;

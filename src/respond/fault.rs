@@ -1,8 +1,10 @@
 //! Fault injection for the crash tests: `CERTRESPONDER_FAULT=before:issue` kills the process
 //! with SIGKILL right after the journal records that `issue` started; `after:issue` kills it
 //! after the step has done its work but before the journal records that it finished (the
-//! worst moment to crash); `during:deploy` kills it after the first location has been
-//! written and before the others. Several points may be given, separated by commas.
+//! worst moment to crash); two points are inside steps: `during:issue` kills it when the
+//! issuer has answered and nothing of the answer is journaled, and `during:deploy` after the
+//! first location has been renamed into place and before the others. Several points may be
+//! given, separated by commas.
 //!
 //! This exists so that tests can prove invariant 3 (a crash at any step boundary resumes,
 //! issues at most one extra certificate and leaves every location complete). With the

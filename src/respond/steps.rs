@@ -14,7 +14,7 @@ use chrono::Utc;
 
 use super::engine::{Engine, StepResult};
 use super::{deploy, verify};
-use crate::records::case::{Case, IssuedPem, LedgerEntry, Step};
+use crate::records::case::{Case, IssuedPem, Issuing, LedgerEntry, Orphan, Step};
 use crate::signals::Confidence;
 use crate::signals::state;
 
@@ -30,6 +30,28 @@ fn fail_restore(detail: impl Into<String>) -> StepResult {
         detail: detail.into(),
         rollback: true,
     }
+}
+
+/// Whether the journaled request's CSR is for `key`.
+fn same_key(m: &Issuing, key: &SecretPem) -> bool {
+    let Ok(journaled) = inspect::read_csr(m.csr_pem.as_bytes()) else {
+        return false;
+    };
+    let Ok(kp) = rcgen::KeyPair::from_pem(key.expose()) else {
+        return false;
+    };
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(
+        rcgen::PublicKeyData::subject_public_key_info(&kp),
+    )) == journaled.spki_sha256
+}
+
+/// A request id for an issue of case `case`: the case and 64 random bits, so that no two
+/// requests to one CA share it, from this installation or another.
+fn request_id(case: u64) -> String {
+    let mut bytes = [0u8; 8];
+    let _ = aws_lc_rs::rand::fill(&mut bytes);
+    format!("certresponder-case-{case}-{}", hex::encode(bytes))
 }
 
 /// The issuer DN of a bundle's leaf, for messages; `?` when it cannot be read.
@@ -238,17 +260,13 @@ impl Engine {
             Ok(o) => o,
             Err(e) => return fail(e),
         };
-        let Some(key) = &case.new_key else {
+        let Some(key) = case.new_key.clone() else {
             return fail("no new key was generated");
         };
         let identifiers = identifiers_of(&old);
         if identifiers.is_empty() {
             return fail("the old certificate names no DNS name or IP address to reissue for");
         }
-        let csr_der = match csr(key, &identifiers) {
-            Ok(d) => d,
-            Err(e) => return fail(e),
-        };
         // A renewal from the same CA names the certificate it replaces (RFC 9773 §5) when
         // that CA answered renewal information for it.
         let replaces = match (&case.issuer, self.old_bundle(case)) {
@@ -264,19 +282,98 @@ impl Engine {
             }
             _ => None,
         };
+        // The request in flight is journaled before the issuer is asked; found journaled (an
+        // interrupted run, a failure after the CA answered), the issuer is asked first what
+        // it issued for it.
+        // A request journaled for another key (the case started over with a new one): what
+        // the issuer issued for it, if anything, is set aside, and a new request is made.
+        if let Some(m) = case.issuing.clone()
+            && !same_key(&m, &key)
+        {
+            if let Ok(Some(block)) = inspect::parse_pem(m.csr_pem.as_bytes()).map(|mut b| b.pop())
+                && let Ok(earlier) = self.issuer_by_id(&m.issuer)
+            {
+                let req = IssueRequest {
+                    csr_der: block.der,
+                    identifiers: identifiers.clone(),
+                    kind: entry.kind,
+                    profile: None,
+                    replaces: None,
+                    request_id: Some(m.request_id.clone()),
+                };
+                if let Ok(Some(chain)) = earlier.lookup(&req).await {
+                    self.set_aside(
+                        case,
+                        &chain.leaf_pem,
+                        Some(m.issuer.clone()),
+                        "issued for an earlier run of the case, whose key is gone",
+                    );
+                }
+            }
+            case.issuing = None;
+        }
+        let (csr_der, request_id, resumed) = match &case.issuing {
+            Some(m) if m.issuer == issuer.id() => {
+                match inspect::parse_pem(m.csr_pem.as_bytes()).map(|mut b| b.pop()) {
+                    Ok(Some(block)) => (block.der, m.request_id.clone(), true),
+                    Ok(None) => return fail("the journaled request holds no CSR"),
+                    Err(e) => return fail(format!("the journaled request's CSR: {e}")),
+                }
+            }
+            _ => {
+                let csr_der = match csr(&key, &identifiers) {
+                    Ok(d) => d,
+                    Err(e) => return fail(e),
+                };
+                let request_id = request_id(case.id);
+                case.issuing = Some(Issuing {
+                    request_id: request_id.clone(),
+                    issuer: issuer.id().to_string(),
+                    csr_pem: inspect::encode_pem("CERTIFICATE REQUEST", &csr_der),
+                    at: Utc::now(),
+                });
+                if let Err(e) = self.save(case) {
+                    return fail(format!("journaling the request: {e}"));
+                }
+                (csr_der, request_id, false)
+            }
+        };
         let req = IssueRequest {
             csr_der,
             identifiers,
             kind: entry.kind,
             profile: None,
             replaces,
+            request_id: Some(request_id.clone()),
         };
-        if case.issuer.is_some() {
+        if case.issuer.is_some() && !resumed {
             self.replacement_turn(issuer.id()).await;
         }
         let attempts = self.cfg.respond.issue_attempts;
         let mut attempt = 1;
+        let mut ask_first = resumed;
+        let mut found = false;
         let chain = loop {
+            if ask_first {
+                match self.with_slot(issuer.id(), issuer.lookup(&req)).await {
+                    Ok(Some(chain)) => {
+                        found = true;
+                        break chain;
+                    }
+                    Ok(None) | Err(IssuerError::Unsupported(_)) => {}
+                    Err(e) if e.is_retryable() && attempt < attempts => {
+                        tokio::time::sleep(self.backoff(&e, attempt)).await;
+                        attempt += 1;
+                        continue;
+                    }
+                    Err(e) => {
+                        return fail(format!(
+                            "issuer `{}` could not say what it issued for request {request_id}: {e}",
+                            issuer.id()
+                        ));
+                    }
+                }
+            }
             match self.with_slot(issuer.id(), issuer.issue(&req)).await {
                 Ok(chain) => break chain,
                 Err(e) if e.is_retryable() && attempt < attempts => {
@@ -284,6 +381,8 @@ impl Engine {
                     tracing::warn!(case = case.id, cert = %case.cert, attempt, error = %e, wait_ms = wait.as_millis() as u64, "issuance failed; retrying");
                     tokio::time::sleep(wait).await;
                     attempt += 1;
+                    // The CA may have issued before the error: asked first next time.
+                    ask_first = true;
                 }
                 Err(e) => {
                     let kind = if e.is_retryable() {
@@ -295,6 +394,9 @@ impl Engine {
                 }
             }
         };
+        // The issuer has answered and nothing is journaled yet: the crash tests stop here.
+        super::fault::point("during", Step::Issue);
+        case.issuing = None;
         case.issued_count += 1;
         let detail = match inspect::read_certificates(chain.leaf_pem.as_bytes())
             .ok()
@@ -311,10 +413,14 @@ impl Engine {
                 } else {
                     String::new()
                 },
-                if req.replaces.is_some() {
-                    "; the order named the certificate it replaces (ARI)"
-                } else {
-                    ""
+                match (found, req.replaces.is_some()) {
+                    (true, _) => format!(
+                        "; found by request {request_id}, issued before the interruption (nothing ordered again)"
+                    ),
+                    (false, true) => {
+                        "; the order named the certificate it replaces (ARI)".to_string()
+                    }
+                    (false, false) => String::new(),
                 }
             ),
             None => format!("issued by `{}`", issuer.id()),
@@ -905,3 +1011,134 @@ fn check_new(
         leaf.not_after.format("%Y-%m-%d")
     ))
 }
+
+impl Engine {
+    /// Sets aside the certificate a case obtained when it will not be deployed (the case
+    /// failed before deploying it, or rolled back, or starts over): it becomes an orphan, to
+    /// be recorded in the CT ledger and revoked by [`Engine::retire_orphans`].
+    pub(crate) fn set_aside_issued(&self, case: &mut Case, why: &str) {
+        let Some(issued) = &case.issued else {
+            return;
+        };
+        let current = self
+            .store
+            .bundles(&case.cert)
+            .ok()
+            .and_then(|h| Bundle::current_of(&h).map(|b| b.id.clone()));
+        if case.new_bundle.is_some() && case.new_bundle == current {
+            return;
+        }
+        let issuer = case.issuer.clone().or_else(|| {
+            self.store
+                .get_cert(&case.cert)
+                .ok()
+                .flatten()
+                .and_then(|r| r.entry.issuer)
+        });
+        self.set_aside(case, &issued.leaf_pem.clone(), issuer, why);
+    }
+
+    /// Records `leaf_pem` as an orphan of `case`, once.
+    fn set_aside(&self, case: &mut Case, leaf_pem: &str, issuer: Option<String>, why: &str) {
+        let Some(info) = inspect::read_certificates(leaf_pem.as_bytes())
+            .ok()
+            .and_then(|c| c.into_iter().next())
+            .and_then(|d| inspect::inspect_certificate_der(&d).ok())
+        else {
+            tracing::warn!(
+                case = case.id,
+                "an unused certificate cannot be read; not revoked"
+            );
+            return;
+        };
+        if case.orphans.iter().any(|o| o.serial == info.serial) {
+            return;
+        }
+        tracing::info!(case = case.id, cert = %case.cert, serial = %info.serial, why, "a certificate of the case will not be deployed; it is revoked");
+        case.orphans.push(Orphan {
+            serial: info.serial.clone(),
+            tbs_sha256: info.fingerprints.tbs_sha256.clone(),
+            issuer: issuer.unwrap_or_default(),
+            leaf_pem: leaf_pem.to_string(),
+            why: why.to_string(),
+            state: ORPHAN_PENDING.into(),
+            at: Utc::now(),
+        });
+    }
+
+    /// Records each pending orphan of `case` in the CT ledger (so that CT monitoring knows
+    /// it for ours) and revokes it (superseded) through the issuer that issued it.
+    pub(crate) async fn retire_orphans(&self, case: &mut Case) {
+        let mut changed = false;
+        for i in 0..case.orphans.len() {
+            if case.orphans[i].state != ORPHAN_PENDING {
+                continue;
+            }
+            let o = case.orphans[i].clone();
+            let Some(der) = inspect::read_certificates(o.leaf_pem.as_bytes())
+                .ok()
+                .and_then(|c| c.into_iter().next())
+            else {
+                continue;
+            };
+            if self
+                .store
+                .get_ledger(&o.tbs_sha256)
+                .ok()
+                .flatten()
+                .is_none()
+            {
+                let info = inspect::inspect_certificate_der(&der).ok();
+                let entry = LedgerEntry {
+                    tbs_sha256: o.tbs_sha256.clone(),
+                    cert: case.cert.clone(),
+                    serial: o.serial.clone(),
+                    issuer: info.map(|i| i.issuer).unwrap_or_default(),
+                    case: Some(case.id),
+                    origin: "issued".into(),
+                    logged: Vec::new(),
+                    recorded_at: Utc::now(),
+                };
+                if let Err(e) = self.store.put_ledger(&entry) {
+                    tracing::warn!(case = case.id, serial = %o.serial, error = %e, "an unused certificate not recorded in the CT ledger");
+                }
+            }
+            let state = match self.issuer_by_id(&o.issuer) {
+                Err(e) => format!("not revoked: {e}"),
+                Ok(issuer) => {
+                    let req = RevokeRequest {
+                        certificate_der: der.clone(),
+                        reason: certresponder_issuers::RevocationReason::Superseded,
+                        certificate_key: None,
+                    };
+                    match self.with_slot(issuer.id(), issuer.revoke(&req)).await {
+                        Ok(()) | Err(IssuerError::AlreadyRevoked(_)) => "revoked".to_string(),
+                        Err(e) => format!("not revoked: {e}"),
+                    }
+                }
+            };
+            if state == "revoked" {
+                let fp = inspect::inspect_certificate_der(&der)
+                    .map(|i| i.fingerprints.cert_sha256)
+                    .unwrap_or_default();
+                let _ = self.store.mark_revoked(&fp, Utc::now());
+            }
+            let _ = self.event(
+                &case.cert,
+                "unused_certificate",
+                format!(
+                    "case {}: serial {} ({}) was issued and not deployed: {state}",
+                    case.id, o.serial, o.why
+                ),
+            );
+            case.orphans[i].state = state;
+            changed = true;
+        }
+        if changed && let Err(e) = self.save(case) {
+            tracing::warn!(case = case.id, error = %e, "the unused certificates' state not journaled");
+        }
+    }
+}
+
+/// An orphan not yet recorded and revoked.
+const ORPHAN_PENDING: &str = "pending";

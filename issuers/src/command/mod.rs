@@ -51,10 +51,11 @@ const SNIPPET_LIMIT: usize = 200;
 /// When a renewal window names no `retry_after_secs`: ask again in six hours.
 const DEFAULT_RENEWAL_RETRY: Duration = Duration::from_secs(6 * 3600);
 
-/// The four operations of the protocol.
+/// The operations of the protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Operation {
     Issue,
+    Lookup,
     Revoke,
     Status,
     RenewalInfo,
@@ -64,6 +65,7 @@ impl Operation {
     fn name(self) -> &'static str {
         match self {
             Self::Issue => "issue",
+            Self::Lookup => "lookup",
             Self::Revoke => "revoke",
             Self::Status => "status",
             Self::RenewalInfo => "renewal_info",
@@ -313,6 +315,44 @@ impl CommandIssuer {
         }
     }
 
+    /// The request of `issue` (or `lookup`, which carries the same fields) for `req`, and
+    /// the CSR as read, checked before anything is sent.
+    fn issue_request(
+        &self,
+        op: Operation,
+        req: &IssueRequest,
+    ) -> Result<(Value, CsrInfo), IssuerError> {
+        let csr = inspect::inspect_csr_der(&req.csr_der)
+            .map_err(|e| IssuerError::BadCsr(format!("issuer `{}`: {e}", self.id)))?;
+        if !csr.signature_valid {
+            return Err(IssuerError::BadCsr(format!(
+                "issuer `{}`: the CSR's self-signature does not verify",
+                self.id
+            )));
+        }
+        let replaces = match &req.replaces {
+            Some(der) => {
+                inspect::inspect_certificate_der(der).map_err(|e| {
+                    IssuerError::BadRequest(format!("issuer `{}`: `replaces`: {e}", self.id))
+                })?;
+                Some(inspect::encode_pem("CERTIFICATE", der))
+            }
+            None => None,
+        };
+        let request = json!({
+            "version": PROTOCOL_VERSION,
+            "operation": op.name(),
+            "issuer": self.id,
+            "csr": inspect::encode_pem("CERTIFICATE REQUEST", &req.csr_der),
+            "identifiers": req.identifiers,
+            "kind": req.kind,
+            "profile": req.profile,
+            "replaces": replaces,
+            "request_id": req.request_id,
+        });
+        Ok((request, csr))
+    }
+
     /// The request of an operation about one certificate: its PEM and serial, and `extra`.
     /// What is not a certificate is refused here; the command never sees it.
     fn about_certificate(
@@ -347,35 +387,26 @@ impl Issuer for CommandIssuer {
 
     async fn issue(&self, req: &IssueRequest) -> Result<IssuedChain, IssuerError> {
         let op = Operation::Issue;
-        let csr = inspect::inspect_csr_der(&req.csr_der)
-            .map_err(|e| IssuerError::BadCsr(format!("issuer `{}`: {e}", self.id)))?;
-        if !csr.signature_valid {
-            return Err(IssuerError::BadCsr(format!(
-                "issuer `{}`: the CSR's self-signature does not verify",
-                self.id
-            )));
-        }
-        let replaces = match &req.replaces {
-            Some(der) => {
-                inspect::inspect_certificate_der(der).map_err(|e| {
-                    IssuerError::BadRequest(format!("issuer `{}`: `replaces`: {e}", self.id))
-                })?;
-                Some(inspect::encode_pem("CERTIFICATE", der))
-            }
-            None => None,
-        };
-        let request = json!({
-            "version": PROTOCOL_VERSION,
-            "operation": op.name(),
-            "issuer": self.id,
-            "csr": inspect::encode_pem("CERTIFICATE REQUEST", &req.csr_der),
-            "identifiers": req.identifiers,
-            "kind": req.kind,
-            "profile": req.profile,
-            "replaces": replaces,
-        });
+        let (request, csr) = self.issue_request(op, req)?;
         let map = self.call(op, request).await?;
         decode_chain(&map, &csr, &req.identifiers).map_err(|e| self.protocol(op, e))
+    }
+
+    async fn lookup(&self, req: &IssueRequest) -> Result<Option<IssuedChain>, IssuerError> {
+        let op = Operation::Lookup;
+        if req.request_id.is_none() {
+            return Ok(None);
+        }
+        let (request, csr) = self.issue_request(op, req)?;
+        let map = self.call(op, request).await?;
+        match map.get("found") {
+            Some(Value::Bool(false)) => Ok(None),
+            Some(Value::Bool(true)) => decode_chain(&map, &csr, &req.identifiers)
+                .map(Some)
+                .map_err(|e| self.protocol(op, e)),
+            Some(_) => Err(self.protocol(op, "field `found` is not true or false")),
+            None => Err(self.protocol(op, "the response has no field `found`")),
+        }
     }
 
     async fn revoke(&self, req: &RevokeRequest) -> Result<(), IssuerError> {

@@ -208,6 +208,7 @@ impl Service {
             kind: self.kind,
             profile: self.profile_name.map(str::to_string),
             replaces: None,
+            request_id: None,
         })?;
         Ok((key.serialize_pem(), issued))
     }

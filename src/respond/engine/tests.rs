@@ -83,6 +83,7 @@ impl Fixture {
                 kind: CertKind::TlsServer,
                 profile: None,
                 replaces: None,
+                request_id: None,
             })
             .await
             .unwrap();

@@ -746,3 +746,50 @@ fn scan_judges_scts_by_the_log_list() {
         "{text}"
     );
 }
+
+#[test]
+fn a_certificate_a_case_did_not_deploy_is_ours_in_ct() {
+    let home = Home::new();
+    let www = home.make_svc("www.shop", "team-www@example.com", KeySpec::P256, 30);
+    // The entry asks for RSA-2048 keys, which the configured checks refuse: the case's new
+    // certificate is issued and then fails its check, so it is never deployed.
+    let entry = www.entry().replace(
+        "issuer = \"internal\"\n",
+        "issuer = \"internal\"\nkey_profile = \"rsa-2048\"\n",
+    );
+    std::fs::write(home.path("inventory/services.toml"), entry).unwrap();
+    let cfg = std::fs::read_to_string(home.config())
+        .unwrap()
+        .replace("[checks]\n", "[checks]\nrsa_min_bits = 3072\n");
+    std::fs::write(home.config(), cfg).unwrap();
+    let before = ders(&www.cert).remove(0);
+    let r = home.json(&["reissue", "www.shop", "--json"], 1);
+    let case = &r["cases"][0];
+    assert_eq!(case["state"], "failed", "{r:#}");
+    assert_eq!(ders(&www.cert).remove(0), before, "something was deployed");
+    // The certificate it obtained is listed, revoked, and in the CT ledger.
+    let orphans = case["orphans"].as_array().unwrap();
+    assert_eq!(orphans.len(), 1, "{r:#}");
+    assert_eq!(orphans[0]["state"], "revoked", "{r:#}");
+    let orphan = inspect::read_certificates(orphans[0]["leaf_pem"].as_str().unwrap().as_bytes())
+        .unwrap()
+        .remove(0);
+    let serial = inspect::inspect_certificate_der(&orphan).unwrap().serial;
+    let crl = inspect::inspect_crl_der(&std::fs::read(home.path("ca/crl.der")).unwrap()).unwrap();
+    assert_eq!(
+        crl.find(&serial).and_then(|e| e.reason_code),
+        Some(4),
+        "not revoked as superseded: {crl:?}"
+    );
+
+    // The CA logs it: CT monitoring knows it for ours and raises nothing.
+    let log = TestLog::start(&home.path("ctlog"));
+    append_config(&home, &log.config());
+    append_config(&home, "\n[ct]\ndomains = [\".shop.example.test\"]\n");
+    log.submit("add-chain", &[&orphan, &home.ca_der()]);
+    let poll = home.json(&["ct", "poll", "--json"], 0);
+    let m = matches(&poll);
+    assert_eq!(m.len(), 1, "{poll:#}");
+    assert_eq!(m[0]["known"], true, "{poll:#}");
+    assert!(new_signals(&poll).is_empty(), "{poll:#}");
+}

@@ -451,6 +451,17 @@ fn evidence_text(c: &Case, signals: &[Signal], records: &[AuditRecord]) -> Strin
         c.new_bundle.as_deref().unwrap_or("-")
     );
     let _ = writeln!(o, "  issued:     {} certificate(s)", c.issued_count);
+    for orphan in &c.orphans {
+        let _ = writeln!(
+            o,
+            "  not deployed: serial {} from `{}` ({}): {}; TBS hash {} in the CT ledger",
+            orphan.serial,
+            orphan.issuer,
+            orphan.why,
+            orphan.state,
+            &orphan.tbs_sha256[..orphan.tbs_sha256.len().min(16)]
+        );
+    }
     if let Some(e) = &c.error {
         let _ = writeln!(o, "  error:      {e}");
     }

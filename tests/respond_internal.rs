@@ -827,3 +827,48 @@ fn history_retention() {
         ids[2..].iter().map(String::as_str).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn a_rollback_by_hand_killed_in_the_middle_resumes() {
+    let svc = Svc::new("", "");
+    let first = svc.files();
+    let b1 = bundle_id(&svc.deployed());
+    let v = svc.home.json(&["reissue", NAME, "--json"], 0);
+    assert_eq!(v["cases"][0]["state"], "done", "{v:#}");
+    assert_ne!(svc.files(), first);
+    // Killed between the renames of two locations while it restores the first bundle.
+    let out = svc.run_fault(&["rollback", NAME, "--to", &b1], Some("during:deploy"));
+    assert!(
+        matches!(out.status.signal(), Some(9) | Some(6)),
+        "expected death by SIGKILL: {}",
+        text(&out)
+    );
+    assert!(
+        std::panic::catch_unwind(|| svc.deployed()).is_err(),
+        "the kill came after every location was written"
+    );
+    // The rollback is a case, journaled, and `respond` finishes it.
+    let cases = svc.home.json(&["cases", "list", "--json"], 0);
+    let rollback = cases
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "rollback")
+        .unwrap_or_else(|| panic!("{cases:#}"));
+    assert_eq!(rollback["state"], "running", "{rollback:#}");
+    let out = svc.run_fault(&["respond", "--json"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        svc.files(),
+        first,
+        "the first bundle is not back byte for byte"
+    );
+    svc.deployed();
+    assert_eq!(svc.state_of(&b1), "current");
+    let id = rollback["id"].as_u64().unwrap();
+    let shown = svc
+        .home
+        .json(&["cases", "show", &id.to_string(), "--json"], 0);
+    assert_eq!(shown["state"], "done", "{shown:#}");
+    assert!(svc.reload_log().last().unwrap().ends_with(&b1));
+}

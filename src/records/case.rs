@@ -23,6 +23,9 @@ pub enum SequenceKind {
     Reissue,
     /// Revoke the current certificate, nothing else.
     Revoke,
+    /// Restore an earlier bundle by hand (`rollback`): journaled like any case, so that a
+    /// crash in the middle resumes it.
+    Rollback,
 }
 
 impl SequenceKind {
@@ -32,6 +35,7 @@ impl SequenceKind {
             Self::RevokeReissue => "revoke_reissue",
             Self::Reissue => "reissue",
             Self::Revoke => "revoke",
+            Self::Rollback => "rollback",
         }
     }
 
@@ -52,6 +56,7 @@ impl SequenceKind {
                 Snapshot, NewKey, Issue, Check, Record, Deploy, Reload, Verify, Close,
             ],
             (Self::Revoke, _) => &[Snapshot, Revoke, Confirm, Close],
+            (Self::Rollback, _) => &[Rollback, Close],
         }
     }
 

@@ -686,7 +686,7 @@ impl Engine {
                 }
                 StepResult::NotRevoked { .. } => {}
                 StepResult::Ok(_) | StepResult::Skipped(_) => {
-                    if step == Step::Rollback {
+                    if step == Step::Rollback && case.kind != SequenceKind::Rollback {
                         case.rolled_back = true;
                         let first = case.error.take().unwrap_or_default();
                         self.fail(&mut case, first, None)?;
@@ -1091,6 +1091,10 @@ impl Engine {
                 }),
             },
         )?;
+        if case.kind == SequenceKind::Rollback {
+            // A rollback by hand tells the owner itself (`rolled_back`).
+            return Ok(());
+        }
         let (event, summary) = match (case.state, case.rolled_back) {
             (CaseState::RevocationNeeded, _) => (
                 NotifyEvent::Escalation,

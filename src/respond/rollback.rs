@@ -7,9 +7,11 @@ use certresponder_inventory::{Bundle, BundleState, ManagedCert};
 use chrono::Utc;
 use serde_json::json;
 
+use super::engine::Opening;
 use super::{Engine, RespondError};
 use crate::audit::{self, AuditEntry};
 use crate::notify::{Notification, NotifyEvent};
+use crate::records::case::{CaseState, SequenceKind, Step, Trigger};
 use crate::store::StoreError;
 
 /// Why a rollback was not made.
@@ -153,18 +155,56 @@ pub async fn rollback(
     };
     let (entry, target) = rollback_checked(engine, &name, Some(&target.id), target.is_revoked())?;
     let (entry, target) = (&entry, &target);
-    let result = engine.restore(entry, target).await;
-    let ok = result.is_ok();
-    let detail = match &result {
-        Ok(d) => format!(
-            "by {who}: {d}{}",
+    // Journaled like a case: a crash in the middle of the writes resumes it (`respond`, or
+    // the daemon's start) until every location holds the bundle again.
+    let mut running = engine.running_by_cert()?;
+    let mut case = engine.open(
+        Opening {
+            id: None,
+            cert: name.clone(),
+            kind: SequenceKind::Rollback,
+            contain_first: false,
+            reason: None,
+            trigger: Trigger {
+                source: "rollback".into(),
+                by: who.to_string(),
+                why: format!("rollback by hand to bundle {}", target.id),
+                signals: Vec::new(),
+            },
+            decision: None,
+            deadline: None,
+            approval: None,
+            issuer: None,
+        },
+        &mut running,
+    )?;
+    case.old_bundle = Some(target.id.clone());
+    engine.save(&mut case)?;
+    drop(_held);
+    let case = engine.run_case(case.id).await?;
+    let ok = case.state == CaseState::Done;
+    let restored = case
+        .journal
+        .iter()
+        .rev()
+        .find(|r| r.step == Step::Rollback)
+        .map(|r| r.detail.clone())
+        .unwrap_or_default();
+    let detail = if ok {
+        format!(
+            "by {who}: {restored}{}",
             if target.is_revoked() {
                 " (forced: the bundle is revoked)"
             } else {
                 ""
             }
-        ),
-        Err(e) => format!("by {who}: rollback to {} failed: {e}", target.id),
+        )
+    } else {
+        format!(
+            "by {who}: rollback to {} failed: {}",
+            target.id,
+            case.error.as_deref().unwrap_or(&restored)
+        )
     };
     engine.store().append_event(crate::store::Event {
         seq: 0,

@@ -2349,3 +2349,67 @@ fn a_revocation_that_fails_for_a_while_is_tried_again_by_the_daemon() {
     );
     stop(daemon, &notify);
 }
+
+#[test]
+fn a_reload_in_the_middle_of_a_storm_lets_no_more_revocations_through() {
+    let d = DaemonHome::new();
+    let policy = policy_with(
+        &d,
+        "",
+        Some("[limits]\nmax_revocations = 3\nmax_revocations_per_owner = 3\nwindow = \"1h\""),
+    );
+    std::fs::write(d.path("policy.toml"), policy).unwrap();
+    d.write_config("policy = \"policy.toml\"", "");
+    let names: Vec<String> = (0..12).map(|i| format!("s{i}")).collect();
+    for n in &names {
+        d.add_entry(n, &["prod"]);
+        d.reissue(n);
+    }
+    let (notify, daemon) = d.start_ready();
+    // Twelve keys reported exposed at once by a scanner, and the configuration reloaded
+    // (a new governor and engine) while the reports are being decided.
+    std::thread::scope(|s| {
+        for n in &names {
+            let daemon = &daemon;
+            s.spawn(move || {
+                let (code, v) = daemon.http(
+                    "POST",
+                    "/v1/signals",
+                    Some(&json!({"cert": n, "check": "key_exposed", "message": "in a paste"})),
+                );
+                assert_eq!(code, 200, "{v:#}");
+            });
+        }
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(30));
+            signal(daemon.pid(), "HUP");
+        });
+    });
+    notify.next_state(&daemon, Duration::from_secs(30), "RELOADING");
+    notify.next_state(&daemon, Duration::from_secs(30), "READY");
+    let cases = wait_for(
+        &daemon,
+        Duration::from_secs(60),
+        "the storm settled",
+        || {
+            let cases = d.cases();
+            let opened = cases
+                .iter()
+                .filter(|c| c["kind"] == "revoke_reissue")
+                .count();
+            (opened == names.len() && cases.iter().all(|c| c["state"] != "running"))
+                .then_some(cases)
+        },
+    );
+    let ran: Vec<&Value> = cases
+        .iter()
+        .filter(|c| c["kind"] == "revoke_reissue" && c["state"] != "awaiting_approval")
+        .collect();
+    assert_eq!(ran.len(), 3, "the limit is 3: {ran:#?}");
+    let held = cases
+        .iter()
+        .filter(|c| c["state"] == "awaiting_approval")
+        .count();
+    assert_eq!(held, names.len() - 3, "{cases:#?}");
+    stop(daemon, &notify);
+}

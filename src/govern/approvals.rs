@@ -39,15 +39,42 @@ pub struct BreakerStatus {
     pub held: Vec<u64>,
 }
 
+/// How many times an update by compare-and-swap is tried when other writers keep changing
+/// the case.
+const CAS_ATTEMPTS: usize = 100;
+
 impl Governor {
-    fn waiting_case(&self, id: u64) -> Result<Case, GovernError> {
-        let case = self.engine.store().get_case(id)?.ok_or_else(|| {
-            GovernError::Refused(format!(
-                "there is no case {id} (see `certresponder cases list`)"
-            ))
-        })?;
+    /// Reads case `id`, lets `change` check and update it, and writes it by compare-and-swap.
+    /// When another writer changed the case in between (a concurrent approval, a denial,
+    /// the engine), it is read again and `change` asked again, and may now refuse: two
+    /// updates never both apply to the same version, so a denial is never overwritten.
+    pub(crate) fn update_case<T>(
+        &self,
+        id: u64,
+        mut change: impl FnMut(&mut Case) -> Result<T, GovernError>,
+    ) -> Result<(Case, T), GovernError> {
+        let store = self.engine.store();
+        for _ in 0..CAS_ATTEMPTS {
+            let mut case = store.get_case(id)?.ok_or_else(|| {
+                GovernError::Refused(format!(
+                    "there is no case {id} (see `certresponder cases list`)"
+                ))
+            })?;
+            let out = change(&mut case)?;
+            if store.swap_case(&mut case)? {
+                return Ok((case, out));
+            }
+        }
+        Err(GovernError::Refused(format!(
+            "case {id} kept changing while it was being updated; try again"
+        )))
+    }
+
+    /// Refuses a case that is not waiting for approval, saying why.
+    fn check_waiting(case: &Case) -> Result<(), GovernError> {
+        let id = case.id;
         match case.state {
-            CaseState::AwaitingApproval => Ok(case),
+            CaseState::AwaitingApproval => Ok(()),
             CaseState::Denied => {
                 let by = case
                     .approval
@@ -82,78 +109,81 @@ impl Governor {
         who: &Identity,
         now: DateTime<Utc>,
     ) -> Result<Approved, GovernError> {
-        let mut case = self.waiting_case(id)?;
-        let Some(approval) = case.approval.as_mut() else {
-            return Err(GovernError::Refused(format!(
-                "case {id} has no approval record"
-            )));
-        };
-        if let Basis::Unverified(why) = &who.basis
-            && (approval.needed > 1 || !approval.approvers.is_empty())
-        {
-            return Err(GovernError::Refused(format!(
-                "{who} cannot be told apart from other people ({why}); case {id} needs {}, which counts people, so the approval is refused. Approve from a login session on a host whose /proc the daemon can read (the shipped unit has ProtectProc=default)",
-                if approval.needed > 1 {
-                    format!("{} different people", approval.needed)
-                } else {
-                    format!("one of the approvers of owner `{}`", case.owner)
-                }
-            )));
-        }
-        if !approval.approvers.is_empty() && !approval.approvers.contains(&who.name) {
-            return Err(GovernError::Refused(format!(
-                "{who} is not an approver for owner `{}` (approvers: {})",
-                case.owner,
-                approval.approvers.join(", ")
-            )));
-        }
-        if let Some(prev) = approval.approvals.iter().find(|a| a.uid == who.uid) {
-            return Err(GovernError::Refused(format!(
-                "{who} already approved case {id} at {}; {} needs {} different people",
-                prev.at.format("%Y-%m-%d %H:%M:%SZ"),
-                approval.required.as_str(),
-                approval.needed
-            )));
-        }
-        let basis = match &who.basis {
-            Basis::Login => None,
-            Basis::Account => Some("account: no login uid".to_string()),
-            Basis::Unverified(why) => Some(format!("unverified: {why}")),
-        };
-        approval.approvals.push(ApprovalRecord {
-            by: who.name.clone(),
-            uid: who.uid,
-            at: now,
-            basis: basis.clone(),
-        });
-        let have = approval.approvals.len();
-        let needed = approval.needed.max(1);
-        let runnable = have >= needed;
-        if runnable {
-            case.state = CaseState::Running;
-        }
-        case.updated_at = now;
         let store = self.engine.store();
-        // Audited before it takes effect: a crash in between leaves an approval on record
-        // that did not count, never a case that runs without one.
-        audit::append(
-            store,
-            AuditEntry {
-                kind: "approval",
-                actor: &who.to_string(),
-                cert: Some(&case.cert),
-                case: Some(id),
-                data: json!({
-                    "by": who.name,
-                    "uid": who.uid,
-                    "identified_by": basis.as_deref().unwrap_or("login uid"),
-                    "approvals": have,
-                    "needed": needed,
-                    "runnable": runnable,
-                }),
-            },
-        )?;
-        store.put_case(&case)?;
+        let (case, (runnable, have, needed)) = self.update_case(id, |case| {
+            Self::check_waiting(case)?;
+            let Some(approval) = case.approval.as_mut() else {
+                return Err(GovernError::Refused(format!(
+                    "case {id} has no approval record"
+                )));
+            };
+            if let Basis::Unverified(why) = &who.basis
+                && (approval.needed > 1 || !approval.approvers.is_empty())
+            {
+                return Err(GovernError::Refused(format!(
+                    "{who} cannot be told apart from other people ({why}); case {id} needs {}, which counts people, so the approval is refused. Approve from a login session on a host whose /proc the daemon can read (the shipped unit has ProtectProc=default)",
+                    if approval.needed > 1 {
+                        format!("{} different people", approval.needed)
+                    } else {
+                        format!("one of the approvers of owner `{}`", case.owner)
+                    }
+                )));
+            }
+            if !approval.approvers.is_empty() && !approval.approvers.contains(&who.name) {
+                return Err(GovernError::Refused(format!(
+                    "{who} is not an approver for owner `{}` (approvers: {})",
+                    case.owner,
+                    approval.approvers.join(", ")
+                )));
+            }
+            if let Some(prev) = approval.approvals.iter().find(|a| a.uid == who.uid) {
+                return Err(GovernError::Refused(format!(
+                    "{who} already approved case {id} at {}; {} needs {} different people",
+                    prev.at.format("%Y-%m-%d %H:%M:%SZ"),
+                    approval.required.as_str(),
+                    approval.needed
+                )));
+            }
+            let basis = match &who.basis {
+                Basis::Login => None,
+                Basis::Account => Some("account: no login uid".to_string()),
+                Basis::Unverified(why) => Some(format!("unverified: {why}")),
+            };
+            approval.approvals.push(ApprovalRecord {
+                by: who.name.clone(),
+                uid: who.uid,
+                at: now,
+                basis: basis.clone(),
+            });
+            let have = approval.approvals.len();
+            let needed = approval.needed.max(1);
+            let runnable = have >= needed;
+            if runnable {
+                case.state = CaseState::Running;
+            }
+            case.updated_at = now;
+            // Audited before it takes effect: a crash (or a concurrent change) in between
+            // leaves an approval on record that did not count, never a case that runs
+            // without one.
+            audit::append(
+                store,
+                AuditEntry {
+                    kind: "approval",
+                    actor: &who.to_string(),
+                    cert: Some(&case.cert),
+                    case: Some(id),
+                    data: json!({
+                        "by": who.name,
+                        "uid": who.uid,
+                        "identified_by": basis.as_deref().unwrap_or("login uid"),
+                        "approvals": have,
+                        "needed": needed,
+                        "runnable": runnable,
+                    }),
+                },
+            )?;
+            Ok((runnable, have, needed))
+        })?;
         self.engine.event(
             &case.cert,
             "case_approved",
@@ -177,40 +207,42 @@ impl Governor {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<Case, GovernError> {
-        let mut case = self.waiting_case(id)?;
-        if let Some(a) = case.approval.as_ref()
-            && !a.approvers.is_empty()
-            && !a.approvers.contains(&who.name)
-        {
-            return Err(GovernError::Refused(format!(
-                "{who} is not an approver for owner `{}` and cannot deny its cases (approvers: {})",
-                case.owner,
-                a.approvers.join(", ")
-            )));
-        }
-        if let Some(approval) = case.approval.as_mut() {
-            approval.denied = Some(Denial {
-                by: who.name.clone(),
-                uid: who.uid,
-                at: now,
-                reason: reason.to_string(),
-            });
-        }
-        case.state = CaseState::Denied;
-        case.next = None;
-        case.updated_at = now;
         let store = self.engine.store();
-        audit::append(
-            store,
-            AuditEntry {
-                kind: "denial",
-                actor: &who.to_string(),
-                cert: Some(&case.cert),
-                case: Some(id),
-                data: json!({"by": who.name, "uid": who.uid, "reason": reason}),
-            },
-        )?;
-        store.put_case(&case)?;
+        let (case, ()) = self.update_case(id, |case| {
+            Self::check_waiting(case)?;
+            if let Some(a) = case.approval.as_ref()
+                && !a.approvers.is_empty()
+                && !a.approvers.contains(&who.name)
+            {
+                return Err(GovernError::Refused(format!(
+                    "{who} is not an approver for owner `{}` and cannot deny its cases (approvers: {})",
+                    case.owner,
+                    a.approvers.join(", ")
+                )));
+            }
+            if let Some(approval) = case.approval.as_mut() {
+                approval.denied = Some(Denial {
+                    by: who.name.clone(),
+                    uid: who.uid,
+                    at: now,
+                    reason: reason.to_string(),
+                });
+            }
+            case.state = CaseState::Denied;
+            case.next = None;
+            case.updated_at = now;
+            audit::append(
+                store,
+                AuditEntry {
+                    kind: "denial",
+                    actor: &who.to_string(),
+                    cert: Some(&case.cert),
+                    case: Some(id),
+                    data: json!({"by": who.name, "uid": who.uid, "reason": reason}),
+                },
+            )?;
+            Ok(())
+        })?;
         self.engine.event(
             &case.cert,
             "case_denied",
@@ -259,8 +291,7 @@ impl Governor {
     /// Closes the breaker; the window's revocations still count. Cases it held still wait
     /// for approval. Returns whether it was open.
     pub fn breaker_reset(&self, who: &Identity) -> Result<bool, GovernError> {
-        let _guard = self
-            .breaker
+        let _guard = super::BREAKER_LOCK
             .lock()
             .map_err(|_| GovernError::Refused("the breaker lock is poisoned".into()))?;
         let store = self.engine.store();

@@ -51,7 +51,23 @@ pub struct BreakerState {
     pub open_owners: BTreeMap<String, Opened>,
     /// Automatic revocations admitted within the window, oldest first.
     pub admitted: Vec<Admitted>,
+    /// The stored bytes this state was read from (or last written as): a save succeeds only
+    /// over them, so that two writers never both count from the same state.
+    #[serde(skip)]
+    seen: Seen,
 }
+
+/// Bytes kept beside a state, never part of its value.
+#[derive(Debug, Clone, Default)]
+struct Seen(Option<Vec<u8>>);
+
+impl PartialEq for Seen {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Seen {}
 
 /// What the breaker says about one more automatic revocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,18 +88,31 @@ impl BreakerState {
     pub fn load(store: &dyn Store) -> Result<Self, StoreError> {
         match store.get_blob(BLOB)? {
             None => Ok(Self::default()),
-            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
-                tree: "blobs",
-                key: BLOB.into(),
-                reason: e.to_string(),
-            }),
+            Some(bytes) => {
+                let mut state: Self =
+                    serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+                        tree: "blobs",
+                        key: BLOB.into(),
+                        reason: e.to_string(),
+                    })?;
+                state.seen = Seen(Some(bytes));
+                Ok(state)
+            }
         }
     }
 
-    /// Saves the state durably.
-    pub fn save(&self, store: &dyn Store) -> Result<(), StoreError> {
+    /// Saves the state durably, by compare-and-swap over what it was read from: when
+    /// another writer saved the breaker in between, nothing is written and the caller is
+    /// told to decide again from the state as it is now.
+    pub fn save(&mut self, store: &dyn Store) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec(self).map_err(|e| StoreError::Backend(e.to_string()))?;
-        store.put_blob(BLOB, &bytes)
+        if !store.swap_blob(BLOB, self.seen.0.as_deref(), &bytes)? {
+            return Err(StoreError::Backend(
+                "the blast-radius breaker was changed by another writer meanwhile; nothing was counted, decide again".into(),
+            ));
+        }
+        self.seen = Seen(Some(bytes));
+        Ok(())
     }
 
     /// Forgets admissions older than the window.

@@ -97,22 +97,21 @@ pub enum GovernError {
     Refused(String),
 }
 
+/// Serializes breaker decisions within this process, whichever governor makes them: the
+/// daemon builds a new governor on each reload of its configuration while the old one may
+/// still be deciding.
+pub(crate) static BREAKER_LOCK: Mutex<()> = Mutex::new(());
+
 /// Applies the policy through the engine.
 pub struct Governor {
     engine: Arc<Engine>,
     policy: Policy,
-    /// Serializes breaker decisions within this process (the store allows one process).
-    breaker: Mutex<()>,
 }
 
 impl Governor {
     /// A governor over `engine` with `policy`.
     pub fn new(engine: Arc<Engine>, policy: Policy) -> Self {
-        Self {
-            engine,
-            policy,
-            breaker: Mutex::new(()),
-        }
+        Self { engine, policy }
     }
 
     /// The engine.
@@ -300,8 +299,7 @@ impl Governor {
         actor: &str,
         contain_first: bool,
     ) -> Result<Applied, GovernError> {
-        let _guard = self
-            .breaker
+        let _guard = BREAKER_LOCK
             .lock()
             .map_err(|_| GovernError::Refused("the breaker lock is poisoned".into()))?;
         let store = self.engine.store();
@@ -624,9 +622,11 @@ impl Governor {
                 details: json!({"approval": case.approval}),
                 created_at: now,
             });
-            // Marked last: a crash before this escalates again rather than never.
-            store.put_case(&case)?;
-            out.push(case.id);
+            // Marked last: a crash before this escalates again rather than never. A case
+            // approved or denied meanwhile keeps that answer, and this pass's mark is dropped.
+            if store.swap_case(&mut case)? {
+                out.push(case.id);
+            }
         }
         Ok(out)
     }

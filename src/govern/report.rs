@@ -13,6 +13,19 @@ use crate::policy::Approval;
 use crate::records::case::{Case, CaseState};
 use crate::signals::Signal;
 
+/// A waiting case decided again: the decision, what the case was (sequence, reason,
+/// deadline), whether it now runs without approval, and its sequence.
+type Refolded = (
+    crate::policy::Decision,
+    (
+        crate::records::case::SequenceKind,
+        Option<certresponder_issuers::RevocationReason>,
+        Option<chrono::DateTime<Utc>>,
+    ),
+    bool,
+    crate::records::case::SequenceKind,
+);
+
 impl Governor {
     /// Folds the certificate's open, unanswered signals (the report just recorded) into its
     /// waiting case `id`, decided again by the policy. A report is a person's decision, so
@@ -24,12 +37,65 @@ impl Governor {
         contain_first: bool,
     ) -> Result<Case, GovernError> {
         let store = self.engine.store();
-        let mut case = store
-            .get_case(id)?
-            .filter(|c| c.state == CaseState::AwaitingApproval)
-            .ok_or_else(|| {
-                GovernError::Refused(format!("case {id} is not waiting for approval"))
-            })?;
+        // Decided on the case as stored and written by compare-and-swap: an approval or a
+        // denial made meanwhile is read again, never overwritten.
+        let (case, decided) =
+            self.update_case(id, |case| self.refold(case, reporter, contain_first))?;
+        let Some((d, before, runs, kind)) = decided else {
+            return Ok(case);
+        };
+        let entry = crate::policy::audit::decision_audit(
+            &case.cert,
+            Some(id),
+            &d,
+            crate::policy::audit::Decided {
+                reason: case.reason,
+                contain_first: case.contain_first,
+                deadline: case.deadline,
+                why: &case.trigger.why,
+            },
+            json!({
+                "decided_again": {
+                    "reported_by": reporter,
+                    "was": {"sequence": before.0, "reason": before.1.map(|r| r.name()), "deadline": before.2},
+                },
+                "state": case.state,
+            }),
+        );
+        audit::append(store, entry)?;
+        self.engine.event(
+            &case.cert,
+            "case_decided_again",
+            format!(
+                "case {id}: decided again after a report by {reporter}: {}{}",
+                kind,
+                case.reason
+                    .map(|r| format!(", reason {r}"))
+                    .unwrap_or_default()
+            ),
+        )?;
+        if !runs {
+            let held = case.approval.as_ref().is_some_and(|a| a.held_by_breaker);
+            self.approval_needed(&case, held);
+        }
+        Ok(case)
+    }
+
+    /// Decides waiting case `case` again with its signals and the fresh ones (see
+    /// [`Governor::fold_into_waiting`]); `None` when the policy would not act.
+    fn refold(
+        &self,
+        case: &mut Case,
+        reporter: &str,
+        contain_first: bool,
+    ) -> Result<Option<Refolded>, GovernError> {
+        let store = self.engine.store();
+        let id = case.id;
+        if case.state != CaseState::AwaitingApproval {
+            return Err(GovernError::Refused(format!(
+                "case {id} is not waiting for approval"
+            )));
+        }
         let entry = self.engine.entry(&case.cert)?;
         let now = Utc::now();
         let answered: Vec<String> = store
@@ -52,7 +118,7 @@ impl Governor {
         let d = self.policy.decide(&refs, &entry);
         let Some(kind) = d.action.sequence() else {
             // The policy would not act on the report: the case stays as it was.
-            return Ok(case);
+            return Ok(None);
         };
         self.engine
             .check_actionable_via(&entry, kind, case.issuer.as_deref())?;
@@ -89,41 +155,6 @@ impl Governor {
         }
         case.decision = Some(d.clone());
         case.updated_at = now;
-        store.put_case(&case)?;
-        let entry = crate::policy::audit::decision_audit(
-            &case.cert,
-            Some(id),
-            &d,
-            crate::policy::audit::Decided {
-                reason: case.reason,
-                contain_first: case.contain_first,
-                deadline: case.deadline,
-                why: &case.trigger.why,
-            },
-            json!({
-                "decided_again": {
-                    "reported_by": reporter,
-                    "was": {"sequence": before.0, "reason": before.1.map(|r| r.name()), "deadline": before.2},
-                },
-                "state": case.state,
-            }),
-        );
-        audit::append(store, entry)?;
-        self.engine.event(
-            &case.cert,
-            "case_decided_again",
-            format!(
-                "case {id}: decided again after a report by {reporter}: {}{}",
-                kind,
-                case.reason
-                    .map(|r| format!(", reason {r}"))
-                    .unwrap_or_default()
-            ),
-        )?;
-        if !runs {
-            let held = case.approval.as_ref().is_some_and(|a| a.held_by_breaker);
-            self.approval_needed(&case, held);
-        }
-        Ok(case)
+        Ok(Some((d, before, runs, kind)))
     }
 }

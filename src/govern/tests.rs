@@ -571,3 +571,83 @@ async fn a_case_answers_only_the_signals_whose_rule_it_carries_out() {
     let key = engine.store().get_signal(&key.dedup_key).unwrap().unwrap();
     assert!(!key.is_open(Utc::now()), "{key:#?}");
 }
+
+#[test]
+fn a_concurrent_approval_and_denial_end_as_one_of_them_came_first() {
+    let f = fixture("");
+    let engine = f.engine();
+    let gov = Arc::new(Governor::new(engine.clone(), two_person_policy("")));
+    let store = engine.store();
+    for round in 0..100 {
+        let mut case = crate::respond::Case::new(
+            &format!("svc{round}"),
+            crate::respond::SequenceKind::Reissue,
+            false,
+            None,
+            crate::records::case::Trigger {
+                source: "test".into(),
+                by: "test".into(),
+                why: "race".into(),
+                signals: Vec::new(),
+            },
+            Utc::now(),
+        );
+        case.id = store.next_case_id().unwrap();
+        case.state = CaseState::AwaitingApproval;
+        case.approval = Some(crate::records::case::ApprovalState::waiting(
+            Approval::Owner,
+            1,
+            "the owner approves".into(),
+            false,
+            Vec::new(),
+        ));
+        store.put_case(&case).unwrap();
+        let id = case.id;
+        let start = Arc::new(std::sync::Barrier::new(2));
+        let (a, d) = std::thread::scope(|s| {
+            let approving = s.spawn(|| {
+                start.wait();
+                gov.approve(id, &person("alice", 1000), Utc::now())
+            });
+            let denying = s.spawn(|| {
+                start.wait();
+                gov.deny(id, &person("bob", 1001), "change freeze", Utc::now())
+            });
+            (approving.join().unwrap(), denying.join().unwrap())
+        });
+        let stored = store.get_case(id).unwrap().unwrap();
+        let approval = stored.approval.clone().unwrap();
+        match (a.is_ok(), d.is_ok()) {
+            (true, false) => {
+                assert_eq!(stored.state, CaseState::Running, "round {round}");
+                assert!(approval.denied.is_none(), "round {round}: {stored:?}");
+                let e = d.unwrap_err().to_string();
+                assert!(e.contains("not waiting for approval"), "round {round}: {e}");
+            }
+            (false, true) => {
+                assert_eq!(stored.state, CaseState::Denied, "round {round}");
+                assert!(approval.approvals.is_empty(), "round {round}: {stored:?}");
+                let e = a.unwrap_err().to_string();
+                assert!(e.contains("was denied"), "round {round}: {e}");
+            }
+            other => panic!("round {round}: approve and deny both {other:?}: {stored:?}"),
+        }
+    }
+}
+
+#[test]
+fn the_breaker_is_saved_only_over_what_it_was_read_from() {
+    let store = crate::store::MemoryStore::new();
+    let mut first = BreakerState::load(&store).unwrap();
+    let mut second = BreakerState::load(&store).unwrap();
+    first.record("team", "a", 1, Utc::now());
+    first.save(&store).unwrap();
+    second.record("team", "b", 2, Utc::now());
+    let e = second.save(&store).unwrap_err().to_string();
+    assert!(e.contains("changed by another writer"), "{e}");
+    // Read again, it counts both.
+    let mut again = BreakerState::load(&store).unwrap();
+    again.record("team", "b", 2, Utc::now());
+    again.save(&store).unwrap();
+    assert_eq!(BreakerState::load(&store).unwrap().admitted.len(), 2);
+}

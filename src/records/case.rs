@@ -425,6 +425,10 @@ pub struct Case {
     /// restart): recorded in the CT ledger and revoked (superseded).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub orphans: Vec<Orphan>,
+    /// Bumped by every write: an update made by compare-and-swap (approvals, denials,
+    /// deadline escalations, reports folded in) succeeds only on the version it read.
+    #[serde(default)]
+    pub version: u64,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Last journaled.
@@ -472,6 +476,7 @@ impl Case {
             revoke_failures: 0,
             issuing: None,
             orphans: Vec::new(),
+            version: 0,
             created_at: now,
             updated_at: now,
         }

@@ -193,7 +193,7 @@ impl Engine {
         cfg: Config,
         issuers: BTreeMap<String, Arc<dyn Issuer>>,
     ) -> Self {
-        let reloader = Reloader::new(cfg.respond.reload_window, cfg.respond.reload_timeout);
+        let reloader = Reloader::shared(cfg.respond.reload_window, cfg.respond.reload_timeout);
         let key_policy = KeyPolicy::from_checks(&cfg.checks);
         let issuer_slots = issuers
             .keys()
@@ -1167,6 +1167,7 @@ impl Engine {
     /// Journals the case durably.
     pub(crate) fn save(&self, case: &mut Case) -> Result<(), RespondError> {
         case.updated_at = Utc::now();
+        case.version = case.version.wrapping_add(1);
         self.store.put_case(case)?;
         Ok(())
     }

@@ -85,8 +85,14 @@ struct Inner {
     window: Duration,
     timeout: Duration,
     /// Per command text. Locked only for short, non-async bookkeeping, never across a run.
-    lanes: Mutex<HashMap<String, Lane>>,
+    lanes: Arc<Mutex<HashMap<String, Lane>>>,
 }
+
+/// The lanes of every engine of this process: the daemon builds a new engine on each reload
+/// of its configuration while cases of the old one still run, and the same command must
+/// still run once for both.
+static SHARED_LANES: std::sync::LazyLock<Arc<Mutex<HashMap<String, Lane>>>> =
+    std::sync::LazyLock::new(Default::default);
 
 /// How long writers stay out after a run ends, for the service to read its files.
 const SETTLE: Duration = Duration::from_millis(100);
@@ -128,12 +134,27 @@ impl Inner {
 impl Reloader {
     /// A reloader whose batches start `window` after their first request and whose runs are
     /// killed past `timeout`.
+    ///
+    /// Its lanes are its own; see [`Reloader::shared`] for the engines' one.
     pub fn new(window: Duration, timeout: Duration) -> Self {
         Self {
             inner: Arc::new(Inner {
                 window,
                 timeout,
-                lanes: Mutex::new(HashMap::new()),
+                lanes: Arc::default(),
+            }),
+        }
+    }
+
+    /// A reloader that coalesces with every other shared reloader of this process (the
+    /// engines' reloader: one built after a configuration reload joins the old one's
+    /// batches and waits for its runs).
+    pub fn shared(window: Duration, timeout: Duration) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                window,
+                timeout,
+                lanes: Arc::clone(&SHARED_LANES),
             }),
         }
     }

@@ -117,6 +117,22 @@ impl Store for MemoryStore {
         self.with(|t| t.get("blobs").and_then(|c| c.get(name.as_bytes()).cloned()))
     }
 
+    fn swap_blob(
+        &self,
+        name: &str,
+        expected: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool, StoreError> {
+        self.with(|t| {
+            let blobs = t.entry("blobs").or_default();
+            if blobs.get(name.as_bytes()).map(Vec::as_slice) != expected {
+                return false;
+            }
+            blobs.insert(name.as_bytes().to_vec(), new.to_vec());
+            true
+        })
+    }
+
     fn issuer_storage(
         &self,
         issuer_id: &str,
@@ -269,6 +285,32 @@ impl Store for MemoryStore {
     fn put_case(&self, case: &Case) -> Result<(), StoreError> {
         let v = encode(case)?;
         self.insert_all("cases", vec![(case.id.to_be_bytes().to_vec(), v)])
+    }
+
+    fn swap_case(&self, case: &mut Case) -> Result<bool, StoreError> {
+        let key = case.id.to_be_bytes().to_vec();
+        let mut next = case.clone();
+        next.version = case.version + 1;
+        let bytes = encode(&next)?;
+        let swapped = self.with(|t| {
+            let cases = t.entry("cases").or_default();
+            let stored = match cases.get(&key) {
+                Some(v) => decode::<Case>("cases", &key, v).map(|c| c.version),
+                None => Ok(0),
+            };
+            match stored {
+                Ok(v) if v == case.version => {
+                    cases.insert(key.clone(), bytes);
+                    Ok(true)
+                }
+                Ok(_) => Ok(false),
+                Err(e) => Err(e),
+            }
+        })??;
+        if swapped {
+            case.version = next.version;
+        }
+        Ok(swapped)
     }
 
     fn get_case(&self, id: u64) -> Result<Option<Case>, StoreError> {

@@ -126,6 +126,14 @@ pub trait Store {
     fn put_blob(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError>;
     /// A named blob.
     fn get_blob(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Compare-and-swap of a named blob: writes `new` only if the blob is still `expected`
+    /// (`None`: absent). Returns false, writing nothing, when it changed.
+    fn swap_blob(
+        &self,
+        name: &str,
+        expected: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool, StoreError>;
     /// The storage an issuer adapter keeps its state in, scoped to its id.
     fn issuer_storage(&self, issuer_id: &str) -> std::sync::Arc<dyn IssuerStorage>;
     /// Sets the state of one bundle of a certificate. Making a bundle `current` turns the
@@ -147,8 +155,15 @@ pub trait Store {
     ) -> Result<Vec<String>, StoreError>;
     /// Assigns the next case number (1, 2, ...), durably.
     fn next_case_id(&self) -> Result<u64, StoreError>;
-    /// Inserts or replaces a case (its journal is written whole).
+    /// Inserts or replaces a case (its journal is written whole), as it is. The engine
+    /// writes a running case so, under the certificate's lock; everyone else updates a case
+    /// with [`Store::swap_case`].
     fn put_case(&self, case: &Case) -> Result<(), StoreError>;
+    /// Compare-and-swap: writes `case` with its version one higher only if the stored case
+    /// still has `case.version` (a new case: none stored, version 0). Returns false, writing
+    /// nothing, when another writer changed it first; on success `case.version` is the
+    /// version written.
+    fn swap_case(&self, case: &mut Case) -> Result<bool, StoreError>;
     /// One case.
     fn get_case(&self, id: u64) -> Result<Option<Case>, StoreError>;
     /// Every case, oldest first.
@@ -536,6 +551,27 @@ pub(crate) mod contract {
         );
         assert_eq!(store.get_case(second).unwrap().unwrap().cert, "web");
         assert!(store.get_case(999).unwrap().is_none());
+        // Compare-and-swap: the version read wins once; a second writer of it loses.
+        let mut a = store.get_case(second).unwrap().unwrap();
+        let mut b = a.clone();
+        a.error = Some("a".into());
+        b.error = Some("b".into());
+        assert!(store.swap_case(&mut a).unwrap());
+        assert_eq!(a.version, b.version + 1);
+        assert!(!store.swap_case(&mut b).unwrap());
+        let stored = store.get_case(second).unwrap().unwrap();
+        assert_eq!(
+            (stored.error.as_deref(), stored.version),
+            (Some("a"), a.version)
+        );
+        assert!(store.swap_blob("counts", None, b"1").unwrap());
+        assert!(!store.swap_blob("counts", None, b"2").unwrap());
+        assert!(!store.swap_blob("counts", Some(b"0"), b"2").unwrap());
+        assert!(store.swap_blob("counts", Some(b"1"), b"2").unwrap());
+        assert_eq!(
+            store.get_blob("counts").unwrap().as_deref(),
+            Some(&b"2"[..])
+        );
         let entry = LedgerEntry {
             tbs_sha256: "ab".repeat(32),
             cert: "web".into(),

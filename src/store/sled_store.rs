@@ -255,6 +255,29 @@ impl Store for SledStore {
         self.flush()
     }
 
+    fn swap_blob(
+        &self,
+        name: &str,
+        expected: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool, StoreError> {
+        let framed = |b: &[u8]| {
+            let mut v = vec![FORMAT_VERSION];
+            v.extend_from_slice(b);
+            v
+        };
+        let old = expected.map(framed);
+        let swapped = self
+            .blobs
+            .compare_and_swap(name.as_bytes(), old, Some(framed(new)))
+            .map_err(backend)?;
+        if swapped.is_err() {
+            return Ok(false);
+        }
+        self.flush()?;
+        Ok(true)
+    }
+
     fn get_blob(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
         match self.blobs.get(name.as_bytes()).map_err(backend)? {
             None => Ok(None),
@@ -455,6 +478,30 @@ impl Store for SledStore {
             .insert(case.id.to_be_bytes(), encode(case)?)
             .map_err(backend)?;
         self.flush()
+    }
+
+    fn swap_case(&self, case: &mut Case) -> Result<bool, StoreError> {
+        let key = case.id.to_be_bytes();
+        let old = self.cases.get(key).map_err(backend)?;
+        let stored_version = match &old {
+            Some(v) => decode::<Case>("cases", &key, v)?.version,
+            None => 0,
+        };
+        if stored_version != case.version {
+            return Ok(false);
+        }
+        let mut next = case.clone();
+        next.version = case.version + 1;
+        let swapped = self
+            .cases
+            .compare_and_swap(key, old, Some(encode(&next)?))
+            .map_err(backend)?;
+        if swapped.is_err() {
+            return Ok(false);
+        }
+        self.flush()?;
+        case.version = next.version;
+        Ok(true)
     }
 
     fn get_case(&self, id: u64) -> Result<Option<Case>, StoreError> {

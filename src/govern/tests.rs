@@ -584,7 +584,7 @@ fn a_concurrent_approval_and_denial_end_as_one_of_them_came_first() {
             crate::respond::SequenceKind::Reissue,
             false,
             None,
-            crate::records::case::Trigger {
+            Trigger {
                 source: "test".into(),
                 by: "test".into(),
                 why: "race".into(),
@@ -594,7 +594,7 @@ fn a_concurrent_approval_and_denial_end_as_one_of_them_came_first() {
         );
         case.id = store.next_case_id().unwrap();
         case.state = CaseState::AwaitingApproval;
-        case.approval = Some(crate::records::case::ApprovalState::waiting(
+        case.approval = Some(ApprovalState::waiting(
             Approval::Owner,
             1,
             "the owner approves".into(),

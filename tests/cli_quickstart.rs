@@ -215,7 +215,11 @@ fn quickstart_runs_the_whole_loop_and_its_suggestions_work() {
     assert_eq!(cases_of(&config, "payments-client").len(), 1);
     // The rollback put the RSA-1024 key back in service: the scan finds it again, and the
     // policy replaces it again (a finished case does not answer a signal that came back).
+    // (The rollback by hand is a case of its own, done.)
     let legacy = cases_of(&config, "legacy-api");
+    assert!(legacy.iter().any(|c| c["kind"] == "rollback"), "{legacy:#?}");
+    let legacy: Vec<&serde_json::Value> =
+        legacy.iter().filter(|c| c["kind"] != "rollback").collect();
     assert_eq!(legacy.len(), 2, "{legacy:#?}");
     assert!(legacy.iter().all(|c| c["state"] == "done"), "{legacy:#?}");
     assert!(matches!(

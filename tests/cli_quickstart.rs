@@ -217,7 +217,10 @@ fn quickstart_runs_the_whole_loop_and_its_suggestions_work() {
     // policy replaces it again (a finished case does not answer a signal that came back).
     // (The rollback by hand is a case of its own, done.)
     let legacy = cases_of(&config, "legacy-api");
-    assert!(legacy.iter().any(|c| c["kind"] == "rollback"), "{legacy:#?}");
+    assert!(
+        legacy.iter().any(|c| c["kind"] == "rollback"),
+        "{legacy:#?}"
+    );
     let legacy: Vec<&serde_json::Value> =
         legacy.iter().filter(|c| c["kind"] != "rollback").collect();
     assert_eq!(legacy.len(), 2, "{legacy:#?}");

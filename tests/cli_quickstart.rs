@@ -221,8 +221,7 @@ fn quickstart_runs_the_whole_loop_and_its_suggestions_work() {
         legacy.iter().any(|c| c["kind"] == "rollback"),
         "{legacy:#?}"
     );
-    let legacy: Vec<&serde_json::Value> =
-        legacy.iter().filter(|c| c["kind"] != "rollback").collect();
+    let legacy: Vec<&Value> = legacy.iter().filter(|c| c["kind"] != "rollback").collect();
     assert_eq!(legacy.len(), 2, "{legacy:#?}");
     assert!(legacy.iter().all(|c| c["state"] == "done"), "{legacy:#?}");
     assert!(matches!(

@@ -1,8 +1,9 @@
 //! The sequence engine through the binary with the `openssl ca` example adapter
 //! (`config/issuers/openssl-ca-adapter`): a process killed when the adapter has answered and
 //! nothing of the answer is journaled resumes with the certificate the CA issued for the
-//! request (found by the request's id), so the CA's `index.txt` holds exactly one new
-//! certificate, the one deployed.
+//! request (found by the request's id), and one killed between the renames of two locations
+//! finishes them; either way the CA's `index.txt` holds exactly one new certificate, the one
+//! deployed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -32,6 +33,16 @@ fn index(ca: &Path) -> Vec<(String, String)> {
 
 #[test]
 fn a_crash_after_the_adapter_answered_issues_nothing_more() {
+    crash_and_resume("during:issue");
+}
+
+#[test]
+fn a_crash_between_two_renames_issues_nothing_more() {
+    crash_and_resume("during:deploy");
+}
+
+/// Kills `reissue` at `fault`, resumes with `respond`, and checks the CA's index.
+fn crash_and_resume(fault: &str) {
     let home = Home::new();
     let ca = home.path("openssl-ca");
     let out = Command::new(examples().join("openssl-ca-init"))
@@ -60,7 +71,7 @@ fn a_crash_after_the_adapter_answered_issues_nothing_more() {
         .arg("--config")
         .arg(home.config())
         .args(["reissue", "svc", "--json"])
-        .env("CERTRESPONDER_FAULT", "during:issue")
+        .env("CERTRESPONDER_FAULT", fault)
         .env("NO_COLOR", "1")
         .output()
         .unwrap();
@@ -84,13 +95,15 @@ fn a_crash_after_the_adapter_answered_issues_nothing_more() {
         .iter()
         .rfind(|r| r["step"] == "issue")
         .unwrap();
-    assert!(
-        issue["detail"]
-            .as_str()
-            .unwrap()
-            .contains("found by request"),
-        "{issue:#}"
-    );
+    if fault == "during:issue" {
+        assert!(
+            issue["detail"]
+                .as_str()
+                .unwrap()
+                .contains("found by request"),
+            "{issue:#}"
+        );
+    }
     // One certificate in the CA's index, valid, and it is the one deployed.
     let deployed = inspect::inspect_certificates(&std::fs::read(&cert).unwrap())
         .unwrap()

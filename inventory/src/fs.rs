@@ -19,6 +19,42 @@ pub fn write_atomic(path: &Path, bytes: &[u8], new_mode: u32) -> io::Result<()> 
     StagedFile::stage(path, bytes, new_mode)?.commit()
 }
 
+/// How [`StagedFile::stage_location`] writes a deployment location.
+#[derive(Debug, Clone, Copy)]
+pub struct LocationOptions {
+    /// The mode of a file that does not exist yet.
+    pub new_mode: u32,
+    /// Whether the file holds a private key.
+    pub secret: bool,
+    /// Whether a symbolic link at the location is followed to the file it points to.
+    pub follow_symlinks: bool,
+}
+
+/// Gives the staged file `f` the owner and group of `old`, as far as this process may: both
+/// (root), else the group alone (a member of it), else neither; a group that has access
+/// (`mode`'s group bits) and cannot be kept is an error naming `path`, the group and the fix.
+fn keep_owner(f: &File, old: &fs::Metadata, mode: u32, path: &Path) -> io::Result<()> {
+    let both = std::os::unix::fs::fchown(f, Some(old.uid()), Some(old.gid()));
+    match both {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() != io::ErrorKind::PermissionDenied => return Err(e),
+        Err(_) => {}
+    }
+    match std::os::unix::fs::fchown(f, None, Some(old.gid())) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() != io::ErrorKind::PermissionDenied => Err(e),
+        Err(_) if mode & 0o070 == 0 => Ok(()),
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} belongs to group {gid}, which reads it, and this process is not a member of that group, so the new file could not keep it; add the service account to the group (`usermod -aG {gid} certresponder`, by name or number) or `chgrp` the file to a group it is in",
+                path.display(),
+                gid = old.gid()
+            ),
+        )),
+    }
+}
+
 /// Distinguishes the temporary files of one process: two tasks staging files in the same
 /// directory at once must not pick the same name.
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -69,6 +105,79 @@ impl StagedFile {
             {
                 return Err(e);
             }
+        }
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        Ok(staged)
+    }
+
+    /// Stages `bytes` for a deployment location `path`, as [`StagedFile::stage`] does, with
+    /// the rules for the files services read keys from:
+    ///
+    /// - A symbolic link at `path` is refused, unless `opts.follow_symlinks`: then the file it
+    ///   resolves to is replaced, in its own directory (never written through the link).
+    ///   Anything else that is not a regular file is refused.
+    /// - A file that holds a private key (`opts.secret`) is never readable by others nor
+    ///   writable or executable by its group, whatever the old file's mode (`mode & 0o640`);
+    ///   a new one gets `opts.new_mode`.
+    /// - The replaced file's owner and group are kept where the process may set them (root
+    ///   may; an unprivileged service keeps the group when it is a member, and becomes the
+    ///   owner). A group that has access to the file and cannot be kept is an error before
+    ///   anything is written, naming the group and the fix.
+    pub fn stage_location(path: &Path, bytes: &[u8], opts: &LocationOptions) -> io::Result<Self> {
+        let path = match fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_symlink() => {
+                if !opts.follow_symlinks {
+                    return Err(io::Error::other(format!(
+                        "{} is a symbolic link; certresponder does not write through links (set `follow_symlinks = true` in the entry to replace the file it points to, as in a certbot live/ tree)",
+                        path.display()
+                    )));
+                }
+                let target = fs::canonicalize(path).map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("{}: the file the link points to: {e}", path.display()),
+                    )
+                })?;
+                if !fs::symlink_metadata(&target)?.file_type().is_file() {
+                    return Err(io::Error::other(format!(
+                        "{} points to {}, which is not a regular file",
+                        path.display(),
+                        target.display()
+                    )));
+                }
+                target
+            }
+            Ok(m) if !m.file_type().is_file() => {
+                return Err(io::Error::other(format!(
+                    "{} is not a regular file",
+                    path.display()
+                )));
+            }
+            Ok(_) => path.to_path_buf(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => path.to_path_buf(),
+            Err(e) => return Err(e),
+        };
+        let existing = fs::symlink_metadata(&path).ok();
+        let mode = match &existing {
+            Some(m) if opts.secret => m.permissions().mode() & 0o640,
+            Some(m) => m.permissions().mode() & 0o7777,
+            None => opts.new_mode,
+        };
+        let dir = parent_dir(&path).to_path_buf();
+        let name = path
+            .file_name()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+        let (mut f, temp) = create_temp(&dir, name, mode)?;
+        let staged = Self {
+            target: path.clone(),
+            temp,
+            dir,
+            committed: false,
+        };
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
+        if let Some(m) = &existing {
+            keep_owner(&f, m, mode, &path)?;
         }
         f.write_all(bytes)?;
         f.sync_all()?;

@@ -39,6 +39,7 @@ pub const ENTRY_FIELDS: &[&str] = &[
     "deploy_hook",
     "verify",
     "expiring",
+    "follow_symlinks",
 ];
 const VERIFY_FIELDS: &[&str] = &["address", "sni"];
 const TOP_LEVEL: &[&str] = &["cert"];
@@ -254,6 +255,20 @@ fn get_str<'a>(
     }
 }
 
+fn get_bool(t: &Table, at: &Location, field: &str, errors: &mut Vec<InventoryError>) -> bool {
+    match t.get(field) {
+        None => false,
+        Some(Value::Boolean(b)) => *b,
+        Some(other) => {
+            errors.push(InventoryError::InvalidValue {
+                at: at.field(field),
+                reason: format!("must be true or false, found {}", other.type_str()),
+            });
+            false
+        }
+    }
+}
+
 fn get_enum<T>(
     t: &Table,
     at: &Location,
@@ -383,6 +398,7 @@ fn parse_entry(
         .map(Option::unwrap_or_default);
     let reload = get_str(t, at, "reload", errors).map(str::to_string);
     let deploy_hook = get_str(t, at, "deploy_hook", errors).map(str::to_string);
+    let follow_symlinks = get_bool(t, at, "follow_symlinks", errors);
     let cert = get_path(t, at, "cert", errors);
     let key = get_path(t, at, "key", errors);
     let chain = get_path(t, at, "chain", errors);
@@ -442,6 +458,7 @@ fn parse_entry(
         },
         reload,
         deploy_hook,
+        follow_symlinks,
         verify,
         expiring,
         source: file.to_path_buf(),

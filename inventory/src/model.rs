@@ -314,6 +314,10 @@ pub struct ManagedCert {
     /// environment (see `respond::deploy`).
     #[serde(default)]
     pub deploy_hook: Option<String>,
+    /// Whether a location that is a symbolic link (a certbot-style `live/` tree) is followed:
+    /// the file it points to is replaced, in its own directory. Otherwise a link where a
+    /// file goes is refused.
+    pub follow_symlinks: bool,
     /// Endpoints to verify after deployment.
     pub verify: Vec<VerifyEndpoint>,
     /// When this certificate counts as expiring; the configuration's threshold when absent.
@@ -362,6 +366,7 @@ impl ManagedCert {
             paths,
             reload: None,
             deploy_hook: None,
+            follow_symlinks: false,
             verify: Vec::new(),
             expiring: None,
             source: source.into(),

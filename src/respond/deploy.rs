@@ -45,7 +45,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use certresponder_inventory::fs::{StagedFile, commit_all_then};
+use certresponder_inventory::fs::{LocationOptions, StagedFile, commit_all_then};
 use certresponder_inventory::inspect::{self, KeyInfo, der};
 use certresponder_inventory::{Bundle, ManagedCert};
 use certresponder_issuers::keygen::pkcs8_v1;
@@ -350,11 +350,18 @@ fn write_files(entry: &ManagedCert, bundle: &Bundle) -> Result<Vec<PathBuf>, Dep
     let mut staged = Vec::with_capacity(planned.len());
     for p in &planned {
         // On error `staged` is dropped, which removes every temporary file made so far.
+        let opts = LocationOptions {
+            new_mode: p.mode,
+            secret: matches!(p.field, "key" | "combined" | "pkcs12"),
+            follow_symlinks: entry.follow_symlinks,
+        };
         staged.push(
-            StagedFile::stage(&p.path, &p.bytes, p.mode).map_err(|source| DeployError::Io {
-                at: DeployTarget::new(entry, p.field, &p.path),
-                action: "staging the new file beside it (nothing was replaced)",
-                source,
+            StagedFile::stage_location(&p.path, &p.bytes, &opts).map_err(|source| {
+                DeployError::Io {
+                    at: DeployTarget::new(entry, p.field, &p.path),
+                    action: "staging the new file beside it (nothing was replaced)",
+                    source,
+                }
             })?,
         );
     }

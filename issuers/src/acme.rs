@@ -13,7 +13,7 @@
 //!   against the issuing certificate, cached until nextUpdate), else it is `unknown`.
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -197,7 +197,7 @@ fn is_bad_nonce(e: &instant_acme::Error) -> bool {
     matches!(e, instant_acme::Error::Api(p) if problem_kind(p) == "badNonce")
 }
 
-fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> IssuerError + '_ {
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> IssuerError + '_ {
     move |source| IssuerError::Io {
         path: path.to_path_buf(),
         source,
@@ -433,13 +433,14 @@ impl AcmeIssuer {
     ) -> Result<Provisioned, IssuerError> {
         match &self.cfg.challenge {
             Challenge::Http01Listen(addr) => {
+                check_token(token)?;
                 self.responder(*addr).await?.add(token, ka.as_str());
                 Ok(Provisioned::Token(token.to_string()))
             }
             Challenge::Http01Webroot(root) => {
+                let path = challenge_path(root, token)?;
                 let dir = root.join(".well-known/acme-challenge");
                 std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-                let path = dir.join(token);
                 write_atomic(&path, ka.as_str().as_bytes(), 0o644).map_err(io(&path))?;
                 Ok(Provisioned::File(path))
             }
@@ -751,6 +752,30 @@ impl AcmeIssuer {
     }
 }
 
+/// Refuses a challenge token that is not what RFC 8555 §8.1 allows (base64url, here 1 to
+/// 128 characters): the CA's token becomes a file name in a web root and a URL path.
+fn check_token(token: &str) -> Result<(), IssuerError> {
+    let ok = (1..=128).contains(&token.len())
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        let shown: String = token.chars().take(40).collect();
+        Err(IssuerError::Protocol(format!(
+            "the CA's http-01 token {shown:?} is not base64url (RFC 8555 §8.1); nothing was written"
+        )))
+    }
+}
+
+/// Where the key authorization for `token` goes under the web root `root`, once the token
+/// is checked.
+fn challenge_path(root: &Path, token: &str) -> Result<PathBuf, IssuerError> {
+    check_token(token)?;
+    Ok(root.join(".well-known/acme-challenge").join(token))
+}
+
 /// The storage key of a request's order URL.
 fn request_key(id: &str) -> String {
     format!("request/{id}")
@@ -941,5 +966,30 @@ impl Issuer for AcmeIssuer {
             explanation_url: info.explanation_url,
             retry_after: retry,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenge_tokens_stay_in_the_web_root() {
+        let root = Path::new("/var/www/html");
+        assert_eq!(
+            challenge_path(root, "LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0").unwrap(),
+            root.join(".well-known/acme-challenge/LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0")
+        );
+        for bad in [
+            "../../etc/cron.d/x",
+            "a/b",
+            "",
+            ".hidden",
+            "tok en",
+            &"a".repeat(129),
+        ] {
+            let e = challenge_path(root, bad).unwrap_err().to_string();
+            assert!(e.contains("not base64url"), "{bad:?}: {e}");
+        }
     }
 }

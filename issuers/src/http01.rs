@@ -21,6 +21,13 @@ pub struct Http01Responder {
     addr: SocketAddr,
 }
 
+/// Connections served at once.
+const MAX_CONNECTIONS: usize = 64;
+/// The first pause after a failed accept; it doubles up to [`ACCEPT_PAUSE_MAX`].
+const ACCEPT_PAUSE_MIN: std::time::Duration = std::time::Duration::from_millis(10);
+/// The longest pause after failed accepts.
+const ACCEPT_PAUSE_MAX: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Http01Responder {
     /// Binds `addr` and starts serving on the current tokio runtime.
     pub async fn start(addr: SocketAddr) -> Result<Self, IssuerError> {
@@ -35,14 +42,32 @@ impl Http01Responder {
         let tokens: Arc<Mutex<HashMap<String, String>>> = Arc::default();
         let served = tokens.clone();
         tokio::spawn(async move {
+            // At most MAX_CONNECTIONS served at once: a peer that opens connections and
+            // sends nothing holds a slot for the read deadline at most.
+            let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+            let mut pause = ACCEPT_PAUSE_MIN;
             loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
+                let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+                    return;
                 };
-                let tokens = served.clone();
-                tokio::spawn(async move {
-                    let _ = serve(stream, &tokens).await;
-                });
+                match listener.accept().await {
+                    Ok((stream, _)) => {
+                        pause = ACCEPT_PAUSE_MIN;
+                        let tokens = served.clone();
+                        tokio::spawn(async move {
+                            let _slot = slot;
+                            let _ = serve(stream, &tokens).await;
+                        });
+                    }
+                    Err(e) => {
+                        // Out of file descriptors, say: wait before trying again rather
+                        // than spinning.
+                        tracing::warn!(%addr, error = %e, pause_ms = pause.as_millis() as u64, "http-01 responder cannot accept; pausing");
+                        drop(slot);
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(ACCEPT_PAUSE_MAX);
+                    }
+                }
             }
         });
         tracing::info!(%addr, "http-01 responder listening");
@@ -54,7 +79,7 @@ impl Http01Responder {
         self.addr
     }
 
-    /// Publishes a token's key authorization.
+    /// Publishes a token's key authorization (the caller checked the token).
     pub fn add(&self, token: &str, key_authorization: &str) {
         if let Ok(mut t) = self.tokens.lock() {
             t.insert(token.to_string(), key_authorization.to_string());
@@ -152,5 +177,41 @@ mod tests {
                 .await
                 .starts_with("HTTP/1.1 404")
         );
+    }
+
+    #[tokio::test]
+    async fn idle_peers_cannot_take_more_than_the_connection_cap() {
+        let r = Http01Responder::start("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        r.add("tok", "tok.thumb");
+        let addr = r.addr();
+        // Peers that connect and say nothing hold every slot.
+        let mut idle = Vec::new();
+        for _ in 0..MAX_CONNECTIONS {
+            idle.push(TcpStream::connect(addr).await.unwrap());
+        }
+        let ask = || async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(b"GET /.well-known/acme-challenge/tok HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.map(|_| out)
+        };
+        let waiting = tokio::spawn(ask());
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(
+            !waiting.is_finished(),
+            "a connection beyond the cap was served"
+        );
+        // One idle peer leaves: the waiting request is served.
+        drop(idle.pop());
+        let out = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("served once a slot was free")
+            .unwrap()
+            .unwrap();
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     }
 }

@@ -32,6 +32,7 @@ const TOP_FIELDS: &[&str] = &[
     "checks",
     "respond",
     "policy",
+    "pass_env",
     "notify",
     "issuer",
     "distrust",
@@ -89,6 +90,10 @@ pub struct Config {
     pub respond: RespondConfig,
     /// The response policy file; `None`: the built-in default (`config/policy.toml`).
     pub policy: Option<PathBuf>,
+    /// Environment variables the children (adapter commands, reload commands, deploy hooks,
+    /// exec notifications, the dns-01 hook) inherit besides `PATH`, `LANG` and the
+    /// documented `CERTRESPONDER_*` ones.
+    pub pass_env: Vec<String>,
     /// Where notifications go (`[notify]`).
     pub notify: crate::notify::NotifyConfig,
     /// Declared issuers.
@@ -126,6 +131,7 @@ impl Default for Config {
             checks: ChecksConfig::default(),
             respond: RespondConfig::default(),
             policy: None,
+            pass_env: Vec::new(),
             notify: crate::notify::NotifyConfig::default(),
             issuers: Vec::new(),
             distrust: Vec::new(),
@@ -197,7 +203,10 @@ impl Config {
             field: None,
             message: format!("cannot read the configuration: {e}"),
         })?;
-        Self::parse(path, &text)
+        let cfg = Self::parse(path, &text)?;
+        // The children this process starts inherit what this configuration passes on.
+        certresponder_issuers::process::set_pass_env(&cfg.pass_env);
+        Ok(cfg)
     }
 
     /// Parses configuration text; `path` names the file in errors and anchors relative paths.
@@ -332,6 +341,37 @@ impl Config {
         }
         if let Some(s) = string(&table, "policy", "policy")? {
             cfg.policy = Some(resolve(&s));
+        }
+        match table.get("pass_env") {
+            None => {}
+            Some(Value::Array(a)) => {
+                for v in a {
+                    match v.as_str() {
+                        Some(name)
+                            if !name.is_empty()
+                                && !name.contains('=')
+                                && name.bytes().all(|b| b.is_ascii_graphic()) =>
+                        {
+                            cfg.pass_env.push(name.to_string());
+                        }
+                        _ => {
+                            return Err(err(
+                                Some("pass_env"),
+                                format!("{v} is not an environment variable name"),
+                            ));
+                        }
+                    }
+                }
+            }
+            Some(other) => {
+                return Err(err(
+                    Some("pass_env"),
+                    format!(
+                        "must be a list of environment variable names, found {}",
+                        other.type_str()
+                    ),
+                ));
+            }
         }
         match table.get("notify") {
             None => {}

@@ -186,3 +186,48 @@ fn the_group_of_a_key_is_kept_or_nothing_is_replaced() {
     assert_ne!(std::fs::read(&key).unwrap(), before.1);
     assert_eq!((m.uid(), m.gid(), mode(&key)), (NOBODY, KEY_GROUP, 0o640));
 }
+
+#[test]
+fn hooks_and_reloads_get_a_clean_environment() {
+    let (home, _cert, _key) = home_with_svc(&format!(
+        "deploy_hook = \"env > {0}/hook.env\"\nreload = \"env > {0}/reload.env\"\n",
+        "HOME_DIR"
+    ));
+    let entry = std::fs::read_to_string(home.path("inventory/svc.toml"))
+        .unwrap()
+        .replace("HOME_DIR", &home.dir.path().display().to_string());
+    std::fs::write(home.path("inventory/svc.toml"), entry).unwrap();
+    let config = std::fs::read_to_string(home.config()).unwrap();
+    std::fs::write(
+        home.config(),
+        format!("pass_env = [\"VAULT_ADDR\"]\n{config}"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_certresponder"))
+        .arg("--config")
+        .arg(home.config())
+        .args(["reissue", "svc", "--json"])
+        .env("NO_COLOR", "1")
+        .env("DATABASE_PASSWORD", "hunter2")
+        .env("VAULT_ADDR", "https://vault.example.test")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    for file in ["hook.env", "reload.env"] {
+        let env = std::fs::read_to_string(home.path(file)).unwrap();
+        assert!(
+            !env.contains("hunter2"),
+            "{file} got the service's secrets:\n{env}"
+        );
+        assert!(
+            env.lines().any(|l| l.starts_with("PATH=")),
+            "{file}:\n{env}"
+        );
+        assert!(
+            env.contains("VAULT_ADDR=https://vault.example.test"),
+            "{file}: pass_env not passed:\n{env}"
+        );
+    }
+    let hook = std::fs::read_to_string(home.path("hook.env")).unwrap();
+    assert!(hook.contains("CERTRESPONDER_CERT_NAME=svc"), "{hook}");
+}

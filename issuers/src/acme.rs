@@ -405,21 +405,45 @@ impl AcmeIssuer {
             .await
     }
 
-    async fn run_hook(&self, hook: &PathBuf, args: &[&str]) -> Result<(), IssuerError> {
-        let out = tokio::time::timeout(
-            self.cfg.timeout,
-            tokio::process::Command::new(hook)
-                .args(args)
-                .kill_on_drop(true)
-                .output(),
-        )
-        .await
-        .map_err(|_| IssuerError::Timeout(format!("dns-01 hook {}", hook.display())))?
-        .map_err(io(hook))?;
-        if !out.status.success() {
+    /// Runs the dns-01 hook with `args`: a clean environment, its own process group (killed
+    /// whole past the issuer's timeout), stdout discarded and the end of stderr kept.
+    async fn run_hook(&self, hook: &Path, args: &[&str]) -> Result<(), IssuerError> {
+        let mut cmd = tokio::process::Command::new(hook);
+        crate::process::clean_env(&mut cmd);
+        let mut child = cmd
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(io(hook))?;
+        let stderr = child.stderr.take();
+        let mut tail = crate::process::Tail::default();
+        let ran = tokio::time::timeout(self.cfg.timeout, async {
+            let (status, read) =
+                tokio::join!(child.wait(), crate::process::read_tail(stderr, &mut tail));
+            let _ = read;
+            status
+        })
+        .await;
+        let status = match ran {
+            Ok(status) => status.map_err(io(hook))?,
+            Err(_) => {
+                crate::process::kill_group(&mut child).await;
+                return Err(IssuerError::Timeout(format!(
+                    "dns-01 hook {} gave no answer within {} s and was killed; stderr: {}",
+                    hook.display(),
+                    self.cfg.timeout.as_secs(),
+                    tail.text()
+                )));
+            }
+        };
+        if !status.success() {
             return Err(IssuerError::Command {
-                status: out.status.to_string(),
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                status: status.to_string(),
+                stderr: tail.text(),
             });
         }
         Ok(())

@@ -11,6 +11,40 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Child;
 
+/// What every child (adapter commands, reload commands, deploy hooks, exec notifications,
+/// the dns-01 hook) inherits from the service's environment: these names, the variables the
+/// responder documents for each (`CERTRESPONDER_*`, set by the caller), and the names the
+/// configuration lists in `pass_env`. Nothing else: tokens and credentials in the service's
+/// environment stay there.
+pub const INHERITED: &[&str] = &["PATH", "LANG"];
+
+/// The names the configuration passes on (`pass_env`), set once the configuration is read.
+static PASS_ENV: std::sync::RwLock<Vec<String>> = std::sync::RwLock::new(Vec::new());
+
+/// Sets the variable names every child inherits besides [`INHERITED`] (the configuration's
+/// `pass_env`; a reload of the configuration sets them again).
+pub fn set_pass_env(names: &[String]) {
+    if let Ok(mut v) = PASS_ENV.write() {
+        *v = names.to_vec();
+    }
+}
+
+/// Clears `cmd`'s environment and gives it only what [`INHERITED`] and `pass_env` name, as
+/// this process has them.
+pub fn clean_env(cmd: &mut tokio::process::Command) {
+    cmd.env_clear();
+    let passed = PASS_ENV.read().map(|v| v.clone()).unwrap_or_default();
+    for name in INHERITED
+        .iter()
+        .copied()
+        .chain(passed.iter().map(String::as_str))
+    {
+        if let Some(value) = std::env::var_os(name) {
+            cmd.env(name, value);
+        }
+    }
+}
+
 /// How much of a command's stderr is kept: the last 4 KiB.
 pub const STDERR_LIMIT: usize = 4096;
 
@@ -166,7 +200,7 @@ impl CommandOutcome {
 }
 
 /// Runs `command` with `sh -c` in its own process group, stdin and stdout closed (stdout is
-/// discarded), `env` added to the environment. Past `timeout` the whole group is killed.
+/// discarded), in a clean environment ([`clean_env`]) with `env` added. Past `timeout` the whole group is killed.
 /// Fails only when the shell cannot be started.
 pub async fn run_shell(
     command: &str,
@@ -174,7 +208,9 @@ pub async fn run_shell(
     timeout: Duration,
 ) -> io::Result<CommandOutcome> {
     let started = Instant::now();
-    let mut child = tokio::process::Command::new("sh")
+    let mut cmd = tokio::process::Command::new("sh");
+    clean_env(&mut cmd);
+    let mut child = cmd
         .arg("-c")
         .arg(command)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))

@@ -166,7 +166,9 @@ impl CommandIssuer {
         let body = serde_json::to_vec(&request)
             .map_err(|e| self.protocol(op, format!("could not encode the request: {e}")))?;
         let started = Instant::now();
-        let mut child = tokio::process::Command::new(program)
+        let mut cmd = tokio::process::Command::new(program);
+        crate::process::clean_env(&mut cmd);
+        let mut child = cmd
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

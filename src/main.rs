@@ -59,8 +59,16 @@ fn init_logging(daemon: Option<&str>) {
 }
 
 fn main() -> ExitCode {
+    // What this process creates is its own (files that must be readable by others are given
+    // their mode explicitly), and it never leaves a core dump with key material in it.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    let dumpable =
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
     let parsed = Cli::parse();
     init_logging(parsed.daemon_log_format());
+    if let Err(e) = dumpable {
+        tracing::warn!(error = %e, "core dumps could not be disabled");
+    }
     // `certresponder inventory list | head` closes stdout early: end quietly, as a filter
     // does, instead of reporting the write failure as a crash.
     let default_hook = std::panic::take_hook();

@@ -225,6 +225,15 @@ impl Svc {
         b["state"].as_str().unwrap().to_string()
     }
 
+    /// The temporary files beside the locations (`.NAME.tmp.*`).
+    fn leftovers(&self) -> Vec<String> {
+        std::fs::read_dir(self.home.path("srv"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.') && n.contains(".tmp."))
+            .collect()
+    }
+
     /// Lines of the reload log.
     fn reload_log(&self) -> Vec<String> {
         std::fs::read_to_string(self.home.path("reload.log"))
@@ -557,6 +566,11 @@ fn crash_and_resume(p: CrashPoint) {
             std::panic::catch_unwind(|| svc.deployed()).is_err(),
             "{fault}: every location was already written: {files:?}"
         );
+        // The staged files not yet renamed are still there, the new key in some of them.
+        assert!(
+            !svc.leftovers().is_empty(),
+            "{fault}: nothing was left staged"
+        );
     } else {
         svc.deployed();
     }
@@ -641,6 +655,9 @@ fn crash_and_resume(p: CrashPoint) {
             .is_some(),
         "{fault}: the deployed certificate is not in the ledger"
     );
+
+    // Nothing staged is left behind, whatever the kill left.
+    assert_eq!(svc.leftovers(), Vec::<String>::new(), "{fault}");
 
     // Every reload saw a matching cert and key.
     let log = svc.reload_log();

@@ -55,6 +55,41 @@ fn keep_owner(f: &File, old: &fs::Metadata, mode: u32, path: &Path) -> io::Resul
     }
 }
 
+/// Removes the temporary files another process left beside `target` when it was killed
+/// while staging (`.NAME.tmp.PID.N`, PID not this process); returns how many.
+pub fn sweep_temp_files(target: &Path) -> io::Result<usize> {
+    let Some(name) = target.file_name().and_then(|n| n.to_str()) else {
+        return Ok(0);
+    };
+    let prefix = format!(".{name}.tmp.");
+    let ours = format!("{prefix}{}.", std::process::id());
+    let dir = parent_dir(target);
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        let file = entry.file_name();
+        let Some(file) = file.to_str() else {
+            continue;
+        };
+        if file.starts_with(&prefix)
+            && !file.starts_with(&ours)
+            && entry.file_type().is_ok_and(|t| t.is_file())
+        {
+            match fs::remove_file(entry.path()) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(removed)
+}
+
 /// Distinguishes the temporary files of one process: two tasks staging files in the same
 /// directory at once must not pick the same name.
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -158,6 +193,9 @@ impl StagedFile {
             Err(e) if e.kind() == io::ErrorKind::NotFound => path.to_path_buf(),
             Err(e) => return Err(e),
         };
+        // What a process killed while staging left beside the file (key material, fsynced)
+        // goes before anything new is written.
+        sweep_temp_files(&path)?;
         let existing = fs::symlink_metadata(&path).ok();
         let mode = match &existing {
             Some(m) if opts.secret => m.permissions().mode() & 0o640,

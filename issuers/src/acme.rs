@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use certresponder_inventory::fs::write_atomic;
+use certresponder_inventory::fs::{create_dir_with_mode, write_atomic};
 use certresponder_inventory::inspect::{self, encode_pem};
 use chrono::{DateTime, Utc};
 use http::{Method, Request, StatusCode, header};
@@ -344,8 +344,7 @@ impl AcmeIssuer {
         match &self.cfg.account_file {
             Some(p) => {
                 if let Some(dir) = p.parent() {
-                    certresponder_inventory::fs::create_dir_with_mode(dir, 0o700)
-                        .map_err(io(dir))?;
+                    create_dir_with_mode(dir, 0o700).map_err(io(dir))?;
                 }
                 write_atomic(p, &bytes, 0o600).map_err(io(p))
             }
@@ -463,8 +462,13 @@ impl AcmeIssuer {
             }
             Challenge::Http01Webroot(root) => {
                 let path = challenge_path(root, token)?;
-                let dir = root.join(".well-known/acme-challenge");
-                std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+                // The web server reads them: world-readable whatever the umask.
+                for dir in [
+                    root.join(".well-known"),
+                    root.join(".well-known/acme-challenge"),
+                ] {
+                    create_dir_with_mode(&dir, 0o755).map_err(io(&dir))?;
+                }
                 write_atomic(&path, ka.as_str().as_bytes(), 0o644).map_err(io(&path))?;
                 Ok(Provisioned::File(path))
             }

@@ -560,7 +560,8 @@ impl InternalCa {
         let der_path = self.cfg.crl_path.clone();
         let pem_path = der_path.with_extension("pem");
         if let Some(parent) = der_path.parent() {
-            std::fs::create_dir_all(parent).map_err(io(parent))?;
+            // Published: a web server serves it at `crl_url`, whatever the umask.
+            create_dir_with_mode(parent, 0o755).map_err(io(parent))?;
         }
         write_atomic(&der_path, crl.der(), 0o644).map_err(io(&der_path))?;
         write_atomic(&pem_path, crl.pem().map_err(crypto)?.as_bytes(), 0o644)

@@ -129,6 +129,20 @@ async fn main_loop(config: Option<PathBuf>) -> Result<ExitCode, DaemonError> {
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let runner = tokio::spawn(runner(Arc::clone(&shared), cases_rx, stop_rx.clone()));
+    // What a process killed while staging files left beside them (key material) goes first.
+    let swept: usize = crate::store::current_bundles(shared.store.as_ref())
+        .map(|all| {
+            all.iter()
+                .map(|(rec, _)| crate::respond::deploy::sweep_locations(&rec.entry))
+                .sum()
+        })
+        .unwrap_or(0);
+    if swept > 0 {
+        tracing::info!(
+            files = swept,
+            "temporary files left by an interrupted deployment removed"
+        );
+    }
     // Recovery: what a crash or a stop left unfinished runs first.
     let unfinished = shared
         .loaded()

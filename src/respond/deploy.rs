@@ -824,3 +824,26 @@ impl Checker<'_> {
 
 #[cfg(test)]
 mod tests;
+
+/// Removes what a process killed while staging left beside `entry`'s locations (and beside
+/// the files its links point to); returns how many files. Problems are logged, not fatal.
+pub fn sweep_locations(entry: &ManagedCert) -> usize {
+    let p = &entry.paths;
+    let mut removed = 0;
+    for path in std::iter::once(&p.cert).chain(
+        [&p.key, &p.chain, &p.fullchain, &p.combined, &p.pkcs12]
+            .into_iter()
+            .flatten(),
+    ) {
+        let resolved = std::fs::canonicalize(path).ok();
+        for at in std::iter::once(path.as_path()).chain(resolved.as_deref()) {
+            match certresponder_inventory::fs::sweep_temp_files(at) {
+                Ok(n) => removed += n,
+                Err(e) => {
+                    tracing::warn!(cert = %entry.name, path = %at.display(), error = %e, "leftover temporary files not removed");
+                }
+            }
+        }
+    }
+    removed
+}

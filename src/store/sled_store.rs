@@ -8,6 +8,7 @@
 //! the last case number). Keys are big-endian so that sled's
 //! byte order is numeric order. Every write is flushed before it returns.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -55,6 +56,18 @@ impl SledStore {
             reason,
         };
         create_dir_with_mode(path, 0o700).map_err(|e| open_err(e.to_string()))?;
+        // The database holds private keys: a directory others may enter is refused.
+        let mode = std::fs::metadata(path)
+            .map_err(|e| open_err(e.to_string()))?
+            .permissions()
+            .mode()
+            & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(open_err(format!(
+                "the directory is open to its group or to others (mode {mode:04o}), and it holds private keys; run `chmod 700 {}`",
+                path.display()
+            )));
+        }
         let db = sled::Config::new().path(path).open().map_err(|e| {
             let msg = e.to_string();
             if msg.contains("lock") || msg.contains("WouldBlock") || msg.contains("temporarily unavailable") {

@@ -46,7 +46,13 @@ const CHECK_FIELDS: &[&str] = &["rsa_min_bits", "allowed_curves", "expiring"];
 pub use crate::signals::weak::ChecksConfig;
 
 /// Fields of `[daemon]`.
-const DAEMON_FIELDS: &[&str] = &["control_socket", "control_group", "metrics_listen", "roles"];
+const DAEMON_FIELDS: &[&str] = &[
+    "control_socket",
+    "control_group",
+    "metrics_listen",
+    "roles",
+    "signals_per_minute",
+];
 
 /// The `[daemon]` table: where `certresponder run` listens.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -60,6 +66,8 @@ pub struct DaemonConfig {
     /// `[daemon.roles]`: who may do what on the control socket; `None`: the socket's group
     /// reads and reports.
     pub roles: Option<crate::daemon::control::roles::Grants>,
+    /// How many signals one identity may post to `POST /v1/signals` a minute (default 60).
+    pub signals_per_minute: u32,
 }
 
 impl Default for DaemonConfig {
@@ -69,6 +77,7 @@ impl Default for DaemonConfig {
             control_group: Some("certresponder".into()),
             metrics_listen: None,
             roles: None,
+            signals_per_minute: 60,
         }
     }
 }
@@ -446,6 +455,18 @@ impl Config {
                         return Err(err(
                             Some("daemon.roles"),
                             "must be a table, written [daemon.roles]".into(),
+                        ));
+                    }
+                }
+                match t.get("signals_per_minute") {
+                    None => {}
+                    Some(Value::Integer(n)) if (1..=100_000).contains(n) => {
+                        cfg.daemon.signals_per_minute = u32::try_from(*n).unwrap_or(60);
+                    }
+                    Some(other) => {
+                        return Err(err(
+                            Some("daemon.signals_per_minute"),
+                            format!("must be a whole number from 1 to 100000, found {other}"),
                         ));
                     }
                 }

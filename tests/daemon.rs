@@ -2413,3 +2413,40 @@ fn a_reload_in_the_middle_of_a_storm_lets_no_more_revocations_through() {
     assert_eq!(held, names.len() - 3, "{cases:#?}");
     stop(daemon, &notify);
 }
+
+#[test]
+fn posted_signals_are_limited_per_identity_and_in_size() {
+    let d = DaemonHome::new();
+    let config = std::fs::read_to_string(d.home.config())
+        .unwrap()
+        .replace("[daemon]\n", "[daemon]\nsignals_per_minute = 3\n");
+    std::fs::write(d.home.config(), config).unwrap();
+    d.add_entry("web", &["prod"]);
+    d.reissue("web");
+    let (notify, daemon) = d.start_ready();
+    let post = |evidence: Value| {
+        daemon.http(
+            "POST",
+            "/v1/signals",
+            Some(&json!({
+                "cert": "web",
+                "check": "expiring",
+                "message": "seen by the scanner",
+                "evidence": evidence,
+            })),
+        )
+    };
+    // Evidence larger than a signal keeps is refused, naming the field.
+    let (code, v) = post(json!({"blob": "x".repeat(70 * 1024)}));
+    assert_eq!(code, 400, "{v:#}");
+    assert!(v.to_string().contains("evidence"), "{v:#}");
+    for i in 1..=2 {
+        let (code, v) = post(json!({"n": i}));
+        assert_eq!(code, 200, "post {i}: {v:#}");
+    }
+    // The refused one counted too: the fourth post of the minute is one too many.
+    let (code, v) = post(json!({"n": 3}));
+    assert_eq!(code, 429, "{v:#}");
+    assert!(v.to_string().contains("signals_per_minute"), "{v:#}");
+    stop(daemon, &notify);
+}

@@ -648,6 +648,18 @@ fn reported(shared: &Shared, b: SignalBody) -> Result<crate::service::signals::R
             ),
         ));
     }
+    if let Some(e) = &b.evidence {
+        let size = serde_json::to_vec(e).map_or(usize::MAX, |v| v.len());
+        if size > MAX_EVIDENCE {
+            return Err(ApiError::field(
+                "evidence",
+                format!(
+                    "is {size} bytes of JSON, more than the {} KiB a signal keeps; send a summary and where the rest is",
+                    MAX_EVIDENCE / 1024
+                ),
+            ));
+        }
+    }
     Ok(crate::service::signals::Reported {
         cert: b.cert,
         check,
@@ -658,12 +670,49 @@ fn reported(shared: &Shared, b: SignalBody) -> Result<crate::service::signals::R
     })
 }
 
+/// The largest `evidence` a posted signal may carry, as JSON.
+const MAX_EVIDENCE: usize = 64 * 1024;
+
+/// Counts a post against its identity's `[daemon] signals_per_minute`: one over it is
+/// refused (429) saying when to try again.
+fn admit_signal(shared: &Shared, who: &Identity) -> Result<(), ApiError> {
+    let limit = shared.loaded().cfg.daemon.signals_per_minute as usize;
+    let now = std::time::Instant::now();
+    let minute = Duration::from_secs(60);
+    let mut posts = shared
+        .signal_posts
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let recent = posts.entry(who.uid).or_default();
+    while recent
+        .front()
+        .is_some_and(|t| now.duration_since(*t) >= minute)
+    {
+        recent.pop_front();
+    }
+    if recent.len() >= limit {
+        let wait = recent
+            .front()
+            .map_or(minute, |t| minute.saturating_sub(now.duration_since(*t)));
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "{who} posted {limit} signals in the last minute, the most `[daemon] signals_per_minute` allows; try again in {} s",
+                wait.as_secs().max(1)
+            ),
+        ));
+    }
+    recent.push_back(now);
+    Ok(())
+}
+
 fn post_signal(
     shared: &Shared,
     b: SignalBody,
     who: &Identity,
     roles: &Roles,
 ) -> Result<Value, ApiError> {
+    admit_signal(shared, who)?;
     let mut r = reported(shared, b)?;
     // A caller who may not act on certificates (no `operate`) reports at most `high`:
     // a person or a system that can only report cannot start what only a confirmed

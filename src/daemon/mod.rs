@@ -79,6 +79,9 @@ pub struct Shared {
     case_ended: tokio::sync::watch::Sender<u64>,
     /// The unreadable records already written to the audit log.
     unreadable_audited: Mutex<std::collections::HashSet<String>>,
+    /// When each identity (by uid) posted its signals in the last minute.
+    pub(crate) signal_posts:
+        Mutex<std::collections::HashMap<u32, std::collections::VecDeque<std::time::Instant>>>,
 }
 
 /// How many distrust runs the daemon remembers.
@@ -116,6 +119,7 @@ impl Shared {
                 case_errors: Mutex::new(std::collections::HashMap::new()),
                 case_ended: tokio::sync::watch::channel(0).0,
                 unreadable_audited: Mutex::new(std::collections::HashSet::new()),
+                signal_posts: Mutex::new(std::collections::HashMap::new()),
             }),
             rx,
         )

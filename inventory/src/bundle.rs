@@ -28,6 +28,14 @@ impl SecretPem {
     }
 }
 
+impl Drop for SecretPem {
+    /// The key text is overwritten before its memory is freed, so it lingers in no freed
+    /// allocation (nor, the process being non-dumpable, in a core file).
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
 impl fmt::Debug for SecretPem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SecretPem([redacted])")

@@ -340,7 +340,8 @@ fn hook_env(entry: &ManagedCert, bundle: &Bundle) -> Vec<(String, String)> {
 struct Planned {
     field: &'static str,
     path: PathBuf,
-    bytes: Vec<u8>,
+    /// The file's content; wiped when dropped (key, combined and PKCS#12 files hold the key).
+    bytes: zeroize::Zeroizing<Vec<u8>>,
     mode: u32,
 }
 
@@ -450,14 +451,14 @@ fn plan(entry: &ManagedCert, bundle: &Bundle) -> Result<Vec<Planned>, DeployErro
     planned.push(Planned {
         field: "cert",
         path: paths.cert.clone(),
-        bytes: cert,
+        bytes: cert.into(),
         mode: PUBLIC_MODE,
     });
     if let Some(path) = &paths.key {
         planned.push(Planned {
             field: "key",
             path: path.clone(),
-            bytes: key_for("key", path)?.as_bytes().to_vec(),
+            bytes: key_for("key", path)?.as_bytes().to_vec().into(),
             mode: SECRET_MODE,
         });
     }
@@ -465,7 +466,7 @@ fn plan(entry: &ManagedCert, bundle: &Bundle) -> Result<Vec<Planned>, DeployErro
         planned.push(Planned {
             field: "chain",
             path: path.clone(),
-            bytes: pem_join(&[chain]),
+            bytes: pem_join(&[chain]).into(),
             mode: PUBLIC_MODE,
         });
     }
@@ -473,7 +474,7 @@ fn plan(entry: &ManagedCert, bundle: &Bundle) -> Result<Vec<Planned>, DeployErro
         planned.push(Planned {
             field: "fullchain",
             path: path.clone(),
-            bytes: pem_join(&[leaf, chain]),
+            bytes: pem_join(&[leaf, chain]).into(),
             mode: PUBLIC_MODE,
         });
     }
@@ -482,7 +483,7 @@ fn plan(entry: &ManagedCert, bundle: &Bundle) -> Result<Vec<Planned>, DeployErro
         planned.push(Planned {
             field: "combined",
             path: path.clone(),
-            bytes: pem_join(&[leaf, chain, key]),
+            bytes: pem_join(&[leaf, chain, key]).into(),
             mode: SECRET_MODE,
         });
     }
@@ -500,7 +501,7 @@ fn plan(entry: &ManagedCert, bundle: &Bundle) -> Result<Vec<Planned>, DeployErro
         planned.push(Planned {
             field: "pkcs12",
             path: path.clone(),
-            bytes,
+            bytes: bytes.into(),
             mode: SECRET_MODE,
         });
     }

@@ -640,6 +640,22 @@ mod tests {
     }
 
     #[test]
+    fn a_database_directory_open_to_others_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db");
+        std::fs::create_dir(&db).unwrap();
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let e = SledStore::open(&db).err().unwrap().to_string();
+        assert!(
+            e.contains("mode 0755") && e.contains(&format!("chmod 700 {}", db.display())),
+            "{e}"
+        );
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o700)).unwrap();
+        SledStore::open(&db).unwrap();
+    }
+
+    #[test]
     fn unknown_format_version_is_reported_not_panicked() {
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(&dir.path().join("db")).unwrap();

@@ -72,6 +72,7 @@ pub const CHECKS: &[CheckInfo] = &[
     c("signature_algorithm_weak", "weak", High, true),
     c("validity_too_long", "weak", High, true),
     c("missing_san", "weak", High, true),
+    c("public_client_auth", "weak", High, true),
     c("expired", "weak", High, false),
     c("expiring", "weak", Medium, false),
     c("key_exposed", "exposure", Confirmed, true),

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::Finding;
 use super::weak::cert::{CertPolicy, check_certificate};
-use super::weak::{KeyPolicy, check_key};
+use super::weak::{KeyPolicy, check_key_for};
 
 /// What the analysis applies.
 #[derive(Debug, Clone)]
@@ -53,7 +53,7 @@ fn modulus(key: &KeyInfo) -> Option<Vec<u8>> {
 pub fn analyze_object(obj: &Object, opts: &AnalyzeOptions) -> Analyzed {
     match obj {
         Object::Certificate(c) => {
-            let mut findings = check_key(&c.key, &opts.key_policy);
+            let mut findings = check_key_for(&c.key, &opts.key_policy, opts.trust);
             findings.extend(check_certificate(
                 c,
                 opts.trust,
@@ -74,7 +74,7 @@ pub fn analyze_object(obj: &Object, opts: &AnalyzeOptions) -> Analyzed {
             description: format!("{:?} private key", k.format),
             key: k.public.describe(),
             cert_sha256: None,
-            findings: check_key(&k.public, &opts.key_policy),
+            findings: check_key_for(&k.public, &opts.key_policy, opts.trust),
             rsa_modulus: modulus(&k.public),
         },
         Object::PublicKey(k) => Analyzed {
@@ -82,7 +82,7 @@ pub fn analyze_object(obj: &Object, opts: &AnalyzeOptions) -> Analyzed {
             description: "public key".into(),
             key: k.describe(),
             cert_sha256: None,
-            findings: check_key(k, &opts.key_policy),
+            findings: check_key_for(k, &opts.key_policy, opts.trust),
             rsa_modulus: modulus(k),
         },
         Object::Csr(c) => Analyzed {
@@ -90,7 +90,7 @@ pub fn analyze_object(obj: &Object, opts: &AnalyzeOptions) -> Analyzed {
             description: c.subject.clone(),
             key: c.key.describe(),
             cert_sha256: None,
-            findings: check_key(&c.key, &opts.key_policy),
+            findings: check_key_for(&c.key, &opts.key_policy, opts.trust),
             rsa_modulus: modulus(&c.key),
         },
         _ => Analyzed {

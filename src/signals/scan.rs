@@ -13,7 +13,7 @@ use super::ca::distrust::Distrust;
 use super::state::{self, Evidence, Seen};
 use super::weak::ChecksConfig;
 use super::weak::cert::{CertPolicy, check_certificate};
-use super::weak::{KeyPolicy, check_key};
+use super::weak::{KeyPolicy, check_key_for};
 use super::{Finding, Signal, SignalState};
 use crate::ct::config::CtConfig;
 use crate::store::{CertStatus, Store, StoreError};
@@ -136,7 +136,7 @@ pub fn inventory_findings(
             continue;
         };
         let fp = cert.fingerprints.cert_sha256.clone();
-        for f in check_key(&cert.key, &key_policy) {
+        for f in check_key_for(&cert.key, &key_policy, rec.entry.trust) {
             out.push((name.clone(), Some(fp.clone()), f));
         }
         // Blocklists: the key on a list of published or Debian weak keys.

@@ -19,8 +19,8 @@ pub use key::{KeyFormat, KeyInfo, KeyWire, PrivateKeyInfo};
 pub use ocsp::{OcspAnswer, OcspCertStatus, OcspProblem, ocsp_request, read_ocsp_response};
 pub use pem::{PemBlock, encode_pem, looks_like_pem, parse_pem};
 pub use x509::{
-    CertInfo, CsrInfo, Fingerprints, PssParams, SctInfo, inspect_certificate_der, inspect_csr_der,
-    inspect_spki_der,
+    CertInfo, CsrInfo, ExtKeyUsage, Fingerprints, PssParams, SctInfo, inspect_certificate_der,
+    inspect_csr_der, inspect_spki_der,
 };
 
 const CERT_LABELS: &[&str] = &["CERTIFICATE", "X509 CERTIFICATE"];

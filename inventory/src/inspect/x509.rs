@@ -65,6 +65,27 @@ pub struct PssParams {
     pub trailer_field: u32,
 }
 
+/// The extended key usages a certificate names (RFC 5280 §4.2.1.12).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ExtKeyUsage {
+    /// anyExtendedKeyUsage.
+    pub any: bool,
+    /// id-kp-serverAuth: a TLS server.
+    pub server_auth: bool,
+    /// id-kp-clientAuth: a TLS client.
+    pub client_auth: bool,
+    /// id-kp-codeSigning.
+    pub code_signing: bool,
+    /// id-kp-emailProtection: S/MIME.
+    pub email_protection: bool,
+    /// id-kp-timeStamping.
+    pub time_stamping: bool,
+    /// id-kp-OCSPSigning.
+    pub ocsp_signing: bool,
+    /// Any other purpose, dotted OIDs.
+    pub other: Vec<String>,
+}
+
 /// Everything certresponder reads from a certificate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CertInfo {
@@ -109,6 +130,8 @@ pub struct CertInfo {
     pub ocsp_urls: Vec<String>,
     /// Whether basicConstraints says CA.
     pub is_ca: bool,
+    /// The extended key usages, when the certificate has that extension.
+    pub ext_key_usage: Option<ExtKeyUsage>,
     /// Whether this is an RFC 6962 precertificate (carries the poison extension).
     pub is_precertificate: bool,
     /// Fingerprints.
@@ -260,6 +283,19 @@ pub fn inspect_certificate_der(der: &[u8]) -> Result<CertInfo, InspectError> {
         crl_urls,
         ocsp_urls,
         is_ca: cert.is_ca(),
+        ext_key_usage: tbs.extended_key_usage().ok().flatten().map(|e| {
+            let e = e.value;
+            ExtKeyUsage {
+                any: e.any,
+                server_auth: e.server_auth,
+                client_auth: e.client_auth,
+                code_signing: e.code_signing,
+                email_protection: e.email_protection,
+                time_stamping: e.time_stamping,
+                ocsp_signing: e.ocsp_signing,
+                other: e.other.iter().map(|o| o.to_id_string()).collect(),
+            }
+        }),
         is_precertificate,
         fingerprints: Fingerprints {
             cert_sha256: hex_sha256(der),

@@ -72,12 +72,157 @@ pub fn check_certificate(
     if trust == Trust::Public {
         out.extend(check_signature_algorithm(cert));
         if !cert.is_ca {
-            out.extend(check_validity(cert));
-            out.extend(check_san(cert));
+            match rule_set(cert) {
+                RuleSet::Tls => {
+                    out.extend(check_validity(cert));
+                    out.extend(check_san(cert));
+                    out.extend(check_client_auth(cert));
+                }
+                RuleSet::Smime => out.extend(check_validity_smime(cert)),
+                RuleSet::CodeSigning => out.extend(check_validity_code_signing(cert)),
+                RuleSet::Other => {}
+            }
         }
     }
     out.extend(check_expiry(cert, now, policy));
     out
+}
+
+/// The CA/Browser Forum rule set a publicly trusted subscriber certificate is issued under,
+/// by its extended key usage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleSet {
+    /// The TLS Baseline Requirements: serverAuth, anyExtendedKeyUsage, or no EKU at all.
+    Tls,
+    /// The S/MIME Baseline Requirements: emailProtection, no serverAuth.
+    Smime,
+    /// The Code Signing Baseline Requirements: codeSigning, no serverAuth.
+    CodeSigning,
+    /// None of them (clientAuth alone, time stamping...): no subscriber rule is checked.
+    Other,
+}
+
+impl RuleSet {
+    /// How findings name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Tls => "TLS Baseline Requirements",
+            Self::Smime => "S/MIME Baseline Requirements",
+            Self::CodeSigning => "Code Signing Baseline Requirements",
+            Self::Other => "none",
+        }
+    }
+}
+
+/// The rule set of `cert`, from its extended key usage.
+pub fn rule_set(cert: &CertInfo) -> RuleSet {
+    match &cert.ext_key_usage {
+        None => RuleSet::Tls,
+        Some(e) if e.any || e.server_auth => RuleSet::Tls,
+        Some(e) if e.email_protection => RuleSet::Smime,
+        Some(e) if e.code_signing => RuleSet::CodeSigning,
+        Some(_) => RuleSet::Other,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Chrome Root Program Policy v1.8 §1.3.2: serverAuth-only TLS leaves
+
+/// From this date, Chrome's root program accepts public TLS leaves for serverAuth only.
+const SERVER_AUTH_ONLY_FROM: (i32, u32, u32) = (2027, 3, 15);
+
+/// `public_client_auth`: a public TLS leaf that is also for clientAuth. Issued on or after
+/// 2027-03-15, Chrome's policy forbids it (high); before, a warning naming the date.
+pub fn check_client_auth(cert: &CertInfo) -> Option<Finding> {
+    let eku = cert.ext_key_usage.as_ref()?;
+    if !eku.client_auth {
+        return None;
+    }
+    let (y, m, d) = SERVER_AUTH_ONLY_FROM;
+    let from = date(y, m, d)?;
+    let evidence = json!({
+        "not_before": cert.not_before.to_rfc3339(),
+        "server_auth_only_from": format!("{y:04}-{m:02}-{d:02}"),
+        "rule_set": "Chrome Root Program Policy v1.8 §1.3.2",
+    });
+    if cert.not_before >= from {
+        Some(Finding::violation(
+            "public_client_auth",
+            format!(
+                "a public TLS certificate issued on {} is also for clientAuth; Chrome's root program accepts serverAuth-only TLS certificates issued from {y:04}-{m:02}-{d:02} (policy v1.8 §1.3.2)",
+                cert.not_before.format("%Y-%m-%d")
+            ),
+            evidence,
+        ))
+    } else {
+        Some(Finding::warning(
+            "public_client_auth",
+            format!(
+                "a public TLS certificate that is also for clientAuth: from {y:04}-{m:02}-{d:02} Chrome's root program accepts serverAuth-only ones (policy v1.8 §1.3.2); use a private CA for client certificates"
+            ),
+            evidence,
+        ))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Maximum validity under the S/MIME and Code Signing Baseline Requirements
+
+/// S/MIME BRs §6.3.2: subscriber certificates are valid for at most 825 days.
+const SMIME_MAX_DAYS: i64 = 825;
+
+/// `validity_too_long` for an S/MIME certificate.
+pub fn check_validity_smime(cert: &CertInfo) -> Option<Finding> {
+    validity_over(cert, SMIME_MAX_DAYS * DAY, RuleSet::Smime, "§6.3.2", None)
+}
+
+/// `validity_too_long` for a code-signing certificate: 460 days from 2026-03-01 (ballot
+/// CSC-31), 39 months before.
+pub fn check_validity_code_signing(cert: &CertInfo) -> Option<Finding> {
+    let from = date(2026, 3, 1)?;
+    let (max, rule_date) = if cert.not_before >= from {
+        (460 * DAY, Some("2026-03-01"))
+    } else {
+        let end = cert.not_before.checked_add_months(Months::new(39))?;
+        ((end - cert.not_before).num_seconds(), None)
+    };
+    validity_over(cert, max, RuleSet::CodeSigning, "§6.3.2", rule_date)
+}
+
+/// A `validity_too_long` finding when `cert` is valid longer than `max_seconds` under
+/// `set`'s section `section`.
+fn validity_over(
+    cert: &CertInfo,
+    max_seconds: i64,
+    set: RuleSet,
+    section: &str,
+    rule_date: Option<&str>,
+) -> Option<Finding> {
+    let seconds = validity_seconds(cert);
+    if seconds <= max_seconds {
+        return None;
+    }
+    let validity_days = seconds.div_euclid(DAY) + i64::from(seconds.rem_euclid(DAY) != 0);
+    let maximum_days = max_seconds / DAY;
+    let since = rule_date
+        .map(|d| format!(" issued from {d}"))
+        .unwrap_or_default();
+    Some(Finding::violation(
+        "validity_too_long",
+        format!(
+            "valid for {validity_days} days; certificates{since} may be valid for at most {maximum_days} days ({} {section})",
+            set.name()
+        ),
+        json!({
+            "validity_days": validity_days,
+            "validity_seconds": seconds,
+            "maximum_days": maximum_days,
+            "rule_set": set.name(),
+            "rule_date": rule_date,
+            "not_before": cert.not_before.to_rfc3339(),
+            "not_after": cert.not_after.to_rfc3339(),
+        }),
+    ))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -373,12 +518,13 @@ pub fn check_validity(cert: &CertInfo) -> Option<Finding> {
         "validity_too_long",
         format!(
             "valid for {validity_days} days; certificates issued from {rule_date} may be \
-             valid for at most {maximum_days} days (BR §6.3.2)"
+             valid for at most {maximum_days} days (TLS Baseline Requirements §6.3.2)"
         ),
         json!({
             "validity_days": validity_days,
             "validity_seconds": seconds,
             "maximum_days": maximum_days,
+            "rule_set": RuleSet::Tls.name(),
             "rule_date": rule_date,
             "not_before": cert.not_before.to_rfc3339(),
             "not_after": cert.not_after.to_rfc3339(),
@@ -396,8 +542,8 @@ pub fn check_san(cert: &CertInfo) -> Option<Finding> {
     }
     Some(Finding::violation(
         "missing_san",
-        "no DNS name or IP address in subjectAltName (BR §7.1.2.7.12 requires one)",
-        json!({ "subject_cns": cert.subject_cns }),
+        "no DNS name or IP address in subjectAltName (TLS Baseline Requirements §7.1.2.7.12 require one)",
+        json!({ "subject_cns": cert.subject_cns, "rule_set": RuleSet::Tls.name() }),
     ))
 }
 

@@ -7,9 +7,10 @@ pub mod ec;
 pub mod rsa;
 
 use certresponder_inventory::ExpiryThreshold;
+use certresponder_inventory::Trust;
 use certresponder_inventory::inspect::KeyInfo;
 
-use super::Finding;
+use super::{Confidence, Finding};
 
 /// The `[checks]` table: what the weak-parameter and expiry checks accept.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -62,6 +63,33 @@ impl KeyPolicy {
             ..Self::default()
         }
     }
+}
+
+/// The key checks for an entry of `trust`: for a private PKI the rules that exist only in the
+/// Baseline Requirements (a modulus size not a multiple of 8, a named curve other than P-256,
+/// P-384 and P-521) are low-confidence warnings that imply no revocation; broken keys and
+/// explicit curve parameters (CVE-2020-0601) keep their confidence whatever the trust.
+pub fn check_key_for(key: &KeyInfo, policy: &KeyPolicy, trust: Trust) -> Vec<Finding> {
+    let mut findings = check_key(key, policy);
+    if trust == Trust::Private {
+        for f in &mut findings {
+            let br_only = match f.check {
+                "rsa_modulus_not_multiple_of_8" => true,
+                "ec_curve_disallowed" => f.evidence["curve"] != ec::EXPLICIT,
+                _ => false,
+            };
+            if br_only && f.confidence > Confidence::Low {
+                f.confidence = Confidence::Low;
+                f.revocation_reason = None;
+                f.deadline_hours = None;
+                f.message = format!(
+                    "{} (a Baseline Requirements rule; this certificate is privately trusted)",
+                    f.message
+                );
+            }
+        }
+    }
+    findings
 }
 
 /// Every key check that applies to `key`.

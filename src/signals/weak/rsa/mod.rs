@@ -248,7 +248,16 @@ fn exponent_findings(n: &BigUint, e: &BigUint, out: &mut Vec<Finding>) {
     if e_bits > 256 {
         reasons.push("above_2^256-1");
     }
-    if !reasons.is_empty() {
+    if reasons == ["above_2^256-1"] {
+        // A Baseline Requirements "SHOULD": the key works, so a warning, whatever the trust.
+        out.push(Finding::warning(
+            "rsa_exponent_bad",
+            format!(
+                "RSA public exponent {shown} is above 2^256-1, outside the range BR §6.1.6 says it should be in (2^16+1 to 2^256-1)"
+            ),
+            json!({ "exponent": text, "exponent_bits": e_bits, "reasons": reasons }),
+        ));
+    } else if !reasons.is_empty() {
         out.push(Finding::violation(
             "rsa_exponent_bad",
             format!(

@@ -247,10 +247,10 @@ fn a_small_private_exponent_is_recovered() {
     let f = only(&findings, "rsa_small_d");
     assert_eq!(f.confidence, Confidence::Confirmed);
     assert_eq!(evidence(f, "d_bits"), d.bits());
-    // The large exponent is also outside the BR range.
+    // The large exponent is also outside the range the BRs recommend: a warning.
     assert_eq!(
         only(&findings, "rsa_exponent_bad").confidence,
-        Confidence::High
+        Confidence::Low
     );
     assert_no_secrets(&findings, &[&p, &q, &d]);
 
@@ -359,8 +359,9 @@ fn exponent_rules() {
     assert_eq!(even[0].1["reasons"], serde_json::json!(["even"]));
     let two = bad(&BigUint::from(2u32));
     assert_eq!(two[0].1["reasons"], serde_json::json!(["even", "below_3"]));
+    // Above 2^256-1 is a BR "SHOULD": a warning, whatever the trust.
     let huge = bad(&((BigUint::from(1u32) << 256u32) + 1u32));
-    assert_eq!(huge[0].0, Confidence::High);
+    assert_eq!(huge[0].0, Confidence::Low);
     assert_eq!(huge[0].1["reasons"], serde_json::json!(["above_2^256-1"]));
     assert_eq!(huge[0].1["exponent"], Value::Null);
     assert_eq!(huge[0].1["exponent_bits"], 257);

@@ -1,0 +1,137 @@
+//! Which rules apply to which certificates, on certificates made by Python's `cryptography`
+//! (`tests/fixtures/rule_certs.py`) and judged by `certresponder analyze`: the TLS Baseline
+//! Requirements only on TLS server certificates, the S/MIME and Code Signing BRs' own validity
+//! limits on theirs, Chrome's serverAuth-only rule for public TLS leaves from 2027-03-15, and
+//! the BR-only key rules as warnings for a private PKI.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn venv() -> PathBuf {
+    std::env::var_os("CERTRESPONDER_TEST_VENV").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-venv"),
+        PathBuf::from,
+    )
+}
+
+/// Writes the fixtures into a temporary directory.
+fn fixtures() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let python = venv().join("bin/python");
+    assert!(
+        python.is_file(),
+        "{} is missing: run scripts/test, which makes the test venv",
+        python.display()
+    );
+    let out = Command::new(python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rule_certs.py"))
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::text(&out));
+    dir
+}
+
+/// `analyze --json` of every fixture under `trust`: file stem -> [(check, confidence, message)].
+fn analyze(dir: &Path, trust: &str) -> BTreeMap<String, Vec<(String, String, String)>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let out = Command::new(env!("CARGO_BIN_EXE_certresponder"))
+        .args(["analyze", "--json", "--no-shared-primes", "--trust", trust])
+        .args(&files)
+        .env_remove("CERTRESPONDER_CONFIG")
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", common::text(&out)));
+    let mut by_file = BTreeMap::new();
+    for file in v["files"].as_array().unwrap() {
+        let path = PathBuf::from(file["path"].as_str().unwrap());
+        let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let findings = file["objects"][0]["findings"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{file:#}"))
+            .iter()
+            .filter(|f| f["check"] != "expired" && f["check"] != "expiring")
+            .map(|f| {
+                (
+                    f["check"].as_str().unwrap().to_string(),
+                    f["confidence"].as_str().unwrap().to_string(),
+                    f["message"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        by_file.insert(stem, findings);
+    }
+    by_file
+}
+
+fn checks(f: &[(String, String, String)]) -> Vec<(&str, &str)> {
+    f.iter()
+        .map(|(c, conf, _)| (c.as_str(), conf.as_str()))
+        .collect()
+}
+
+#[test]
+fn each_certificate_is_held_to_its_own_rules() {
+    let dir = fixtures();
+    let public = analyze(dir.path(), "public");
+    assert_eq!(public.len(), 10, "{public:#?}");
+    // Healthy certificates of each kind: nothing.
+    for clean in [
+        "smime_700",
+        "code_1000_2025",
+        "tls_server_2027",
+        "client_only",
+    ] {
+        assert!(public[clean].is_empty(), "{clean}: {:#?}", public[clean]);
+    }
+    // Too long under their own rule sets, which the findings name.
+    let smime = &public["smime_900"];
+    assert_eq!(checks(smime), [("validity_too_long", "high")], "{smime:#?}");
+    assert!(
+        smime[0].2.contains("S/MIME Baseline Requirements"),
+        "{smime:#?}"
+    );
+    let code = &public["code_1000_2026"];
+    assert_eq!(checks(code), [("validity_too_long", "high")], "{code:#?}");
+    assert!(
+        code[0].2.contains("Code Signing Baseline Requirements"),
+        "{code:#?}"
+    );
+    assert!(code[0].2.contains("460"), "{code:#?}");
+    let tls = &public["tls_300_2026"];
+    assert_eq!(checks(tls), [("validity_too_long", "high")], "{tls:#?}");
+    assert!(tls[0].2.contains("200 days"), "{tls:#?}");
+    // clientAuth on a public TLS leaf: forbidden from 2027-03-15, a warning before.
+    assert_eq!(
+        checks(&public["tls_client_2027"]),
+        [("public_client_auth", "high")]
+    );
+    assert_eq!(
+        checks(&public["tls_client_2026"]),
+        [("public_client_auth", "low")]
+    );
+    assert!(public["tls_client_2026"][0].2.contains("2027-03-15"));
+    // A brainpool key breaks the BRs for a public certificate ...
+    assert_eq!(
+        checks(&public["brainpool"]),
+        [("ec_curve_disallowed", "high")]
+    );
+    // ... and is only a warning for a private PKI, which the BRs do not bind.
+    let private = analyze(dir.path(), "private");
+    assert_eq!(
+        checks(&private["brainpool"]),
+        [("ec_curve_disallowed", "low")]
+    );
+    assert!(private["code_1000_2026"].is_empty());
+}

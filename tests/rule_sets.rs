@@ -135,3 +135,30 @@ fn each_certificate_is_held_to_its_own_rules() {
     );
     assert!(private["code_1000_2026"].is_empty());
 }
+
+#[test]
+fn a_distrust_by_a_common_name_two_cas_share_is_refused() {
+    let home = common::Home::new();
+    // Two certificates from two different CAs that are both called "Test CA".
+    let mut inventory = String::new();
+    for name in ["alpha", "beta"] {
+        let (cert, key) = home.make_cert(name, &format!("{name}.example.test"));
+        inventory.push_str(&common::entry(name, &cert, &key));
+    }
+    std::fs::write(home.path("inventory/all.toml"), inventory).unwrap();
+    let out = home.run(&["distrust", "Test CA", "--dry-run", "--json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", common::text(&out));
+    let text = common::text(&out);
+    assert!(
+        text.contains("common name of 2 CAs") && text.contains("spki:"),
+        "{text}"
+    );
+    // By its key it names one CA.
+    let pem = std::fs::read_to_string(home.path("certs/alpha/cert.pem")).unwrap();
+    let ca = certresponder_inventory::inspect::inspect_certificates(pem.as_bytes())
+        .unwrap()
+        .remove(1);
+    let spki = format!("spki:{}", ca.fingerprints.spki_sha256);
+    let v = home.json(&["distrust", &spki, "--dry-run", "--json"], 0);
+    assert_eq!(v["affected"].as_array().map(Vec::len), Some(1), "{v:#}");
+}

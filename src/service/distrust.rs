@@ -468,6 +468,7 @@ impl Op for BeginDistrust {
             let copy = crate::store::MemoryStore::new();
             crate::store::copy_for_planning(svc.store(), &copy)?;
             cfg.sync_inventory(&copy, Utc::now())?;
+            refuse_ambiguous(&copy, &d.ca)?;
             let affected = affected_listing(&copy, &d)?;
             return Ok(Begin::DryRun {
                 distrust: d,
@@ -475,6 +476,7 @@ impl Op for BeginDistrust {
             });
         }
         svc.sync_inventory(ctx)?;
+        refuse_ambiguous(svc.store(), &d.ca)?;
         let begun = begin(svc.governor()?, d, &who)?;
         ctx.host.start_cases(svc, &begun.applied.run).map_err(|e| {
             ServiceError::Unavailable(format!(
@@ -582,5 +584,18 @@ impl Op for RemoveDistrust {
             },
         )?;
         Ok(ca.written())
+    }
+}
+
+/// Refuses a CA named by a common name more than one CA of the inventory has.
+fn refuse_ambiguous(store: &dyn Store, ca: &distrust::CaRef) -> Result<(), ServiceError> {
+    match distrust::ambiguous(store, ca)? {
+        None => Ok(()),
+        Some(cas) => Err(ServiceError::Input(format!(
+            "`{}` is the common name of {} CAs in the inventory: {}; name the one meant by its distinguished name or `spki:HEX`",
+            ca.written(),
+            cas.len(),
+            cas.join("; ")
+        ))),
     }
 }

@@ -134,6 +134,12 @@ pub async fn check(
                 unsupported: false,
             };
             match answer {
+                // RFC 9773 §4.2: a window must end after it starts; one that does not is no
+                // answer (asked again after its Retry-After), never a renewal now.
+                Ok(Some(w)) if w.end <= w.start => {
+                    tracing::warn!(issuer = issuer.id(), cert = name, start = %w.start, end = %w.end, "the CA's renewal window does not end after it starts; ignored");
+                    state.next_check = now + clamp_retry(w.retry_after);
+                }
                 Ok(Some(w)) => {
                     let same_window = previous
                         .as_ref()
@@ -322,6 +328,24 @@ mod tests {
             .unwrap_err();
         assert!(e.contains("connection refused"), "{e}");
         assert_eq!(*ca.asked.lock().unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_window_that_does_not_end_after_it_starts_is_no_answer() {
+        let store = crate::store::MemoryStore::new();
+        let now = Utc::now();
+        let ca = scripted(vec![
+            Ok(Some(window(now - chrono::Duration::hours(1), 0, 3600))),
+            Ok(Some(window(now - chrono::Duration::hours(1), -5, 3600))),
+        ]);
+        for (fp, what) in [("fp1", "empty"), ("fp2", "backwards")] {
+            let outcome = check(&store, &ca, "web", b"der", fp, now).await.unwrap();
+            assert!(
+                matches!(outcome, AriOutcome::Unsupported),
+                "a {what} window opened: {outcome:?}"
+            );
+            assert!(!answered(&store, "web", fp, "acme"), "{what}");
+        }
     }
 
     #[test]

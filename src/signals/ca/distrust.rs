@@ -10,6 +10,8 @@
 //! A certificate is affected when its issuer, or any CA certificate in its deployed chain,
 //! matches: distrusting a root affects everything beneath it.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use certresponder_inventory::inspect::CertInfo;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -128,7 +130,16 @@ impl Distrust {
         if leaf.is_ca {
             return None;
         }
-        if self.issued_after.is_some_and(|cut| leaf.not_before < cut) {
+        // When it was issued: its earliest embedded SCT where it has SCTs (as browsers date
+        // certificates for their distrusts: a notBefore can be backdated, a log's timestamp
+        // cannot), else its notBefore.
+        let issued = leaf
+            .scts
+            .iter()
+            .map(|s| s.timestamp)
+            .min()
+            .unwrap_or(leaf.not_before);
+        if self.issued_after.is_some_and(|cut| issued < cut) {
             return None;
         }
         let how = self.ca.matched(leaf, chain)?;
@@ -154,6 +165,8 @@ impl Distrust {
                 "matched_by": how,
                 "issuer": leaf.issuer,
                 "not_before": leaf.not_before,
+                "issued": issued,
+                "dated_by": if leaf.scts.is_empty() { "notBefore" } else { "earliest SCT" },
                 "issued_after": self.issued_after,
                 "deadline_hours": self.deadline_hours,
                 "replace_with": self.replace_with,
@@ -349,6 +362,55 @@ pub fn parse_config(t: &toml::Table, base: &std::path::Path) -> Result<Distrust,
     })
 }
 
+/// When `ca` names a CA by common name alone and that name is the common name of more than
+/// one CA in the inventory (the issuers and chain CAs of the current bundles, told apart by
+/// distinguished name and key), those CAs' distinguished names: a distrust of such a name
+/// would catch CAs nobody meant. `None` when the reference is unambiguous.
+pub fn ambiguous(store: &dyn Store, ca: &CaRef) -> Result<Option<Vec<String>>, StoreError> {
+    let CaRef::Name(n) = ca else {
+        return Ok(None);
+    };
+    if n.contains('=') {
+        // A distinguished name names one CA.
+        return Ok(None);
+    }
+    let want = normalise(n);
+    // By distinguished name, the keys seen under it (none known for an issuer name alone).
+    let mut seen: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (_, b) in crate::store::current_bundles(store)? {
+        let leaf = certresponder_inventory::inspect::inspect_certificates(b.leaf_pem.as_bytes())
+            .ok()
+            .and_then(|v| v.into_iter().next());
+        let chain = crate::signals::scan::ca_chain(&b);
+        let mut names: Vec<(String, Option<String>)> = chain
+            .iter()
+            .map(|c| (c.subject.clone(), Some(c.fingerprints.spki_sha256.clone())))
+            .collect();
+        if let Some(l) = &leaf {
+            names.push((l.issuer.clone(), None));
+        }
+        for (dn, spki) in names {
+            if common_name(&dn).is_some_and(|cn| normalise(&cn) == want) {
+                let keys = seen.entry(dn).or_default();
+                keys.extend(spki);
+            }
+        }
+    }
+    let cas: Vec<String> = seen
+        .into_iter()
+        .flat_map(|(dn, keys)| {
+            if keys.is_empty() {
+                vec![dn]
+            } else {
+                keys.into_iter()
+                    .map(|k| format!("{dn} (spki:{k})"))
+                    .collect()
+            }
+        })
+        .collect();
+    Ok((cas.len() > 1).then_some(cas))
+}
+
 /// The active certificates `list` affects, with their findings, read from each one's current
 /// bundle (leaf and deployed chain).
 pub fn affected(
@@ -456,6 +518,34 @@ mod tests {
         assert!(early.check(&a.leaf, chain_a).is_some());
         // The CA's own certificate is not a replaceable leaf.
         assert!(name.check(&a.root, chain_a).is_none());
+    }
+
+    #[test]
+    fn a_certificate_with_scts_is_dated_by_its_earliest_sct() {
+        use chrono::TimeZone;
+        let a = pki("Distrusted Root A", (2025, 1, 10));
+        let chain = std::slice::from_ref(&a.root);
+        let d = distrust(
+            CaRef::parse("Distrusted Root A").unwrap(),
+            Some("2025-06-01"),
+        );
+        let sct = |y, m, day| certresponder_inventory::inspect::SctInfo {
+            log_id: "00".repeat(32),
+            timestamp: Utc.with_ymd_and_hms(y, m, day, 0, 0, 0).unwrap(),
+            signature: Vec::new(),
+        };
+        // notBefore before the cutoff, but logged after it: a backdated certificate.
+        let mut backdated = a.leaf.clone();
+        backdated.scts = vec![sct(2025, 7, 1), sct(2025, 6, 20)];
+        let f = d.check(&backdated, chain).expect("dated by its SCTs");
+        assert_eq!(f.evidence["dated_by"], "earliest SCT");
+        // notBefore after the cutoff moved forward, but logged before it: not affected.
+        let mut logged_early = a.leaf.clone();
+        logged_early.not_before = Utc.with_ymd_and_hms(2025, 8, 1, 0, 0, 0).unwrap();
+        logged_early.scts = vec![sct(2025, 5, 1)];
+        assert!(d.check(&logged_early, chain).is_none());
+        // Without SCTs, notBefore dates it.
+        assert!(d.check(&a.leaf, chain).is_none());
     }
 
     #[test]

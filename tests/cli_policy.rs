@@ -319,3 +319,35 @@ fn explain_uses_the_open_signal_found_by_scan() {
         "{text}"
     );
 }
+
+#[test]
+fn check_holds_public_revoking_rules_to_the_baseline_requirements_clock() {
+    let home = Home::new();
+    let rule = "[[rule]]\nname = \"slow\"\nchecks = [\"rsa_modulus_small\"]\nmin_confidence = \"high\"\naction = \"revoke_reissue\"\nreason = \"superseded\"\ndeadline = \"7d\"\n";
+    use_policy(&home, rule);
+    let out = home.run(&["policy", "check"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("policy.toml:7: rule `slow` field `deadline`:")
+            && err.contains("5 days")
+            && err.contains("trust = \"private\""),
+        "{err}"
+    );
+    // keyCompromise has 24 hours.
+    use_policy(
+        &home,
+        &rule
+            .replace("superseded", "keyCompromise")
+            .replace("7d", "2d"),
+    );
+    let err = stderr(&home.run(&["policy", "check"]));
+    assert!(err.contains("24 hours for a compromised key"), "{err}");
+    // A rule for a private PKI is not bound by them.
+    use_policy(
+        &home,
+        &format!("{rule}trust = \"private\"\n\n[[rule]]\nname = \"rest\"\naction = \"escalate\"\n"),
+    );
+    let out = home.run(&["policy", "check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

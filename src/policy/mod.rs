@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use certresponder_inventory::{CertKind, ManagedCert};
+use certresponder_inventory::{CertKind, ManagedCert, Trust};
 use certresponder_issuers::RevocationReason;
 use chrono::Duration;
 use serde::Serialize;
@@ -71,6 +71,8 @@ pub struct Rule {
     /// How long after the signal was first detected the action must be done.
     #[serde(serialize_with = "duration::serialize_opt")]
     pub deadline: Option<Duration>,
+    /// Only certificates of this trust (`public`, `private`); `None`: either.
+    pub trust: Option<Trust>,
 }
 
 impl Rule {
@@ -129,6 +131,15 @@ impl Rule {
                 self.owners.join(", ")
             ));
         }
+        if let Some(t) = self.trust
+            && entry.trust != t
+        {
+            return Some(format!(
+                "trust `{}` is not its trust `{}`",
+                entry.trust.as_str(),
+                t.as_str()
+            ));
+        }
         None
     }
 
@@ -176,6 +187,9 @@ impl Rule {
         }
         if !self.owners.is_empty() {
             met.push(format!("owner `{}` is among its owners", entry.owner));
+        }
+        if let Some(t) = self.trust {
+            met.push(format!("trust is `{}`", t.as_str()));
         }
         if met.is_empty() {
             "it has no conditions: it matches every signal that reaches it".into()

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::path::Path;
 
-use certresponder_inventory::{CertKind, did_you_mean};
+use certresponder_inventory::{CertKind, Trust, did_you_mean};
 use certresponder_issuers::RevocationReason;
 use chrono::Duration;
 use toml_edit::{Item, TableLike, Value};
@@ -34,6 +34,7 @@ const RULE_FIELDS: &[&str] = &[
     "reason",
     "contain_first",
     "deadline",
+    "trust",
 ];
 
 /// Where errors point: the file, and the text to turn spans into line numbers.
@@ -473,6 +474,16 @@ fn parse_rule(src: &Src<'_>, line: Option<usize>, t: &dyn TableLike) -> Result<R
         None => None,
         Some(v) => Some(positive_duration(v).map_err(|m| at("deadline", m))?),
     };
+    let trust = match t.get("trust") {
+        None => None,
+        Some(v) => {
+            let s = string(v).map_err(|m| at("trust", m))?;
+            Some(
+                Trust::parse(&s)
+                    .ok_or_else(|| at("trust", unknown("trust", &s, &["public", "private"])))?,
+            )
+        }
+    };
 
     // Contradictions within the rule.
     if reason.is_some() && !action.revokes() {
@@ -517,6 +528,37 @@ fn parse_rule(src: &Src<'_>, line: Option<usize>, t: &dyn TableLike) -> Result<R
             ),
         ));
     }
+    // The Baseline Requirements' clock (§4.9.1.1) binds publicly trusted certificates: a
+    // rule that revokes them may not give itself longer.
+    if action.revokes()
+        && trust != Some(Trust::Private)
+        && let Some(d) = deadline
+    {
+        let key_compromise = match reason {
+            Some(r) => r == RevocationReason::KeyCompromise,
+            // Without a reason of its own, a signal's implied one: keyCompromise for the
+            // checks that prove a key compromised.
+            None => CHECKS
+                .iter()
+                .filter(|c| checks.is_empty() || checks.iter().any(|x| x == c.check))
+                .filter(|c| families.is_empty() || families.iter().any(|f| f == c.family))
+                .any(|c| c.revokes && c.confidence == Confidence::Confirmed),
+        };
+        let (max, why) = if key_compromise {
+            (Duration::hours(24), "24 hours for a compromised key")
+        } else {
+            (Duration::days(5), "5 days")
+        };
+        if d > max {
+            return Err(at(
+                "deadline",
+                format!(
+                    "{} is longer than the Baseline Requirements allow for revoking a publicly trusted certificate ({why}, §4.9.1.1); shorten it, or add trust = \"private\" if the rule is for a private PKI",
+                    duration::format(d)
+                ),
+            ));
+        }
+    }
     if action.revokes()
         && approval == Approval::Auto
         && min_confidence.is_none_or(|c| c <= Confidence::Low)
@@ -544,6 +586,7 @@ fn parse_rule(src: &Src<'_>, line: Option<usize>, t: &dyn TableLike) -> Result<R
         reason,
         contain_first,
         deadline,
+        trust,
     })
 }
 
@@ -578,5 +621,6 @@ fn covers(a: &Rule, b: &Rule) -> bool {
         a.kinds.is_empty() || (!b.kinds.is_empty() && b.kinds.iter().all(|k| a.kinds.contains(k)));
     let owners = a.owners.is_empty()
         || (!b.owners.is_empty() && b.owners.iter().all(|o| a.owners.contains(o)));
-    checks && confidence && tags && kinds && owners
+    let trust = a.trust.is_none() || a.trust == b.trust;
+    checks && confidence && tags && kinds && owners && trust
 }

@@ -745,3 +745,31 @@ fn explain_walks_the_rules_in_order() {
     assert_eq!(e.deadline_at, Some(at(120)));
     assert_eq!(e.reason, Some(RevocationReason::Superseded));
 }
+
+#[test]
+fn a_trust_condition_matches_only_entries_of_that_trust() {
+    let p = parse(&format!(
+        "[[rule]]\nname = \"lab\"\ntrust = \"private\"\nchecks = [\"fermat\"]\naction = \"escalate\"\n{CATCH_ALL}"
+    ))
+    .unwrap();
+    let public = ManagedCert {
+        trust: certresponder_inventory::Trust::Public,
+        ..web()
+    };
+    let private = ManagedCert {
+        trust: certresponder_inventory::Trust::Private,
+        ..web()
+    };
+    let s = compromised("fermat");
+    assert_eq!(p.rule_for(&s, &private).unwrap().name, "lab");
+    assert_eq!(p.rule_for(&s, &public).unwrap().name, "rest");
+    let why = p.rules[0]
+        .mismatch("fermat", "weak", Confidence::Confirmed, &public)
+        .unwrap();
+    assert!(
+        why.contains("trust `public` is not its trust `private`"),
+        "{why}"
+    );
+    let e = parse_err("[[rule]]\nname = \"x\"\ntrust = \"internal\"\naction = \"escalate\"\n");
+    assert_eq!(e.field.as_deref(), Some("trust"), "{e}");
+}

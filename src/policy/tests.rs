@@ -753,11 +753,11 @@ fn a_trust_condition_matches_only_entries_of_that_trust() {
     ))
     .unwrap();
     let public = ManagedCert {
-        trust: certresponder_inventory::Trust::Public,
+        trust: Trust::Public,
         ..web()
     };
     let private = ManagedCert {
-        trust: certresponder_inventory::Trust::Private,
+        trust: Trust::Private,
         ..web()
     };
     let s = compromised("fermat");

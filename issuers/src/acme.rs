@@ -404,45 +404,27 @@ impl AcmeIssuer {
             .await
     }
 
-    /// Runs the dns-01 hook with `args`: a clean environment, its own process group (killed
-    /// whole past the issuer's timeout), stdout discarded and the end of stderr kept.
+    /// Runs the dns-01 hook with `args` as every child runs ([`crate::process::run`]): a
+    /// clean environment, its own process group killed whole past the issuer's timeout,
+    /// stdout discarded and the end of stderr kept.
     async fn run_hook(&self, hook: &Path, args: &[&str]) -> Result<(), IssuerError> {
-        let mut cmd = tokio::process::Command::new(hook);
-        crate::process::clean_env(&mut cmd);
-        let mut child = cmd
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
+        let mut cmd = crate::process::clean_command(hook);
+        cmd.args(args);
+        let described = hook.display().to_string();
+        let outcome = crate::process::run(cmd, &described, self.cfg.timeout)
+            .await
             .map_err(io(hook))?;
-        let stderr = child.stderr.take();
-        let mut tail = crate::process::Tail::default();
-        let ran = tokio::time::timeout(self.cfg.timeout, async {
-            let (status, read) =
-                tokio::join!(child.wait(), crate::process::read_tail(stderr, &mut tail));
-            let _ = read;
-            status
-        })
-        .await;
-        let status = match ran {
-            Ok(status) => status.map_err(io(hook))?,
-            Err(_) => {
-                crate::process::kill_group(&mut child).await;
-                return Err(IssuerError::Timeout(format!(
-                    "dns-01 hook {} gave no answer within {} s and was killed; stderr: {}",
-                    hook.display(),
-                    self.cfg.timeout.as_secs(),
-                    tail.text()
-                )));
-            }
-        };
-        if !status.success() {
+        if outcome.timed_out {
+            return Err(IssuerError::Timeout(format!(
+                "dns-01 hook {described} gave no answer within {} s and was killed; stderr: {}",
+                self.cfg.timeout.as_secs(),
+                outcome.stderr
+            )));
+        }
+        if !outcome.success() {
             return Err(IssuerError::Command {
-                status: status.to_string(),
-                stderr: tail.text(),
+                status: outcome.ended(),
+                stderr: outcome.stderr,
             });
         }
         Ok(())

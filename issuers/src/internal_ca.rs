@@ -230,6 +230,20 @@ impl InternalCa {
             .transpose()
     }
 
+    /// Every record of an issued certificate.
+    fn records(&self) -> Result<Vec<Record>, IssuerError> {
+        self.storage
+            .scan("cert/")?
+            .into_iter()
+            .map(|(key, value)| {
+                serde_json::from_slice(&value).map_err(|e| IssuerError::BadState {
+                    path: PathBuf::from(&key),
+                    reason: format!("undecodable record: {e}"),
+                })
+            })
+            .collect()
+    }
+
     fn save_record(&self, r: &Record) -> Result<(), IssuerError> {
         let v = serde_json::to_vec(r).map_err(|e| IssuerError::Storage(e.to_string()))?;
         self.storage.put(&Self::record_key(&r.serial), &v)
@@ -299,12 +313,7 @@ impl InternalCa {
         let Some(id) = req.request_id.as_deref() else {
             return Ok(None);
         };
-        for (key, value) in self.storage.scan("cert/")? {
-            let rec: Record =
-                serde_json::from_slice(&value).map_err(|e| IssuerError::BadState {
-                    path: PathBuf::from(&key),
-                    reason: format!("undecodable record: {e}"),
-                })?;
+        for rec in self.records()? {
             if rec.request.as_deref() == Some(id)
                 && let Some(leaf_pem) = rec.leaf_pem
             {
@@ -523,18 +532,13 @@ impl InternalCa {
             .unwrap_or(0)
             + 1;
         let mut revoked_certs = Vec::new();
-        for (key, value) in self.storage.scan("cert/")? {
-            let rec: Record =
-                serde_json::from_slice(&value).map_err(|e| IssuerError::BadState {
-                    path: PathBuf::from(&key),
-                    reason: format!("undecodable record: {e}"),
-                })?;
+        for rec in self.records()? {
             let Some(rev) = rec.revoked else { continue };
             if rec.not_after < now {
                 continue;
             }
             let serial = hex::decode(&rec.serial).map_err(|e| IssuerError::BadState {
-                path: PathBuf::from(&key),
+                path: PathBuf::from(Self::record_key(&rec.serial)),
                 reason: format!("bad serial: {e}"),
             })?;
             revoked_certs.push(RevokedCertParams {

@@ -31,7 +31,7 @@ pub fn set_pass_env(names: &[String]) {
 
 /// Clears `cmd`'s environment and gives it only what [`INHERITED`] and `pass_env` name, as
 /// this process has them.
-pub fn clean_env(cmd: &mut tokio::process::Command) {
+fn clean_env(cmd: &mut tokio::process::Command) {
     cmd.env_clear();
     let passed = PASS_ENV.read().map(|v| v.clone()).unwrap_or_default();
     for name in INHERITED
@@ -43,6 +43,13 @@ pub fn clean_env(cmd: &mut tokio::process::Command) {
             cmd.env(name, value);
         }
     }
+}
+
+/// A command for `program` in a clean environment ([`clean_env`]).
+pub fn clean_command(program: impl AsRef<std::ffi::OsStr>) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(program);
+    clean_env(&mut cmd);
+    cmd
 }
 
 /// How much of a command's stderr is kept: the last 4 KiB.
@@ -180,9 +187,9 @@ impl CommandOutcome {
         !self.timed_out && self.exit_code == Some(0)
     }
 
-    /// One line for a person: how it ended and what it said on stderr.
-    pub fn describe(&self) -> String {
-        let how = if self.timed_out {
+    /// How it ended, in words (`exit status 1`, `killed by signal 9`...).
+    pub fn ended(&self) -> String {
+        if self.timed_out {
             format!("timed out after {} ms and was killed", self.duration_ms)
         } else {
             match (self.exit_code, self.signal) {
@@ -190,7 +197,12 @@ impl CommandOutcome {
                 (None, Some(signal)) => format!("killed by signal {signal}"),
                 (None, None) => "ended without a status".into(),
             }
-        };
+        }
+    }
+
+    /// One line for a person: how it ended and what it said on stderr.
+    pub fn describe(&self) -> String {
+        let how = self.ended();
         if self.stderr.is_empty() {
             how
         } else {
@@ -200,20 +212,31 @@ impl CommandOutcome {
 }
 
 /// Runs `command` with `sh -c` in its own process group, stdin and stdout closed (stdout is
-/// discarded), in a clean environment ([`clean_env`]) with `env` added. Past `timeout` the whole group is killed.
-/// Fails only when the shell cannot be started.
+/// discarded), in a clean environment ([`clean_env`]) with `env` added. Past `timeout` the
+/// whole group is killed. Fails only when the shell cannot be started.
 pub async fn run_shell(
     command: &str,
     env: &[(String, String)],
     timeout: Duration,
 ) -> io::Result<CommandOutcome> {
-    let started = Instant::now();
-    let mut cmd = tokio::process::Command::new("sh");
-    clean_env(&mut cmd);
-    let mut child = cmd
-        .arg("-c")
+    let mut cmd = clean_command("sh");
+    cmd.arg("-c")
         .arg(command)
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    run(cmd, command, timeout).await
+}
+
+/// Runs `cmd` (made by [`clean_command`], its arguments and environment set; `described`
+/// names it in the outcome) as [`run_shell`] runs its shell: its own process group, stdin
+/// and stdout closed, the end of stderr kept, the whole group killed past `timeout`. Fails
+/// only when the program cannot be started.
+pub async fn run(
+    mut cmd: tokio::process::Command,
+    described: &str,
+    timeout: Duration,
+) -> io::Result<CommandOutcome> {
+    let started = Instant::now();
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -239,7 +262,7 @@ pub async fn run_shell(
         }
     };
     Ok(CommandOutcome {
-        command: command.to_string(),
+        command: described.to_string(),
         exit_code,
         signal,
         timed_out,

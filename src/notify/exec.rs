@@ -46,9 +46,7 @@ pub async fn run(
     stdin: Vec<u8>,
     timeout: Duration,
 ) -> Result<(), String> {
-    let mut cmd = tokio::process::Command::new("sh");
-    certresponder_issuers::process::clean_env(&mut cmd);
-    let mut child = cmd
+    let mut child = certresponder_issuers::process::clean_command("sh")
         .arg("-c")
         .arg(&target.command)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))

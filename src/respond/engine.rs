@@ -991,11 +991,7 @@ impl Engine {
                 case.cert
             );
         }
-        let deployed_new = case
-            .journal
-            .iter()
-            .any(|r| r.step == Step::Deploy && r.outcome == StepOutcome::Ok);
-        match (deployed_new, self.old_is_revoked(case)) {
+        match (case.deployed_new(), self.old_is_revoked(case)) {
             (true, true) => format!(
                 "the new bundle {} stays deployed; the old one ({old}) is revoked, so it was not restored",
                 case.new_bundle.as_deref().unwrap_or("?")

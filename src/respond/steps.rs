@@ -1081,6 +1081,7 @@ impl Engine {
             else {
                 continue;
             };
+            let info = inspect::inspect_certificate_der(&der).ok();
             if self
                 .store
                 .get_ledger(&o.tbs_sha256)
@@ -1088,12 +1089,11 @@ impl Engine {
                 .flatten()
                 .is_none()
             {
-                let info = inspect::inspect_certificate_der(&der).ok();
                 let entry = LedgerEntry {
                     tbs_sha256: o.tbs_sha256.clone(),
                     cert: case.cert.clone(),
                     serial: o.serial.clone(),
-                    issuer: info.map(|i| i.issuer).unwrap_or_default(),
+                    issuer: info.as_ref().map(|i| i.issuer.clone()).unwrap_or_default(),
                     case: Some(case.id),
                     origin: "issued".into(),
                     logged: Vec::new(),
@@ -1107,7 +1107,7 @@ impl Engine {
                 Err(e) => format!("not revoked: {e}"),
                 Ok(issuer) => {
                     let req = RevokeRequest {
-                        certificate_der: der.clone(),
+                        certificate_der: der,
                         reason: certresponder_issuers::RevocationReason::Superseded,
                         certificate_key: None,
                     };
@@ -1117,11 +1117,12 @@ impl Engine {
                     }
                 }
             };
-            if state == "revoked" {
-                let fp = inspect::inspect_certificate_der(&der)
-                    .map(|i| i.fingerprints.cert_sha256)
-                    .unwrap_or_default();
-                let _ = self.store.mark_revoked(&fp, Utc::now());
+            if state == "revoked"
+                && let Some(info) = &info
+            {
+                let _ = self
+                    .store
+                    .mark_revoked(&info.fingerprints.cert_sha256, Utc::now());
             }
             let _ = self.event(
                 &case.cert,

@@ -166,9 +166,7 @@ impl CommandIssuer {
         let body = serde_json::to_vec(&request)
             .map_err(|e| self.protocol(op, format!("could not encode the request: {e}")))?;
         let started = Instant::now();
-        let mut cmd = tokio::process::Command::new(program);
-        crate::process::clean_env(&mut cmd);
-        let mut child = cmd
+        let mut child = crate::process::clean_command(program)
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -227,35 +227,34 @@ async fn failed_reload_rolls_back_and_keeps_the_old_certificate_valid() {
     assert_eq!(history.len(), 2, "the failed bundle stays in the history");
 }
 
-/// An issuer that fails its first `failures` issuances with `error`, then passes them to the
-/// real internal CA: how a CA's rate limit or outage looks to the engine.
-struct Flaky {
+/// The internal CA behind an issuer that fails its first `issue_failures` issuances and its
+/// first `revoke_failures` revocations with the errors given, then passes them on: how a CA's
+/// rate limit, outage or refusal looks to the engine.
+struct Faulty {
     inner: Arc<dyn Issuer>,
-    failures: u32,
-    calls: AtomicU32,
-    permanent: bool,
+    issue_failures: u32,
+    issue_error: fn() -> IssuerError,
+    issue_calls: AtomicU32,
+    revoke_failures: u32,
+    revoke_error: fn() -> IssuerError,
+    revoke_calls: AtomicU32,
 }
 
 #[async_trait]
-impl Issuer for Flaky {
+impl Issuer for Faulty {
     fn id(&self) -> &str {
         self.inner.id()
     }
     async fn issue(&self, req: &IssueRequest) -> Result<IssuedChain, IssuerError> {
-        let n = self.calls.fetch_add(1, Ordering::SeqCst);
-        if n < self.failures {
-            return Err(if self.permanent {
-                IssuerError::NotAllowed("the CA does not issue for example.test".into())
-            } else {
-                IssuerError::RateLimited {
-                    retry_after: Some(Duration::from_millis(20)),
-                    detail: "too many orders".into(),
-                }
-            });
+        if self.issue_calls.fetch_add(1, Ordering::SeqCst) < self.issue_failures {
+            return Err((self.issue_error)());
         }
         self.inner.issue(req).await
     }
     async fn revoke(&self, req: &RevokeRequest) -> Result<(), IssuerError> {
+        if self.revoke_calls.fetch_add(1, Ordering::SeqCst) < self.revoke_failures {
+            return Err((self.revoke_error)());
+        }
         self.inner.revoke(req).await
     }
     async fn status(&self, der: &[u8]) -> Result<IssuerStatus, IssuerError> {
@@ -266,24 +265,44 @@ impl Issuer for Flaky {
     }
 }
 
-fn flaky_engine(f: &Fixture, failures: u32, permanent: bool) -> (Arc<Engine>, Arc<Flaky>) {
+/// An engine on `f` whose `internal` issuer fails as `issue` and `revoke` say (how many
+/// calls, with what error).
+fn faulty_engine(
+    f: &Fixture,
+    issue: (u32, fn() -> IssuerError),
+    revoke: (u32, fn() -> IssuerError),
+) -> (Arc<Engine>, Arc<Faulty>) {
     let real = f.engine();
-    let flaky = Arc::new(Flaky {
+    let faulty = Arc::new(Faulty {
         inner: real.issuers["internal"].clone(),
-        failures,
-        calls: AtomicU32::new(0),
-        permanent,
+        issue_failures: issue.0,
+        issue_error: issue.1,
+        issue_calls: AtomicU32::new(0),
+        revoke_failures: revoke.0,
+        revoke_error: revoke.1,
+        revoke_calls: AtomicU32::new(0),
     });
     let mut issuers: BTreeMap<String, Arc<dyn Issuer>> = BTreeMap::new();
-    issuers.insert("internal".into(), flaky.clone());
-    (
-        Arc::new(Engine::with_issuers(
-            f.store.clone(),
-            f.cfg.clone(),
-            issuers,
-        )),
-        flaky,
-    )
+    issuers.insert("internal".into(), faulty.clone());
+    let engine = Engine::with_issuers(f.store.clone(), f.cfg.clone(), issuers);
+    (Arc::new(engine), faulty)
+}
+
+fn rate_limited() -> IssuerError {
+    IssuerError::RateLimited {
+        retry_after: Some(Duration::from_millis(20)),
+        detail: "too many orders".into(),
+    }
+}
+
+fn not_allowed() -> IssuerError {
+    IssuerError::NotAllowed("the CA does not issue for example.test".into())
+}
+
+/// Issuance fails `failures` times, with a rate limit or (`permanent`) a refusal.
+fn flaky_engine(f: &Fixture, failures: u32, permanent: bool) -> (Arc<Engine>, Arc<Faulty>) {
+    let error = if permanent { not_allowed } else { rate_limited };
+    faulty_engine(f, (failures, error), (0, outage))
 }
 
 #[tokio::test]
@@ -297,7 +316,7 @@ async fn retryable_issuer_errors_back_off_and_succeed() {
     let case = engine.run_case(case.id).await.unwrap();
     assert_eq!(case.state, CaseState::Done, "{:?}", case.error);
     // Two refusals, then the case's certificate.
-    assert_eq!(flaky.calls.load(Ordering::SeqCst), 3);
+    assert_eq!(flaky.issue_calls.load(Ordering::SeqCst), 3);
     let issue = case.journal.iter().find(|r| r.step == Step::Issue).unwrap();
     assert!(
         issue.detail.contains("after 3 attempts"),
@@ -344,7 +363,7 @@ async fn permanent_issuer_error_fails_and_changes_nothing() {
         "nothing was deployed, so nothing to roll back"
     );
     assert_eq!(
-        flaky.calls.load(Ordering::SeqCst),
+        flaky.issue_calls.load(Ordering::SeqCst),
         1,
         "no retry of a refusal"
     );
@@ -556,53 +575,13 @@ async fn a_failed_reload_does_not_restore_a_bundle_its_ca_revoked() {
     );
 }
 
-/// The internal CA behind a revocation endpoint that fails its first `failures` calls with
-/// `error` (a CA outage, or a CA that did not issue the certificate), then passes them on.
-struct StubbornRevoker {
-    inner: Arc<dyn Issuer>,
-    failures: u32,
-    calls: AtomicU32,
-    error: fn() -> IssuerError,
-}
-
-#[async_trait]
-impl Issuer for StubbornRevoker {
-    fn id(&self) -> &str {
-        self.inner.id()
-    }
-    async fn issue(&self, req: &IssueRequest) -> Result<IssuedChain, IssuerError> {
-        self.inner.issue(req).await
-    }
-    async fn revoke(&self, req: &RevokeRequest) -> Result<(), IssuerError> {
-        if self.calls.fetch_add(1, Ordering::SeqCst) < self.failures {
-            return Err((self.error)());
-        }
-        self.inner.revoke(req).await
-    }
-    async fn status(&self, der: &[u8]) -> Result<IssuerStatus, IssuerError> {
-        self.inner.status(der).await
-    }
-    async fn renewal_info(&self, der: &[u8]) -> Result<Option<RenewalWindow>, IssuerError> {
-        self.inner.renewal_info(der).await
-    }
-}
-
+/// Revocation fails `failures` times with `error`.
 fn stubborn_engine(
     f: &Fixture,
     failures: u32,
     error: fn() -> IssuerError,
-) -> (Arc<Engine>, Arc<StubbornRevoker>) {
-    let real = f.engine();
-    let stubborn = Arc::new(StubbornRevoker {
-        inner: real.issuers["internal"].clone(),
-        failures,
-        calls: AtomicU32::new(0),
-        error,
-    });
-    let mut issuers: BTreeMap<String, Arc<dyn Issuer>> = BTreeMap::new();
-    issuers.insert("internal".into(), stubborn.clone());
-    let engine = Engine::with_issuers(f.store.clone(), f.cfg.clone(), issuers);
-    (Arc::new(engine), stubborn)
+) -> (Arc<Engine>, Arc<Faulty>) {
+    faulty_engine(f, (0, rate_limited), (failures, error))
 }
 
 fn outage() -> IssuerError {
@@ -652,7 +631,7 @@ async fn a_revocation_failing_for_a_passing_reason_is_tried_again_later() {
     tokio::time::sleep((at - Utc::now()).to_std().unwrap_or_default()).await;
     let case = engine.run_case(case.id).await.unwrap();
     assert_eq!(case.state, CaseState::Done, "{:?}", case.error);
-    assert_eq!(stubborn.calls.load(Ordering::SeqCst), 2);
+    assert_eq!(stubborn.revoke_calls.load(Ordering::SeqCst), 2);
     assert!(case.retry_at.is_none());
     let status = engine.issuers["internal"].status(&old_leaf).await.unwrap();
     assert!(matches!(status, IssuerStatus::Revoked { .. }), "{status:?}");
@@ -680,7 +659,11 @@ async fn a_revocation_the_issuer_refuses_leaves_the_case_revocation_needed() {
         error.contains("NOT revoked") && error.contains("cases revoke-old"),
         "{error}"
     );
-    assert_eq!(stubborn.calls.load(Ordering::SeqCst), 1, "not retried");
+    assert_eq!(
+        stubborn.revoke_calls.load(Ordering::SeqCst),
+        1,
+        "not retried"
+    );
     // Not closed by any pass while the old certificate is valid.
     assert!(
         engine.settle_revocations(Utc::now()).unwrap().is_empty(),
@@ -776,7 +759,7 @@ async fn contain_first_deploys_the_replacement_when_the_revocation_fails() {
             Step::Close
         ]
     );
-    assert_eq!(stubborn.calls.load(Ordering::SeqCst), 2);
+    assert_eq!(stubborn.revoke_calls.load(Ordering::SeqCst), 2);
     assert_ne!(leaf_der(&entry.paths.cert), old_leaf);
     let status = engine.issuers["internal"].status(&old_leaf).await.unwrap();
     assert!(matches!(status, IssuerStatus::Revoked { .. }), "{status:?}");

@@ -52,6 +52,7 @@ const DAEMON_FIELDS: &[&str] = &[
     "metrics_listen",
     "roles",
     "signals_per_minute",
+    "deadline_check_secs",
 ];
 
 /// The `[daemon]` table: where `certresponder run` listens.
@@ -68,6 +69,9 @@ pub struct DaemonConfig {
     pub roles: Option<crate::daemon::control::roles::Grants>,
     /// How many signals one identity may post to `POST /v1/signals` a minute (default 60).
     pub signals_per_minute: u32,
+    /// How often the daemon looks for unfinished responses near their deadline, in seconds
+    /// (default 60), whether or not a `respond` job is scheduled.
+    pub deadline_check_secs: u32,
 }
 
 impl Default for DaemonConfig {
@@ -78,6 +82,7 @@ impl Default for DaemonConfig {
             metrics_listen: None,
             roles: None,
             signals_per_minute: 60,
+            deadline_check_secs: 60,
         }
     }
 }
@@ -467,6 +472,20 @@ impl Config {
                         return Err(err(
                             Some("daemon.signals_per_minute"),
                             format!("must be a whole number from 1 to 100000, found {other}"),
+                        ));
+                    }
+                }
+                match t.get("deadline_check_secs") {
+                    None => {}
+                    Some(Value::Integer(n)) if (1..=3600).contains(n) => {
+                        cfg.daemon.deadline_check_secs = u32::try_from(*n).unwrap_or(60);
+                    }
+                    Some(other) => {
+                        return Err(err(
+                            Some("daemon.deadline_check_secs"),
+                            format!(
+                                "must be a whole number of seconds from 1 to 3600, found {other}"
+                            ),
                         ));
                     }
                 }

@@ -2341,6 +2341,68 @@ fn a_revocation_that_fails_for_a_while_is_tried_again_by_the_daemon() {
 }
 
 #[test]
+fn the_daemon_escalates_a_stuck_case_near_its_deadline_without_a_respond_job() {
+    let d = DaemonHome::new();
+    // A compromise due in 20 seconds; no jobs scheduled at all; deadlines looked at every
+    // second.
+    std::fs::write(
+        d.path("policy.toml"),
+        policy_with(
+            &d,
+            "[[rule]]\nname = \"fast\"\nchecks = [\"key_exposed\"]\nmin_confidence = \"high\"\naction = \"revoke_reissue\"\nreason = \"keyCompromise\"\ndeadline = \"20s\"\n\n",
+            None,
+        )
+        // Three quarters of the time comes before this margin.
+        .replace("escalate_before_deadline = \"6h\"", "escalate_before_deadline = \"2s\""),
+    )
+    .unwrap();
+    let config = d
+        .config_text("policy = \"policy.toml\"", "")
+        .replace("[respond]\n", "[respond]\nissue_attempts = 1\n")
+        .replace("[daemon]\n", "[daemon]\ndeadline_check_secs = 1\n");
+    assert!(!config.contains("[schedule]"));
+    std::fs::write(d.home.config(), config).unwrap();
+    d.add_entry("web", &["prod"]);
+    d.reissue("web");
+    // The CA cannot publish its CRL: the revocation keeps failing, the case stays open.
+    let crl = d.path("ca/crl.der");
+    let _ = std::fs::remove_file(&crl);
+    std::fs::create_dir_all(crl.join("in-the-way")).unwrap();
+    let (notify, daemon) = d.start_ready();
+    let v = d.json(
+        &[
+            "report-compromise",
+            "web",
+            "--evidence",
+            "in a paste",
+            "--json",
+        ],
+        1,
+    );
+    let id = v["cases"][0]["id"].as_u64().unwrap();
+    let case = wait_for(&daemon, Duration::from_secs(40), "escalated again", || {
+        let c = d.case(id);
+        c["reescalated_at"].is_string().then_some(c)
+    });
+    let at = time(&case["reescalated_at"]);
+    let deadline = time(&case["deadline"]);
+    let created = time(&case["created_at"]);
+    assert!(
+        at >= created + (deadline - created) * 3 / 4 && at < deadline,
+        "escalated at {at}, opened {created}, due {deadline}"
+    );
+    let audit = d.json(&["audit", "export", "--json"], 0);
+    let escalations = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "escalation" && r["case"] == id)
+        .count();
+    assert_eq!(escalations, 1, "{audit:#}");
+    stop(daemon, &notify);
+}
+
+#[test]
 fn a_reload_in_the_middle_of_a_storm_lets_no_more_revocations_through() {
     let d = DaemonHome::new();
     let policy = policy_with(

@@ -60,7 +60,7 @@ pub(crate) enum CasesCommand {
 fn state_cell(c: &Case) -> Cell {
     let tone = match c.state {
         CaseState::Done => Tone::Plain,
-        CaseState::Running | CaseState::AwaitingApproval => Tone::Warn,
+        CaseState::Running | CaseState::AwaitingApproval | CaseState::Unconfirmed => Tone::Warn,
         CaseState::Failed | CaseState::Denied | CaseState::RevocationNeeded => Tone::Alert,
     };
     let text = if c.rolled_back {
@@ -256,6 +256,12 @@ pub(crate) fn print_results(
                 c.id,
                 c.cert,
                 c.error.as_deref().unwrap_or("")
+            );
+        }
+        for c in cases.iter().filter(|c| c.state == CaseState::Unconfirmed) {
+            eprintln!(
+                "case {} ({}) revoked the old certificate, but its CA still reports it good; each CA check (`certresponder scan`, the daemon's ca_check) asks again and closes the case once it is seen revoked",
+                c.id, c.cert
             );
         }
         for c in cases.iter().filter(|c| c.state == CaseState::Running) {

@@ -102,6 +102,7 @@ pub(crate) fn run_scan(
                 "ca_checked": ca.map(|c| c.checked),
                 "ca_problems": ca.map(|c| &c.problems),
                 "renewals_scheduled": ca.map(|c| &c.scheduled),
+                "revocations_confirmed": ca.map(|c| &c.confirmed),
             }))?
         );
     } else {
@@ -129,6 +130,9 @@ pub(crate) fn run_scan(
                     s.window_start.format("%Y-%m-%d %H:%M UTC"),
                     s.window_end.format("%Y-%m-%d %H:%M UTC")
                 );
+            }
+            for id in &ca.confirmed {
+                println!("case {id}: the CA now reports the old certificate revoked; closed");
             }
         }
         if !open.is_empty() {

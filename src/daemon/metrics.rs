@@ -92,6 +92,7 @@ pub fn render(shared: &Shared, now: DateTime<Utc>) -> String {
             CaseState::Done,
             CaseState::Failed,
             CaseState::RevocationNeeded,
+            CaseState::Unconfirmed,
         ]
         .iter()
         .map(|s| (s.to_string(), 0))

@@ -159,6 +159,7 @@ async fn main_loop(config: Option<PathBuf>) -> Result<ExitCode, DaemonError> {
     let (reloaded_tx, reloaded_rx) = watch::channel(0u64);
     let scheduler = tokio::spawn(scheduler(Arc::clone(&shared), reloaded_rx));
     let courier = tokio::spawn(courier(Arc::clone(&shared)));
+    let deadlines = tokio::spawn(deadline_watch(Arc::clone(&shared)));
     let watchdog = watchdog_interval().map(|every| {
         let n = Arc::clone(&notifier);
         tokio::spawn(async move {
@@ -240,6 +241,7 @@ async fn main_loop(config: Option<PathBuf>) -> Result<ExitCode, DaemonError> {
         ),
     }
     courier.abort();
+    deadlines.abort();
     if let Some(w) = watchdog {
         w.abort();
     }
@@ -358,6 +360,26 @@ async fn courier(shared: Arc<Shared>) {
     }
 }
 
+/// Escalates unfinished responses near their deadline on the daemon's own timer (`[daemon]
+/// deadline_check_secs`), so that no schedule has to include a `respond` job for it.
+async fn deadline_watch(shared: Arc<Shared>) {
+    loop {
+        let s = Arc::clone(&shared);
+        let checked =
+            tokio::task::spawn_blocking(move || s.loaded().gov.check_deadlines(Utc::now())).await;
+        match checked {
+            Ok(Ok(ids)) if !ids.is_empty() => {
+                tracing::warn!(cases = ?ids, "cases escalated again near their deadline");
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(problem = %e, "deadlines could not be checked"),
+            Err(e) => tracing::warn!(problem = %e, "the deadline check's task failed"),
+        }
+        let every = shared.loaded().cfg.daemon.deadline_check_secs.max(1);
+        tokio::time::sleep(Duration::from_secs(u64::from(every))).await;
+    }
+}
+
 /// Runs the jobs on their schedules, one at a time; a reload recomputes the schedule.
 async fn scheduler(shared: Arc<Shared>, mut reloaded: watch::Receiver<u64>) {
     loop {
@@ -458,16 +480,20 @@ pub async fn run_job(shared: &Arc<Shared>, name: &str) -> Result<String, String>
                 let r = handle
                     .block_on(crate::signals::ca::run(store, &issuers, &replaced, now))
                     .map_err(|e| e.to_string())?;
+                let confirmed = handle
+                    .block_on(loaded.gov.engine().reconfirm())
+                    .map_err(|e| e.to_string())?;
                 for p in &r.problems {
                     tracing::warn!(cert = %p.cert, check = p.check, problem = %p.message, "CA-side check could not be made");
                 }
                 format!(
-                    "{} checked: {} new, {} resolved, {} problems, {} renewals scheduled",
+                    "{} checked: {} new, {} resolved, {} problems, {} renewals scheduled, {} revocations confirmed",
                     r.checked,
                     r.signals.new.len(),
                     r.signals.resolved.len(),
                     r.problems.len(),
-                    r.scheduled.len()
+                    r.scheduled.len(),
+                    confirmed.len()
                 )
             }
             "exposure_scan" => {

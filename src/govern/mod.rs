@@ -177,7 +177,10 @@ impl Governor {
             .filter(|c| {
                 matches!(
                     c.state,
-                    CaseState::Running | CaseState::AwaitingApproval | CaseState::RevocationNeeded
+                    CaseState::Running
+                        | CaseState::AwaitingApproval
+                        | CaseState::RevocationNeeded
+                        | CaseState::Unconfirmed
                 )
             })
             .flat_map(|c| c.trigger.signals.iter().map(String::as_str))
@@ -417,6 +420,8 @@ impl Governor {
                 rule: m.rule.name.clone(),
                 why: why.clone(),
                 at: Utc::now(),
+                deadline: None,
+                reescalated_at: None,
             };
             // Answered so already: its owner was told.
             if state::mark_handled(store, &m.signal, handled)? && m.action == Action::Escalate {
@@ -479,6 +484,8 @@ impl Governor {
                 rule: plan.decision.rule.name.clone(),
                 why: why.to_string(),
                 at: Utc::now(),
+                deadline: plan.decision.deadline.filter(|_| action == BLOCKED),
+                reescalated_at: None,
             };
             state::mark_handled(store, key, handled)?;
         }
@@ -567,40 +574,43 @@ impl Governor {
         Ok(())
     }
 
-    /// Escalates again every case that waits for approval within the policy's margin of its
-    /// deadline (once per case). Returns the cases escalated.
+    /// Escalates again, once each, every unfinished case (waiting for approval, running,
+    /// failed, replaced but not revoked, revoked but unconfirmed) and every decision that
+    /// could not run, when three quarters of the time to its deadline has passed or it is
+    /// within the policy's margin of it, whichever comes first. Returns the cases
+    /// escalated (a blocked decision, which has no case, is not among them).
     pub fn check_deadlines(&self, now: DateTime<Utc>) -> Result<Vec<u64>, GovernError> {
         let store = self.engine.store();
         let margin = self.policy.escalate_margin;
         let mut out = Vec::new();
         for mut case in store.list_cases()? {
-            if case.state != CaseState::AwaitingApproval {
-                continue;
-            }
             let Some(deadline) = case.deadline else {
                 continue;
             };
-            let Some(approval) = case.approval.as_mut() else {
-                continue;
-            };
-            if approval.reescalated_at.is_some() || now < deadline - margin {
+            let waiting_mark = case.approval.as_ref().and_then(|a| a.reescalated_at);
+            if case.reescalated_at.is_some()
+                || waiting_mark.is_some()
+                || now < escalation_due(case.created_at, deadline, margin)
+            {
                 continue;
             }
-            approval.reescalated_at = Some(now);
-            let left = deadline - now;
-            let when = if left > Duration::zero() {
-                format!("is due in {}", human_duration(left))
-            } else {
-                format!("was due {} ago", human_duration(-left))
+            let Some(what) = still_open(&case) else {
+                continue;
             };
+            let when = due_in_words(deadline, now);
             let summary = format!(
-                "case {} ({} of `{}`) still waits for approval and {when} ({}): approve with `certresponder approve {}`",
+                "case {} ({} of `{}`) {what}, and {when} ({})",
                 case.id,
                 case.kind,
                 case.cert,
                 deadline.format("%Y-%m-%d %H:%M UTC"),
-                case.id
             );
+            case.reescalated_at = Some(now);
+            if case.state == CaseState::AwaitingApproval
+                && let Some(a) = case.approval.as_mut()
+            {
+                a.reescalated_at = Some(now);
+            }
             case.updated_at = now;
             audit::append(
                 store,
@@ -609,7 +619,7 @@ impl Governor {
                     actor: POLICY_ACTOR,
                     cert: Some(&case.cert),
                     case: Some(case.id),
-                    data: json!({"why": "deadline near", "deadline": deadline, "margin_secs": margin.num_seconds()}),
+                    data: json!({"why": "deadline near", "state": case.state, "deadline": deadline, "margin_secs": margin.num_seconds()}),
                 },
             )?;
             self.engine.notify(Notification {
@@ -619,17 +629,134 @@ impl Governor {
                 case: Some(case.id),
                 summary,
                 deadline: Some(deadline),
-                details: json!({"approval": case.approval}),
+                details: json!({"state": case.state, "approval": case.approval, "error": case.error}),
                 created_at: now,
             });
             // Marked last: a crash before this escalates again rather than never. A case
-            // approved or denied meanwhile keeps that answer, and this pass's mark is dropped.
+            // changed meanwhile (approved, denied, finished) keeps what it became, and this
+            // pass's mark is dropped.
             if store.swap_case(&mut case)? {
                 out.push(case.id);
             }
         }
+        self.blocked_near_deadline(now, margin)?;
         Ok(out)
     }
+
+    /// Escalates again the decisions that could not run (no issuer, no key location...)
+    /// near their deadline: once per certificate, naming what stopped them.
+    fn blocked_near_deadline(
+        &self,
+        now: DateTime<Utc>,
+        margin: Duration,
+    ) -> Result<(), GovernError> {
+        let store = self.engine.store();
+        let mut by_cert: BTreeMap<String, Vec<Signal>> = BTreeMap::new();
+        for s in store.list_signals()? {
+            let near = s.handled.as_ref().is_some_and(|h| {
+                h.action == BLOCKED
+                    && h.reescalated_at.is_none()
+                    && h.deadline
+                        .is_some_and(|d| now >= escalation_due(s.detected_at, d, margin))
+            });
+            if near && s.is_open(now) {
+                by_cert.entry(s.subject.clone()).or_default().push(s);
+            }
+        }
+        for (cert, sigs) in by_cert {
+            let Some(h) = sigs
+                .iter()
+                .filter_map(|s| s.handled.as_ref())
+                .min_by_key(|h| h.deadline)
+            else {
+                continue;
+            };
+            let deadline = h.deadline.unwrap_or(now);
+            let owner = store.get_cert(&cert)?.map(|r| r.entry.owner);
+            audit::append(
+                store,
+                AuditEntry {
+                    kind: "escalation",
+                    actor: POLICY_ACTOR,
+                    cert: Some(&cert),
+                    case: None,
+                    data: json!({"why": "deadline near", "blocked": h.why, "deadline": deadline, "margin_secs": margin.num_seconds()}),
+                },
+            )?;
+            self.engine.notify(Notification {
+                event: NotifyEvent::Escalation,
+                owner,
+                cert: Some(cert.clone()),
+                case: None,
+                summary: format!(
+                    "`{cert}`: {}, and {} ({}): fix it, then run `certresponder respond`",
+                    h.why,
+                    due_in_words(deadline, now),
+                    deadline.format("%Y-%m-%d %H:%M UTC")
+                ),
+                deadline: Some(deadline),
+                details: json!({"rule": h.rule, "signals": sigs.iter().map(|s| &s.dedup_key).collect::<Vec<_>>()}),
+                created_at: now,
+            });
+            for s in &sigs {
+                state::mark_reescalated(store, &s.dedup_key, now)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// When an unfinished response is escalated again: once three quarters of the time from
+/// `start` to `deadline` has passed, or `margin` before the deadline, whichever is first.
+fn escalation_due(
+    start: DateTime<Utc>,
+    deadline: DateTime<Utc>,
+    margin: Duration,
+) -> DateTime<Utc> {
+    let quarter = (deadline - start).max(Duration::zero()) / 4;
+    (deadline - quarter).min(deadline - margin)
+}
+
+/// "is due in 5h" / "was due 2h ago".
+fn due_in_words(deadline: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let left = deadline - now;
+    if left > Duration::zero() {
+        format!("is due in {}", human_duration(left))
+    } else {
+        format!("was due {} ago", human_duration(-left))
+    }
+}
+
+/// What an unfinished case still needs, in words with the command that does it; `None`
+/// for a case that is finished (done or denied).
+fn still_open(case: &crate::respond::Case) -> Option<String> {
+    let id = case.id;
+    Some(match case.state {
+        CaseState::Done | CaseState::Denied => return None,
+        CaseState::AwaitingApproval => {
+            format!("still waits for approval: approve with `certresponder approve {id}`")
+        }
+        CaseState::Running => match case.retry_at {
+            Some(at) => format!(
+                "has not revoked the old certificate yet (next attempt at {}): try now with `certresponder cases retry {id}`",
+                at.format("%Y-%m-%d %H:%M:%S UTC")
+            ),
+            None => format!(
+                "is still running (next step: {})",
+                case.next.map_or("?", |s| s.as_str())
+            ),
+        },
+        CaseState::Failed => format!(
+            "failed: {}; retry with `certresponder cases retry {id}`",
+            case.error.as_deref().unwrap_or("?")
+        ),
+        CaseState::RevocationNeeded => format!(
+            "replaced the certificate, but the old one is still NOT revoked: revoke it with `certresponder cases revoke-old {id} --issuer ID`"
+        ),
+        CaseState::Unconfirmed => format!(
+            "revoked the old certificate, but its CA still reports it good: check the revocation at the CA (each CA check asks again; `certresponder cases show {id}`)"
+        ),
+    })
 }
 
 /// The audit record of a plan's decision.

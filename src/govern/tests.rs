@@ -417,6 +417,126 @@ async fn a_waiting_case_near_its_deadline_is_escalated_once() {
 }
 
 #[tokio::test]
+async fn every_unfinished_case_past_three_quarters_of_its_deadline_is_escalated_once() {
+    let f = fixture("");
+    let engine = f.engine();
+    // The default margin (6 h) is shorter than a quarter of a 5-day deadline: three
+    // quarters of the time decide.
+    let policy = Policy::parse(
+        std::path::Path::new("policy.toml"),
+        "[[rule]]\nname = \"weak\"\nchecks = [\"key_exposed\"]\nmin_confidence = \"high\"\naction = \"revoke_reissue\"\napproval = \"owner\"\ndeadline = \"4d\"\ntrust = \"private\"\n\n[[rule]]\nname = \"rest\"\naction = \"escalate\"\n",
+    )
+    .unwrap();
+    let gov = Governor::new(engine.clone(), policy);
+    let states = [
+        CaseState::AwaitingApproval,
+        CaseState::Running,
+        CaseState::Failed,
+        CaseState::RevocationNeeded,
+        CaseState::Unconfirmed,
+        CaseState::Done,
+        CaseState::Denied,
+    ];
+    let mut ids = Vec::new();
+    for (i, state) in states.iter().enumerate() {
+        let name = format!("web{i}");
+        f.register(&engine, &name, None).await;
+        signal(engine.store(), &name, "key_exposed", None);
+        let (plans, _) = gov.plan(Some(std::slice::from_ref(&name))).unwrap();
+        let id = gov
+            .apply(&plans, "policy", POLICY_ACTOR, false)
+            .unwrap()
+            .waiting[0];
+        let mut case = engine.store().get_case(id).unwrap().unwrap();
+        case.state = *state;
+        if *state == CaseState::Running {
+            case.retry_at = Some(Utc::now() + Duration::minutes(10));
+        }
+        if *state == CaseState::Failed {
+            case.error = Some("the CA refused".into());
+        }
+        engine.store().put_case(&case).unwrap();
+        ids.push((id, *state));
+    }
+    let deadline = engine
+        .store()
+        .get_case(ids[0].0)
+        .unwrap()
+        .unwrap()
+        .deadline
+        .unwrap();
+    let created = engine
+        .store()
+        .get_case(ids[0].0)
+        .unwrap()
+        .unwrap()
+        .created_at;
+    // Two thirds of the way: nothing yet.
+    let two_thirds = created + (deadline - created) * 2 / 3;
+    assert!(gov.check_deadlines(two_thirds).unwrap().is_empty());
+    // Past three quarters (a day before a 4-day deadline, well outside the 6 h margin).
+    let past = created + (deadline - created) * 3 / 4 + Duration::minutes(1);
+    let escalated = gov.check_deadlines(past).unwrap();
+    let expected: Vec<u64> = ids
+        .iter()
+        .filter(|(_, s)| !matches!(s, CaseState::Done | CaseState::Denied))
+        .map(|(id, _)| *id)
+        .collect();
+    assert_eq!(escalated, expected);
+    // Once.
+    assert!(
+        gov.check_deadlines(past + Duration::hours(1))
+            .unwrap()
+            .is_empty()
+    );
+    let records = audit::records(engine.store()).unwrap();
+    for (id, state) in &ids {
+        let n = records
+            .iter()
+            .filter(|r| r.kind == "escalation" && r.case == Some(*id))
+            .count();
+        let want = usize::from(!matches!(state, CaseState::Done | CaseState::Denied));
+        assert_eq!(n, want, "case {id} ({state})");
+        let c = engine.store().get_case(*id).unwrap().unwrap();
+        assert_eq!(c.state, *state, "escalation changes no state");
+    }
+}
+
+#[tokio::test]
+async fn a_blocked_decision_near_its_deadline_is_escalated_again_once() {
+    let f = fixture("");
+    let engine = f.engine();
+    let entry = f.register(&engine, "web", None).await;
+    // The entry loses its issuer: the revocation cannot run.
+    let mut rec = engine.store().get_cert("web").unwrap().unwrap();
+    rec.entry.issuer = None;
+    engine.store().put_cert(&rec).unwrap();
+    drop(entry);
+    let s = signal(engine.store(), "web", "key_exposed", None);
+    let gov = Governor::new(engine.clone(), Policy::builtin());
+    let (plans, _) = gov.plan(None).unwrap();
+    assert!(plans[0].blocked.is_some(), "{plans:?}");
+    gov.apply(&plans, "policy", POLICY_ACTOR, false).unwrap();
+    let deadline = s.detected_at + Duration::hours(24);
+    let escalations = |store: &dyn crate::store::Store| {
+        audit::records(store)
+            .unwrap()
+            .iter()
+            .filter(|r| r.kind == "escalation" && r.cert.as_deref() == Some("web"))
+            .count()
+    };
+    gov.check_deadlines(deadline - Duration::hours(7)).unwrap();
+    assert_eq!(escalations(engine.store()), 0);
+    gov.check_deadlines(deadline - Duration::hours(5)).unwrap();
+    gov.check_deadlines(deadline - Duration::hours(4)).unwrap();
+    assert_eq!(escalations(engine.store()), 1);
+    let stored = engine.store().get_signal(&s.dedup_key).unwrap().unwrap();
+    let h = stored.handled.unwrap();
+    assert_eq!(h.deadline, Some(deadline));
+    assert!(h.reescalated_at.is_some());
+}
+
+#[tokio::test]
 async fn a_report_about_a_waiting_case_is_answered_on_its_own_clock() {
     let f = fixture("");
     let engine = f.engine();

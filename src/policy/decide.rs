@@ -91,6 +91,9 @@ impl Policy {
         let contain_first = winners
             .iter()
             .any(|m| m.rule.is_some_and(|(_, r)| r.contain_first));
+        let revoke_short_lived = winners
+            .iter()
+            .any(|m| m.rule.is_none_or(|(_, r)| r.revoke_short_lived));
         let reason = action.revokes().then(|| {
             let from_rules: Vec<RevocationReason> = winners
                 .iter()
@@ -159,6 +162,7 @@ impl Policy {
             approval,
             reason,
             contain_first,
+            revoke_short_lived,
             deadline,
             rule: lead,
             why,

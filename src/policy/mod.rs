@@ -73,6 +73,10 @@ pub struct Rule {
     pub deadline: Option<Duration>,
     /// Only certificates of this trust (`public`, `private`); `None`: either.
     pub trust: Option<Trust>,
+    /// Whether to revoke an old certificate that is short-lived in the Baseline
+    /// Requirements' sense (§1.6.1; revoking it is optional, §4.9.1.1). Default true; a
+    /// CA's refusal to revoke one does not fail the case either way.
+    pub revoke_short_lived: bool,
 }
 
 impl Rule {

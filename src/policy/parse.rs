@@ -35,6 +35,7 @@ const RULE_FIELDS: &[&str] = &[
     "contain_first",
     "deadline",
     "trust",
+    "revoke_short_lived",
 ];
 
 /// Where errors point: the file, and the text to turn spans into line numbers.
@@ -470,6 +471,15 @@ fn parse_rule(src: &Src<'_>, line: Option<usize>, t: &dyn TableLike) -> Result<R
             )
         })?,
     };
+    let revoke_short_lived = match t.get("revoke_short_lived") {
+        None => true,
+        Some(v) => v.as_bool().ok_or_else(|| {
+            at(
+                "revoke_short_lived",
+                format!("must be true or false, found {}", v.type_name()),
+            )
+        })?,
+    };
     let deadline = match t.get("deadline") {
         None => None,
         Some(v) => Some(positive_duration(v).map_err(|m| at("deadline", m))?),
@@ -499,6 +509,14 @@ fn parse_rule(src: &Src<'_>, line: Option<usize>, t: &dyn TableLike) -> Result<R
             "contain_first",
             format!(
                 "contain_first only applies to revoke_reissue (revoke the old certificate before deploying the new one), not to `{action}`"
+            ),
+        ));
+    }
+    if !revoke_short_lived && !action.revokes() {
+        return Err(at(
+            "revoke_short_lived",
+            format!(
+                "revoke_short_lived only applies to rules that revoke (revoke_reissue, revoke), not to `{action}`"
             ),
         ));
     }
@@ -587,6 +605,7 @@ fn parse_rule(src: &Src<'_>, line: Option<usize>, t: &dyn TableLike) -> Result<R
         contain_first,
         deadline,
         trust,
+        revoke_short_lived,
     })
 }
 

@@ -773,3 +773,34 @@ fn a_trust_condition_matches_only_entries_of_that_trust() {
     let e = parse_err("[[rule]]\nname = \"x\"\ntrust = \"internal\"\naction = \"escalate\"\n");
     assert_eq!(e.field.as_deref(), Some("trust"), "{e}");
 }
+
+#[test]
+fn revoke_short_lived_is_for_revoking_rules_and_carried_into_the_decision() {
+    let p = parse(&format!(
+        "[[rule]]\nname = \"kc\"\nchecks = [\"fermat\"]\nmin_confidence = \"high\"\naction = \"revoke_reissue\"\nrevoke_short_lived = false\n{CATCH_ALL}"
+    ))
+    .unwrap();
+    assert!(!p.rules[0].revoke_short_lived);
+    let d = p.decide(&[&compromised("fermat")], &web());
+    assert!(!d.revoke_short_lived);
+    // The default revokes them.
+    let p = parse(&format!(
+        "[[rule]]\nname = \"kc\"\nchecks = [\"fermat\"]\nmin_confidence = \"high\"\naction = \"revoke_reissue\"\n{CATCH_ALL}"
+    ))
+    .unwrap();
+    assert!(
+        p.decide(&[&compromised("fermat")], &web())
+            .revoke_short_lived
+    );
+    let e =
+        parse_err("[[rule]]\nname = \"x\"\naction = \"escalate\"\nrevoke_short_lived = false\n");
+    assert_eq!(e.field.as_deref(), Some("revoke_short_lived"), "{e}");
+    assert!(
+        e.to_string().contains("only applies to rules that revoke"),
+        "{e}"
+    );
+    let e = parse_err(
+        "[[rule]]\nname = \"x\"\naction = \"revoke\"\napproval = \"owner\"\nrevoke_short_lived = \"no\"\n",
+    );
+    assert_eq!(e.field.as_deref(), Some("revoke_short_lived"), "{e}");
+}

@@ -213,6 +213,11 @@ pub enum CaseState {
     /// Its signals stay open until the old certificate is revoked (`cases revoke-old`, or
     /// seen revoked by the CA checks) or has expired; then the case closes.
     RevocationNeeded,
+    /// Revoked, but the issuer still reported the old certificate good when the case
+    /// confirmed it (a CRL or OCSP responder lagging the revocation). Each CA check asks
+    /// again; the case closes once the revocation is seen, and is escalated near its
+    /// deadline meanwhile. Its signals stay open.
+    Unconfirmed,
 }
 
 impl fmt::Display for CaseState {
@@ -224,6 +229,7 @@ impl fmt::Display for CaseState {
             Self::Done => "done",
             Self::Failed => "failed",
             Self::RevocationNeeded => "revocation_needed",
+            Self::Unconfirmed => "unconfirmed",
         })
     }
 }
@@ -425,6 +431,9 @@ pub struct Case {
     /// restart): recorded in the CT ledger and revoked (superseded).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub orphans: Vec<Orphan>,
+    /// When the case was escalated again because its deadline is near (once per case).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reescalated_at: Option<DateTime<Utc>>,
     /// Bumped by every write: an update made by compare-and-swap (approvals, denials,
     /// deadline escalations, reports folded in) succeeds only on the version it read.
     #[serde(default)]
@@ -476,6 +485,7 @@ impl Case {
             revoke_failures: 0,
             issuing: None,
             orphans: Vec::new(),
+            reescalated_at: None,
             version: 0,
             created_at: now,
             updated_at: now,
@@ -494,7 +504,11 @@ impl Case {
     /// revocation is tried again once the new bundle is verified.
     pub fn next_after(&self, step: Step) -> Option<Step> {
         if self.contain_first {
-            if step == Step::Verify && !self.revoked_old() {
+            let settled = self.journal.iter().any(|r| {
+                r.step == Step::Revoke
+                    && matches!(r.outcome, StepOutcome::Ok | StepOutcome::Skipped)
+            });
+            if step == Step::Verify && !settled {
                 return Some(Step::Revoke);
             }
             if step == Step::Revoke && self.deployed_new() {

@@ -210,6 +210,10 @@ pub struct Decision {
     pub reason: Option<RevocationReason>,
     /// Revoke the old certificate before deploying the new one.
     pub contain_first: bool,
+    /// Revoke the old certificate also when it is short-lived (false only when every rule
+    /// behind the action says `revoke_short_lived = false`).
+    #[serde(default = "yes")]
+    pub revoke_short_lived: bool,
     /// When the action must be done: the earliest deadline among the signals with that
     /// action.
     pub deadline: Option<DateTime<Utc>>,
@@ -222,4 +226,8 @@ pub struct Decision {
     pub signals: Vec<String>,
     /// How each signal was matched, in the order given.
     pub matches: Vec<SignalMatch>,
+}
+
+fn yes() -> bool {
+    true
 }

@@ -96,6 +96,12 @@ pub struct Handled {
     pub why: String,
     /// When.
     pub at: DateTime<Utc>,
+    /// When the decision's response was due (a revoking action that could not run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<DateTime<Utc>>,
+    /// When it was escalated again because that deadline is near (once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reescalated_at: Option<DateTime<Utc>>,
 }
 
 impl Signal {

@@ -110,6 +110,9 @@ pub(crate) enum StepResult {
         /// Whether to restore the snapshot bundle.
         rollback: bool,
     },
+    /// Revoked, but the issuer still reports the old certificate good: the case waits in
+    /// `unconfirmed` for a CA check to see the revocation.
+    Unconfirmed(String),
     /// The old certificate could not be revoked. `retryable`: the same request may succeed
     /// later (the CA unreachable, rate limited, failing on its side).
     NotRevoked {
@@ -612,6 +615,7 @@ impl Engine {
             let (outcome, mut detail) = match &result {
                 StepResult::Ok(d) => (StepOutcome::Ok, d.clone()),
                 StepResult::Skipped(d) => (StepOutcome::Skipped, d.clone()),
+                StepResult::Unconfirmed(d) => (StepOutcome::Ok, d.clone()),
                 StepResult::Fail { detail, .. } => (StepOutcome::Failed, detail.clone()),
                 StepResult::NotRevoked { detail, .. } => {
                     let then = match &after_not_revoked {
@@ -685,6 +689,13 @@ impl Engine {
                     }
                 }
                 StepResult::NotRevoked { .. } => {}
+                StepResult::Unconfirmed(_) => {
+                    case.state = CaseState::Unconfirmed;
+                    case.next = None;
+                    case.new_key = None;
+                    self.save(&mut case)?;
+                    self.finished(&case)?;
+                }
                 StepResult::Ok(_) | StepResult::Skipped(_) => {
                     if step == Step::Rollback && case.kind != SequenceKind::Rollback {
                         case.rolled_back = true;
@@ -798,7 +809,10 @@ impl Engine {
     pub fn settle_revocations(&self, now: chrono::DateTime<Utc>) -> Result<Vec<u64>, RespondError> {
         let mut closed = Vec::new();
         for mut case in self.store.list_cases()? {
-            if case.state != CaseState::RevocationNeeded {
+            if !matches!(
+                case.state,
+                CaseState::RevocationNeeded | CaseState::Unconfirmed
+            ) {
                 continue;
             }
             let Some(old) = case
@@ -808,7 +822,10 @@ impl Engine {
             else {
                 continue;
             };
-            let why = if let Some(at) = old.revoked_at {
+            let why = if let Some(at) = old
+                .revoked_at
+                .filter(|_| case.state == CaseState::RevocationNeeded)
+            {
                 format!(
                     "the old certificate (serial {}) was seen revoked at {}",
                     old.serial,
@@ -830,7 +847,9 @@ impl Engine {
             let mut rec = started(Step::Close);
             let closing = match self.close(&mut case) {
                 StepResult::Ok(d) | StepResult::Skipped(d) => d,
-                StepResult::Fail { detail, .. } | StepResult::NotRevoked { detail, .. } => detail,
+                StepResult::Unconfirmed(detail)
+                | StepResult::Fail { detail, .. }
+                | StepResult::NotRevoked { detail, .. } => detail,
             };
             rec.finished_at = Some(now);
             rec.outcome = StepOutcome::Ok;
@@ -842,6 +861,57 @@ impl Engine {
             self.save(&mut case)?;
             self.finished(&case)?;
             tracing::info!(case = case.id, cert = %case.cert, "{why}; case closed");
+            closed.push(case.id);
+        }
+        Ok(closed)
+    }
+
+    /// Asks the issuer again about the old certificate of every `unconfirmed` case (a CA
+    /// check does this): one the issuer now reports revoked is confirmed and closes done.
+    /// Returns the cases closed; what could not be asked is logged and asked next time.
+    pub async fn reconfirm(&self) -> Result<Vec<u64>, RespondError> {
+        let mut closed = Vec::new();
+        for mut case in self.store.list_cases()? {
+            if case.state != CaseState::Unconfirmed {
+                continue;
+            }
+            let Some(_held) = self.try_hold_cert(&case.cert) else {
+                continue;
+            };
+            let Ok(entry) = self.entry(&case.cert) else {
+                continue;
+            };
+            let seen = match self.revoked_status(&case, &entry).await {
+                Ok(Some(seen)) => seen,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(case = case.id, cert = %case.cert, problem = %e, "the revocation could not be confirmed now");
+                    continue;
+                }
+            };
+            let now = Utc::now();
+            let mut rec = started(Step::Confirm);
+            rec.finished_at = Some(now);
+            rec.outcome = StepOutcome::Ok;
+            rec.detail = format!("{seen} (confirmed by a later CA check)");
+            case.journal.push(rec);
+            self.audit_step(&case)?;
+            let mut rec = started(Step::Close);
+            let closing = match self.close(&mut case) {
+                StepResult::Ok(d) | StepResult::Skipped(d) => d,
+                StepResult::Unconfirmed(detail)
+                | StepResult::Fail { detail, .. }
+                | StepResult::NotRevoked { detail, .. } => detail,
+            };
+            rec.finished_at = Some(now);
+            rec.outcome = StepOutcome::Ok;
+            rec.detail = closing;
+            case.journal.push(rec);
+            self.audit_step(&case)?;
+            case.state = CaseState::Done;
+            self.save(&mut case)?;
+            self.finished(&case)?;
+            tracing::info!(case = case.id, cert = %case.cert, "revocation confirmed; case closed");
             closed.push(case.id);
         }
         Ok(closed)
@@ -1087,8 +1157,9 @@ impl Engine {
                 }),
             },
         )?;
-        if case.kind == SequenceKind::Rollback {
-            // A rollback by hand tells the owner itself (`rolled_back`).
+        if case.kind == SequenceKind::Rollback || case.state == CaseState::Unconfirmed {
+            // A rollback by hand tells the owner itself (`rolled_back`); an unconfirmed
+            // revocation is told when it is confirmed, or escalated near its deadline.
             return Ok(());
         }
         let (event, summary) = match (case.state, case.rolled_back) {

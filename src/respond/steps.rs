@@ -62,6 +62,19 @@ pub(crate) fn old_issuer_name(b: &Bundle) -> String {
         .map_or_else(|| "?".to_string(), |c| c.issuer)
 }
 
+/// "`ca` reports it revoked at T (reason)".
+fn revoked_words(
+    issuer: &str,
+    at: chrono::DateTime<Utc>,
+    reason: Option<certresponder_issuers::RevocationReason>,
+) -> String {
+    format!(
+        "`{issuer}` reports it revoked at {}{}",
+        at.format("%Y-%m-%d %H:%M:%S UTC"),
+        reason.map(|r| format!(" ({r})")).unwrap_or_default()
+    )
+}
+
 /// The first 16 hex digits of a fingerprint, as bundle ids and messages show them.
 fn short(fp: &str) -> &str {
     &fp[..fp.len().min(16)]
@@ -658,6 +671,32 @@ impl Engine {
         let reason = case
             .reason
             .unwrap_or(certresponder_issuers::RevocationReason::Superseded);
+        // Revoking a short-lived certificate is optional (BRs §4.9.1.1).
+        let short_lived = inspect::inspect_certificate_der(&der)
+            .ok()
+            .filter(CertInfo::is_short_lived);
+        let not_revoked = |c: &CertInfo, why: String| {
+            StepResult::Skipped(format!(
+                "not revoked: short-lived (serial {}, valid {} s), expires at {}; {why}",
+                old.serial,
+                c.validity_secs(),
+                c.not_after.format("%Y-%m-%d %H:%M:%S UTC")
+            ))
+        };
+        if let Some(c) = &short_lived
+            && case
+                .decision
+                .as_ref()
+                .is_some_and(|d| !d.revoke_short_lived)
+        {
+            let rule = case.decision.as_ref().map_or("?", |d| d.rule.name.as_str());
+            return not_revoked(
+                c,
+                format!(
+                    "rule `{rule}` leaves short-lived certificates unrevoked (revoke_short_lived = false)"
+                ),
+            );
+        }
         let req = RevokeRequest {
             certificate_der: der,
             reason,
@@ -680,6 +719,17 @@ impl Engine {
                 Err(e) if e.is_retryable() && attempt < attempts => {
                     tokio::time::sleep(self.backoff(&e, attempt)).await;
                     attempt += 1;
+                }
+                Err(e) if !e.is_retryable() && short_lived.is_some() => {
+                    if let Some(c) = &short_lived {
+                        return not_revoked(
+                            c,
+                            format!(
+                                "`{}` did not revoke it ({e}), which the Baseline Requirements allow for a short-lived certificate",
+                                issuer.id()
+                            ),
+                        );
+                    }
                 }
                 Err(e) => {
                     return StepResult::NotRevoked {
@@ -713,6 +763,9 @@ impl Engine {
 
     /// Reads the old certificate's status back; `unknown` is recorded, not a failure.
     async fn confirm(&self, case: &mut Case, entry: &ManagedCert) -> StepResult {
+        if !case.revoked_old() {
+            return StepResult::Skipped("nothing was revoked".into());
+        }
         let issuer = match self.revoking_issuer(case, entry) {
             Ok(i) => i,
             Err(e) => return fail(e),
@@ -729,12 +782,7 @@ impl Engine {
         loop {
             match self.with_slot(issuer.id(), issuer.status(&der)).await {
                 Ok(IssuerCertStatus::Revoked { reason, revoked_at }) => {
-                    return StepResult::Ok(format!(
-                        "`{}` reports it revoked at {}{}",
-                        issuer.id(),
-                        revoked_at.format("%Y-%m-%d %H:%M:%S UTC"),
-                        reason.map(|r| format!(" ({r})")).unwrap_or_default()
-                    ));
+                    return StepResult::Ok(revoked_words(issuer.id(), revoked_at, reason));
                 }
                 Ok(IssuerCertStatus::Unknown { why }) => {
                     return StepResult::Ok(format!("status unknown (recorded): {why}"));
@@ -749,8 +797,8 @@ impl Engine {
                             case.id
                         ),
                     );
-                    return StepResult::Ok(format!(
-                        "NOT confirmed: `{}` still reports the old certificate good after {} s (its CRL may lag the revocation)",
+                    return StepResult::Unconfirmed(format!(
+                        "NOT confirmed: `{}` still reports the old certificate good after {} s (its CRL may lag the revocation); each CA check asks again",
                         issuer.id(),
                         started.elapsed().as_secs()
                     ));
@@ -761,6 +809,27 @@ impl Engine {
                 }
             }
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Asks the revoking issuer once about the case's old certificate: what it says when it
+    /// reports it revoked, `None` while it does not.
+    pub(crate) async fn revoked_status(
+        &self,
+        case: &Case,
+        entry: &ManagedCert,
+    ) -> Result<Option<String>, String> {
+        let issuer = self.revoking_issuer(case, entry)?;
+        let der = self
+            .old_bundle(case)?
+            .leaf_der()
+            .map_err(|e| e.to_string())?;
+        match self.with_slot(issuer.id(), issuer.status(&der)).await {
+            Ok(IssuerCertStatus::Revoked { reason, revoked_at }) => {
+                Ok(Some(revoked_words(issuer.id(), revoked_at, reason)))
+            }
+            Ok(_) => Ok(None),
+            Err(e) => Err(format!("`{}`: {e}", issuer.id())),
         }
     }
 

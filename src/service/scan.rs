@@ -36,6 +36,9 @@ pub struct CaSummary {
     pub problems: Vec<CaProblem>,
     /// Renewals planned inside their ARI window.
     pub scheduled: Vec<Scheduled>,
+    /// `unconfirmed` cases whose revocation the CA now reports: closed.
+    #[serde(default)]
+    pub confirmed: Vec<u64>,
 }
 
 /// What a scan found.
@@ -108,6 +111,7 @@ impl Op for Scan {
             let replaced = crate::respond::engine::awaiting_revocation(store)?;
             let ca = super::block_on(crate::signals::ca::run(store, &issuers, &replaced, now))?
                 .map_err(|e| ServiceError::Failed(e.to_string()))?;
+            let confirmed = reconfirm(svc, ctx)?;
             report.new.extend(ca.signals.new);
             report.seen_again.extend(ca.signals.seen_again);
             report.resolved.extend(ca.signals.resolved);
@@ -123,6 +127,7 @@ impl Op for Scan {
                     })
                     .collect(),
                 scheduled: ca.scheduled,
+                confirmed,
             })
         };
         Ok(ScanOutcome {
@@ -133,4 +138,26 @@ impl Op for Scan {
             ca,
         })
     }
+}
+
+/// Asks again about the revocations of the `unconfirmed` cases, if there are any.
+fn reconfirm(svc: &Service, ctx: &Ctx<'_>) -> Result<Vec<u64>, ServiceError> {
+    let waiting = svc
+        .store()
+        .list_cases()?
+        .iter()
+        .any(|c| c.state == crate::respond::CaseState::Unconfirmed);
+    if !waiting {
+        return Ok(Vec::new());
+    }
+    let engine = match svc.governor() {
+        Ok(g) => std::sync::Arc::clone(g.engine()),
+        Err(e) => {
+            ctx.note(format!(
+                "unconfirmed revocations are not asked about again: {e}"
+            ));
+            return Ok(Vec::new());
+        }
+    };
+    super::block_on(engine.reconfirm())?.map_err(|e| ServiceError::Failed(e.to_string()))
 }

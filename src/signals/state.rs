@@ -218,6 +218,27 @@ pub fn mark_handled(
     Ok(true)
 }
 
+/// Marks a signal whose answered decision could not run as escalated again near its
+/// deadline (once). Returns whether it was marked now.
+pub fn mark_reescalated(
+    store: &dyn Store,
+    dedup_key: &str,
+    at: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let Some(mut s) = store.get_signal(dedup_key)? else {
+        return Ok(false);
+    };
+    let Some(h) = s.handled.as_mut() else {
+        return Ok(false);
+    };
+    if h.reescalated_at.is_some() {
+        return Ok(false);
+    }
+    h.reescalated_at = Some(at);
+    store.put_signal(&s)?;
+    Ok(true)
+}
+
 /// Suppresses `signal` until `until`, by a person, for a reason (rule 4).
 pub fn suppress(
     store: &dyn Store,
@@ -319,6 +340,8 @@ mod tests {
             rule: "r".into(),
             why: "w".into(),
             at: t1,
+            deadline: None,
+            reescalated_at: None,
         };
         assert!(mark_handled(&store, &s.dedup_key, handled.clone()).unwrap());
         assert!(
@@ -408,6 +431,8 @@ mod tests {
             rule: "r".into(),
             why: "w".into(),
             at: now,
+            deadline: None,
+            reescalated_at: None,
         };
         mark_handled(&store, &first.dedup_key, handled).unwrap();
         let later = now + chrono::TimeDelta::seconds(1);

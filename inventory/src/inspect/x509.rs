@@ -139,6 +139,28 @@ pub struct CertInfo {
 }
 
 impl CertInfo {
+    /// The validity period in seconds as the Baseline Requirements count it: from notBefore
+    /// to notAfter, both included (§1.6.1 "Validity Period").
+    pub fn validity_secs(&self) -> i64 {
+        (self.not_after - self.not_before).num_seconds() + 1
+    }
+
+    /// Whether it is a short-lived subscriber certificate in the Baseline Requirements'
+    /// sense (§1.6.1), whose revocation is optional (§4.9.1.1): a validity period of at
+    /// most 7 days (604,800 s) when issued on or after 2026-03-15, at most 10 days
+    /// (864,000 s) before then.
+    pub fn is_short_lived(&self) -> bool {
+        let cutover = DateTime::parse_from_rfc3339("2026-03-15T00:00:00Z")
+            .map(|d| d.with_timezone(&Utc))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let limit = if self.not_before >= cutover {
+            604_800
+        } else {
+            864_000
+        };
+        self.validity_secs() <= limit
+    }
+
     /// Seconds until the certificate expires (negative once expired).
     pub fn seconds_left(&self, now: DateTime<Utc>) -> i64 {
         (self.not_after - now).num_seconds()
@@ -522,6 +544,30 @@ mod tests {
 
     fn pss_alg(params: &[u8]) -> Vec<u8> {
         tlv(0x30, &[tlv(0x06, PSS), tlv(0x30, params)].concat())
+    }
+
+    /// A self-signed certificate valid from `from` to `to` ((year, month, day) at midnight).
+    fn valid(from: (i32, u8, u8), to: (i32, u8, u8)) -> CertInfo {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["a.example".to_string()]).unwrap();
+        params.not_before = rcgen::date_time_ymd(from.0, from.1, from.2);
+        params.not_after = rcgen::date_time_ymd(to.0, to.1, to.2);
+        let cert = params.self_signed(&key).unwrap();
+        inspect_certificate_der(cert.der()).unwrap()
+    }
+
+    #[test]
+    fn short_lived_counts_the_validity_period_inclusive_and_changes_on_2026_03_15() {
+        // From 2026-03-15: at most 7 days; notAfter exactly 7 days on is one second over.
+        let six = valid((2026, 3, 20), (2026, 3, 26));
+        assert_eq!(six.validity_secs(), 6 * 86_400 + 1);
+        assert!(six.is_short_lived());
+        assert!(!valid((2026, 3, 20), (2026, 3, 27)).is_short_lived());
+        // Before it: at most 10 days.
+        assert!(valid((2026, 3, 1), (2026, 3, 10)).is_short_lived());
+        assert!(!valid((2026, 3, 1), (2026, 3, 11)).is_short_lived());
+        // Nine days issued after the change: not short-lived.
+        assert!(!valid((2026, 3, 16), (2026, 3, 25)).is_short_lived());
     }
 
     #[test]

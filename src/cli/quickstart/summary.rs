@@ -141,6 +141,10 @@ fn case_line(case: &Case, signals: &[&Signal], bundles: &[Bundle]) -> String {
             "replaced, but the old certificate is not revoked: {}",
             case.error.as_deref().unwrap_or("")
         ),
+        CaseState::Unconfirmed => {
+            "revoked, but the CA still reports the old certificate good; each CA check asks again"
+                .into()
+        }
         CaseState::Denied => "denied; nothing changed".into(),
     };
     let current = Bundle::current_of(bundles);
@@ -276,6 +280,8 @@ mod tests {
             rule: "escalate-everything-else".into(),
             why: "low confidence".into(),
             at: Utc::now(),
+            deadline: None,
+            reescalated_at: None,
         });
         assert_eq!(
             signals_line(&[&signal], "team-ci@example.com", &[]),

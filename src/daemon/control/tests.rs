@@ -626,6 +626,7 @@ async fn the_socket_is_0660_replaces_a_stale_one_and_never_a_live_one() {
         metrics_listen: None,
         roles: None,
         signals_per_minute: 60,
+        deadline_check_secs: 60,
     };
     let first = bind(&cfg).unwrap();
     let path = &cfg.control_socket;

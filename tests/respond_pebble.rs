@@ -719,3 +719,76 @@ fn verify_timeout_rolls_back() {
     eprintln!("verify_timeout_rolls_back: {elapsed:?} (report-compromise {took:?})");
     assert!(elapsed < Duration::from_secs(90), "took {elapsed:?}");
 }
+
+#[test]
+fn an_acme_server_whose_certificate_is_not_trusted_fails_the_case_at_once() {
+    let pebble = Pebble::start();
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path();
+    // A trust root that did not sign Pebble's listener certificate.
+    let other = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let other_root = dir.join("other-root.pem");
+    std::fs::write(&other_root, params.self_signed(&other).unwrap().pem()).unwrap();
+    std::fs::create_dir_all(dir.join("inventory")).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec![DNS.to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+    std::fs::set_permissions(dir.join("key.pem"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(
+        dir.join("inventory/web.toml"),
+        format!(
+            "[[cert]]\nname = \"{NAME}\"\nowner = \"shop@example.test\"\nissuer = \"pebble\"\ncert = \"{}\"\nkey = \"{}\"\n",
+            dir.join("cert.pem").display(),
+            dir.join("key.pem").display()
+        ),
+    )
+    .unwrap();
+    let config = dir.join("certresponder.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = \"state\"\ninventory_dir = \"inventory\"\n\n{}",
+            pebble_issuer_toml(&pebble.directory_url, &other_root)
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_certresponder"));
+    cmd.arg("--config")
+        .arg(&config)
+        .args(["reissue", NAME, "--json"])
+        .env("NO_COLOR", "1");
+    let started = Instant::now();
+    let out = run_bounded(cmd, COMMAND_LIMIT);
+    let took = started.elapsed();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!(
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let case = &v["cases"][0];
+    assert_eq!(case["state"], "failed", "{v:#}");
+    let error = case["error"].as_str().unwrap();
+    assert!(
+        error.contains("the ACME server's certificate is not trusted")
+            && error.contains("trust_root"),
+        "{error}"
+    );
+    // Permanent: one attempt, not issue_attempts with back-off.
+    let issues = case["journal"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["step"] == "issue")
+        .count();
+    assert_eq!(issues, 1, "{case:#}");
+    assert!(!error.contains("attempt"), "{error}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+}

@@ -289,6 +289,7 @@ fn acme(pebble: &Pebble) -> AcmeIssuer {
             eab: None,
             profile: None,
             timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(10),
         },
         Arc::new(MemoryStorage::new()),
     )

@@ -48,14 +48,116 @@ use crate::issuer::{
 use crate::jws::CertKeySigner;
 use crate::storage::IssuerStorage;
 
-type Connector = HttpsConnector<HttpConnector>;
+type Https = HttpsConnector<HttpConnector>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The HTTP transport handed to instant-acme: a hyper client that also remembers the
-/// `Retry-After` of the last 429 or 503 answer, which instant-acme does not surface.
+/// The most an ACME answer may hold (a certificate chain is a few KiB).
+const MAX_ANSWER: usize = 1 << 20;
+/// The most a CRL fetched for a status check may hold.
+const MAX_CRL: usize = 64 << 20;
+
+/// The HTTPS connector with a limit on connecting: TCP and the TLS handshake together, so
+/// that a server that accepts and never answers fails at the limit.
+#[derive(Clone)]
+struct TimedConnector {
+    inner: Https,
+    limit: Duration,
+}
+
+/// Connecting took longer than the limit.
+#[derive(Debug)]
+struct ConnectTimeout(Duration);
+
+impl std::fmt::Display for ConnectTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "no connection within {} s", self.0.as_secs())
+    }
+}
+
+impl std::error::Error for ConnectTimeout {}
+
+impl tower_service::Service<http::Uri> for TimedConnector {
+    type Response = <Https as tower_service::Service<http::Uri>>::Response;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let fut = self.inner.call(uri);
+        let limit = self.limit;
+        Box::pin(async move {
+            match tokio::time::timeout(limit, fut).await {
+                Ok(r) => r,
+                Err(_) => Err(Box::new(ConnectTimeout(limit)) as BoxError),
+            }
+        })
+    }
+}
+
+/// Why an HTTP exchange with the CA failed, sorted by whether trying again can help.
+#[derive(Debug, Clone)]
+enum Failure {
+    /// The server's certificate is not trusted; trying again cannot help.
+    Untrusted(String),
+    /// Another TLS failure (no common protocol, a bad certificate); permanent.
+    Tls(String),
+    /// The server's name does not resolve; permanent.
+    Dns(String),
+    /// No connection, or no whole answer, within the limit; may pass.
+    Timeout(String),
+    /// The answer is larger than allowed; permanent.
+    TooLarge(String),
+    /// Anything else on the way (refused, reset); may pass.
+    Network(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Untrusted(m)
+            | Self::Tls(m)
+            | Self::Dns(m)
+            | Self::Timeout(m)
+            | Self::TooLarge(m)
+            | Self::Network(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for Failure {}
+
+impl From<Failure> for IssuerError {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::Untrusted(m) | Failure::Tls(m) => IssuerError::Tls(m),
+            Failure::Dns(m) => IssuerError::Dns(m),
+            Failure::Timeout(m) => IssuerError::Timeout(m),
+            Failure::TooLarge(m) => IssuerError::Protocol(m),
+            Failure::Network(m) => IssuerError::Network(m),
+        }
+    }
+}
+
+/// The HTTP transport, handed to instant-acme and used for the requests it does not make
+/// (the directory, revocations signed by the certificate's key, CRLs): a hyper client whose
+/// every exchange is limited in time and size and whose failures are classified, which
+/// also remembers the `Retry-After` of the last 429 or 503 answer (instant-acme does not
+/// surface it).
 #[derive(Clone)]
 struct Transport {
-    client: HyperClient<Connector, BodyWrapper<Bytes>>,
+    client: HyperClient<TimedConnector, BodyWrapper<Bytes>>,
     retry_after: Arc<Mutex<Option<Duration>>>,
+    /// How long one exchange (the answer's headers and body) may take.
+    answer_limit: Duration,
+    /// For messages: the connect limit and the configured trust root.
+    connect_limit: Duration,
+    trust_root: Option<PathBuf>,
 }
 
 impl HttpClient for Transport {
@@ -63,21 +165,129 @@ impl HttpClient for Transport {
         &self,
         req: Request<BodyWrapper<Bytes>>,
     ) -> Pin<Box<dyn Future<Output = Result<BytesResponse, instant_acme::Error>> + Send>> {
-        let fut = self.client.request(req);
-        let slot = self.retry_after.clone();
+        let this = self.clone();
         Box::pin(async move {
-            let rsp = fut
+            let (parts, body) = this
+                .exchange(req, MAX_ANSWER)
                 .await
-                .map_err(|e| instant_acme::Error::Other(Box::new(e)))?;
+                .map_err(|f| instant_acme::Error::Other(Box::new(f)))?;
             if matches!(
-                rsp.status(),
+                parts.status,
                 StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
-            ) && let (Some(d), Ok(mut s)) = (parse_retry_after(rsp.headers()), slot.lock())
+            ) && let (Some(d), Ok(mut s)) =
+                (parse_retry_after(&parts.headers), this.retry_after.lock())
             {
                 *s = Some(d);
             }
-            Ok(BytesResponse::from(rsp))
+            Ok(BytesResponse::from(http::Response::from_parts(
+                parts,
+                http_body_util::Full::new(body),
+            )))
         })
+    }
+}
+
+impl Transport {
+    /// One request and its whole answer, at most `limit` bytes, within the answer limit.
+    async fn exchange(
+        &self,
+        req: Request<BodyWrapper<Bytes>>,
+        limit: usize,
+    ) -> Result<(http::response::Parts, Bytes), Failure> {
+        let url = req.uri().to_string();
+        let work = async {
+            let rsp = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| self.classify(&e, &url))?;
+            let (parts, body) = rsp.into_parts();
+            let bytes = http_body_util::Limited::new(body, limit)
+                .collect()
+                .await
+                .map_err(|e| {
+                    if e.downcast_ref::<http_body_util::LengthLimitError>()
+                        .is_some()
+                    {
+                        Failure::TooLarge(format!(
+                            "the answer from {url} is larger than {limit} bytes"
+                        ))
+                    } else {
+                        self.classify(e.as_ref(), &url)
+                    }
+                })?
+                .to_bytes();
+            Ok((parts, bytes))
+        };
+        tokio::time::timeout(self.answer_limit, work)
+            .await
+            .unwrap_or_else(|_| {
+                Err(Failure::Timeout(format!(
+                    "no answer from the ACME server within {} s ({url}); `timeout_secs` sets the limit",
+                    self.answer_limit.as_secs()
+                )))
+            })
+    }
+
+    /// Sorts a failed exchange by its causes: an untrusted certificate, another TLS
+    /// failure, a name that does not resolve, a connect timeout, or the rest.
+    fn classify(&self, e: &(dyn std::error::Error + 'static), url: &str) -> Failure {
+        let mut words: Vec<String> = Vec::new();
+        let mut tls: Option<String> = None;
+        let mut untrusted = false;
+        let mut dns = false;
+        let mut timed_out = false;
+        let mut cur = Some(e);
+        while let Some(err) = cur {
+            let text = err.to_string();
+            dns |= text.starts_with("dns error");
+            timed_out |= err.downcast_ref::<ConnectTimeout>().is_some();
+            // An I/O error hides the error it wraps from `source` (and hyper-rustls wraps
+            // rustls' I/O error in another): look inside each.
+            let mut candidate = Some(err);
+            while let Some(c) = candidate {
+                if let Some(r) = c.downcast_ref::<rustls::Error>() {
+                    untrusted |= matches!(r, rustls::Error::InvalidCertificate(_));
+                    tls = Some(r.to_string());
+                }
+                candidate = c
+                    .downcast_ref::<std::io::Error>()
+                    .and_then(|io| io.get_ref())
+                    .map(|i| i as &(dyn std::error::Error + 'static));
+            }
+            if words.last().is_none_or(|w| !w.contains(&text)) {
+                words.push(text);
+            }
+            cur = err.source();
+        }
+        let detail = words.join(": ");
+        if timed_out {
+            return Failure::Timeout(format!(
+                "no connection to the ACME server within {} s ({url}); `connect_timeout_secs` sets the limit",
+                self.connect_limit.as_secs()
+            ));
+        }
+        if let Some(t) = tls {
+            if untrusted {
+                let fix = match &self.trust_root {
+                    Some(p) => format!(
+                        "trust_root ({}) does not hold the CA that signed it: point trust_root at that CA's certificate",
+                        p.display()
+                    ),
+                    None => "set trust_root to the certificate of the CA that signed it (a private ACME server), or add that CA to the system's trust store".into(),
+                };
+                return Failure::Untrusted(format!(
+                    "the ACME server's certificate is not trusted: {t} ({url}); {fix}"
+                ));
+            }
+            return Failure::Tls(format!("TLS with the ACME server failed: {t} ({url})"));
+        }
+        if dns {
+            return Failure::Dns(format!(
+                "the ACME server's name cannot be resolved ({url}): {detail}; check `directory`"
+            ));
+        }
+        Failure::Network(format!("{url}: {detail}"))
     }
 }
 
@@ -185,7 +395,10 @@ fn map_acme(e: instant_acme::Error, retry_after: Option<Duration>) -> IssuerErro
             IssuerError::Unsupported(format!("the ACME server does not offer {what}"))
         }
         E::Hyper(e) => IssuerError::Network(e.to_string()),
-        E::Other(e) => IssuerError::Network(e.to_string()),
+        E::Other(e) => match e.downcast_ref::<Failure>() {
+            Some(f) => f.clone().into(),
+            None => IssuerError::Network(e.to_string()),
+        },
         E::Http(e) => IssuerError::Protocol(e.to_string()),
         E::InvalidUri(e) => IssuerError::Protocol(format!("invalid URL from the server: {e}")),
         E::Json(e) => IssuerError::Protocol(format!("unreadable answer: {e}")),
@@ -245,6 +458,7 @@ impl AcmeIssuer {
         let mut tcp = HttpConnector::new();
         tcp.enforce_http(false);
         tcp.set_nodelay(true);
+        tcp.set_connect_timeout(Some(cfg.connect_timeout));
         let connector = if cfg.directory.starts_with("http://") {
             builder
                 .https_or_http()
@@ -258,17 +472,42 @@ impl AcmeIssuer {
                 .enable_http2()
                 .wrap_connector(tcp)
         };
+        let connector = TimedConnector {
+            inner: connector,
+            limit: cfg.connect_timeout,
+        };
         Ok(Self {
             id: id.to_string(),
-            cfg,
-            storage,
             transport: Transport {
                 client: HyperClient::builder(TokioExecutor::new()).build(connector),
                 retry_after: Arc::default(),
+                answer_limit: cfg.timeout,
+                connect_limit: cfg.connect_timeout,
+                trust_root: cfg.trust_root.clone(),
             },
+            cfg,
+            storage,
             account: OnceCell::new(),
             responder: OnceCell::new(),
         })
+    }
+
+    /// Runs one call of the issuer within its `timeout_secs`: a CA that stalls fails the
+    /// call at the limit (a timeout, which the case's back-off may try again).
+    async fn within<T>(
+        &self,
+        what: &str,
+        call: impl Future<Output = Result<T, IssuerError>>,
+    ) -> Result<T, IssuerError> {
+        tokio::time::timeout(self.cfg.timeout, call)
+            .await
+            .unwrap_or_else(|_| {
+                Err(IssuerError::Timeout(format!(
+                    "{what} at `{}` did not complete within {} s; `timeout_secs` sets the limit",
+                    self.id,
+                    self.cfg.timeout.as_secs()
+                )))
+            })
     }
 
     fn take_retry_after(&self) -> Option<Duration> {
@@ -628,7 +867,9 @@ impl AcmeIssuer {
 
     /// The directory document.
     async fn directory(&self) -> Result<Value, IssuerError> {
-        let (_, body) = self.http(Method::GET, &self.cfg.directory, None).await?;
+        let (_, body) = self
+            .http(Method::GET, &self.cfg.directory, None, MAX_ANSWER)
+            .await?;
         serde_json::from_slice(&body).map_err(|e| IssuerError::Protocol(format!("directory: {e}")))
     }
 
@@ -637,6 +878,7 @@ impl AcmeIssuer {
         method: Method,
         url: &str,
         body: Option<String>,
+        limit: usize,
     ) -> Result<(http::response::Parts, Bytes), IssuerError> {
         let mut req = Request::builder()
             .method(method)
@@ -650,17 +892,7 @@ impl AcmeIssuer {
                 body.map(String::into_bytes).unwrap_or_default(),
             ))
             .map_err(|e| IssuerError::Protocol(e.to_string()))?;
-        let rsp = tokio::time::timeout(self.cfg.timeout, self.transport.client.request(req))
-            .await
-            .map_err(|_| IssuerError::Timeout(url.to_string()))?
-            .map_err(|e| IssuerError::Network(format!("{url}: {e}")))?;
-        let (parts, body) = rsp.into_parts();
-        let bytes = body
-            .collect()
-            .await
-            .map_err(|e| IssuerError::Network(format!("{url}: {e}")))?
-            .to_bytes();
-        Ok((parts, bytes))
+        Ok(self.transport.exchange(req, limit).await?)
     }
 
     /// Revocation signed by the certificate's own key (RFC 8555 §7.6, `jwk` header).
@@ -699,12 +931,16 @@ impl AcmeIssuer {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
-        let (parts, _) = self.http(Method::HEAD, &nonce_url, None).await?;
+        let (parts, _) = self
+            .http(Method::HEAD, &nonce_url, None, MAX_ANSWER)
+            .await?;
         let mut nonce =
             nonce_of(&parts).ok_or_else(|| IssuerError::Protocol("no Replay-Nonce".into()))?;
         for attempt in 1..=5 {
             let body = signer.sign(&revoke_url, &nonce, &payload)?;
-            let (parts, bytes) = self.http(Method::POST, &revoke_url, Some(body)).await?;
+            let (parts, bytes) = self
+                .http(Method::POST, &revoke_url, Some(body), MAX_ANSWER)
+                .await?;
             if parts.status.is_success() {
                 return Ok(());
             }
@@ -739,12 +975,17 @@ impl AcmeIssuer {
         {
             return Ok(info);
         }
-        let (parts, body) = self.http(Method::GET, url, None).await?;
+        let (parts, body) = self.http(Method::GET, url, None, MAX_CRL).await?;
         if !parts.status.is_success() {
-            return Err(IssuerError::Network(format!(
-                "CRL {url}: HTTP {}",
-                parts.status
-            )));
+            let what = format!("CRL {url}: HTTP {}", parts.status);
+            // Asking again helps with a busy or failing server, not with a wrong address.
+            return Err(
+                if parts.status.is_client_error() && parts.status != StatusCode::TOO_MANY_REQUESTS {
+                    IssuerError::Protocol(what)
+                } else {
+                    IssuerError::Network(what)
+                },
+            );
         }
         let der = inspect::read_crl(&body)
             .map_err(|e| IssuerError::Protocol(format!("CRL {url}: {e}")))?;
@@ -854,128 +1095,140 @@ impl Issuer for AcmeIssuer {
                 Identifier::Ip(ip) => instant_acme::Identifier::Ip(*ip),
             })
             .collect();
-        let pem = self.order(req, &ids).await?;
+        let pem = self.within("the order", self.order(req, &ids)).await?;
         self.issued(&pem)
     }
 
     async fn lookup(&self, req: &IssueRequest) -> Result<Option<IssuedChain>, IssuerError> {
-        let Some(id) = &req.request_id else {
-            return Ok(None);
-        };
-        let Some(url) = self.storage.get(&request_key(id))? else {
-            return Ok(None);
-        };
-        let url = String::from_utf8(url).map_err(|_| IssuerError::BadState {
-            path: PathBuf::from(request_key(id)),
-            reason: "the order URL is not UTF-8".into(),
-        })?;
-        let account = self.account().await?;
-        let mut order = self
-            .retrying("fetch order", || account.order(url.clone()))
-            .await?;
-        let policy = RetryPolicy::new()
-            .initial_delay(Duration::from_millis(15))
-            .backoff(1.5)
-            .timeout(self.cfg.timeout);
-        let status = order.state().status;
-        tracing::info!(issuer = %self.id, request = %id, order = %url, ?status, "an earlier order of this request");
-        let pem = match status {
-            // Finalized: the certificate is (or is being) issued; fetch it.
-            OrderStatus::Valid | OrderStatus::Processing => order.poll_certificate(&policy).await,
-            // Validated but not finalized: finalize it with the same CSR.
-            OrderStatus::Ready => match order.finalize_csr(&req.csr_der).await {
-                Ok(()) => order.poll_certificate(&policy).await,
-                Err(e) => Err(e),
-            },
-            // Nothing was or will be issued for it: ordering again is safe.
-            OrderStatus::Pending | OrderStatus::Invalid => return Ok(None),
-        }
-        .map_err(|e| self.map(e))?;
-        self.issued(&pem).map(Some)
+        self.within("looking up an earlier order", async {
+            let Some(id) = &req.request_id else {
+                return Ok(None);
+            };
+            let Some(url) = self.storage.get(&request_key(id))? else {
+                return Ok(None);
+            };
+            let url = String::from_utf8(url).map_err(|_| IssuerError::BadState {
+                path: PathBuf::from(request_key(id)),
+                reason: "the order URL is not UTF-8".into(),
+            })?;
+            let account = self.account().await?;
+            let mut order = self
+                .retrying("fetch order", || account.order(url.clone()))
+                .await?;
+            let policy = RetryPolicy::new()
+                .initial_delay(Duration::from_millis(15))
+                .backoff(1.5)
+                .timeout(self.cfg.timeout);
+            let status = order.state().status;
+            tracing::info!(issuer = %self.id, request = %id, order = %url, ?status, "an earlier order of this request");
+            let pem = match status {
+                // Finalized: the certificate is (or is being) issued; fetch it.
+                OrderStatus::Valid | OrderStatus::Processing => order.poll_certificate(&policy).await,
+                // Validated but not finalized: finalize it with the same CSR.
+                OrderStatus::Ready => match order.finalize_csr(&req.csr_der).await {
+                    Ok(()) => order.poll_certificate(&policy).await,
+                    Err(e) => Err(e),
+                },
+                // Nothing was or will be issued for it: ordering again is safe.
+                OrderStatus::Pending | OrderStatus::Invalid => return Ok(None),
+            }
+            .map_err(|e| self.map(e))?;
+            self.issued(&pem).map(Some)
+        })
+        .await
     }
 
     async fn revoke(&self, req: &RevokeRequest) -> Result<(), IssuerError> {
-        inspect::inspect_certificate_der(&req.certificate_der)
-            .map_err(|e| IssuerError::BadRequest(e.to_string()))?;
-        if let Some(key) = &req.certificate_key {
-            return self
-                .revoke_with_certificate_key(&req.certificate_der, req.reason, key.expose())
-                .await;
-        }
-        let account = self.account().await?;
-        let cert = CertificateDer::from(req.certificate_der.as_slice());
-        let request = RevocationRequest {
-            certificate: &cert,
-            reason: Some(acme_reason(req.reason)),
-        };
-        self.retrying("revoke", || account.revoke(&request)).await
+        self.within("the revocation", async {
+            inspect::inspect_certificate_der(&req.certificate_der)
+                .map_err(|e| IssuerError::BadRequest(e.to_string()))?;
+            if let Some(key) = &req.certificate_key {
+                return self
+                    .revoke_with_certificate_key(&req.certificate_der, req.reason, key.expose())
+                    .await;
+            }
+            let account = self.account().await?;
+            let cert = CertificateDer::from(req.certificate_der.as_slice());
+            let request = RevocationRequest {
+                certificate: &cert,
+                reason: Some(acme_reason(req.reason)),
+            };
+            self.retrying("revoke", || account.revoke(&request)).await
+        })
+        .await
     }
 
     async fn status(&self, certificate_der: &[u8]) -> Result<CertStatus, IssuerError> {
-        let info = inspect::inspect_certificate_der(certificate_der)
-            .map_err(|e| IssuerError::BadRequest(e.to_string()))?;
-        if info.crl_urls.is_empty() {
-            return Ok(CertStatus::Unknown {
-                why: if info.ocsp_urls.is_empty() {
-                    "the certificate names no CRL distribution point or OCSP responder".into()
-                } else {
-                    "the certificate names only an OCSP responder, which certresponder does not query".into()
-                },
-            });
-        }
-        let issuer_der = self
-            .storage
-            .get(&format!("issued/{}", info.serial))?
-            .and_then(|pem| inspect::read_certificates(&pem).ok())
-            .and_then(|mut v| (v.len() > 1).then(|| v.swap_remove(1)));
-        let Some(issuer_der) = issuer_der else {
-            return Ok(CertStatus::Unknown {
-                why: "the issuing certificate is unknown, so its CRL cannot be checked".into(),
-            });
-        };
-        let mut last_err = None;
-        for url in &info.crl_urls {
-            match self.crl(url, &issuer_der).await {
-                Ok(crl) => {
-                    return Ok(match crl.find(&info.serial) {
-                        Some(r) => CertStatus::Revoked {
-                            reason: r.reason_code.and_then(RevocationReason::from_code),
-                            revoked_at: r.revoked_at,
-                        },
-                        None => CertStatus::Good,
-                    });
-                }
-                Err(e) => last_err = Some(e),
+        self.within("the status query", async {
+            let info = inspect::inspect_certificate_der(certificate_der)
+                .map_err(|e| IssuerError::BadRequest(e.to_string()))?;
+            if info.crl_urls.is_empty() {
+                return Ok(CertStatus::Unknown {
+                    why: if info.ocsp_urls.is_empty() {
+                        "the certificate names no CRL distribution point or OCSP responder".into()
+                    } else {
+                        "the certificate names only an OCSP responder, which certresponder does not query".into()
+                    },
+                });
             }
-        }
-        Err(last_err.unwrap_or_else(|| IssuerError::Protocol("no CRL".into())))
+            let issuer_der = self
+                .storage
+                .get(&format!("issued/{}", info.serial))?
+                .and_then(|pem| inspect::read_certificates(&pem).ok())
+                .and_then(|mut v| (v.len() > 1).then(|| v.swap_remove(1)));
+            let Some(issuer_der) = issuer_der else {
+                return Ok(CertStatus::Unknown {
+                    why: "the issuing certificate is unknown, so its CRL cannot be checked".into(),
+                });
+            };
+            let mut last_err = None;
+            for url in &info.crl_urls {
+                match self.crl(url, &issuer_der).await {
+                    Ok(crl) => {
+                        return Ok(match crl.find(&info.serial) {
+                            Some(r) => CertStatus::Revoked {
+                                reason: r.reason_code.and_then(RevocationReason::from_code),
+                                revoked_at: r.revoked_at,
+                            },
+                            None => CertStatus::Good,
+                        });
+                    }
+                    Err(e) => last_err = Some(e),
+                }
+            }
+            Err(last_err.unwrap_or_else(|| IssuerError::Protocol("no CRL".into())))
+        })
+        .await
     }
 
     async fn renewal_info(
         &self,
         certificate_der: &[u8],
     ) -> Result<Option<RenewalWindow>, IssuerError> {
-        inspect::inspect_certificate_der(certificate_der)
-            .map_err(|e| IssuerError::BadRequest(e.to_string()))?;
-        let cert = CertificateDer::from(certificate_der);
-        let id = CertificateIdentifier::try_from(&cert).map_err(|e| {
-            IssuerError::BadRequest(format!(
-                "no ARI certificate id (the certificate needs an AKI): {e}"
-            ))
-        })?;
-        let account = self.account().await?;
-        let (info, retry) = self
-            .retrying("renewal info", || account.renewal_info(&id))
-            .await?;
-        let t = |o: time::OffsetDateTime| {
-            DateTime::from_timestamp(o.unix_timestamp(), 0).unwrap_or_default()
-        };
-        Ok(Some(RenewalWindow {
-            start: t(info.suggested_window.start),
-            end: t(info.suggested_window.end),
-            explanation_url: info.explanation_url,
-            retry_after: retry,
-        }))
+        self.within("the renewal information query", async {
+            inspect::inspect_certificate_der(certificate_der)
+                .map_err(|e| IssuerError::BadRequest(e.to_string()))?;
+            let cert = CertificateDer::from(certificate_der);
+            let id = CertificateIdentifier::try_from(&cert).map_err(|e| {
+                IssuerError::BadRequest(format!(
+                    "no ARI certificate id (the certificate needs an AKI): {e}"
+                ))
+            })?;
+            let account = self.account().await?;
+            let (info, retry) = self
+                .retrying("renewal info", || account.renewal_info(&id))
+                .await?;
+            let t = |o: time::OffsetDateTime| {
+                DateTime::from_timestamp(o.unix_timestamp(), 0).unwrap_or_default()
+            };
+            Ok(Some(RenewalWindow {
+                start: t(info.suggested_window.start),
+                end: t(info.suggested_window.end),
+                explanation_url: info.explanation_url,
+                retry_after: retry,
+            }))
+        })
+        .await
     }
 }
 

@@ -27,6 +27,8 @@
 //! eab_kid = "kid-1"                      # external account binding, when the CA needs it
 //! eab_hmac_key_file = "/etc/certresponder/eab.key"   # base64url HMAC key
 //! profile = "tlsserver"                  # ACME profile, when the CA offers profiles
+//! timeout_secs = 300                     # one call (an order, a revocation) at most
+//! connect_timeout_secs = 10              # TCP connect and TLS handshake at most
 //!
 //! [[issuer]]
 //! id = "corp-ca"
@@ -133,8 +135,11 @@ pub struct AcmeConfig {
     pub eab: Option<(String, PathBuf)>,
     /// ACME profile to request.
     pub profile: Option<String>,
-    /// Overall limit for one order.
+    /// Overall limit for one call (an order from start to certificate, a revocation, a
+    /// status or renewal-information query), and for each HTTP exchange within it.
     pub timeout: Duration,
+    /// Limit for connecting to the server: TCP and the TLS handshake.
+    pub connect_timeout: Duration,
 }
 
 /// A command issuer's settings.
@@ -170,6 +175,7 @@ const ACME: &[&str] = &[
     "eab_hmac_key_file",
     "profile",
     "timeout_secs",
+    "connect_timeout_secs",
 ];
 const COMMAND: &[&str] = &["command", "timeout_secs"];
 /// The issuer types.
@@ -395,6 +401,9 @@ fn acme(f: &Fields<'_>) -> Result<AcmeConfig, FieldError> {
         profile: f.string("profile")?,
         timeout: Duration::from_secs(
             u64::try_from(f.int("timeout_secs", 5, 3600, 300)?).unwrap_or(300),
+        ),
+        connect_timeout: Duration::from_secs(
+            u64::try_from(f.int("connect_timeout_secs", 1, 300, 10)?).unwrap_or(10),
         ),
     })
 }

@@ -22,6 +22,13 @@ pub enum IssuerError {
     /// The CA failed on its side (HTTP 5xx, ACME `serverInternal`).
     #[error("CA server error: {0}")]
     Server(String),
+    /// A TLS connection to the CA failed in a way trying again cannot mend (its certificate
+    /// is not trusted, no common protocol): the message names the fix.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The CA's name does not resolve.
+    #[error("DNS: {0}")]
+    Dns(String),
     /// Took longer than allowed.
     #[error("timed out: {0}")]
     Timeout(String),

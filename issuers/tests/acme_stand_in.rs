@@ -342,6 +342,7 @@ fn acme(server: &Server, storage: Arc<dyn IssuerStorage>) -> AcmeIssuer {
         eab: None,
         profile: None,
         timeout: Duration::from_secs(30),
+        connect_timeout: Duration::from_secs(10),
     };
     AcmeIssuer::new("stand-in", cfg, storage).unwrap()
 }

@@ -29,6 +29,7 @@ fn acme_config(pebble: &Pebble, challenge: Challenge) -> AcmeConfig {
         eab: None,
         profile: None,
         timeout: Duration::from_secs(60),
+        connect_timeout: Duration::from_secs(10),
     }
 }
 

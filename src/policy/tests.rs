@@ -194,7 +194,7 @@ fn default_rules_map_each_check() {
 #[test]
 fn every_check_in_the_vocabulary_has_a_family_and_is_unique() {
     let names = vocab::check_names();
-    assert_eq!(names.len(), 27);
+    assert_eq!(names.len(), 32);
     for (i, n) in names.iter().enumerate() {
         assert!(!names[..i].contains(n), "{n} twice");
         assert!(vocab::FAMILIES.contains(&vocab::family_of(n).unwrap()));
@@ -700,7 +700,7 @@ fn explain_walks_the_rules_in_order() {
     assert!(e.rules[..e.rules.len() - 1].iter().all(|r| !r.matched));
     assert_eq!(
         e.rules[0].why,
-        "check `key_file_permissions` is not among its 8 checks"
+        "check `key_file_permissions` is not among its 9 checks"
     );
     assert_eq!(
         e.rules[1].why,

@@ -83,6 +83,11 @@ pub const CHECKS: &[CheckInfo] = &[
     c("revoked_at_ca", "ca", Confirmed, false),
     c("renewal_window_open", "ca", High, false),
     c("unparseable", "weak", High, false),
+    c("rsa_bias", "weak", Low, false),
+    c("rsa_pattern", "weak", Medium, false),
+    c("xz_backdoor", "weak", High, true),
+    c("dsa_sparse", "weak", Confirmed, true),
+    c("encrypted_key_exposed", "exposure", Low, false),
 ];
 
 /// The vocabulary entry for a check id.

@@ -12,6 +12,13 @@ const OID_RSA_PSS: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0
 const OID_EC: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
 const OID_ED25519: &[u8] = &[0x2b, 0x65, 0x70];
 const OID_ED448: &[u8] = &[0x2b, 0x65, 0x71];
+pub(crate) const OID_DSA: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x38, 0x04, 0x01];
+const OID_X25519: &[u8] = &[0x2b, 0x65, 0x6e];
+const OID_X448: &[u8] = &[0x2b, 0x65, 0x6f];
+/// 2.16.840.1.101.3.4.3.17..19: ML-DSA-44, -65, -87 (FIPS 204; RFC 9881).
+const OID_ML_DSA_PREFIX: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x03];
+/// 2.16.840.1.101.3.4.4.1..3: ML-KEM-512, -768, -1024 (FIPS 203).
+const OID_ML_KEM_PREFIX: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x04];
 const OID_P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 const OID_P384: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
 const OID_P521: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x23];
@@ -100,7 +107,54 @@ pub enum KeyInfo {
         #[serde(skip)]
         public: Vec<u8>,
     },
-    /// Any other algorithm (DSA, GOST, post-quantum...).
+    /// DSA (FIPS 186; RFC 3279 §2.3.2).
+    Dsa {
+        /// Size of `p` in bits.
+        bits: usize,
+        /// The domain parameters and the public value, big-endian without leading zeros.
+        #[serde(skip)]
+        p: Vec<u8>,
+        /// Subgroup order.
+        #[serde(skip)]
+        q: Vec<u8>,
+        /// Generator.
+        #[serde(skip)]
+        g: Vec<u8>,
+        /// Public value `g^x mod p`.
+        #[serde(skip)]
+        y: Vec<u8>,
+    },
+    /// X25519 (RFC 8410).
+    X25519 {
+        /// The 32-byte public key.
+        #[serde(skip)]
+        public: Vec<u8>,
+    },
+    /// X448 (RFC 8410).
+    X448 {
+        /// The 56-byte public key.
+        #[serde(skip)]
+        public: Vec<u8>,
+    },
+    /// ML-DSA (FIPS 204): `level` is 44, 65 or 87.
+    #[serde(rename = "ml-dsa")]
+    MlDsa {
+        /// The parameter set.
+        level: u16,
+        /// The encoded public key.
+        #[serde(skip)]
+        public: Vec<u8>,
+    },
+    /// ML-KEM (FIPS 203): `level` is 512, 768 or 1024.
+    #[serde(rename = "ml-kem")]
+    MlKem {
+        /// The parameter set.
+        level: u16,
+        /// The encoded encapsulation key.
+        #[serde(skip)]
+        public: Vec<u8>,
+    },
+    /// Any other algorithm (GOST, SM2...).
     Other {
         /// Dotted OID of the algorithm.
         oid: String,
@@ -139,6 +193,47 @@ impl KeyInfo {
         }
     }
 
+    /// A DSA key from its domain parameters and public value (big-endian; leading zeros
+    /// are dropped).
+    pub fn dsa(p: &[u8], q: &[u8], g: &[u8], y: &[u8]) -> Self {
+        let p = der::strip_leading_zeros(p).to_vec();
+        let bits = match p.first() {
+            Some(&top) if top != 0 => p.len() * 8 - top.leading_zeros() as usize,
+            _ => 0,
+        };
+        Self::Dsa {
+            bits,
+            p,
+            q: der::strip_leading_zeros(q).to_vec(),
+            g: der::strip_leading_zeros(g).to_vec(),
+            y: der::strip_leading_zeros(y).to_vec(),
+        }
+    }
+
+    /// The public key bytes that badkeys hashes for its blocklists: the RSA modulus, the
+    /// DSA public value and the EC point's x coordinate (each as a minimal big-endian
+    /// integer), the raw key of Ed25519, Ed448, X25519 and X448 read as such an integer,
+    /// and the raw encoding of ML-DSA and ML-KEM keys. `None` for an algorithm it has no
+    /// form for.
+    pub fn blocklist_bytes(&self) -> Option<Vec<u8>> {
+        let minimal = |b: &[u8]| der::strip_leading_zeros(b).to_vec();
+        match self {
+            Self::Rsa { modulus, .. } => Some(modulus.clone()),
+            Self::Dsa { y, .. } => Some(y.clone()),
+            Self::Ec { point, .. } => match point.split_first() {
+                Some((0x04, xy)) if xy.len() % 2 == 0 => Some(minimal(&xy[..xy.len() / 2])),
+                Some((0x02 | 0x03, x)) => Some(minimal(x)),
+                _ => None,
+            },
+            Self::Ed25519 { public }
+            | Self::Ed448 { public }
+            | Self::X25519 { public }
+            | Self::X448 { public } => Some(minimal(public)),
+            Self::MlDsa { public, .. } | Self::MlKem { public, .. } => Some(public.clone()),
+            Self::Other { .. } => None,
+        }
+    }
+
     /// An EC key whose curve is given by explicit `ECParameters` (DER).
     pub(crate) fn ec_explicit(params: Vec<u8>, point: Vec<u8>) -> Self {
         Self::Ec {
@@ -155,6 +250,11 @@ impl KeyInfo {
             Self::Ec { curve, .. } => format!("ECDSA {curve}"),
             Self::Ed25519 { .. } => "Ed25519".into(),
             Self::Ed448 { .. } => "Ed448".into(),
+            Self::Dsa { bits, .. } => format!("DSA-{bits}"),
+            Self::X25519 { .. } => "X25519".into(),
+            Self::X448 { .. } => "X448".into(),
+            Self::MlDsa { level, .. } => format!("ML-DSA-{level}"),
+            Self::MlKem { level, .. } => format!("ML-KEM-{level}"),
             Self::Other { oid } => format!("other ({oid})"),
         }
     }
@@ -184,7 +284,10 @@ impl KeyInfo {
             },
             Self::Ed25519 { .. } => 256,
             Self::Ed448 { .. } => 456,
-            Self::Other { .. } => 0,
+            Self::Dsa { bits, .. } => *bits,
+            Self::X25519 { .. } => 255,
+            Self::X448 { .. } => 448,
+            Self::MlDsa { .. } | Self::MlKem { .. } | Self::Other { .. } => 0,
         }
     }
 
@@ -216,9 +319,127 @@ impl KeyInfo {
                 },
             ) => c1 == c2 && q1 == q2 && same_ec_point(p1, p2),
             (Self::Ed25519 { public: a }, Self::Ed25519 { public: b })
-            | (Self::Ed448 { public: a }, Self::Ed448 { public: b }) => a == b,
+            | (Self::Ed448 { public: a }, Self::Ed448 { public: b })
+            | (Self::X25519 { public: a }, Self::X25519 { public: b })
+            | (Self::X448 { public: a }, Self::X448 { public: b }) => a == b,
+            (
+                Self::MlDsa {
+                    level: l1,
+                    public: a,
+                },
+                Self::MlDsa {
+                    level: l2,
+                    public: b,
+                },
+            )
+            | (
+                Self::MlKem {
+                    level: l1,
+                    public: a,
+                },
+                Self::MlKem {
+                    level: l2,
+                    public: b,
+                },
+            ) => l1 == l2 && a == b,
+            (
+                Self::Dsa {
+                    p: p1,
+                    q: q1,
+                    g: g1,
+                    y: y1,
+                    ..
+                },
+                Self::Dsa {
+                    p: p2,
+                    q: q2,
+                    g: g2,
+                    y: y2,
+                    ..
+                },
+            ) => p1 == p2 && q1 == q2 && g1 == g2 && y1 == y2,
             _ => false,
         }
+    }
+}
+
+/// The ML-DSA parameter set of an algorithm OID, with its public key size (FIPS 204 Table 2).
+fn ml_dsa(oid: &[u8]) -> Option<(u16, usize)> {
+    match oid.strip_prefix(OID_ML_DSA_PREFIX)? {
+        [0x11] => Some((44, 1312)),
+        [0x12] => Some((65, 1952)),
+        [0x13] => Some((87, 2592)),
+        _ => None,
+    }
+}
+
+/// The ML-KEM parameter set of an algorithm OID, with its `k` (FIPS 203 Table 2): the
+/// encapsulation key is `384 k + 32` bytes.
+fn ml_kem(oid: &[u8]) -> Option<(u16, usize)> {
+    match oid.strip_prefix(OID_ML_KEM_PREFIX)? {
+        [0x01] => Some((512, 2)),
+        [0x02] => Some((768, 3)),
+        [0x03] => Some((1024, 4)),
+        _ => None,
+    }
+}
+
+/// A public key of an algorithm whose SubjectPublicKeyInfo holds the raw key (X25519, X448,
+/// ML-DSA, ML-KEM), checked for its size; `None` for another algorithm.
+pub(crate) fn raw_public_key(alg: &[u8], bits: &[u8]) -> Result<Option<KeyInfo>, String> {
+    let sized = |name: &str, want: usize| {
+        if bits.len() == want {
+            Ok(bits.to_vec())
+        } else {
+            Err(format!(
+                "{name} public key is {} bytes, not {want}",
+                bits.len()
+            ))
+        }
+    };
+    Ok(Some(match alg {
+        OID_X25519 => KeyInfo::X25519 {
+            public: sized("X25519", 32)?,
+        },
+        OID_X448 => KeyInfo::X448 {
+            public: sized("X448", 56)?,
+        },
+        _ => {
+            if let Some((level, size)) = ml_dsa(alg) {
+                KeyInfo::MlDsa {
+                    level,
+                    public: sized(&format!("ML-DSA-{level}"), size)?,
+                }
+            } else if let Some((level, k)) = ml_kem(alg) {
+                KeyInfo::MlKem {
+                    level,
+                    public: sized(&format!("ML-KEM-{level}"), 384 * k + 32)?,
+                }
+            } else {
+                return Ok(None);
+            }
+        }
+    }))
+}
+
+/// DSA domain parameters `(p, q, g)`, big-endian integer contents.
+pub(crate) type DssParams<'a> = (&'a [u8], &'a [u8], &'a [u8]);
+
+/// DSA domain parameters (`Dss-Parms ::= SEQUENCE { p, q, g }`, RFC 3279 §2.3.2): the
+/// contents of the three INTEGERs.
+pub(crate) fn dss_params(der_bytes: &[u8]) -> Result<DssParams<'_>, String> {
+    let (seq, _) = der::expect_tlv(
+        der_bytes,
+        der::TAG_SEQUENCE,
+        "DSA parameters are not a SEQUENCE",
+    )
+    .map_err(|e| e.to_string())?;
+    let f = der::children(seq.content).map_err(|e| e.to_string())?;
+    match f.as_slice() {
+        [p, q, g] if [p, q, g].iter().all(|t| t.tag == der::TAG_INTEGER) => {
+            Ok((p.content, q.content, g.content))
+        }
+        _ => Err("DSA parameters are not three INTEGERs p, q, g".into()),
     }
 }
 
@@ -552,6 +773,43 @@ pub enum KeyWire {
         /// The public key.
         public: String,
     },
+    /// DSA: the domain parameters and the public value, big-endian hex.
+    Dsa {
+        /// Prime modulus.
+        p: String,
+        /// Subgroup order.
+        q: String,
+        /// Generator.
+        g: String,
+        /// Public value.
+        y: String,
+    },
+    /// X25519: the public key, hex.
+    X25519 {
+        /// The public key.
+        public: String,
+    },
+    /// X448: the public key, hex.
+    X448 {
+        /// The public key.
+        public: String,
+    },
+    /// ML-DSA: the parameter set and the public key, hex.
+    #[serde(rename = "ml-dsa")]
+    MlDsa {
+        /// 44, 65 or 87.
+        level: u16,
+        /// The public key.
+        public: String,
+    },
+    /// ML-KEM: the parameter set and the encapsulation key, hex.
+    #[serde(rename = "ml-kem")]
+    MlKem {
+        /// 512, 768 or 1024.
+        level: u16,
+        /// The public key.
+        public: String,
+    },
     /// Another algorithm.
     Other {
         /// Its dotted OID.
@@ -585,6 +843,26 @@ impl From<&KeyInfo> for KeyWire {
             KeyInfo::Ed448 { public } => Self::Ed448 {
                 public: hex::encode(public),
             },
+            KeyInfo::Dsa { p, q, g, y, .. } => Self::Dsa {
+                p: hex::encode(p),
+                q: hex::encode(q),
+                g: hex::encode(g),
+                y: hex::encode(y),
+            },
+            KeyInfo::X25519 { public } => Self::X25519 {
+                public: hex::encode(public),
+            },
+            KeyInfo::X448 { public } => Self::X448 {
+                public: hex::encode(public),
+            },
+            KeyInfo::MlDsa { level, public } => Self::MlDsa {
+                level: *level,
+                public: hex::encode(public),
+            },
+            KeyInfo::MlKem { level, public } => Self::MlKem {
+                level: *level,
+                public: hex::encode(public),
+            },
             KeyInfo::Other { oid } => Self::Other { oid: oid.clone() },
         }
     }
@@ -614,6 +892,26 @@ impl TryFrom<KeyWire> for KeyInfo {
                 public: bytes("public", &public)?,
             },
             KeyWire::Ed448 { public } => Self::Ed448 {
+                public: bytes("public", &public)?,
+            },
+            KeyWire::Dsa { p, q, g, y } => Self::dsa(
+                &bytes("p", &p)?,
+                &bytes("q", &q)?,
+                &bytes("g", &g)?,
+                &bytes("y", &y)?,
+            ),
+            KeyWire::X25519 { public } => Self::X25519 {
+                public: bytes("public", &public)?,
+            },
+            KeyWire::X448 { public } => Self::X448 {
+                public: bytes("public", &public)?,
+            },
+            KeyWire::MlDsa { level, public } => Self::MlDsa {
+                level,
+                public: bytes("public", &public)?,
+            },
+            KeyWire::MlKem { level, public } => Self::MlKem {
+                level,
                 public: bytes("public", &public)?,
             },
             KeyWire::Other { oid } => Self::Other { oid },

@@ -457,6 +457,17 @@ pub(crate) fn key_info_from_spki(spki: &SubjectPublicKeyInfo<'_>) -> Result<KeyI
             public: bits.to_vec(),
         });
     }
+    if alg == super::key::OID_DSA {
+        let params = spki_algorithm_params(spki.raw)
+            .ok_or_else(|| bad("DSA key without its domain parameters (p, q, g)"))?;
+        let (p, q, g) = super::key::dss_params(&params).map_err(|e| bad(e.as_str()))?;
+        let (y, _) = der::expect_tlv(bits, der::TAG_INTEGER, "DSA public value is not an INTEGER")
+            .map_err(bad)?;
+        return Ok(KeyInfo::dsa(p, q, g, y.content));
+    }
+    if let Some(k) = super::key::raw_public_key(alg, bits).map_err(|e| bad(e.as_str()))? {
+        return Ok(k);
+    }
     Ok(KeyInfo::Other {
         oid: spki.algorithm.algorithm.to_id_string(),
     })

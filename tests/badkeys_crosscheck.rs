@@ -26,7 +26,11 @@
 //! | `rsawarnings` `not_multiple_of_8` | `rsa_modulus_not_multiple_of_8` |
 //! | `rsawarnings` `exponent_3`, `exponent_not_65537` | `rsa_exponent_bad` |
 //! | `sharedprimes` | `shared_prime` |
-//! | `rsawarnings` `unusual_keysize`, `rsabias`, `pattern`, `xzbackdoor`, `dsasparse` | none: not implemented, reported but not compared |
+//! | `rsabias` (`vanity`, untyped) | `rsa_bias` with the same `subtest` |
+//! | `pattern` | `rsa_pattern` |
+//! | `xzbackdoor` | `xz_backdoor` |
+//! | `dsasparse` | `dsa_sparse` |
+//! | `rsawarnings` `unusual_keysize` | none: not implemented, reported but not compared |
 //!
 //! badkeys' `sharedprimes` looks moduli up in its own list of primes known to be shared; our
 //! `shared_prime` is a batch GCD across the files given to one `analyze` call. The two find
@@ -54,6 +58,10 @@ const COMMON: &[&str] = &[
     "rsa_modulus_not_multiple_of_8",
     "rsa_exponent_bad",
     "shared_prime",
+    "rsa_bias",
+    "rsa_pattern",
+    "xz_backdoor",
+    "dsa_sparse",
 ];
 
 fn venv() -> PathBuf {
@@ -120,6 +128,13 @@ fn expected_for(
             }),
         )]),
         "sharedprimes" => one("shared_prime"),
+        "rsabias" => Some(vec![(
+            "rsa_bias",
+            Some(serde_json::json!({"subtest": sub})),
+        )]),
+        "pattern" => one("rsa_pattern"),
+        "xzbackdoor" => one("xz_backdoor"),
+        "dsasparse" => one("dsa_sparse"),
         "rsawarnings" => match sub {
             Some("extremely_small" | "too_small") => one("rsa_modulus_small"),
             Some("not_multiple_of_8") => one("rsa_modulus_not_multiple_of_8"),
@@ -142,9 +157,11 @@ fn evidence_matches(evidence: &Value, want: &Value) -> bool {
 /// - `shared_prime`: badkeys' `sharedprimes` only knows its own list (see the module doc);
 /// - a size or exponent rule when badkeys reported another `rsawarnings` subtest: badkeys
 ///   reports only the most severe of them ("badkeys currently cannot represent this").
-fn allowed_ours_only(check: &str, badkeys: &BadkeysVerdict) -> bool {
+fn allowed_ours_only(check: &str, evidence: &Value, badkeys: &BadkeysVerdict) -> bool {
     match check {
         "shared_prime" => true,
+        // badkeys does not test whether the modulus is prime.
+        "rsa_invalid" => evidence["reason"] == "modulus_prime",
         "rsa_modulus_small" | "rsa_modulus_not_multiple_of_8" | "rsa_exponent_bad" => {
             badkeys.results.iter().any(|r| r.check == "rsawarnings")
         }
@@ -323,7 +340,7 @@ fn analyze_flags_every_key_badkeys_flags_and_both_pass_healthy_keys() {
                 describe_ours(found)
             )
         };
-        if !["rsa", "ec"].contains(&bk.kind.as_str()) {
+        if !["rsa", "ec", "dsa"].contains(&bk.kind.as_str()) {
             problems.push(format!("{name}: badkeys could not read it: {}", show()));
             continue;
         }
@@ -399,7 +416,7 @@ fn analyze_flags_every_key_badkeys_flags_and_both_pass_healthy_keys() {
             if covered {
                 continue;
             }
-            if allowed_ours_only(&f.check, bk) {
+            if allowed_ours_only(&f.check, &f.evidence, bk) {
                 notes.push(format!("{name}: {} from analyze only (expected)", f.check));
             } else {
                 problems.push(format!(

@@ -48,6 +48,10 @@ pub(crate) struct AnalyzeArgs {
     /// whose cost grows faster than the per-key checks: seconds for thousands of keys)
     #[arg(long)]
     no_shared_primes: bool,
+    /// Test every RSA modulus for primality (milliseconds per key); the default when at most
+    /// 1,000 files are given, else only moduli below the minimum size are tested
+    #[arg(long)]
+    thorough: bool,
     /// Also check each RSA key against the registered inventory, with one gcd against the
     /// product stored by the last `scan` (names the certificates it shares a factor or key with)
     #[arg(long)]
@@ -299,10 +303,14 @@ fn analyze_blocklists(config: Option<&Path>) -> Blocklists {
     })
 }
 
+/// Up to this many files, every RSA modulus is tested for primality.
+const THOROUGH_FILES: usize = 1000;
+
 pub(crate) fn run(args: AnalyzeArgs, config: Option<&Path>) -> Result<ExitCode, CliError> {
     let opts = AnalyzeOptions {
         key_policy: KeyPolicy {
             rsa_min_bits: args.rsa_min_bits,
+            thorough: args.thorough || args.files.len() <= THOROUGH_FILES,
             ..KeyPolicy::default()
         },
         cert_policy: CertPolicy::default(),

@@ -58,8 +58,8 @@ fn hex_opt<S: serde::Serializer>(v: &Option<[u8; BKHASH_LEN]>, s: S) -> Result<S
 impl KeyIds {
     /// The identities of `key`.
     pub fn of(key: &KeyInfo) -> Self {
-        let number = key_number(key);
-        let number_digest = number.map(Sha256::digest);
+        let number = key.blocklist_bytes();
+        let number_digest = number.as_deref().map(Sha256::digest);
         let (modulus_sha256, debian_suffix) = match key {
             KeyInfo::Rsa { modulus, .. } => (
                 number_digest.as_ref().map(hex::encode),
@@ -115,18 +115,6 @@ pub fn bkhash(number: &[u8]) -> [u8; BKHASH_LEN] {
     truncate(&Sha256::digest(min_bytes(number)))
 }
 
-/// The key's number as minimal big-endian bytes: the RSA modulus, the EC point's x
-/// coordinate, the Ed25519/Ed448 public key. `None` for other algorithms and for EC points
-/// that are not a SEC 1 encoding.
-pub fn key_number(key: &KeyInfo) -> Option<&[u8]> {
-    match key {
-        KeyInfo::Rsa { modulus, .. } => Some(min_bytes(modulus)),
-        KeyInfo::Ec { point, .. } => ec_x(point).map(min_bytes),
-        KeyInfo::Ed25519 { public } | KeyInfo::Ed448 { public } => Some(min_bytes(public)),
-        _ => None,
-    }
-}
-
 /// The x coordinate of a SEC 1 point (uncompressed `04`, compressed `02`/`03`, hybrid
 /// `06`/`07`).
 fn ec_x(point: &[u8]) -> Option<&[u8]> {
@@ -160,6 +148,9 @@ const OID_RSA_ENCRYPTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x
 const OID_EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
 const OID_ED25519: &[u8] = &[0x2b, 0x65, 0x70];
 const OID_ED448: &[u8] = &[0x2b, 0x65, 0x71];
+const OID_X25519: &[u8] = &[0x2b, 0x65, 0x6e];
+const OID_X448: &[u8] = &[0x2b, 0x65, 0x6f];
+const OID_DSA: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x38, 0x04, 0x01];
 const OID_P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 const OID_P384: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
 const OID_P521: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x23];
@@ -188,8 +179,45 @@ pub fn spki_der(key: &KeyInfo) -> Option<Vec<u8>> {
         } => ec_spki(curve, params.as_deref(), point),
         KeyInfo::Ed25519 { public } => Some(spki(&der::encode(der::TAG_OID, OID_ED25519), public)),
         KeyInfo::Ed448 { public } => Some(spki(&der::encode(der::TAG_OID, OID_ED448), public)),
+        KeyInfo::X25519 { public } => Some(spki(&der::encode(der::TAG_OID, OID_X25519), public)),
+        KeyInfo::X448 { public } => Some(spki(&der::encode(der::TAG_OID, OID_X448), public)),
+        KeyInfo::MlDsa { level, public } => {
+            let last = match level {
+                44 => 0x11,
+                65 => 0x12,
+                _ => 0x13,
+            };
+            Some(spki(
+                &der::encode(der::TAG_OID, &nist_oid(0x03, last)),
+                public,
+            ))
+        }
+        KeyInfo::MlKem { level, public } => {
+            let last = match level {
+                512 => 0x01,
+                768 => 0x02,
+                _ => 0x03,
+            };
+            Some(spki(
+                &der::encode(der::TAG_OID, &nist_oid(0x04, last)),
+                public,
+            ))
+        }
+        KeyInfo::Dsa { p, q, g, y, .. } => {
+            let mut params = der_integer(p);
+            params.extend(der_integer(q));
+            params.extend(der_integer(g));
+            let mut alg = der::encode(der::TAG_OID, OID_DSA);
+            alg.extend(der::encode(TAG_SEQUENCE, &params));
+            Some(spki(&alg, &der_integer(y)))
+        }
         _ => None,
     }
+}
+
+/// 2.16.840.1.101.3.4.`arc`.`last` (NIST's algorithm arcs: 3 signatures, 4 KEMs).
+fn nist_oid(arc: u8, last: u8) -> Vec<u8> {
+    vec![0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, arc, last]
 }
 
 /// EC only: the SubjectPublicKeyInfo with the point in its other form.

@@ -3,6 +3,7 @@
 
 pub mod batch_gcd;
 pub mod cert;
+pub mod dsa;
 pub mod ec;
 pub mod rsa;
 
@@ -42,6 +43,10 @@ pub struct KeyPolicy {
     pub allowed_curves: Vec<String>,
     /// Fermat rounds (BR: at least 100).
     pub fermat_rounds: u32,
+    /// Also test every RSA modulus (up to 8192 bits) for primality: milliseconds per key
+    /// instead of microseconds (see [`rsa::check_rsa_thorough`]). `scan`, new keys and an
+    /// `analyze` of up to 1,000 files do.
+    pub thorough: bool,
 }
 
 impl Default for KeyPolicy {
@@ -50,6 +55,7 @@ impl Default for KeyPolicy {
             rsa_min_bits: 2048,
             allowed_curves: vec!["P-256".into(), "P-384".into(), "P-521".into()],
             fermat_rounds: 100,
+            thorough: false,
         }
     }
 }
@@ -60,6 +66,7 @@ impl KeyPolicy {
         Self {
             rsa_min_bits: checks.rsa_min_bits,
             allowed_curves: checks.allowed_curves.clone(),
+            thorough: true,
             ..Self::default()
         }
     }
@@ -99,12 +106,18 @@ pub fn check_key(key: &KeyInfo, policy: &KeyPolicy) -> Vec<Finding> {
             modulus,
             exponent_bytes,
             ..
+        } if policy.thorough => rsa::check_rsa_thorough(modulus, exponent_bytes, policy),
+        KeyInfo::Rsa {
+            modulus,
+            exponent_bytes,
+            ..
         } => rsa::check_rsa(modulus, exponent_bytes, policy),
         KeyInfo::Ec {
             curve,
             point,
             params,
         } => ec::check_ec_with_params(curve, point, params.as_deref(), policy),
+        KeyInfo::Dsa { p, .. } => dsa::check_dsa(p),
         _ => Vec::new(),
     }
 }

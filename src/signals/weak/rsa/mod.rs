@@ -16,10 +16,13 @@
 //! | `roca` | confirmed | the ROCA discrete-log fingerprint (CVE-2017-15361) |
 //! | `rsa_small_d` | confirmed | Wiener recovers `d` (only tried when `e` has more than 32 bits) |
 //!
+//! | `rsa_bias` | low | the share of one bits is far from half (badkeys `rsabias`, subtest `vanity`) |
+//! | `rsa_pattern` | medium | sixteen equal bytes in a row (badkeys `pattern`) |
+//! | `xz_backdoor` | high | the xz-utils backdoor's payload (CVE-2024-3094; badkeys `xzbackdoor`) |
+//!
 //! The vocabulary has no id for badkeys' `rsapoly`, so its findings are `rsa_invalid` with a
-//! `pattern` field in the evidence. badkeys' warnings `rsabias` (vanity moduli) and `pattern`
-//! (16 repeated bytes) are not implemented: badkeys itself notes their false positives, and a
-//! vanity modulus is not weak. badkeys' `sharedprimes` is the batch GCD module's job.
+//! `pattern` field in the evidence. badkeys' `sharedprimes` is the batch GCD module's job
+//! (across the keys given, and against the published known-bad primes).
 //!
 //! Evidence carries sizes and bit lengths only. Factors, `d` and anything else that would
 //! reveal the private key never leave this module, in messages or evidence.
@@ -46,6 +49,7 @@
 
 pub(crate) mod arith;
 mod fermat;
+mod oddities;
 mod pattern;
 mod roca;
 mod small_factor;
@@ -118,6 +122,8 @@ fn check(n: &[u8], e: &[u8], policy: &KeyPolicy, thorough: bool) -> Vec<Finding>
         return findings;
     }
     size_findings(bits, policy, &mut findings);
+    findings.extend(oddities::pattern(&n));
+    findings.extend(oddities::xz_backdoor(&n));
     if !n.bit(0) {
         findings.push(Finding::compromised(
             "rsa_invalid",
@@ -190,6 +196,7 @@ fn check(n: &[u8], e: &[u8], policy: &KeyPolicy, thorough: bool) -> Vec<Finding>
     if let Some(found) = pattern::rsapoly(&n, &limbs) {
         findings.push(pattern_finding(found));
     }
+    findings.extend(oddities::bias(&n));
 
     let test_primality = if thorough {
         bits <= THOROUGH_PRIME_TEST_MAX_BITS

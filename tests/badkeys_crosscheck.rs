@@ -438,3 +438,126 @@ fn analyze_flags_every_key_badkeys_flags_and_both_pass_healthy_keys() {
         problems.join("\n")
     );
 }
+
+/// Writes `der` as PEM with `label`.
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = b
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
+}
+
+#[test]
+fn a_certificate_or_csr_with_an_invalid_version_is_unparseable_for_both_tools() {
+    let venv = venv();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(d)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "cert.pem",
+        "-subj",
+        "/CN=version.example.test",
+        "-days",
+        "30",
+        "-outform",
+        "DER",
+    ]);
+    openssl(&[
+        "req",
+        "-new",
+        "-key",
+        "key.pem",
+        "-subj",
+        "/CN=version.example.test",
+        "-outform",
+        "DER",
+        "-out",
+        "csr.der",
+    ]);
+    // The version fields, patched: the certificate's `[0] { INTEGER 2 }` to 3 (a "v4"), the
+    // CSR's `INTEGER 0` to 1.
+    let mut cert = std::fs::read(d.join("cert.pem")).unwrap();
+    let at = cert
+        .windows(5)
+        .position(|w| w == [0xa0, 0x03, 0x02, 0x01, 0x02])
+        .unwrap();
+    cert[at + 4] = 3;
+    let mut csr = std::fs::read(d.join("csr.der")).unwrap();
+    let at = csr
+        .windows(3)
+        .position(|w| w == [0x02, 0x01, 0x00])
+        .unwrap();
+    csr[at + 2] = 1;
+    let files = [d.join("v4.pem"), d.join("v2-csr.pem")];
+    std::fs::write(&files[0], pem("CERTIFICATE", &cert)).unwrap();
+    std::fs::write(&files[1], pem("CERTIFICATE REQUEST", &csr)).unwrap();
+
+    // badkeys' parser (Python cryptography) refuses both; for certificates badkeys then
+    // falls back to pyOpenSSL, which reads anything, and says so ("fallbackparser").
+    let probe = Command::new(venv.join("bin/python"))
+        .arg("-c")
+        .arg(
+            r#"import sys
+from cryptography import x509
+loaders = [x509.load_pem_x509_certificate, x509.load_pem_x509_csr]
+for path, load in zip(sys.argv[1:], loaders):
+    try:
+        load(open(path, "rb").read())
+        print("parsed")
+    except Exception as e:
+        print(type(e).__name__)
+"#,
+        )
+        .args(&files)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&probe.stdout);
+    assert_eq!(
+        said.lines().collect::<Vec<_>>(),
+        ["InvalidVersion", "InvalidVersion"],
+        "{said}{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_certresponder"))
+        .arg("analyze")
+        .args(&files)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("v4.pem: ! unparseable: unparseable certificate: invalid version 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("v2-csr.pem: ! unparseable: unparseable CSR: invalid version 1"),
+        "{text}"
+    );
+}

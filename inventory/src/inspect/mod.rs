@@ -203,9 +203,10 @@ pub enum Object {
 pub fn inspect_any(bytes: &[u8]) -> Result<Vec<Object>, InspectError> {
     let what = "file";
     let Some(blocks) = pem_blocks(bytes, what)? else {
-        if let Ok(c) = inspect_certificate_der(bytes) {
-            return Ok(vec![Object::Certificate(Box::new(c))]);
-        }
+        let as_certificate = match inspect_certificate_der(bytes) {
+            Ok(c) => return Ok(vec![Object::Certificate(Box::new(c))]),
+            Err(e) => e,
+        };
         match key::parse_private_key_der_any(bytes) {
             Ok(k) => return Ok(vec![Object::PrivateKey(k)]),
             Err(InspectError::EncryptedKey) => return Err(InspectError::EncryptedKey),
@@ -214,8 +215,15 @@ pub fn inspect_any(bytes: &[u8]) -> Result<Vec<Object>, InspectError> {
         if let Ok(k) = inspect_spki_der(bytes) {
             return Ok(vec![Object::PublicKey(k)]);
         }
-        if let Ok(c) = inspect_csr_der(bytes) {
-            return Ok(vec![Object::Csr(Box::new(c))]);
+        let as_csr = match inspect_csr_der(bytes) {
+            Ok(c) => return Ok(vec![Object::Csr(Box::new(c))]),
+            Err(e) => e,
+        };
+        // A certificate or CSR that is whole but for its version says so.
+        for e in [as_certificate, as_csr] {
+            if e.to_string().contains("invalid version") {
+                return Err(e);
+            }
         }
         return Err(InspectError::unparseable(
             what,

@@ -191,6 +191,21 @@ pub fn inspect_certificate_der(der: &[u8]) -> Result<CertInfo, InspectError> {
         )));
     }
     let tbs = &cert.tbs_certificate;
+    // RFC 5280 §4.1.2.1: v1, v2 or v3 (0, 1 or 2); anything else is not a certificate that
+    // any verifier accepts, whatever the rest of it says.
+    if tbs.version.0 > 2 {
+        return Err(bad(format!(
+            "invalid version {} (RFC 5280 §4.1.2.1 allows 0 to 2, for v1 to v3)",
+            tbs.version.0
+        )));
+    }
+    if tbs.version.0 < 2 && !tbs.extensions().is_empty() {
+        return Err(bad(format!(
+            "version {} (v{}) with extensions, which only v3 may carry (RFC 5280 §4.1.2.9)",
+            tbs.version.0,
+            tbs.version.0 + 1
+        )));
+    }
     let key = key_info_from_spki(&tbs.subject_pki)?;
 
     let mut dns_names = Vec::new();
@@ -511,6 +526,16 @@ pub fn inspect_csr_der(der: &[u8]) -> Result<CsrInfo, InspectError> {
     let (_, csr) = X509CertificationRequest::from_der(der)
         .map_err(|e| InspectError::unparseable("CSR", format!("{e}")))?;
     let info = &csr.certification_request_info;
+    // RFC 2986 §4.1: version 0 (v1) is the only one.
+    if info.version.0 != 0 {
+        return Err(InspectError::unparseable(
+            "CSR",
+            format!(
+                "invalid version {} (RFC 2986 §4.1 allows only 0, for v1)",
+                info.version.0
+            ),
+        ));
+    }
     let key = key_info_from_spki(&info.subject_pki)?;
     let mut dns_names = Vec::new();
     let mut ip_addresses = Vec::new();

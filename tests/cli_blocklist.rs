@@ -343,3 +343,140 @@ fn malformed_lists_are_rejected_with_the_file_and_line() {
     ]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+fn venv() -> PathBuf {
+    std::env::var_os("CERTRESPONDER_TEST_VENV").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-venv"),
+        PathBuf::from,
+    )
+}
+
+/// badkeys' verdicts (`check` names) on `files`, with the package found first on
+/// `pythonpath` (a copy whose keydata holds extra primes).
+fn badkeys_checks(pythonpath: &Path, files: &[PathBuf]) -> Vec<Vec<String>> {
+    let out = Command::new(venv().join("bin/badkeys"))
+        .args(["--json", "--all", "-c", "sharedprimes"])
+        .args(files)
+        .env("PYTHONPATH", pythonpath)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            v["results"].as_object().unwrap().keys().cloned().collect()
+        })
+        .collect()
+}
+
+#[test]
+fn known_bad_primes_are_imported_from_badkeys_keydata_and_agree_with_badkeys() {
+    let home = Home::new();
+    let fx = home.path("known-primes");
+    std::fs::create_dir_all(&fx).unwrap();
+    let python = venv().join("bin/python");
+    assert!(
+        python.is_file(),
+        "{} is missing: run scripts/test, which makes the test venv",
+        python.display()
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/known_primes.py");
+    let out = Command::new(&python)
+        .arg(&script)
+        .arg(&fx)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "known_primes.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shares = fx.join("shares.pub.pem");
+    let healthy = fx.join("healthy.pub.pem");
+
+    // Every published prime file imports (its format told from its name and content), and
+    // a healthy key stays clean against all of them.
+    let mut names: Vec<String> = std::fs::read_dir(fx.join("keydata"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".dat"))
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 5, "{names:?}");
+    for n in &names {
+        let file = fx.join("keydata").join(n);
+        let v = home.json(
+            &["blocklist", "import", file.to_str().unwrap(), "--json"],
+            0,
+        );
+        assert_eq!(v["list"]["format"], "badkeys-primes", "{v:#}");
+        assert!(v["list"]["key_bits"].as_u64().is_some(), "{v:#}");
+    }
+    let v = home.json(&["analyze", healthy.to_str().unwrap(), "--json"], 0);
+    assert_eq!(
+        v["files"][0]["objects"][0]["findings"],
+        serde_json::json!([]),
+        "{v:#}"
+    );
+
+    // The product with three primes of our own (which badkeys, given the same file, knows
+    // too) replaces the published RSA-2048 list.
+    let file = fx.join("primes2048.dat");
+    let v = home.json(
+        &["blocklist", "import", file.to_str().unwrap(), "--json"],
+        0,
+    );
+    assert_eq!(v["replaced"], true, "{v:#}");
+    let v = home.json(
+        &[
+            "analyze",
+            shares.to_str().unwrap(),
+            healthy.to_str().unwrap(),
+            "--json",
+            "--no-shared-primes",
+        ],
+        3,
+    );
+    let findings = &v["files"][0]["objects"][0]["findings"];
+    let f = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == "shared_prime")
+        .unwrap_or_else(|| panic!("{v:#}"));
+    assert_eq!(f["confidence"], "confirmed");
+    assert_eq!(f["evidence"]["source"], "known_bad_primes");
+    assert_eq!(f["evidence"]["factor_bits"], 1024);
+    assert_eq!(
+        v["files"][1]["objects"][0]["findings"],
+        serde_json::json!([]),
+        "{v:#}"
+    );
+    // badkeys, reading the same product, says the same.
+    let bk = badkeys_checks(&fx, &[shares.clone(), healthy.clone()]);
+    assert_eq!(bk, [vec!["sharedprimes".to_string()], vec![]]);
+    // `blocklist check` says so too (exit 3 on a hit).
+    let out = home.run(&["blocklist", "check", shares.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // A file that is not a gmpy2 number is refused, naming it.
+    let bogus = home.path("primes1024.dat");
+    std::fs::write(&bogus, [0x02, 0x01, 0x05]).unwrap();
+    let out = home.run(&[
+        "blocklist",
+        "import",
+        bogus.to_str().unwrap(),
+        "--format",
+        "badkeys-primes",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("primes1024.dat") && err.contains("not a gmpy2 integer"),
+        "{err}"
+    );
+}

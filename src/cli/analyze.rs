@@ -84,6 +84,8 @@ fn analyze_file(
                         if let Some(m) = &o.rsa_modulus {
                             let found = lists.check_ids(&KeyIds::of_modulus(m), &o.key);
                             o.findings.extend(found);
+                            let bits = inspect::KeyInfo::rsa_modulus_bits(m);
+                            o.findings.extend(lists.known_primes(m, bits));
                         }
                     }
                 }

@@ -37,7 +37,7 @@ Without --format the format is told from the content.\nExit status: 0 imported; 
         /// The list file
         file: PathBuf,
         /// The list's format [default: detected]
-        #[arg(long, value_parser = ["badkeys", "debian", "spki"])]
+        #[arg(long, value_parser = ["badkeys", "debian", "spki", "badkeys-primes"])]
         format: Option<String>,
         /// The list's name [default: from the file name]
         #[arg(long)]
@@ -230,7 +230,10 @@ fn check_file(path: &Path, lists: &Blocklists) -> FileChecked {
                     let (kind, description) = describe(o);
                     let ids = KeyIds::of(key);
                     let hits = lists.hits(&ids);
-                    let findings = blocklist::findings(&hits, &key.describe());
+                    let mut findings = blocklist::findings(&hits, &key.describe());
+                    if let inspect::KeyInfo::Rsa { modulus, bits, .. } = key {
+                        findings.extend(lists.known_primes(modulus, *bits));
+                    }
                     Some(Checked {
                         kind,
                         description,
@@ -257,7 +260,7 @@ fn check(files: &[PathBuf], lists: &Blocklists, json: bool) -> Result<ExitCode, 
     let on_lists = results
         .iter()
         .flat_map(|r| &r.objects)
-        .filter(|o| !o.hits.is_empty())
+        .filter(|o| !o.findings.is_empty())
         .count();
     let names: Vec<&str> = lists.lists().map(|l| l.name.as_str()).collect();
     let problems: Vec<String> = lists.problems().iter().map(ToString::to_string).collect();

@@ -193,6 +193,15 @@ impl KeyInfo {
         }
     }
 
+    /// The bit length of an RSA modulus given as big-endian bytes.
+    pub fn rsa_modulus_bits(n: &[u8]) -> usize {
+        let n = der::strip_leading_zeros(n);
+        match n.first() {
+            Some(&top) => n.len() * 8 - top.leading_zeros() as usize,
+            None => 0,
+        }
+    }
+
     /// A DSA key from its domain parameters and public value (big-endian; leading zeros
     /// are dropped).
     pub fn dsa(p: &[u8], q: &[u8], g: &[u8], y: &[u8]) -> Self {

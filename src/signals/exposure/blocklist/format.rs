@@ -6,6 +6,11 @@
 //!   SHA-1 suffix of `Modulus=...\n` per line, `#` comments.
 //! - `spki`: SHA-256 fingerprints of SubjectPublicKeyInfos (as pwnedkeys names keys): one
 //!   64-hex-digit value per line, `#` comments.
+//! - `badkeys-primes`: badkeys' `keydata/primesBITS.dat`, the product of primes known to be
+//!   shared by RSA keys of BITS bits found in internet scans, as gmpy2 writes a number
+//!   (`to_binary`: type byte 0x01, sign byte 0x01 for positive, then the magnitude
+//!   little-endian). Stored as the product, big-endian; an RSA modulus of BITS bits is
+//!   checked with one gcd against it.
 
 use std::fmt;
 use std::path::Path;
@@ -26,11 +31,14 @@ pub enum Format {
     Debian,
     /// SPKI SHA-256 fingerprints.
     Spki,
+    /// badkeys' known-bad primes (`keydata/primesBITS.dat`).
+    #[serde(rename = "badkeys-primes")]
+    BadkeysPrimes,
 }
 
 impl Format {
     /// Every format.
-    pub const ALL: [Self; 3] = [Self::Badkeys, Self::Debian, Self::Spki];
+    pub const ALL: [Self; 4] = [Self::Badkeys, Self::Debian, Self::Spki, Self::BadkeysPrimes];
 
     /// The format's name, as the command line and the index spell it.
     pub fn name(self) -> &'static str {
@@ -38,6 +46,7 @@ impl Format {
             Self::Badkeys => "badkeys",
             Self::Debian => "debian",
             Self::Spki => "spki",
+            Self::BadkeysPrimes => "badkeys-primes",
         }
     }
 
@@ -47,6 +56,8 @@ impl Format {
             Self::Badkeys => 16,
             Self::Debian => DEBIAN_LEN,
             Self::Spki => SPKI_LEN,
+            // Stored whole, not as records.
+            Self::BadkeysPrimes => 1,
         }
     }
 
@@ -56,6 +67,7 @@ impl Format {
             Self::Badkeys => 15,
             Self::Debian => DEBIAN_LEN,
             Self::Spki => SPKI_LEN,
+            Self::BadkeysPrimes => 1,
         }
     }
 
@@ -65,6 +77,7 @@ impl Format {
             Self::Badkeys => "a badkeys record",
             Self::Debian => "a Debian openssl-blacklist entry",
             Self::Spki => "an SPKI SHA-256",
+            Self::BadkeysPrimes => "a product of primes",
         }
     }
 }
@@ -83,7 +96,9 @@ impl FromStr for Format {
             .into_iter()
             .find(|f| f.name() == s)
             .ok_or_else(|| {
-                format!("unknown blocklist format `{s}` (expected badkeys, debian or spki)")
+                format!(
+                    "unknown blocklist format `{s}` (expected badkeys, debian, spki or badkeys-primes)"
+                )
             })
     }
 }
@@ -103,6 +118,13 @@ pub fn parse(path: &Path, bytes: Vec<u8>, format: Format) -> Result<Table, Block
         }
         Format::Spki => {
             Table::from_unsorted(hex_lines::<SPKI_LEN>(path, &bytes, format)?, SPKI_LEN)
+        }
+        Format::BadkeysPrimes => {
+            return Err(BlocklistError::Malformed {
+                path: path.to_path_buf(),
+                line: None,
+                message: "a product of primes is not a table of records".into(),
+            });
         }
     };
     table.map_err(|source| BlocklistError::Table {
@@ -185,6 +207,9 @@ pub fn detect(path: &Path, bytes: &[u8]) -> Result<Format, BlocklistError> {
         return Err(unknown("the file is empty".into()));
     }
     if !is_text(bytes) {
+        if primes_key_bits(path).is_some() && bytes.starts_with(&[0x01, 0x01]) {
+            return Ok(Format::BadkeysPrimes);
+        }
         if bytes.len().is_multiple_of(16) {
             return Ok(Format::Badkeys);
         }
@@ -217,6 +242,41 @@ pub fn detect(path: &Path, bytes: &[u8]) -> Result<Format, BlocklistError> {
     }
     seen.map(|(f, _)| f)
         .ok_or_else(|| unknown("a text file without entries (only comments or blank lines)".into()))
+}
+
+/// The RSA key size a badkeys prime file is for, from its name (`primes2048.dat`).
+pub fn primes_key_bits(path: &Path) -> Option<u32> {
+    let name = path.file_name()?.to_str()?;
+    let bits: u32 = name
+        .strip_prefix("primes")?
+        .strip_suffix(".dat")?
+        .parse()
+        .ok()?;
+    (bits >= 256 && bits.is_multiple_of(2)).then_some(bits)
+}
+
+/// The number in a gmpy2 `to_binary` file, as big-endian bytes without leading zeros:
+/// a positive integer (type 0x01, sign 0x01), else an error naming the file.
+pub fn gmpy2_number(path: &Path, bytes: &[u8]) -> Result<Vec<u8>, BlocklistError> {
+    let bad = |message: String| BlocklistError::Malformed {
+        path: path.to_path_buf(),
+        line: None,
+        message,
+    };
+    match bytes {
+        [0x01, 0x01, magnitude @ ..] if magnitude.iter().any(|&b| b != 0) => {
+            let mut be: Vec<u8> = magnitude.iter().rev().copied().collect();
+            let start = be.iter().position(|&b| b != 0).unwrap_or(be.len());
+            be.drain(..start);
+            Ok(be)
+        }
+        [0x01, 0x00 | 0x01, ..] => Err(bad("the product of primes is zero".into())),
+        [0x01, 0x02, ..] => Err(bad("the product of primes is negative".into())),
+        [t, ..] => Err(bad(format!(
+            "not a gmpy2 integer (type byte {t:#04x}, expected 0x01 followed by the sign 0x01)"
+        ))),
+        [] => Err(bad("the file is empty".into())),
+    }
 }
 
 #[cfg(test)]

@@ -184,10 +184,19 @@ struct Loaded {
     table: Table,
 }
 
+/// One loaded product of known-bad primes.
+#[derive(Debug)]
+struct Primes {
+    info: ListInfo,
+    key_bits: u32,
+    product: crate::signals::weak::batch_gcd::ProductIndex,
+}
+
 /// The imported lists, loaded for checking.
 #[derive(Debug, Default)]
 pub struct Blocklists {
     lists: Vec<Loaded>,
+    primes: Vec<Primes>,
     problems: Vec<BlocklistError>,
 }
 
@@ -197,6 +206,20 @@ pub struct Blocklists {
 pub fn load_all(dir: &Path) -> Result<Blocklists, BlocklistError> {
     let mut out = Blocklists::default();
     for info in list(dir)? {
+        if let (Format::BadkeysPrimes, Some(key_bits)) = (info.format, info.key_bits) {
+            match store::load_primes(dir, &info) {
+                Ok(product) => out.primes.push(Primes {
+                    info,
+                    key_bits,
+                    product,
+                }),
+                Err(e) => {
+                    tracing::warn!(list = %info.name, error = %e, "blocklist skipped");
+                    out.problems.push(e);
+                }
+            }
+            continue;
+        }
         match load(dir, &info) {
             Ok(table) => out.lists.push(Loaded { info, table }),
             Err(e) => {
@@ -216,18 +239,22 @@ impl Blocklists {
                 .into_iter()
                 .map(|(info, table)| Loaded { info, table })
                 .collect(),
+            primes: Vec::new(),
             problems: Vec::new(),
         }
     }
 
     /// The loaded lists.
     pub fn lists(&self) -> impl Iterator<Item = &ListInfo> {
-        self.lists.iter().map(|l| &l.info)
+        self.lists
+            .iter()
+            .map(|l| &l.info)
+            .chain(self.primes.iter().map(|p| &p.info))
     }
 
     /// Whether no list is loaded.
     pub fn is_empty(&self) -> bool {
-        self.lists.is_empty()
+        self.lists.is_empty() && self.primes.is_empty()
     }
 
     /// The lists that could not be loaded.
@@ -282,6 +309,7 @@ impl Blocklists {
                         out.push(hit("debian_weak_key", "debian_suffix", None, None));
                     }
                 }
+                Format::BadkeysPrimes => {}
                 Format::Spki => {
                     if let Some((matched, _)) = spki
                         .iter()
@@ -298,10 +326,54 @@ impl Blocklists {
     /// The findings for `key`: one per check (`debian_weak_key`, `blocklisted_key`) with
     /// every list it is on.
     pub fn check(&self, key: &KeyInfo) -> Vec<Finding> {
-        if self.lists.is_empty() {
+        if self.is_empty() {
             return Vec::new();
         }
-        self.check_ids(&KeyIds::of(key), &key.describe())
+        let mut out = if self.lists.is_empty() {
+            Vec::new()
+        } else {
+            self.check_ids(&KeyIds::of(key), &key.describe())
+        };
+        if let KeyInfo::Rsa { modulus, bits, .. } = key {
+            out.extend(self.known_primes(modulus, *bits));
+        }
+        out
+    }
+
+    /// `shared_prime` when an RSA modulus of `bits` bits has a factor in common with an
+    /// imported product of known-bad primes for that size (badkeys' `sharedprimes`).
+    pub fn known_primes(&self, modulus: &[u8], bits: usize) -> Option<Finding> {
+        let on: Vec<(&Primes, u64)> = self
+            .primes
+            .iter()
+            .filter(|p| usize::try_from(p.key_bits).is_ok_and(|b| b == bits))
+            .filter_map(|p| {
+                let factor_bits = match p.product.check(modulus)? {
+                    crate::signals::weak::batch_gcd::IndexHit::SharedFactor { factor_bits } => {
+                        factor_bits
+                    }
+                    crate::signals::weak::batch_gcd::IndexHit::WholeModulus { modulus_bits } => {
+                        modulus_bits
+                    }
+                };
+                Some((p, factor_bits))
+            })
+            .collect();
+        let (first, factor_bits) = on.first()?;
+        let names: Vec<&str> = on.iter().map(|(p, _)| p.info.name.as_str()).collect();
+        Some(Finding::compromised(
+            "shared_prime",
+            format!(
+                "RSA-{bits} modulus shares a {factor_bits}-bit prime with keys found in internet scans (the known-bad primes of `{}`): anyone with that list factors it",
+                names.join("`, `")
+            ),
+            json!({
+                "source": "known_bad_primes",
+                "lists": names,
+                "factor_bits": factor_bits,
+                "key_bits": first.key_bits,
+            }),
+        ))
     }
 
     /// The findings for a key known by its identities; `key` describes it (`RSA-2048`).

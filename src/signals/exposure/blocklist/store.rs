@@ -41,6 +41,9 @@ pub struct ListInfo {
     pub sha256: String,
     /// The stored records' file, in the blocklists directory.
     pub file: String,
+    /// `badkeys-primes` lists: the RSA key size whose moduli they are checked against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_bits: Option<u32>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -201,7 +204,23 @@ pub fn import_bytes(
     };
     let sha256 =
         hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes).as_ref());
-    let table = format::parse(path, bytes, format)?;
+    let (stored_bytes, records, key_bits) = if format == Format::BadkeysPrimes {
+        let bits = format::primes_key_bits(path).ok_or_else(|| BlocklistError::Malformed {
+            path: path.to_path_buf(),
+            line: None,
+            message: "the key size of a badkeys prime file is read from its name, as badkeys ships it (primes2048.dat for RSA-2048 moduli); rename it".into(),
+        })?;
+        let product = format::gmpy2_number(path, &bytes)?;
+        let product_bits = (product.len() as u64) * 8
+            - u64::from(product.first().map_or(0, |b| b.leading_zeros()));
+        // Each prime is half the key size: the product's size says how many there are.
+        let primes = product_bits.div_ceil(u64::from(bits / 2));
+        (product, primes, Some(bits))
+    } else {
+        let table = format::parse(path, bytes, format)?;
+        let records = table.len() as u64;
+        (table.as_bytes().to_vec(), records, None)
+    };
     create_dir_with_mode(dir, 0o700).map_err(|source| BlocklistError::Io {
         path: dir.to_path_buf(),
         source,
@@ -210,7 +229,7 @@ pub fn import_bytes(
     index.version = INDEX_VERSION;
     let file = format!("{name}.{}.{format}", &sha256[..16]);
     let stored = dir.join(&file);
-    write_atomic(&stored, table.as_bytes(), 0o600).map_err(|source| BlocklistError::Io {
+    write_atomic(&stored, &stored_bytes, 0o600).map_err(|source| BlocklistError::Io {
         path: stored.clone(),
         source,
     })?;
@@ -219,10 +238,11 @@ pub fn import_bytes(
         name: name.clone(),
         format,
         source: source.display().to_string(),
-        records: table.len() as u64,
+        records,
         imported_at: now,
         sha256,
         file,
+        key_bits,
     };
     let old = index.lists.iter().position(|l| l.name == name);
     let replaced_file = match old {
@@ -291,4 +311,20 @@ pub fn load(dir: &Path, info: &ListInfo) -> Result<Table, BlocklistError> {
     }
     Table::from_sorted(bytes, info.format.record_len(), info.format.key_len())
         .map_err(|e| damaged(e.to_string()))
+}
+
+/// Reads an imported `badkeys-primes` list: the product, ready for a gcd.
+pub fn load_primes(
+    dir: &Path,
+    info: &ListInfo,
+) -> Result<crate::signals::weak::batch_gcd::ProductIndex, BlocklistError> {
+    let path = dir.join(&info.file);
+    let damaged = |message: String| BlocklistError::Stored {
+        name: info.name.clone(),
+        path: path.clone(),
+        message,
+    };
+    let bytes = std::fs::read(&path).map_err(|e| damaged(format!("cannot read: {e}")))?;
+    crate::signals::weak::batch_gcd::ProductIndex::from_product(&bytes, info.records)
+        .ok_or_else(|| damaged("the stored product is zero".into()))
 }

@@ -97,6 +97,19 @@ impl ProductIndex {
         }
     }
 
+    /// An index over a product given whole (big-endian bytes), such as a published product
+    /// of known-bad primes; `count` says how many factors it holds. `None` for zero.
+    pub fn from_product(product: &[u8], count: u64) -> Option<Self> {
+        let m = strip(product);
+        if m.is_empty() {
+            return None;
+        }
+        Some(Self {
+            product: Backend::from_be_bytes(m),
+            count,
+        })
+    }
+
     /// How many moduli the product holds.
     pub fn len(&self) -> u64 {
         self.count

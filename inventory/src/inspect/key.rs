@@ -482,6 +482,9 @@ pub enum KeyFormat {
     Pkcs1,
     /// RFC 5915 / SEC1 `ECPrivateKey` (`BEGIN EC PRIVATE KEY`).
     Sec1,
+    /// OpenSSL's traditional DSA key, `SEQUENCE { 0, p, q, g, y, x }` (`BEGIN DSA PRIVATE
+    /// KEY`).
+    Dsa,
 }
 
 /// A private key's public half and encoding. Holds no secret material.
@@ -506,6 +509,7 @@ pub(crate) fn parse_private_key_der(
         KeyFormat::Pkcs1 => parse_pkcs1(der_bytes)?,
         KeyFormat::Sec1 => parse_sec1(der_bytes, None)?,
         KeyFormat::Pkcs8 => parse_pkcs8(der_bytes)?,
+        KeyFormat::Dsa => parse_dsa_traditional(der_bytes)?,
     };
     Ok(PrivateKeyInfo { format, public })
 }
@@ -516,7 +520,12 @@ pub(crate) fn parse_private_key_der_any(der_bytes: &[u8]) -> Result<PrivateKeyIn
         return Err(InspectError::EncryptedKey);
     }
     let mut reasons = Vec::new();
-    for format in [KeyFormat::Pkcs8, KeyFormat::Pkcs1, KeyFormat::Sec1] {
+    for format in [
+        KeyFormat::Pkcs8,
+        KeyFormat::Pkcs1,
+        KeyFormat::Sec1,
+        KeyFormat::Dsa,
+    ] {
         match parse_private_key_der(der_bytes, format) {
             Ok(k) => return Ok(k),
             Err(e) => reasons.push(format!("{format:?}: {e}")),
@@ -705,11 +714,156 @@ fn parse_pkcs8(input: &[u8]) -> Result<KeyInfo, InspectError> {
                 })?;
             Ok(KeyInfo::Ed448 { public })
         }
+        OID_DSA => {
+            let params = alg_fields
+                .get(1)
+                .ok_or_else(|| bad("DSA key without its domain parameters"))?;
+            let (p, q, g) = dss_params(params.raw).map_err(bad)?;
+            let (x, _) = der::expect_tlv(
+                key.content,
+                der::TAG_INTEGER,
+                "DSA private key is not an INTEGER",
+            )
+            .map_err(bad)?;
+            Ok(dsa_from_private(p, q, g, x.content)?)
+        }
+        OID_X25519 => {
+            let (raw, _) = der::expect_tlv(
+                key.content,
+                der::TAG_OCTET_STRING,
+                "X25519 key is not an OCTET STRING",
+            )
+            .map_err(bad)?;
+            let private = aws_lc_rs::agreement::PrivateKey::from_private_key(
+                &aws_lc_rs::agreement::X25519,
+                raw.content,
+            )
+            .map_err(|e| bad(format!("X25519 key rejected: {e}")))?;
+            let public = private
+                .compute_public_key()
+                .map_err(|e| bad(format!("X25519 public key: {e}")))?;
+            Ok(KeyInfo::X25519 {
+                public: public.as_ref().to_vec(),
+            })
+        }
+        OID_X448 => {
+            let public = fields
+                .iter()
+                .find(|f| f.tag == 0x81)
+                .and_then(|f| f.content.get(1..))
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| InspectError::Unsupported {
+                    what: "private key",
+                    reason: "X448 key without its public key; certresponder cannot derive it"
+                        .into(),
+                })?;
+            Ok(KeyInfo::X448 { public })
+        }
+        other if ml_kem(other).is_some() => ml_kem_private(other, key.content),
         other => Err(InspectError::Unsupported {
             what: "private key",
             reason: format!("algorithm {}", dotted_oid(other)),
         }),
     }
+}
+
+/// OpenSSL's traditional DSA private key: `SEQUENCE { version 0, p, q, g, y, x }`.
+fn parse_dsa_traditional(der_bytes: &[u8]) -> Result<KeyInfo, InspectError> {
+    let (seq, rest) =
+        der::expect_tlv(der_bytes, der::TAG_SEQUENCE, "DSA key is not a SEQUENCE").map_err(bad)?;
+    if !rest.is_empty() {
+        return Err(bad("trailing bytes after the DSA key"));
+    }
+    let f = der::children(seq.content).map_err(bad)?;
+    match f.as_slice() {
+        [v, p, q, g, y, _x]
+            if [v, p, q, g, y].iter().all(|t| t.tag == der::TAG_INTEGER) && v.content == [0] =>
+        {
+            Ok(KeyInfo::dsa(p.content, q.content, g.content, y.content))
+        }
+        _ => Err(bad("DSA key is not SEQUENCE { 0, p, q, g, y, x }")),
+    }
+}
+
+/// A DSA key's public half from its private value: `y = g^x mod p`.
+fn dsa_from_private(p: &[u8], q: &[u8], g: &[u8], x: &[u8]) -> Result<KeyInfo, InspectError> {
+    use num_bigint::BigUint;
+    let (pn, gn, xn) = (
+        BigUint::from_bytes_be(p),
+        BigUint::from_bytes_be(g),
+        BigUint::from_bytes_be(x),
+    );
+    // Bounded work for any input: DSA primes are at most 3072 bits (FIPS 186-4).
+    if pn.bits() < 2 || pn.bits() > 16_384 || xn.bits() > pn.bits() {
+        return Err(bad("DSA parameters out of range"));
+    }
+    let y = gn.modpow(&xn, &pn);
+    Ok(KeyInfo::dsa(p, q, g, &y.to_bytes_be()))
+}
+
+/// An ML-KEM private key (draft-ietf-lamps-kyber-certificates: the 64-byte seed `d || z`
+/// as `[0]`, the expanded decapsulation key as an OCTET STRING, or both in a SEQUENCE): its
+/// encapsulation key, derived from the seed (FIPS 203 ML-KEM.KeyGen_internal) or read from
+/// the expanded key, where it sits after the 384 k bytes of `dk_PKE`.
+fn ml_kem_private(oid: &[u8], content: &[u8]) -> Result<KeyInfo, InspectError> {
+    use ml_kem::{EncodedSizeUser, KemCore};
+    let Some((level, k)) = ml_kem(oid) else {
+        return Err(bad("not an ML-KEM key"));
+    };
+    let (choice, _) = der::read_tlv(content).map_err(bad)?;
+    let (seed, expanded) = match choice.tag {
+        0x80 => (Some(choice.content), None),
+        der::TAG_OCTET_STRING => (None, Some(choice.content)),
+        der::TAG_SEQUENCE => {
+            let f = der::children(choice.content).map_err(bad)?;
+            match f.as_slice() {
+                [s, e] if s.tag == der::TAG_OCTET_STRING && e.tag == der::TAG_OCTET_STRING => {
+                    (Some(s.content), Some(e.content))
+                }
+                _ => return Err(bad("ML-KEM key: `both` is not two OCTET STRINGs")),
+            }
+        }
+        t => return Err(bad(format!("ML-KEM key: unexpected tag {t:#04x}"))),
+    };
+    let ek_len = 384 * k + 32;
+    let public = if let Some(seed) = seed {
+        if seed.len() != 64 {
+            return Err(bad(format!("ML-KEM seed is {} bytes, not 64", seed.len())));
+        }
+        let d = ml_kem::B32::try_from(&seed[..32]).map_err(|_| bad("ML-KEM seed"))?;
+        let z = ml_kem::B32::try_from(&seed[32..]).map_err(|_| bad("ML-KEM seed"))?;
+        let ek = match level {
+            512 => ml_kem::MlKem512::generate_deterministic(&d, &z)
+                .1
+                .as_bytes()
+                .to_vec(),
+            768 => ml_kem::MlKem768::generate_deterministic(&d, &z)
+                .1
+                .as_bytes()
+                .to_vec(),
+            _ => ml_kem::MlKem1024::generate_deterministic(&d, &z)
+                .1
+                .as_bytes()
+                .to_vec(),
+        };
+        if let Some(e) = expanded
+            && e.get(384 * k..384 * k + ek_len) != Some(ek.as_slice())
+        {
+            return Err(bad("ML-KEM key: the seed and the expanded key disagree"));
+        }
+        ek
+    } else {
+        let e = expanded.unwrap_or_default();
+        if e.len() != 768 * k + 96 {
+            return Err(bad(format!(
+                "ML-KEM-{level} expanded key is {} bytes, not {}",
+                e.len(),
+                768 * k + 96
+            )));
+        }
+        e[384 * k..384 * k + ek_len].to_vec()
+    };
+    Ok(KeyInfo::MlKem { level, public })
 }
 
 #[cfg(test)]

@@ -96,6 +96,7 @@ pub fn read_private_key(bytes: &[u8]) -> Result<PrivateKeyInfo, InspectError> {
             "PRIVATE KEY" => KeyFormat::Pkcs8,
             "RSA PRIVATE KEY" => KeyFormat::Pkcs1,
             "EC PRIVATE KEY" => KeyFormat::Sec1,
+            "DSA PRIVATE KEY" => KeyFormat::Dsa,
             "ENCRYPTED PRIVATE KEY" => return Err(InspectError::EncryptedKey),
             // `openssl ecparam -genkey` writes the curve before the key.
             "EC PARAMETERS" => continue,
@@ -236,7 +237,11 @@ pub fn inspect_any(bytes: &[u8]) -> Result<Vec<Object>, InspectError> {
             l if CERT_LABELS.contains(&l) => {
                 Object::Certificate(Box::new(inspect_certificate_der(&b.der)?))
             }
-            "PRIVATE KEY" | "RSA PRIVATE KEY" | "EC PRIVATE KEY" | "ENCRYPTED PRIVATE KEY" => {
+            "PRIVATE KEY"
+            | "RSA PRIVATE KEY"
+            | "EC PRIVATE KEY"
+            | "DSA PRIVATE KEY"
+            | "ENCRYPTED PRIVATE KEY" => {
                 let pem = encode_pem(&b.label, &b.der);
                 if b.encrypted {
                     return Err(InspectError::EncryptedKey);

@@ -12,8 +12,8 @@ A verdict is the set of checks both tools implement that flag the file, in certr
 names (the mapping is that of tests/badkeys_crosscheck.rs). Not compared:
   - `shared_prime`: badkeys' `sharedprimes` looks moduli up in its own list of known shared
     primes, ours is a batch GCD across the files; the planted pairs are counted instead;
-  - badkeys' `rsawarnings/unusual_keysize`, `rsabias`, `pattern`, `xzbackdoor`, `dsasparse`,
-    which certresponder does not implement (counted);
+  - badkeys' `rsawarnings/unusual_keysize`, which certresponder does not implement
+    (counted);
   - certresponder's certificate, EC and other checks, which badkeys does not implement.
 badkeys reports only the most severe `rsawarnings` subtest, so a size or exponent finding of
 ours agrees with any `rsawarnings` result.
@@ -28,7 +28,8 @@ import os
 import sys
 
 COMMON = {"fermat", "roca", "rsa_small_factor", "rsa_small_d", "rsa_invalid",
-          "rsa_modulus_small", "rsa_modulus_not_multiple_of_8", "rsa_exponent_bad"}
+          "rsa_modulus_small", "rsa_modulus_not_multiple_of_8", "rsa_exponent_bad",
+          "rsa_bias", "rsa_pattern", "xz_backdoor", "dsa_sparse"}
 WARNING_IDS = {"rsa_modulus_small", "rsa_modulus_not_multiple_of_8", "rsa_exponent_bad"}
 
 
@@ -44,7 +45,8 @@ def ours_id(check, subtest, n_hex):
                 "exponent_not_65537": "rsa_exponent_bad"}.get(subtest)
     return {"fermat": "fermat", "roca": "roca", "smalld": "rsa_small_d",
             "rsainvalid": "rsa_invalid", "rsapoly": "rsa_invalid",
-            "sharedprimes": "shared_prime"}.get(check)
+            "sharedprimes": "shared_prime", "rsabias": "rsa_bias", "pattern": "rsa_pattern",
+            "xzbackdoor": "xz_backdoor", "dsasparse": "dsa_sparse"}.get(check)
 
 
 def main():

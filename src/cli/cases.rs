@@ -382,6 +382,13 @@ fn evidence_text(c: &Case, signals: &[Signal], records: &[AuditRecord]) -> Strin
                 None => "",
             }
         );
+        if let Some(t) = c.reescalated_at {
+            let _ = writeln!(
+                o,
+                "              escalated again as the deadline neared, at {}",
+                t.format("%Y-%m-%d %H:%M:%S UTC")
+            );
+        }
     }
     if let Some(a) = &c.approval {
         let _ = writeln!(o, "  approval:   {} needed: {}", a.needed, a.why);

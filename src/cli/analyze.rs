@@ -29,7 +29,8 @@ pub(crate) const FINDINGS_FOUND: u8 = 3;
 are still analysed); 1 another failure."
 )]
 pub(crate) struct AnalyzeArgs {
-    /// Certificates, CSRs, public or private keys (PEM or DER); with --moduli, files of hex RSA moduli
+    /// Certificates, CSRs, public or private keys (PEM or DER), OpenSSH public keys or
+    /// authorized_keys files, JWKs or JWK Sets; with --moduli, files of hex RSA moduli
     #[arg(required = true)]
     files: Vec<PathBuf>,
     /// The files hold hex RSA moduli, one per line
@@ -444,6 +445,7 @@ mod tests {
             description: "public key".into(),
             key: "RSA-2048".into(),
             cert_sha256: None,
+            spki_sha256: None,
             findings,
             rsa_modulus: None,
         }

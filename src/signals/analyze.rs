@@ -5,8 +5,10 @@ use certresponder_inventory::Trust;
 use certresponder_inventory::inspect::{KeyInfo, Object};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use super::Finding;
+use super::exposure::identity::spki_der;
 use super::weak::cert::{CertPolicy, check_certificate};
 use super::weak::{KeyPolicy, check_key_for};
 
@@ -35,11 +37,20 @@ pub struct Analyzed {
     pub key: String,
     /// SHA-256 of the certificate, when it is one.
     pub cert_sha256: Option<String>,
+    /// SHA-256 of the key's DER SubjectPublicKeyInfo, lowercase hex, encoded from the key
+    /// itself (see [`spki_der`]), so that one key read in any form (certificate, PEM, DER,
+    /// OpenSSH, JWK) has the same value; `None` for a key type it has no encoding for and for
+    /// a bare modulus.
+    pub spki_sha256: Option<String>,
     /// Findings.
     pub findings: Vec<Finding>,
     /// The RSA modulus, for the shared-prime check across everything analysed.
     #[serde(skip)]
     pub rsa_modulus: Option<Vec<u8>>,
+}
+
+fn spki_sha256(key: &KeyInfo) -> Option<String> {
+    spki_der(key).map(|d| hex::encode(Sha256::digest(d)))
 }
 
 fn modulus(key: &KeyInfo) -> Option<Vec<u8>> {
@@ -65,6 +76,7 @@ pub fn analyze_object(obj: &Object, opts: &AnalyzeOptions) -> Analyzed {
                 description: c.subject.clone(),
                 key: c.key.describe(),
                 cert_sha256: Some(c.fingerprints.cert_sha256.clone()),
+                spki_sha256: spki_sha256(&c.key),
                 findings,
                 rsa_modulus: modulus(&c.key),
             }
@@ -74,6 +86,7 @@ pub fn analyze_object(obj: &Object, opts: &AnalyzeOptions) -> Analyzed {
             description: format!("{:?} private key", k.format),
             key: k.public.describe(),
             cert_sha256: None,
+            spki_sha256: spki_sha256(&k.public),
             findings: check_key_for(&k.public, &opts.key_policy, opts.trust),
             rsa_modulus: modulus(&k.public),
         },
@@ -82,6 +95,7 @@ pub fn analyze_object(obj: &Object, opts: &AnalyzeOptions) -> Analyzed {
             description: "public key".into(),
             key: k.describe(),
             cert_sha256: None,
+            spki_sha256: spki_sha256(k),
             findings: check_key_for(k, &opts.key_policy, opts.trust),
             rsa_modulus: modulus(k),
         },
@@ -90,6 +104,7 @@ pub fn analyze_object(obj: &Object, opts: &AnalyzeOptions) -> Analyzed {
             description: c.subject.clone(),
             key: c.key.describe(),
             cert_sha256: None,
+            spki_sha256: spki_sha256(&c.key),
             findings: check_key_for(&c.key, &opts.key_policy, opts.trust),
             rsa_modulus: modulus(&c.key),
         },
@@ -98,6 +113,7 @@ pub fn analyze_object(obj: &Object, opts: &AnalyzeOptions) -> Analyzed {
             description: "unsupported object".into(),
             key: "-".into(),
             cert_sha256: None,
+            spki_sha256: None,
             findings: Vec::new(),
             rsa_modulus: None,
         },
@@ -131,6 +147,7 @@ pub fn analyze_moduli(text: &str, opts: &AnalyzeOptions) -> Result<Vec<Analyzed>
             description: format!("modulus on line {}", i + 1),
             key: format!("RSA-{bits}"),
             cert_sha256: None,
+            spki_sha256: None,
             findings,
             rsa_modulus: Some(n_stripped),
         });

@@ -1,4 +1,5 @@
-//! Inspection of certificates, chains, private keys, public keys and CSRs, in PEM or DER.
+//! Inspection of certificates, chains, private keys, public keys and CSRs, in PEM or DER, and
+//! of public keys in OpenSSH (`.pub`, `authorized_keys`) and JWK / JWK Set form.
 //!
 //! Every function takes untrusted bytes and returns a typed [`InspectError`] for anything it
 //! cannot read: an empty file, truncated DER, a PEM block with the wrong label, random bytes.
@@ -7,9 +8,11 @@
 mod crl;
 pub mod der;
 mod error;
+mod jwk;
 mod key;
 mod ocsp;
 mod pem;
+mod ssh;
 mod tbs;
 mod x509;
 
@@ -200,10 +203,15 @@ pub enum Object {
     Csr(Box<CsrInfo>),
 }
 
-/// Reads whatever a file holds: every PEM block by its label, or one DER object of any kind.
+/// Reads whatever a file holds: every PEM block by its label; a JWK or JWK Set (a JSON
+/// object); every key of an OpenSSH public key or `authorized_keys` file; or one DER object of
+/// any kind.
 pub fn inspect_any(bytes: &[u8]) -> Result<Vec<Object>, InspectError> {
     let what = "file";
     let Some(blocks) = pem_blocks(bytes, what)? else {
+        if let Some(keys) = public_key_text(bytes) {
+            return Ok(keys?.into_iter().map(Object::PublicKey).collect());
+        }
         let as_certificate = match inspect_certificate_der(bytes) {
             Ok(c) => return Ok(vec![Object::Certificate(Box::new(c))]),
             Err(e) => e,
@@ -228,7 +236,8 @@ pub fn inspect_any(bytes: &[u8]) -> Result<Vec<Object>, InspectError> {
         }
         return Err(InspectError::unparseable(
             what,
-            "neither PEM nor a DER certificate, private key, public key or CSR",
+            "neither PEM, a JWK, OpenSSH public keys, nor a DER certificate, private key, \
+             public key or CSR",
         ));
     };
     let mut out = Vec::new();
@@ -269,6 +278,19 @@ pub fn inspect_any(bytes: &[u8]) -> Result<Vec<Object>, InspectError> {
     Ok(out)
 }
 
+/// The public keys of a text format that is neither PEM nor DER: a JSON object (a JWK or a
+/// JWK Set), or lines that start with an OpenSSH key type (after any `authorized_keys`
+/// options). `None` when the bytes are neither. Neither test can take DER for text: every
+/// DER object read here starts with a SEQUENCE tag (0x30), not `{`, and a key type must
+/// begin a line of valid UTF-8 text.
+fn public_key_text(bytes: &[u8]) -> Option<Result<Vec<KeyInfo>, InspectError>> {
+    if jwk::looks_like_json(bytes) {
+        return Some(jwk::parse_jwk_file(bytes));
+    }
+    let text = std::str::from_utf8(bytes).ok()?;
+    ssh::looks_like_openssh(text).then(|| ssh::parse_openssh(text))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,6 +319,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("found `PUBLIC KEY`"), "{err}");
+    }
+
+    #[test]
+    fn jwk_and_openssh_text_is_read_as_public_keys() {
+        use base64::Engine as _;
+        let x25519 = KeyInfo::X25519 {
+            public: vec![1; 32],
+        };
+        let jwk =
+            br#" {"kty":"OKP","crv":"X25519","x":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE"}"#;
+        assert_eq!(inspect_any(jwk), Ok(vec![Object::PublicKey(x25519)]));
+        let mut blob = [&[0, 0, 0, 11][..], b"ssh-ed25519", &[0, 0, 0, 32]].concat();
+        blob.extend([2; 32]);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(blob);
+        let text = format!("# two keys\nssh-ed25519 {b64} a\n\nno-pty ssh-ed25519 {b64}\n");
+        let ed = Object::PublicKey(KeyInfo::Ed25519 {
+            public: vec![2; 32],
+        });
+        assert_eq!(inspect_any(text.as_bytes()), Ok(vec![ed.clone(), ed]));
     }
 
     #[test]

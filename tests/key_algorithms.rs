@@ -1,6 +1,6 @@
 //! Keys beyond RSA and EC, made by Python `cryptography`: DSA (PKCS#8, OpenSSL's
-//! traditional form, public), X25519, X448, ML-KEM-768 (the private key as its seed) and
-//! ML-DSA-65. `analyze` reads every one, derives the public key of each private one, and
+//! traditional form, public, a certificate), X25519, X448, ML-KEM-768 (the private key as
+//! its seed) and ML-DSA-65. `analyze` reads every one, derives the public key of each private one, and
 //! looks each up in a badkeys blocklist by the number badkeys hashes for it; badkeys, given
 //! the same list, flags exactly the same files.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -49,7 +49,7 @@ fn every_algorithm_is_read_and_looked_up_as_badkeys_does() {
         .filter(|p| p.extension().is_some_and(|x| x == "pem"))
         .collect();
     files.sort();
-    assert_eq!(files.len(), 18);
+    assert_eq!(files.len(), 20);
     let name = |p: &Path| p.file_name().unwrap().to_string_lossy().into_owned();
 
     // badkeys, text output (its --json cannot print ML-DSA keys): "CHECK/LIST vulnerability,
@@ -113,7 +113,7 @@ fn every_algorithm_is_read_and_looked_up_as_badkeys_does() {
         }
     }
     assert_eq!(ours, theirs, "analyze and badkeys disagree");
-    assert_eq!(theirs.len(), 9, "{theirs:?}");
+    assert_eq!(theirs.len(), 10, "{theirs:?}");
     assert!(
         theirs.iter().all(|f| f.starts_with("listed-")),
         "{theirs:?}"

@@ -234,7 +234,11 @@ impl Transport {
     fn classify(&self, e: &(dyn std::error::Error + 'static), url: &str) -> Failure {
         let mut words: Vec<String> = Vec::new();
         let mut tls: Option<String> = None;
-        let mut untrusted = false;
+        // How the server's certificate failed, when it did: None (not a certificate
+        // failure), Some(true) (signed by a CA we do not trust), Some(false) (expired, for
+        // another name...).
+        let mut certificate: Option<bool> = None;
+        let mut permanent_tls = false;
         let mut dns = false;
         let mut timed_out = false;
         let mut cur = Some(e);
@@ -247,7 +251,20 @@ impl Transport {
             let mut candidate = Some(err);
             while let Some(c) = candidate {
                 if let Some(r) = c.downcast_ref::<rustls::Error>() {
-                    untrusted |= matches!(r, rustls::Error::InvalidCertificate(_));
+                    use rustls::CertificateError as C;
+                    match r {
+                        rustls::Error::InvalidCertificate(C::UnknownIssuer | C::BadSignature) => {
+                            certificate = Some(true);
+                        }
+                        rustls::Error::InvalidCertificate(_) => certificate = Some(false),
+                        // No protocol version or cipher in common, no ALPN: configuration.
+                        rustls::Error::PeerIncompatible(_)
+                        | rustls::Error::NoApplicationProtocol => {
+                            permanent_tls = true;
+                        }
+                        // Alerts, a reset mid-handshake: a busy server or a restarting proxy.
+                        _ => {}
+                    }
                     tls = Some(r.to_string());
                 }
                 candidate = c
@@ -267,8 +284,13 @@ impl Transport {
                 self.connect_limit.as_secs()
             ));
         }
-        if let Some(t) = tls {
-            if untrusted {
+        if let Some(t) = tls.filter(|_| certificate.is_some() || permanent_tls) {
+            if certificate == Some(false) {
+                return Failure::Untrusted(format!(
+                    "the ACME server's certificate is not valid: {t} ({url}); check the server's certificate and the host name in `directory`"
+                ));
+            }
+            if certificate == Some(true) {
                 let fix = match &self.trust_root {
                     Some(p) => format!(
                         "trust_root ({}) does not hold the CA that signed it: point trust_root at that CA's certificate",
@@ -282,7 +304,9 @@ impl Transport {
             }
             return Failure::Tls(format!("TLS with the ACME server failed: {t} ({url})"));
         }
-        if dns {
+        // "Temporary failure in name resolution" (EAI_AGAIN: no resolver yet, as at boot)
+        // may pass; a name that does not exist does not.
+        if dns && !detail.contains("Temporary failure") {
             return Failure::Dns(format!(
                 "the ACME server's name cannot be resolved ({url}): {detail}; check `directory`"
             ));
@@ -978,9 +1002,15 @@ impl AcmeIssuer {
         let (parts, body) = self.http(Method::GET, url, None, MAX_CRL).await?;
         if !parts.status.is_success() {
             let what = format!("CRL {url}: HTTP {}", parts.status);
-            // Asking again helps with a busy or failing server, not with a wrong address.
+            // Asking again helps with a busy or failing server, or a CRL briefly missing
+            // from a CDN, not with a request the server refuses.
+            let passing = [
+                StatusCode::TOO_MANY_REQUESTS,
+                StatusCode::NOT_FOUND,
+                StatusCode::REQUEST_TIMEOUT,
+            ];
             return Err(
-                if parts.status.is_client_error() && parts.status != StatusCode::TOO_MANY_REQUESTS {
+                if parts.status.is_client_error() && !passing.contains(&parts.status) {
                     IssuerError::Protocol(what)
                 } else {
                     IssuerError::Network(what)

@@ -580,6 +580,11 @@ impl Governor {
     /// within the policy's margin of it, whichever comes first. Returns the cases
     /// escalated (a blocked decision, which has no case, is not among them).
     pub fn check_deadlines(&self, now: DateTime<Utc>) -> Result<Vec<u64>, GovernError> {
+        // One pass at a time (the daemon's timer and a `respond` job can meet): a decision
+        // that could not run is marked by a plain write, so two passes would both tell.
+        let _one = DEADLINE_LOCK
+            .lock()
+            .map_err(|_| GovernError::Refused("the deadline lock is poisoned".into()))?;
         let store = self.engine.store();
         let margin = self.policy.escalate_margin;
         let mut out = Vec::new();
@@ -705,6 +710,9 @@ impl Governor {
         Ok(())
     }
 }
+
+/// Serializes [`Governor::check_deadlines`] within the process.
+static DEADLINE_LOCK: Mutex<()> = Mutex::new(());
 
 /// When an unfinished response is escalated again: once three quarters of the time from
 /// `start` to `deadline` has passed, or `margin` before the deadline, whichever is first.

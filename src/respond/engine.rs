@@ -822,10 +822,8 @@ impl Engine {
             else {
                 continue;
             };
-            let why = if let Some(at) = old
-                .revoked_at
-                .filter(|_| case.state == CaseState::RevocationNeeded)
-            {
+            let unconfirmed = case.state == CaseState::Unconfirmed;
+            let why = if let Some(at) = old.revoked_at.filter(|_| !unconfirmed) {
                 format!(
                     "the old certificate (serial {}) was seen revoked at {}",
                     old.serial,
@@ -833,9 +831,14 @@ impl Engine {
                 )
             } else if old.not_after <= now {
                 format!(
-                    "the old certificate (serial {}) expired at {}",
+                    "the old certificate (serial {}) expired at {}{}",
                     old.serial,
-                    old.not_after.format("%Y-%m-%d %H:%M:%S UTC")
+                    old.not_after.format("%Y-%m-%d %H:%M:%S UTC"),
+                    if unconfirmed {
+                        "; its revocation was never confirmed by the CA"
+                    } else {
+                        ""
+                    }
                 )
             } else {
                 continue;
@@ -844,6 +847,11 @@ impl Engine {
             let Some(_held) = self.try_hold_cert(&case.cert) else {
                 continue;
             };
+            // What it is now, under the lock: another pass may have closed it meanwhile.
+            match self.store.get_case(case.id)? {
+                Some(now_case) if now_case.state == case.state => case = now_case,
+                _ => continue,
+            }
             let mut rec = started(Step::Close);
             let closing = match self.close(&mut case) {
                 StepResult::Ok(d) | StepResult::Skipped(d) => d,
@@ -878,6 +886,10 @@ impl Engine {
             let Some(_held) = self.try_hold_cert(&case.cert) else {
                 continue;
             };
+            match self.store.get_case(case.id)? {
+                Some(now_case) if now_case.state == CaseState::Unconfirmed => case = now_case,
+                _ => continue,
+            }
             let Ok(entry) = self.entry(&case.cert) else {
                 continue;
             };
@@ -1157,12 +1169,18 @@ impl Engine {
                 }),
             },
         )?;
-        if case.kind == SequenceKind::Rollback || case.state == CaseState::Unconfirmed {
-            // A rollback by hand tells the owner itself (`rolled_back`); an unconfirmed
-            // revocation is told when it is confirmed, or escalated near its deadline.
+        if case.kind == SequenceKind::Rollback {
+            // A rollback by hand tells the owner itself (`rolled_back`).
             return Ok(());
         }
         let (event, summary) = match (case.state, case.rolled_back) {
+            (CaseState::Unconfirmed, _) => (
+                NotifyEvent::Escalation,
+                format!(
+                    "case {} for `{}`: replaced and revoked, but the CA still reports the old certificate good; each CA check asks again (`certresponder cases show {}`)",
+                    case.id, case.cert, case.id
+                ),
+            ),
             (CaseState::RevocationNeeded, _) => (
                 NotifyEvent::Escalation,
                 format!(
@@ -1233,6 +1251,14 @@ impl Engine {
 
     /// Journals the case durably.
     pub(crate) fn save(&self, case: &mut Case) -> Result<(), RespondError> {
+        // A deadline escalation made while this copy was in hand is kept (it is written by
+        // compare-and-swap from elsewhere).
+        if case.reescalated_at.is_none()
+            && case.id != 0
+            && let Ok(Some(stored)) = self.store.get_case(case.id)
+        {
+            case.reescalated_at = stored.reescalated_at;
+        }
         case.updated_at = Utc::now();
         case.version = case.version.wrapping_add(1);
         self.store.put_case(case)?;

@@ -720,7 +720,13 @@ impl Engine {
                     tokio::time::sleep(self.backoff(&e, attempt)).await;
                     attempt += 1;
                 }
-                Err(e) if !e.is_retryable() && short_lived.is_some() => {
+                // The CA said no (it refuses, or does not offer revocation): allowed for a
+                // short-lived certificate. Our own failures to reach it are not a refusal.
+                Err(
+                    e @ (IssuerError::NotAllowed(_)
+                    | IssuerError::BadRequest(_)
+                    | IssuerError::Unsupported(_)),
+                ) if short_lived.is_some() => {
                     if let Some(c) = &short_lived {
                         return not_revoked(
                             c,
@@ -828,7 +834,11 @@ impl Engine {
             Ok(IssuerCertStatus::Revoked { reason, revoked_at }) => {
                 Ok(Some(revoked_words(issuer.id(), revoked_at, reason)))
             }
-            Ok(_) => Ok(None),
+            // As the Confirm step records it: the issuer cannot say (no CRL to read).
+            Ok(IssuerCertStatus::Unknown { why }) => {
+                Ok(Some(format!("status unknown (recorded): {why}")))
+            }
+            Ok(IssuerCertStatus::Good) => Ok(None),
             Err(e) => Err(format!("`{}`: {e}", issuer.id())),
         }
     }

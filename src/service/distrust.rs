@@ -122,7 +122,10 @@ impl Progress {
         };
         for id in ids {
             match store.get_case(*id).ok().flatten().map(|c| c.state) {
-                Some(CaseState::Done) => p.done += 1,
+                // Replaced: what remains is about the old certificate's revocation.
+                Some(CaseState::Done | CaseState::Unconfirmed | CaseState::RevocationNeeded) => {
+                    p.done += 1;
+                }
                 Some(CaseState::Failed) => p.failed += 1,
                 _ => p.running += 1,
             }
@@ -280,7 +283,18 @@ fn summarise(
         };
         match case {
             Some(c) => match c.state {
-                CaseState::Done => {
+                CaseState::Done | CaseState::Unconfirmed | CaseState::RevocationNeeded => {
+                    if c.state != CaseState::Done {
+                        o.detail = Some(format!(
+                            "replaced; the old certificate's revocation is {}: `certresponder cases show {}`",
+                            if c.state == CaseState::Unconfirmed {
+                                "not confirmed yet"
+                            } else {
+                                "still needed"
+                            },
+                            c.id
+                        ));
+                    }
                     o.status = "replaced".into();
                     o.verified_at = verified_at(c);
                     let end = o.verified_at.unwrap_or(c.updated_at);

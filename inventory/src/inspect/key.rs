@@ -230,7 +230,10 @@ impl KeyInfo {
             Self::Rsa { modulus, .. } => Some(modulus.clone()),
             Self::Dsa { y, .. } => Some(y.clone()),
             Self::Ec { point, .. } => match point.split_first() {
-                Some((0x04, xy)) if xy.len() % 2 == 0 => Some(minimal(&xy[..xy.len() / 2])),
+                // Uncompressed, or hybrid (X9.62: 06/07 and both coordinates).
+                Some((0x04 | 0x06 | 0x07, xy)) if xy.len() % 2 == 0 => {
+                    Some(minimal(&xy[..xy.len() / 2]))
+                }
                 Some((0x02 | 0x03, x)) => Some(minimal(x)),
                 _ => None,
             },

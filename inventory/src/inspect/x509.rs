@@ -148,17 +148,21 @@ impl CertInfo {
     /// Whether it is a short-lived subscriber certificate in the Baseline Requirements'
     /// sense (§1.6.1), whose revocation is optional (§4.9.1.1): a validity period of at
     /// most 7 days (604,800 s) when issued on or after 2026-03-15, at most 10 days
-    /// (864,000 s) before then.
+    /// (864,000 s) when issued from 2024-03-15 (the BRs had no such certificates before).
     pub fn is_short_lived(&self) -> bool {
-        let cutover = DateTime::parse_from_rfc3339("2026-03-15T00:00:00Z")
-            .map(|d| d.with_timezone(&Utc))
-            .unwrap_or(DateTime::<Utc>::MAX_UTC);
-        let limit = if self.not_before >= cutover {
-            604_800
-        } else {
-            864_000
+        let day = |s: &str| {
+            DateTime::parse_from_rfc3339(s)
+                .map(|d| d.with_timezone(&Utc))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC)
         };
-        self.validity_secs() <= limit
+        let limit = if self.not_before >= day("2026-03-15T00:00:00Z") {
+            604_800
+        } else if self.not_before >= day("2024-03-15T00:00:00Z") {
+            864_000
+        } else {
+            return false;
+        };
+        (1..=limit).contains(&self.validity_secs())
     }
 
     /// Seconds until the certificate expires (negative once expired).
@@ -602,8 +606,12 @@ mod tests {
         // Before it: at most 10 days.
         assert!(valid((2026, 3, 1), (2026, 3, 10)).is_short_lived());
         assert!(!valid((2026, 3, 1), (2026, 3, 11)).is_short_lived());
-        // Nine days issued after the change: not short-lived.
+        // Nine days issued after the change: not short-lived; nor anything before 2024-03-15,
+        // nor a certificate whose notAfter is before its notBefore.
         assert!(!valid((2026, 3, 16), (2026, 3, 25)).is_short_lived());
+        assert!(!valid((2024, 3, 1), (2024, 3, 5)).is_short_lived());
+        assert!(valid((2024, 3, 15), (2024, 3, 20)).is_short_lived());
+        assert!(!valid((2026, 3, 20), (2026, 3, 19)).is_short_lived());
     }
 
     #[test]

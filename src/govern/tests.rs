@@ -503,6 +503,46 @@ async fn every_unfinished_case_past_three_quarters_of_its_deadline_is_escalated_
 }
 
 #[tokio::test]
+async fn an_engine_save_of_an_older_copy_keeps_the_escalation_mark() {
+    let f = fixture("");
+    let engine = f.engine();
+    f.register(&engine, "web", None).await;
+    signal(engine.store(), "web", "key_exposed", None);
+    let gov = Governor::new(engine.clone(), two_person_policy(""));
+    let (plans, _) = gov.plan(None).unwrap();
+    let id = gov
+        .apply(&plans, "policy", POLICY_ACTOR, false)
+        .unwrap()
+        .waiting[0];
+    // The engine holds a copy of the running case (taken before the escalation) ...
+    let mut case = engine.store().get_case(id).unwrap().unwrap();
+    case.state = CaseState::Running;
+    engine.store().put_case(&case).unwrap();
+    let mut held = engine.store().get_case(id).unwrap().unwrap();
+    let deadline = held.deadline.unwrap();
+    assert_eq!(
+        gov.check_deadlines(deadline - Duration::hours(1)).unwrap(),
+        [id]
+    );
+    // ... and journals a step with it: the mark stays, so the next pass is quiet.
+    engine.save(&mut held).unwrap();
+    assert!(
+        engine
+            .store()
+            .get_case(id)
+            .unwrap()
+            .unwrap()
+            .reescalated_at
+            .is_some()
+    );
+    assert!(
+        gov.check_deadlines(deadline - Duration::minutes(59))
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
 async fn a_blocked_decision_near_its_deadline_is_escalated_again_once() {
     let f = fixture("");
     let engine = f.engine();

@@ -230,6 +230,22 @@ fn mib(bytes: u64) -> String {
     format!("{m:.1} MiB")
 }
 
+/// Each exposed certificate with its signal and where its key was seen.
+fn print_exposed(list: &[record::Exposed]) {
+    for e in list {
+        println!(
+            "  {}  {}  signal {}{}",
+            e.cert,
+            e.key,
+            short(&e.signal),
+            if e.new { " (new)" } else { " (seen before)" }
+        );
+        for l in &e.locations {
+            println!("    {}", place(l));
+        }
+    }
+}
+
 fn print_text(
     report: &ExposureReport,
     sealed: &[Unknown],
@@ -259,25 +275,15 @@ fn print_text(
         ),
         mib(outcome.bytes),
     );
-    if report.exposed.is_empty() {
+    if report.exposed.is_empty() && report.encrypted.is_empty() {
         println!("no inventory key found");
-    } else {
+    }
+    if !report.exposed.is_empty() {
         println!(
             "\nEXPOSED: {} of the inventory found (confirmed key compromise):",
             plural(report.exposed.len(), "key", "keys")
         );
-        for e in &report.exposed {
-            println!(
-                "  {}  {}  signal {}{}",
-                e.cert,
-                e.key,
-                short(&e.signal),
-                if e.new { " (new)" } else { " (seen before)" }
-            );
-            for l in &e.locations {
-                println!("    {}", place(l));
-            }
-        }
+        print_exposed(&report.exposed);
         println!(
             "  next: `certresponder respond` acts on these signals (see `certresponder signals`)"
         );
@@ -288,18 +294,7 @@ fn print_text(
              confidence: for a person to judge):",
             plural(report.encrypted.len(), "key", "keys")
         );
-        for e in &report.encrypted {
-            println!(
-                "  {}  {}  signal {}{}",
-                e.cert,
-                e.key,
-                short(&e.signal),
-                if e.new { " (new)" } else { " (seen before)" }
-            );
-            for l in &e.locations {
-                println!("    {}", place(l));
-            }
-        }
+        print_exposed(&report.encrypted);
     }
     let (plain, encrypted): (Vec<&Unknown>, Vec<&Unknown>) = report
         .unknown

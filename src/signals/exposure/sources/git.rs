@@ -21,7 +21,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Arc;
 use std::sync::mpsc::SyncSender;
 
@@ -121,6 +121,20 @@ fn stderr_of(child: &mut Child) -> std::thread::JoinHandle<String> {
     })
 }
 
+/// Writes object ids to a child's input, one a line, on a thread: git answers while it
+/// reads, and both pipes must keep moving. Closing the input (when done) ends git's list.
+fn write_lines(mut stdin: ChildStdin, ids: Vec<String>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut w = std::io::BufWriter::new(&mut stdin);
+        for id in ids {
+            if writeln!(w, "{id}").is_err() {
+                break;
+            }
+        }
+        let _ = w.flush();
+    })
+}
+
 fn finish(
     mut child: Child,
     err: std::thread::JoinHandle<String>,
@@ -150,7 +164,7 @@ pub(super) fn history(
     outcome: &mut ScanOutcome,
 ) -> Result<Repository, String> {
     let objects = objects(repo)?;
-    let reached = walk(repo, &Walk::Refs)?;
+    let reached = walk(repo, Walk::Refs)?;
     let unreachable: Vec<String> = objects
         .commits
         .iter()
@@ -160,7 +174,15 @@ pub(super) fn history(
     let dangling = if unreachable.is_empty() {
         Walked::default()
     } else {
-        walk(repo, &Walk::Commits(unreachable))?
+        // A damaged unreachable commit must not cost the rest of the history: its blobs are
+        // still read below, named by their ids.
+        walk(repo, Walk::Commits(unreachable)).unwrap_or_else(|reason| {
+            outcome.unreadable.push(super::Problem {
+                path: format!("{shown} (unreachable commits)"),
+                reason,
+            });
+            Walked::default()
+        })
     };
     let mut summary = Repository {
         path: shown.to_string(),
@@ -256,23 +278,13 @@ fn read_blobs(
     cmd.args(["cat-file", "--batch"]).stdin(Stdio::piped());
     let mut child = spawn(cmd, what)?;
     let err = stderr_of(&mut child);
-    let Some(mut stdin) = child.stdin.take() else {
+    let Some(stdin) = child.stdin.take() else {
         return Err(format!("`git {what}`: no input pipe"));
     };
     let Some(stdout) = child.stdout.take() else {
         return Err(format!("`git {what}`: no output pipe"));
     };
-    let ids: Vec<String> = wanted.iter().map(|(id, _, _)| id.clone()).collect();
-    // Written on a thread: git answers while it reads, and both pipes must keep moving.
-    let writer = std::thread::spawn(move || {
-        let mut w = std::io::BufWriter::new(&mut stdin);
-        for id in ids {
-            if writeln!(w, "{id}").is_err() {
-                break;
-            }
-        }
-        let _ = w.flush();
-    });
+    let writer = write_lines(stdin, wanted.iter().map(|(id, _, _)| id.clone()).collect());
     let mut out = BufReader::with_capacity(1 << 16, stdout);
     let mut header = String::new();
     let mut read = 0u64;
@@ -396,11 +408,11 @@ struct Walked {
 }
 
 /// Every blob the walk's commits wrote, with where it first appeared, and the commits read.
-fn walk(repo: &Path, which: &Walk) -> Result<Walked, String> {
+fn walk(repo: &Path, which: Walk) -> Result<Walked, String> {
     let what = "log --raw";
     let mut cmd = git(repo);
     cmd.arg("log");
-    match which {
+    match &which {
         Walk::Refs => {
             cmd.args([
                 "--all",
@@ -430,18 +442,7 @@ fn walk(repo: &Path, which: &Walk) -> Result<Walked, String> {
     let mut child = spawn(cmd, what)?;
     let err = stderr_of(&mut child);
     let writer = match (which, child.stdin.take()) {
-        (Walk::Commits(ids), Some(mut stdin)) => {
-            let ids = ids.clone();
-            Some(std::thread::spawn(move || {
-                let mut w = std::io::BufWriter::new(&mut stdin);
-                for id in ids {
-                    if writeln!(w, "{id}").is_err() {
-                        break;
-                    }
-                }
-                let _ = w.flush();
-            }))
-        }
+        (Walk::Commits(ids), Some(stdin)) => Some(write_lines(stdin, ids)),
         _ => None,
     };
     let Some(stdout) = child.stdout.take() else {
@@ -561,7 +562,7 @@ mod tests {
         git_in(repo, &["rm", "-q", "side.txt"]);
         git_in(repo, &["commit", "-q", "-m", "drop"]);
 
-        let walked = walk(repo, &Walk::Refs).unwrap();
+        let walked = walk(repo, Walk::Refs).unwrap();
         // one, side, two, the merge (twice: once per parent), drop.
         assert_eq!(walked.read, 6);
         let list: Vec<(String, Origin)> = walked.origins.into_iter().collect();

@@ -4,9 +4,12 @@
 //! The inventory is synced first, so that the keys matched are the ones deployed now. A
 //! found key that is an inventory certificate's is a confirmed compromise: a `key_exposed`
 //! signal is stored on that certificate (or the existing one gets the new locations), and
-//! `certresponder respond` acts on it. Other private keys are listed as information only.
-//! Encrypted keys are counted, never reported: they are not exposed. No private key is
-//! printed, stored or logged; keys are named by their type and SPKI SHA-256.
+//! `certresponder respond` acts on it. An encrypted private key found is an
+//! `encrypted_key_exposed` finding (low confidence): on the certificate whose public key it
+//! carries in clear (OpenSSH, PuTTY, a JKS certificate chain), a signal the policy
+//! escalates; otherwise information with where it was found. Other private keys are listed
+//! as information only. No private key is printed, stored or logged; keys are named by
+//! their type and SPKI SHA-256.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -19,7 +22,7 @@ use super::backend::Backend;
 use super::{CliError, input_error, load_config};
 use crate::service::exposure::{Found, RecordArgs, RecordExposure};
 use crate::signals::exposure::Location;
-use crate::signals::exposure::record::ExposureReport;
+use crate::signals::exposure::record::{self, ExposureReport, Unknown};
 use crate::signals::exposure::sources::{self, DEFAULT_MAX_FILE_SIZE, ScanOptions, ScanOutcome};
 
 /// Exit status of `exposure scan` when an inventory key was found.
@@ -31,17 +34,24 @@ const MAX_LISTED: usize = 10;
 #[derive(Debug, Subcommand)]
 pub(crate) enum ExposureCommand {
     /// Search files, directories and git history for private keys; an inventory key found
-    /// is stored as a confirmed `key_exposed` signal on its certificate
+    /// is stored as a confirmed `key_exposed` signal on its certificate (found encrypted: a
+    /// low-confidence `encrypted_key_exposed` signal)
     #[command(
         after_help = "Formats: PEM private keys (PKCS#8, PKCS#1, SEC1, OpenSSH), also \
 indented, escaped in source strings, commented or base64-encoded again; bare base64 DER keys; \
-JWK/JWKS with private members; PuTTY .ppk; whole DER key files; PKCS#12 files that open without \
-a password. Encrypted keys are counted, not reported.\n\
-A directory holding `.git` (or a bare repository) is read as files and across every commit of \
-every ref; each key found in history names the commit that first added it.\n\
-Exit status: 0 no inventory key found; 3 an inventory key was found (a key_exposed signal, new \
-or seen again); 1 failure (also: a repository's history could not be read and no inventory key \
-was found); 2 input error (a PATH that does not exist, a bad config)."
+JWK/JWKS with private members; PuTTY .ppk; whole DER key files; PKCS#12; Java keystores (JKS, \
+JCEKS); UTF-16 text; DER keys, PEM and UTF-16 PEM inside binary files (firmware, executables).\n\
+Encrypted keys (encrypted PKCS#8, Proc-Type PEM, OpenSSH and PuTTY ciphers, PKCS#12 with a \
+password, JKS private key entries) are encrypted_key_exposed findings (low confidence): matched \
+to the inventory when their public key is stored in clear beside them (OpenSSH, PuTTY, JKS), \
+else listed with where they were found.\n\
+A directory holding `.git` (or a bare repository) is read as files and across every object of \
+its database, unreachable ones included; each key found in history names the commit that first \
+added it (or the blob, when no commit holds it).\n\
+Exit status: 0 no inventory key found; 3 an inventory key was found (a key_exposed or \
+encrypted_key_exposed signal, new or seen again); 1 failure (also: a repository's history could \
+not be read and no inventory key was found); 2 input error (a PATH that does not exist, a bad \
+config)."
     )]
     Scan(ScanArgs),
 }
@@ -118,39 +128,46 @@ fn scan(args: ScanArgs, config: Option<&Path>) -> Result<ExitCode, CliError> {
     for p in &outcome.failed_repositories {
         eprintln!("error: {}: {}", p.path, p.reason);
     }
+    // Encrypted keys whose public half is not known never reach the store: information.
+    let sealed = record::encrypted_unknown(&outcome.encrypted_keys);
     if args.json {
-        print_json(&report, &outcome, seconds)?;
+        print_json(&report, &sealed, &outcome, seconds)?;
     } else {
-        print_text(&report, &outcome, seconds, args.max_file_size);
+        print_text(&report, &sealed, &outcome, seconds, args.max_file_size);
     }
-    Ok(if !report.exposed.is_empty() {
-        ExitCode::from(KEY_EXPOSED)
-    } else if !outcome.failed_repositories.is_empty() {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(
+        if !report.exposed.is_empty() || !report.encrypted.is_empty() {
+            ExitCode::from(KEY_EXPOSED)
+        } else if !outcome.failed_repositories.is_empty() {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
 }
 
 fn print_json(
     report: &ExposureReport,
+    sealed: &[Unknown],
     outcome: &ScanOutcome,
     seconds: f64,
 ) -> Result<(), CliError> {
-    let exposed: Vec<serde_json::Value> = report
-        .exposed
-        .iter()
-        .map(|e| {
-            let mut v = json!(e);
-            v["signal_id"] = json!(short(&e.signal));
-            v
-        })
-        .collect();
+    let with_ids = |list: &[record::Exposed]| -> Vec<serde_json::Value> {
+        list.iter()
+            .map(|e| {
+                let mut v = json!(e);
+                v["signal_id"] = json!(short(&e.signal));
+                v
+            })
+            .collect()
+    };
+    let unknown: Vec<&Unknown> = report.unknown.iter().chain(sealed).collect();
     println!(
         "{}",
         serde_json::to_string_pretty(&json!({
-            "exposed": exposed,
-            "unknown": report.unknown,
+            "exposed": with_ids(&report.exposed),
+            "encrypted_exposed": with_ids(&report.encrypted),
+            "unknown": unknown,
             "found": report.found,
             "encrypted": outcome.encrypted,
             "unsupported": outcome.unsupported,
@@ -182,15 +199,22 @@ fn place(l: &Location) -> String {
     if let Some(line) = l.line {
         s.push_str(&format!(":{line}"));
     }
-    match (&l.repository, &l.commit) {
-        (_, Some(c)) => {
+    if let Some(offset) = l.offset {
+        s.push_str(&format!(" at byte {offset}"));
+    }
+    match (&l.repository, &l.commit, &l.blob) {
+        (_, Some(c), _) => {
             s.push_str(&format!("  commit {}", short(c)));
             if let Some(t) = l.first_seen {
                 s.push_str(&format!(" ({})", t.format("%Y-%m-%d %H:%M UTC")));
             }
         }
-        (Some(_), None) => s.push_str("  (working tree)"),
-        (None, None) => {}
+        (_, None, Some(b)) => s.push_str(&format!("  blob {b}")),
+        (Some(_), None, None) => s.push_str("  (working tree)"),
+        (None, None, None) => {}
+    }
+    if let Some(e) = &l.encryption {
+        s.push_str(&format!("  encrypted: {e}"));
     }
     s
 }
@@ -206,7 +230,29 @@ fn mib(bytes: u64) -> String {
     format!("{m:.1} MiB")
 }
 
-fn print_text(report: &ExposureReport, outcome: &ScanOutcome, seconds: f64, max: u64) {
+/// Each exposed certificate with its signal and where its key was seen.
+fn print_exposed(list: &[record::Exposed]) {
+    for e in list {
+        println!(
+            "  {}  {}  signal {}{}",
+            e.cert,
+            e.key,
+            short(&e.signal),
+            if e.new { " (new)" } else { " (seen before)" }
+        );
+        for l in &e.locations {
+            println!("    {}", place(l));
+        }
+    }
+}
+
+fn print_text(
+    report: &ExposureReport,
+    sealed: &[Unknown],
+    outcome: &ScanOutcome,
+    seconds: f64,
+    max: u64,
+) {
     let repos = if outcome.repositories.is_empty() {
         String::new()
     } else {
@@ -229,35 +275,48 @@ fn print_text(report: &ExposureReport, outcome: &ScanOutcome, seconds: f64, max:
         ),
         mib(outcome.bytes),
     );
-    if report.exposed.is_empty() {
+    if report.exposed.is_empty() && report.encrypted.is_empty() {
         println!("no inventory key found");
-    } else {
+    }
+    if !report.exposed.is_empty() {
         println!(
             "\nEXPOSED: {} of the inventory found (confirmed key compromise):",
             plural(report.exposed.len(), "key", "keys")
         );
-        for e in &report.exposed {
-            println!(
-                "  {}  {}  signal {}{}",
-                e.cert,
-                e.key,
-                short(&e.signal),
-                if e.new { " (new)" } else { " (seen before)" }
-            );
-            for l in &e.locations {
-                println!("    {}", place(l));
-            }
-        }
+        print_exposed(&report.exposed);
         println!(
             "  next: `certresponder respond` acts on these signals (see `certresponder signals`)"
         );
     }
-    if !report.unknown.is_empty() {
+    if !report.encrypted.is_empty() {
         println!(
-            "\nother private keys (not in the inventory; information): {}",
-            report.unknown.len()
+            "\nENCRYPTED: {} of the inventory found encrypted (encrypted_key_exposed, low \
+             confidence: for a person to judge):",
+            plural(report.encrypted.len(), "key", "keys")
         );
-        for u in &report.unknown {
+        print_exposed(&report.encrypted);
+    }
+    let (plain, encrypted): (Vec<&Unknown>, Vec<&Unknown>) = report
+        .unknown
+        .iter()
+        .chain(sealed)
+        .partition(|u| u.check.is_none());
+    for (list, title) in [
+        (
+            plain,
+            "other private keys (not in the inventory; information)",
+        ),
+        (
+            encrypted,
+            "other encrypted private keys (encrypted_key_exposed, low confidence; not in the \
+             inventory, or their public key is not readable without the password; information)",
+        ),
+    ] {
+        if list.is_empty() {
+            continue;
+        }
+        println!("\n{title}: {}", list.len());
+        for u in list {
             let spki = u
                 .spki_sha256
                 .as_deref()
@@ -270,12 +329,6 @@ fn print_text(report: &ExposureReport, outcome: &ScanOutcome, seconds: f64, max:
         }
     }
     let mut skipped = Vec::new();
-    if outcome.encrypted > 0 {
-        skipped.push(format!(
-            "{} (not exposed)",
-            plural(outcome.encrypted, "encrypted key", "encrypted keys")
-        ));
-    }
     if outcome.unsupported > 0 {
         skipped.push(plural(
             outcome.unsupported,

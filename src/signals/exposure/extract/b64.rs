@@ -15,8 +15,9 @@ pub(super) const PEM_IN_BASE64: &str = "LS0tLS1CRUdJTi";
 /// The first bytes of common DER private keys as they appear in base64 from the start of
 /// the key: PKCS#8 RSA (`30 82 .. .. 02 01 00 30 0d 06 09 2a 86 48 86 f7 0d 01 01 01 05 00`),
 /// PKCS#8 EC on P-256 (with and without the public key) and P-384, PKCS#8 Ed25519 (v1 and
-/// v2), PKCS#1 RSA-2048/3072/4096, SEC1 P-256 and P-384. Each names bytes that a certificate
-/// or a public key never starts with.
+/// v2), PKCS#1 RSA-2048/3072/4096, SEC1 P-256 and P-384, and an encrypted PKCS#8 key under
+/// PBES2 (`30 82 .. .. 30 .. 06 09 2a 86 48 86 f7 0d 01 05 0d 30`, RFC 8018). Each names bytes
+/// that a certificate or a public key never starts with.
 pub(super) const BARE_DER_MARKERS: &[&str] = &[
     "ADANBgkqhkiG9w0BAQEFAAS",
     "AgEAMBMGByqGSM49AgEGCCqGSM49AwEH",
@@ -28,6 +29,7 @@ pub(super) const BARE_DER_MARKERS: &[&str] = &[
     "IBAAKCAgEA",
     "MHcCAQEEI",
     "MIGkAgEBBDA",
+    "BgkqhkiG9w0BBQ0w",
 ];
 
 /// How far before a bare-DER marker the key may start (`MIIEvQIB` before `ADAN...`).
@@ -107,14 +109,8 @@ pub(super) fn pem_in_base64_at(bytes: &[u8], hit: usize, depth: u8) -> Option<Bl
         return Some(nothing_in(hit, end));
     };
     let mut inner = Extraction::default();
-    super::text(&decoded, depth + 1, &mut inner);
-    let mut seen: Vec<Seen> = inner
-        .keys
-        .into_iter()
-        .map(|k| Seen::Key(k.public, k.format))
-        .collect();
-    seen.extend((0..inner.encrypted).map(|_| Seen::Encrypted));
-    seen.extend((0..inner.unsupported).map(|_| Seen::Unsupported));
+    super::text(&decoded, depth + 1, super::Positions::Lines, &mut inner);
+    let seen: Vec<Seen> = inner.into_seen();
     if seen.is_empty() {
         return Some(nothing_in(hit, end));
     }

@@ -8,11 +8,13 @@ use certresponder_inventory::inspect::{InspectError, KeyInfo, inspect_spki_der, 
 use num_bigint::BigUint;
 use zeroize::Zeroizing;
 
-use super::Seen;
+use super::{Seen, encrypted};
 
 /// DER content of the OIDs used below.
 const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
 const OID_ED25519: &[u8] = &[0x2b, 0x65, 0x70];
+/// id-ecPublicKey (RFC 5480 §2.1.1).
+const OID_EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
 /// P-256, P-384, P-521 (RFC 5480 §2.1.1.1).
 pub(super) const OID_P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 pub(super) const OID_P384: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
@@ -39,14 +41,12 @@ fn unsigned_integer(v: &[u8]) -> Vec<u8> {
     der::encode(TAG_INTEGER, &content)
 }
 
-/// What a private key DER parsed to, as the inventory's parser sees it.
-fn seen_of(
-    result: Result<certresponder_inventory::inspect::PrivateKeyInfo, InspectError>,
-    format: &'static str,
-) -> Option<Seen> {
-    match result {
+/// What a private key DER parsed to, as the inventory's parser sees it; an encrypted
+/// PKCS#8 key is read for what encrypts it.
+fn seen_of(der_bytes: &[u8], format: &'static str) -> Option<Seen> {
+    match read_private_key(der_bytes) {
         Ok(k) => Some(Seen::Key(k.public, format)),
-        Err(InspectError::EncryptedKey) => Some(Seen::Encrypted),
+        Err(InspectError::EncryptedKey) => encrypted::pkcs8(der_bytes, format),
         Err(InspectError::Unsupported { .. }) => Some(Seen::Unsupported),
         Err(_) => None,
     }
@@ -59,7 +59,7 @@ fn seen_of(
 /// stored beside the private part (Ed448, SEC1 on a curve that cannot be computed here) is
 /// unsupported, since a forged file could name anyone's public key that way.
 pub(super) fn private_der(der_bytes: &[u8], format: &'static str) -> Option<Seen> {
-    match seen_of(read_private_key(der_bytes), format)? {
+    match seen_of(der_bytes, format)? {
         Seen::Key(KeyInfo::Rsa { .. }, _) if !rsa_private_der_ok(der_bytes) => {
             Some(Seen::Unsupported)
         }
@@ -120,7 +120,15 @@ fn rsa_private_der_ok(der_bytes: &[u8]) -> bool {
     );
     let one = BigUint::from(1u8);
     let d = big(&d);
-    rsa_sizes_ok(&n, &e) && d > one && d < n && p > one && q > one && &p * &q == n
+    // Sizes before the product: primes far larger than the modulus (hostile input) would
+    // cost a long multiplication.
+    rsa_sizes_ok(&n, &e)
+        && d > one
+        && d < n
+        && p > one
+        && q > one
+        && p.bits() + q.bits() <= n.bits() + 1
+        && &p * &q == n
 }
 
 /// An RSA public key from its modulus and exponent (RFC 8017 §A.1.1 in an RFC 5280 SPKI).
@@ -129,12 +137,52 @@ pub(super) fn rsa_public(n: &[u8], e: &[u8]) -> Option<KeyInfo> {
         TAG_SEQUENCE,
         &[unsigned_integer(n), unsigned_integer(e)].concat(),
     );
-    let mut bits = vec![0u8];
-    bits.extend_from_slice(&rsa_key);
     let alg = der::encode(
         TAG_SEQUENCE,
         &[der::encode(der::TAG_OID, OID_RSA), vec![0x05, 0x00]].concat(),
     );
+    spki(alg, &rsa_key)
+}
+
+/// An RSA public key from its modulus and exponent, only when their sizes are sane (it is
+/// read from a file, not derived from a private part).
+pub(super) fn rsa_public_checked(n: &[u8], e: &[u8]) -> Option<KeyInfo> {
+    rsa_sizes_ok(&big(n), &big(e))
+        .then(|| rsa_public(n, e))
+        .flatten()
+}
+
+/// An Ed25519 public key (RFC 8410 §4 SPKI).
+pub(super) fn ed25519_public(public: &[u8]) -> Option<KeyInfo> {
+    if public.len() != 32 {
+        return None;
+    }
+    let alg = der::encode(TAG_SEQUENCE, &der::encode(der::TAG_OID, OID_ED25519));
+    spki(alg, public)
+}
+
+/// An EC public point on a named curve (`curve` is the OID's DER content; RFC 5480 §2 SPKI).
+pub(super) fn ec_public(curve: &[u8], point: &[u8]) -> Option<KeyInfo> {
+    let len = field_len(curve)?;
+    if point.len() != 1 + 2 * len || point.first() != Some(&4) {
+        return None;
+    }
+    let alg = der::encode(
+        TAG_SEQUENCE,
+        &[
+            der::encode(der::TAG_OID, OID_EC_PUBLIC_KEY),
+            der::encode(der::TAG_OID, curve),
+        ]
+        .concat(),
+    );
+    spki(alg, point)
+}
+
+/// An SPKI of `alg` (an encoded AlgorithmIdentifier) and the key's bits, read back by the
+/// inventory's parser (which checks the key).
+fn spki(alg: Vec<u8>, key: &[u8]) -> Option<KeyInfo> {
+    let mut bits = vec![0u8];
+    bits.extend_from_slice(key);
     let spki = der::encode(
         TAG_SEQUENCE,
         &[alg, der::encode(der::TAG_BIT_STRING, &bits)].concat(),

@@ -8,8 +8,8 @@
 //!   the string the BEGIN line opened are kept);
 //! - indentation, Markdown quotes, and a prefix shared by every line (`//`, `#`, `+` of a
 //!   diff);
-//! - RFC 1421 header lines (`Proc-Type`, `DEK-Info`; a `Proc-Type: 4,ENCRYPTED` block is
-//!   an encrypted key).
+//! - RFC 1421 header lines (`Proc-Type`, `DEK-Info`; a `Proc-Type: 4,ENCRYPTED` block with a
+//!   well-formed `DEK-Info` and whole cipher blocks is an encrypted key).
 //!
 //! Each repair is only a candidate: a candidate counts when the bytes decode to a complete
 //! private key, so repairs cannot turn other text into a key.
@@ -17,7 +17,7 @@
 use memchr::memmem;
 use zeroize::Zeroizing;
 
-use super::{Block, Seen, b64, material, ssh};
+use super::{Block, Encrypted, Seen, b64, encrypted, material, ssh};
 
 /// The longest PEM block read (an RSA-16384 key in escaped JSON is about 25 KiB).
 const MAX_BLOCK: usize = 256 * 1024;
@@ -53,18 +53,35 @@ pub(super) fn block_at(bytes: &[u8], hit: usize) -> Option<Block> {
             seen,
         })
     };
+    let quote = open_quote(bytes, begin);
     match label {
-        b"ENCRYPTED " | b"SSH2 ENCRYPTED " => return block(vec![Seen::Encrypted]),
-        b"DSA " => return block(vec![Seen::Unsupported]),
+        b"ENCRYPTED " => {
+            return candidates(body, quote)
+                .find_map(|c| encrypted::pkcs8(&c, "pem"))
+                .and_then(|seen| block(vec![seen]));
+        }
+        b"SSH2 ENCRYPTED " => {
+            return candidates(body, quote)
+                .find_map(|c| ssh::ssh_com(&c))
+                .and_then(|seen| block(vec![seen]));
+        }
         _ => {}
     }
+    // RFC 1421 headers: an encrypted "traditional" key (any label, DSA's included).
     if memmem::find(body, b"DEK-Info").is_some()
         || (memmem::find(body, b"Proc-Type").is_some()
             && memmem::find(body, b"ENCRYPTED").is_some())
     {
-        return block(vec![Seen::Encrypted]);
+        let cipher = encrypted::dek_info(body)?;
+        let encryption = format!("PEM {cipher}");
+        return candidates(body, quote)
+            .any(|c| encrypted::is_ciphertext(&c))
+            .then(|| Encrypted::sealed("pem", encryption))
+            .and_then(|seen| block(vec![seen]));
     }
-    let quote = open_quote(bytes, begin);
+    if label == b"DSA " {
+        return block(vec![Seen::Unsupported]);
+    }
     for candidate in candidates(body, quote) {
         let seen = if label == b"OPENSSH " {
             ssh::openssh(&candidate)

@@ -1,16 +1,21 @@
 //! SSH private keys: OpenSSH's `openssh-key-v1` (the body of `-----BEGIN OPENSSH PRIVATE
 //! KEY-----`, PROTOCOL.key in OpenSSH's sources) and PuTTY's `.ppk` files (versions 2 and 3).
-//! A key is exposed only when it is not encrypted (cipher `none`, `Encryption: none`). The
-//! public key is derived from the private part (Ed25519 seed, EC scalar), or the RSA primes
-//! are checked to multiply to the modulus; keys bound to hardware (`sk-*`) and DSA keys are
-//! counted as unsupported.
+//! An unencrypted key (cipher `none`, `Encryption: none`) is reduced to the public key
+//! derived from its private part (Ed25519 seed, EC scalar), or its RSA primes are checked to
+//! multiply to the modulus; keys bound to hardware (`sk-*`) and DSA keys are counted as
+//! unsupported. An encrypted key is an encrypted key with the public key both formats keep
+//! in clear beside it (RFC 4253 §6.6 encoding), which the encrypted part cannot confirm.
 
 use zeroize::Zeroizing;
 
+use certresponder_inventory::inspect::KeyInfo;
+
 use super::material::{self, OID_P256, OID_P384, OID_P521};
-use super::{Block, Seen, b64};
+use super::{Block, Encrypted, Seen, b64, encrypted};
 
 const OPENSSH_MAGIC: &[u8] = b"openssh-key-v1\0";
+/// The magic number of an ssh.com (SECSH) private key blob.
+const SSH_COM_MAGIC: &[u8] = &[0x3f, 0x6f, 0xf9, 0xeb];
 /// More keys than this in one file is not a real file.
 const MAX_KEYS: u32 = 16;
 /// The longest `.ppk` file read (an RSA-16384 key is about 6 KiB).
@@ -65,12 +70,25 @@ pub(super) fn openssh(blob: &[u8]) -> Option<Vec<Seen>> {
     if count == 0 || count > MAX_KEYS {
         return None;
     }
+    let mut publics = Vec::new();
     for _ in 0..count {
-        r.string()?;
+        publics.push(r.string()?);
     }
     let private = r.string()?;
     if cipher != b"none" {
-        return Some((0..count).map(|_| Seen::Encrypted).collect());
+        let encryption = format!("OpenSSH {}", encrypted::printable(cipher));
+        return Some(
+            publics
+                .into_iter()
+                .map(|blob| {
+                    Seen::Encrypted(Encrypted {
+                        public: public_key(blob),
+                        format: "openssh",
+                        encryption: encryption.clone(),
+                    })
+                })
+                .collect(),
+        );
     }
     let mut p = Reader(private);
     // Two equal check words open the (decrypted) private section.
@@ -117,6 +135,44 @@ pub(super) fn openssh(blob: &[u8]) -> Option<Vec<Seen>> {
     Some(out)
 }
 
+/// The public key in an SSH public key blob (RFC 4253 §6.6, RFC 5656 §3.1, RFC 8709 §4):
+/// Ed25519, RSA and ECDSA on the NIST curves; `None` for other kinds or a malformed blob.
+fn public_key(blob: &[u8]) -> Option<KeyInfo> {
+    let mut r = Reader(blob);
+    match r.string()? {
+        b"ssh-ed25519" => material::ed25519_public(r.string()?),
+        b"ssh-rsa" => {
+            let e = r.mpint()?;
+            let n = r.mpint()?;
+            material::rsa_public_checked(n, e)
+        }
+        k if k.starts_with(b"ecdsa-sha2-") => {
+            let curve = curve_oid(r.string()?)?;
+            material::ec_public(curve, r.string()?)
+        }
+        _ => None,
+    }
+}
+
+/// The decoded body of an ssh.com (SECSH) private key block: magic, total length, key type
+/// and cipher; encrypted unless the cipher is `none` (which is not a format read here).
+pub(super) fn ssh_com(blob: &[u8]) -> Option<Seen> {
+    let mut r = Reader(blob.strip_prefix(SSH_COM_MAGIC)?);
+    let total = usize::try_from(r.u32()?).ok()?;
+    if total != blob.len() {
+        return None;
+    }
+    let _kind = r.string()?;
+    let cipher = r.string()?;
+    if cipher == b"none" {
+        return Some(Seen::Unsupported);
+    }
+    Some(Encrypted::sealed(
+        "pem",
+        format!("ssh.com {}", encrypted::printable(cipher)),
+    ))
+}
+
 /// The PuTTY key file whose first line's marker is at `hit`. A marker that does not start
 /// a key file takes one from `budget`; with none left, nothing is looked for.
 pub(super) fn putty_at(bytes: &[u8], hit: usize, budget: &mut usize) -> Option<Block> {
@@ -161,10 +217,17 @@ fn putty(bytes: &[u8], hit: usize) -> Option<Block> {
             seen: vec![seen],
         })
     };
-    if encryption? != b"none" {
-        return block(Seen::Encrypted);
-    }
+    let encryption = encryption?;
     let public = b64::decode(&public?)?;
+    if encryption != b"none" {
+        let mut pubr = Reader(&public);
+        let named = pubr.string().is_some_and(|k| k == kind);
+        return block(Seen::Encrypted(Encrypted {
+            public: named.then(|| public_key(&public)).flatten(),
+            format: "putty",
+            encryption: format!("PuTTY {}", encrypted::printable(encryption)),
+        }));
+    }
     let private = b64::decode(&private?)?;
     let mut pubr = Reader(&public);
     let mut privr = Reader(&private);
@@ -267,10 +330,13 @@ mod tests {
         let blob = ed25519_blob(b"none", &seed, &public, (1, 1));
         let seen = openssh(&blob).unwrap();
         assert!(
-            matches!(&seen[..], [Seen::Key(certresponder_inventory::inspect::KeyInfo::Ed25519 { public: p }, "openssh")] if p == &public)
+            matches!(&seen[..], [Seen::Key(KeyInfo::Ed25519 { public: p }, "openssh")] if p == &public)
         );
         let seen = openssh(&ed25519_blob(b"aes256-ctr", &seed, &public, (1, 1))).unwrap();
-        assert!(matches!(&seen[..], [Seen::Encrypted]));
+        assert!(
+            matches!(&seen[..], [Seen::Encrypted(Encrypted { public: Some(KeyInfo::Ed25519 { public: p }), format: "openssh", encryption })] if p == &public && encryption == "OpenSSH aes256-ctr"),
+            "{seen:?}"
+        );
         assert!(openssh(&ed25519_blob(b"none", &seed, &public, (1, 2))).is_none());
         assert!(openssh(&blob[..blob.len() - 3]).is_none());
     }

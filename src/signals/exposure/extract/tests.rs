@@ -31,7 +31,7 @@ fn one(e: &Extraction, k: &KeyPair, format: &str) -> Option<usize> {
 fn nothing(text: &[u8]) {
     let e = keys_in(text);
     assert!(
-        e.keys.is_empty() && e.encrypted == 0,
+        e.keys.is_empty() && e.encrypted.is_empty(),
         "{:?} in {}",
         e,
         String::from_utf8_lossy(text)
@@ -206,16 +206,71 @@ fn whole_der_files() {
     one(&keys_in(&inner_key(&rsa.serialize_der())), &rsa, "der");
 }
 
+/// An RFC 5958 `EncryptedPrivateKeyInfo` under PBES2 (PBKDF2, AES-256-CBC) with stand-in
+/// encrypted data, as `openssl pkcs8 -topk8 -v2 aes-256-cbc` lays it out.
+fn pbes2_epki(len: usize) -> Vec<u8> {
+    let oid = |c: &[u8]| der::encode(0x06, c);
+    let kdf = der::encode(
+        0x30,
+        &[
+            oid(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x05, 0x0c]),
+            der::encode(
+                0x30,
+                &[
+                    der::encode(0x04, &[1u8; 8]),
+                    der::encode(0x02, &[0x08, 0x00]),
+                ]
+                .concat(),
+            ),
+        ]
+        .concat(),
+    );
+    let cipher = der::encode(
+        0x30,
+        &[
+            oid(&[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x2a]),
+            der::encode(0x04, &[2u8; 16]),
+        ]
+        .concat(),
+    );
+    let alg = der::encode(
+        0x30,
+        &[
+            oid(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x05, 0x0d]),
+            der::encode(0x30, &[kdf, cipher].concat()),
+        ]
+        .concat(),
+    );
+    der::encode(0x30, &[alg, der::encode(0x04, &vec![0x5a; len])].concat())
+}
+
 #[test]
-fn encrypted_keys_are_counted_not_found() {
-    let legacy = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00112233445566778899AABBCCDDEEFF\n\nAAAA\n-----END RSA PRIVATE KEY-----\n";
+fn encrypted_keys_are_found_with_what_encrypts_them() {
+    let legacy = "x\n-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00112233445566778899AABBCCDDEEFF\n\nAAAAAAAAAAAAAAAAAAAAAA==\n-----END RSA PRIVATE KEY-----\n";
     let e = keys_in(legacy.as_bytes());
     assert!(e.keys.is_empty());
-    assert_eq!(e.encrypted, 1);
-    let pkcs8 = encode_pem("ENCRYPTED PRIVATE KEY", &[0x30, 0x03, 0x02, 0x01, 0x00]);
+    assert_eq!(e.encrypted.len(), 1, "{e:?}");
+    assert_eq!(e.encrypted[0].encryption, "PEM AES-128-CBC");
+    assert_eq!(e.encrypted[0].line, Some(2));
+    assert!(e.encrypted[0].public.is_none());
+    let pkcs8 = encode_pem("ENCRYPTED PRIVATE KEY", &pbes2_epki(160));
     let e = keys_in(pkcs8.as_bytes());
     assert!(e.keys.is_empty());
-    assert_eq!(e.encrypted, 1);
+    assert_eq!(e.encrypted.len(), 1, "{e:?}");
+    assert_eq!(e.encrypted[0].encryption, "PKCS#8 PBES2 aes-256-cbc");
+    assert_eq!(e.encrypted[0].format, "pem");
+    // The same as a whole DER file, and bare base64 in a `.env` value.
+    let e = keys_in(&pbes2_epki(1200));
+    assert_eq!(e.encrypted.len(), 1, "{e:?}");
+    assert_eq!((e.encrypted[0].format, e.encrypted[0].line), ("der", None));
+    let env = format!("TLS_KEY={}\n", STANDARD.encode(pbes2_epki(1200)));
+    let e = keys_in(env.as_bytes());
+    assert_eq!(e.encrypted.len(), 1, "{e:?}");
+    assert_eq!(e.encrypted[0].format, "base64");
+    // Placeholders and broken structures are not keys, encrypted or not.
+    nothing(encode_pem("ENCRYPTED PRIVATE KEY", &[0x30, 0x03, 0x02, 0x01, 0x00]).as_bytes());
+    nothing(b"-----BEGIN ENCRYPTED PRIVATE KEY-----\n...\n-----END ENCRYPTED PRIVATE KEY-----\n");
+    nothing(b"-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: ...\n\n...\n-----END RSA PRIVATE KEY-----\n");
 }
 
 #[test]
@@ -242,12 +297,40 @@ fn look_alikes_are_not_keys() {
 }
 
 #[test]
-fn binary_files_are_skipped() {
+fn binary_files_are_searched_for_text_der_and_utf16() {
     let k = p256();
     let mut bytes = b"\x7fELF\x00\x00".to_vec();
     bytes.extend_from_slice(k.serialize_pem().as_bytes());
     let e = keys_in(&bytes);
-    assert!(e.binary && e.keys.is_empty());
+    assert!(e.binary);
+    assert_eq!(one(&e, &k, "pem"), None);
+    assert_eq!(e.keys[0].offset, Some(6));
+    // DER (PKCS#8 and the SEC1 key inside it, once), and UTF-16 PEM at an odd offset.
+    let rsa = rsa2048();
+    let mut bytes = b"\x7fELF\x00\x01\x02".to_vec();
+    bytes.extend_from_slice(&rsa.serialize_der());
+    bytes.push(0);
+    let utf16_at = bytes.len();
+    bytes.extend(k.serialize_pem().encode_utf16().flat_map(u16::to_le_bytes));
+    let e = keys_in(&bytes);
+    assert_eq!(e.keys.len(), 2, "{e:?}");
+    assert!(e.keys[0].public.same_public_key(&public_of(&rsa)));
+    assert_eq!((e.keys[0].format, e.keys[0].offset), ("der", Some(7)));
+    assert!(e.keys[1].public.same_public_key(&public_of(&k)));
+    assert_eq!(
+        (e.keys[1].format, e.keys[1].offset),
+        ("pem", Some(utf16_at))
+    );
+    // A whole UTF-16 file, with lines.
+    let mut text: Vec<u8> = vec![0xfe, 0xff];
+    text.extend(
+        format!("a\nb\n{}", k.serialize_pem())
+            .encode_utf16()
+            .flat_map(u16::to_be_bytes),
+    );
+    let e = keys_in(&text);
+    assert!(!e.binary);
+    assert_eq!(one(&e, &k, "pem"), Some(3));
 }
 
 #[test]
@@ -356,7 +439,11 @@ fn putty_files() {
     one(&keys_in(ppk("none").as_bytes()), &ed, "putty");
     let e = keys_in(ppk("aes256-cbc").as_bytes());
     assert!(e.keys.is_empty());
-    assert_eq!(e.encrypted, 1);
+    assert_eq!(e.encrypted.len(), 1);
+    assert_eq!(e.encrypted[0].encryption, "PuTTY aes256-cbc");
+    // PuTTY keeps the public key in clear: it is what the file names.
+    let named = e.encrypted[0].public.as_ref().unwrap();
+    assert!(named.same_public_key(&public_of(&ed)));
 }
 
 #[test]
@@ -368,10 +455,13 @@ fn found_keys_carry_the_location() {
         repository: None,
         commit: None,
         line: None,
+        blob: None,
+        offset: None,
+        encryption: None,
         first_seen: None,
         source: "exposure-scan".into(),
     };
-    let found = keys_in(text.as_bytes()).found_at(&template);
+    let found = keys_in(text.as_bytes()).found_at(&template).found;
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].location.line, Some(2));
     assert_eq!(found[0].location.path, "a/b.txt");

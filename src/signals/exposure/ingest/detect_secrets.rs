@@ -121,6 +121,9 @@ pub(crate) fn parse(bytes: &[u8], file: &str, root: &Path) -> Result<Ingested, I
             repository: None,
             commit: None,
             line: None,
+            blob: None,
+            offset: None,
+            encryption: None,
             first_seen,
             source: Scanner::DetectSecrets.name().to_string(),
         };

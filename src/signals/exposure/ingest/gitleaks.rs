@@ -81,6 +81,9 @@ fn finding(out: &mut Ingested, n: usize, f: &Value) {
         repository: None,
         commit: (!commit.is_empty()).then(|| commit.to_string()),
         line,
+        blob: None,
+        offset: None,
+        encryption: None,
         first_seen: super::rfc3339(text(f, "Date")),
         source: Scanner::Gitleaks.name().to_string(),
     };

@@ -32,7 +32,7 @@ pub(crate) struct Keys {
 pub(crate) fn private_keys(text: &[u8]) -> Keys {
     let got = keys_in(text);
     let mut problems = Vec::new();
-    if got.encrypted > 0 {
+    if !got.encrypted.is_empty() {
         problems.push(
             "the key is encrypted with a passphrase: its public half cannot be read".to_string(),
         );

@@ -159,6 +159,9 @@ fn location(v: &Value, n: usize, file: &str) -> Location {
         repository: None,
         commit: None,
         line: None,
+        blob: None,
+        offset: None,
+        encryption: None,
         first_seen: None,
         source: Scanner::Trufflehog.name().to_string(),
     };

@@ -3,12 +3,14 @@
 //!
 //! - Directories are walked without following symbolic links (no loops, nothing outside
 //!   the tree); FIFOs, sockets and devices are skipped, and so are files over the size cap
-//!   (noted). Hidden and git-ignored files are read: a `.env` or a key that is ignored is
-//!   still on the disk.
+//!   (noted, text or binary: their size is known before they are opened). Hidden and
+//!   git-ignored files are read: a `.env` or a key that is ignored is still on the disk.
+//!   Binary files are read whole too, for the DER keys, keystores and text inside them.
 //! - A directory that is a git work tree (it holds `.git`) or a bare repository is a
 //!   repository: its working files are read as files (keys not yet committed), and, unless
-//!   history is turned off, every blob any commit of any ref ever held is read once, with
-//!   the commit that first added it and that commit's time (the `git` CLI, in `git.rs`).
+//!   history is turned off, every blob in its object database is read once, unreachable
+//!   ones included: with the commit that first added it and that commit's time when a
+//!   commit holds it (the `git` CLI, in `git.rs`).
 //! - Files and blobs are read and searched on every core; [`super::extract`] does the
 //!   searching.
 
@@ -25,17 +27,12 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use super::extract::keys_in;
-use super::{FoundKey, Location};
+use super::{EncryptedKey, FoundKey, Location};
 
 /// The `source` of every location this module reports.
 pub const SOURCE: &str = "exposure-scan";
 /// Files larger than this are skipped unless told otherwise (50 MiB).
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 50 * 1024 * 1024;
-/// A binary file is read past its first bytes only when it may be one DER object; no DER
-/// key or PKCS#12 keystore is this large.
-const MAX_DER_FILE: u64 = 1024 * 1024;
-/// How much of a file shows whether it is binary (a NUL byte), as git and ripgrep look.
-pub(super) const PROBE: u64 = 8192;
 /// How many files or blobs wait for a worker at most.
 const QUEUE: usize = 256;
 
@@ -74,19 +71,29 @@ pub struct Problem {
 pub struct Repository {
     /// The repository as reached from the scanned paths.
     pub path: String,
-    /// Commits read (merges count once per parent).
+    /// Commits read that a ref or a reflog reaches (merges count once per parent).
     pub commits: u64,
+    /// Commits read that nothing reaches any more (merges count once per parent).
+    pub unreachable_commits: u64,
     /// Distinct blobs read.
     pub blobs: u64,
+    /// Of those, blobs that no commit a ref or a reflog reaches holds.
+    pub unreachable_blobs: u64,
 }
 
 /// What a scan found and read.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ScanOutcome {
     /// Private keys found, each with where: sorted by repository, path, line and commit.
+    /// Encrypted keys whose public half is stored in clear beside them are here too, their
+    /// locations saying how they are encrypted.
     pub found: Vec<FoundKey>,
-    /// Encrypted private keys seen (not exposures).
+    /// Encrypted private keys found (each place counts), whether or not their public half
+    /// is known.
     pub encrypted: usize,
+    /// Encrypted private keys whose public half is not known, each with where: sorted like
+    /// `found`.
+    pub encrypted_keys: Vec<EncryptedKey>,
     /// Private keys of kinds that cannot be reduced to a public key (DSA, hardware-bound).
     pub unsupported: usize,
     /// Files read.
@@ -95,9 +102,9 @@ pub struct ScanOutcome {
     pub blobs: u64,
     /// Bytes read from files and blobs.
     pub bytes: u64,
-    /// Binary files and blobs skipped (not a whole DER key or PKCS#12; whatever their size).
+    /// Binary files and blobs read (searched for DER keys, keystores and the text inside).
     pub binary: u64,
-    /// Text files and blobs over the size cap, not read.
+    /// Files and blobs over the size cap, not read.
     pub too_large: Vec<String>,
     /// Files and directories that could not be read.
     pub unreadable: Vec<Problem>,
@@ -111,6 +118,7 @@ impl ScanOutcome {
     fn merge(&mut self, other: Self) {
         self.found.extend(other.found);
         self.encrypted += other.encrypted;
+        self.encrypted_keys.extend(other.encrypted_keys);
         self.unsupported += other.unsupported;
         self.files += other.files;
         self.blobs += other.blobs;
@@ -141,9 +149,17 @@ fn location(path: String, repository: Option<String>) -> Location {
         repository,
         commit: None,
         line: None,
+        blob: None,
+        offset: None,
+        encryption: None,
         first_seen: None,
         source: SOURCE.to_string(),
     }
+}
+
+/// How found keys are ordered: by repository, path, line, offset and commit.
+fn place_order(l: &Location) -> impl Ord + '_ {
+    (&l.repository, &l.path, l.line, l.offset, &l.commit, &l.blob)
 }
 
 /// Scans `paths` (files, directories, repositories). Paths that cannot be read are listed
@@ -177,17 +193,12 @@ pub fn scan(paths: &[PathBuf], opts: &ScanOptions) -> ScanOutcome {
         }
         outcome
     });
-    outcome.found.sort_by(|a, b| {
-        let key = |f: &FoundKey| {
-            (
-                f.location.repository.clone(),
-                f.location.path.clone(),
-                f.location.line,
-                f.location.commit.clone(),
-            )
-        };
-        key(a).cmp(&key(b))
-    });
+    outcome
+        .found
+        .sort_by(|a, b| place_order(&a.location).cmp(&place_order(&b.location)));
+    outcome
+        .encrypted_keys
+        .sort_by(|a, b| place_order(&a.location).cmp(&place_order(&b.location)));
     outcome.too_large.sort();
     outcome.unreadable.sort_by(|a, b| a.path.cmp(&b.path));
     outcome
@@ -231,17 +242,12 @@ fn work(rx: &Mutex<Receiver<Job>>, max: u64) -> ScanOutcome {
             Job::File { path, at } => {
                 buf.clear();
                 match read_file(&path, max, &mut buf) {
-                    Ok(Got::Whole) => {
+                    Ok(true) => {
                         out.files += 1;
                         out.bytes += buf.len() as u64;
                         search(&buf, &at, &mut out);
                     }
-                    Ok(Got::Binary) => {
-                        out.files += 1;
-                        out.bytes += buf.len() as u64;
-                        out.binary += 1;
-                    }
-                    Ok(Got::TooLarge) => out.too_large.push(match &at.repository {
+                    Ok(false) => out.too_large.push(match &at.repository {
                         Some(r) => format!("{r}/{}", at.path),
                         None => at.path,
                     }),
@@ -275,54 +281,29 @@ fn search(bytes: &[u8], at: &Location, out: &mut ScanOutcome) {
         });
         return;
     };
-    out.encrypted += e.encrypted;
+    out.encrypted += e.encrypted.len();
     out.unsupported += e.unsupported;
-    if e.binary && e.keys.is_empty() {
+    if e.binary {
         out.binary += 1;
     }
-    out.found.extend(e.found_at(at));
+    let located = e.found_at(at);
+    out.found.extend(located.found);
+    out.encrypted_keys.extend(located.encrypted);
 }
 
-/// How much of a file was read.
-enum Got {
-    /// All of it.
-    Whole,
-    /// Its first bytes, which show it is binary and not a DER object.
-    Binary,
-    /// None: it is over the cap.
-    TooLarge,
-}
-
-/// Whether the first bytes of a file or blob show binary data that cannot be one DER
-/// object of `size` bytes (which is read whole).
-pub(super) fn skip_binary(first: &[u8], size: u64) -> bool {
-    memchr::memchr(0, first).is_some() && (first.first() != Some(&0x30) || size > MAX_DER_FILE)
-}
-
-/// Reads a file into `buf`: whole when it is text or may be one DER object, only its first
-/// bytes when they show other binary data, and those only when it is over the cap (binary
-/// files over the cap are skipped as binary, not noted as too large).
-fn read_file(path: &Path, max: u64, buf: &mut Vec<u8>) -> std::io::Result<Got> {
-    let mut file = File::open(path)?;
+/// Reads a whole file into `buf`, unless it is over the cap (known from its size before
+/// anything is read): `false` then.
+fn read_file(path: &Path, max: u64, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+    let file = File::open(path)?;
     let size = file.metadata()?.len();
-    if size <= max {
-        // usize holds any size under the cap on the platforms certresponder runs on.
-        buf.reserve(usize::try_from(size).unwrap_or(0).saturating_add(1));
-    }
-    (&mut file).take(PROBE).read_to_end(buf)?;
-    if skip_binary(buf, size) {
-        return Ok(Got::Binary);
-    }
     if size > max {
-        return Ok(Got::TooLarge);
+        return Ok(false);
     }
+    // usize holds any size under the cap on the platforms certresponder runs on.
+    buf.reserve(usize::try_from(size).unwrap_or(0).saturating_add(1));
     // The file may have grown since it was measured: the cap still holds.
-    file.take((max + 1).saturating_sub(buf.len() as u64))
-        .read_to_end(buf)?;
-    if buf.len() as u64 > max {
-        return Ok(Got::TooLarge);
-    }
-    Ok(Got::Whole)
+    file.take(max.saturating_add(1)).read_to_end(buf)?;
+    Ok(buf.len() as u64 <= max)
 }
 
 #[cfg(test)]
@@ -353,5 +334,10 @@ mod tests {
         assert_eq!(out.too_large.len(), 1);
         assert_eq!(out.binary, 1);
         assert_eq!(out.files, 2);
+        // Binary files over the cap are not read either, and are listed.
+        std::fs::write(dir.path().join("big.bin"), vec![0u8; 5000]).unwrap();
+        let out = scan(&[dir.path().to_path_buf()], &opts);
+        assert_eq!(out.too_large.len(), 2, "{out:?}");
+        assert_eq!(out.binary, 1);
     }
 }

@@ -96,8 +96,8 @@ pub fn check_rsa_thorough(n: &[u8], e: &[u8], policy: &KeyPolicy) -> Vec<Finding
     check(n, e, policy, true)
 }
 
-fn check(n: &[u8], e: &[u8], policy: &KeyPolicy, thorough: bool) -> Vec<Finding> {
-    let n = BigUint::from_bytes_be(n);
+fn check(n_bytes: &[u8], e: &[u8], policy: &KeyPolicy, thorough: bool) -> Vec<Finding> {
+    let n = BigUint::from_bytes_be(n_bytes);
     let e = BigUint::from_bytes_be(e);
     let bits = n.bits();
     let mut findings = Vec::new();
@@ -122,8 +122,13 @@ fn check(n: &[u8], e: &[u8], policy: &KeyPolicy, thorough: bool) -> Vec<Finding>
         return findings;
     }
     size_findings(bits, policy, &mut findings);
-    findings.extend(oddities::pattern(&n));
-    findings.extend(oddities::xz_backdoor(&n));
+    // On the modulus as given, without its leading zeros.
+    let n_bytes = &n_bytes[n_bytes
+        .iter()
+        .position(|&b| b != 0)
+        .unwrap_or(n_bytes.len())..];
+    findings.extend(oddities::pattern(n_bytes));
+    findings.extend(oddities::xz_backdoor(n_bytes));
     if !n.bit(0) {
         findings.push(Finding::compromised(
             "rsa_invalid",

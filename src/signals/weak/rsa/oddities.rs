@@ -20,15 +20,15 @@ use serde_json::json;
 
 use crate::signals::{Confidence, Finding};
 
-/// Set bits in percent of the bit length, rounded down.
-fn bit_percent(n: &BigUint) -> u64 {
-    (n.count_ones() * 100).checked_div(n.bits()).unwrap_or(0)
+/// Set bits in percent of `bits`, rounded down.
+fn percent(set: u64, bits: u64) -> u64 {
+    (set * 100).checked_div(bits).unwrap_or(0)
 }
 
 /// `rsa_bias`, for a modulus with no factor up to 65537 (the caller checks that).
 pub(super) fn bias(n: &BigUint) -> Option<Finding> {
     let bits = n.bits();
-    let pct = bit_percent(n);
+    let pct = percent(n.count_ones(), bits);
     let spread = match bits {
         b if b > 2000 => 10,
         b if b > 1000 => 12,
@@ -38,8 +38,23 @@ pub(super) fn bias(n: &BigUint) -> Option<Finding> {
     if balanced(pct) {
         return None;
     }
-    let lower = n % (BigUint::from(1u32) << (bits / 2));
-    let lower_pct = bit_percent(&lower);
+    // The lower half, `n mod 2^(bits/2)`, counted on the words themselves.
+    let half = bits / 2;
+    let lower_set: u64 = n
+        .iter_u64_digits()
+        .enumerate()
+        .map(|(i, w)| {
+            let start = i as u64 * 64;
+            if start + 64 <= half {
+                u64::from(w.count_ones())
+            } else if start < half {
+                u64::from((w & ((1u64 << (half - start)) - 1)).count_ones())
+            } else {
+                0
+            }
+        })
+        .sum();
+    let lower_pct = percent(lower_set, half);
     if pct < 40 && lower_pct < 40 {
         return None;
     }
@@ -66,8 +81,7 @@ pub(super) fn bias(n: &BigUint) -> Option<Finding> {
 }
 
 /// `rsa_pattern`: sixteen equal bytes in a row.
-pub(super) fn pattern(n: &BigUint) -> Option<Finding> {
-    let bytes = n.to_bytes_be();
+pub(super) fn pattern(bytes: &[u8]) -> Option<Finding> {
     let mut run = 1usize;
     for w in bytes.windows(2) {
         // badkeys' `(.)\1{15}` does not match a newline byte.
@@ -88,7 +102,7 @@ pub(super) fn pattern(n: &BigUint) -> Option<Finding> {
                          prime product does: it was made by hand or corrupted",
                         w[0]
                     ),
-                    json!({ "byte": w[0], "bits": n.bits() }),
+                    json!({ "byte": w[0], "bits": bytes.len() * 8 - bytes.first().map_or(0, |b| b.leading_zeros() as usize) }),
                 )
             });
         }
@@ -97,20 +111,21 @@ pub(super) fn pattern(n: &BigUint) -> Option<Finding> {
 }
 
 /// `xz_backdoor`: the backdoor's payload test on the modulus.
-pub(super) fn xz_backdoor(n: &BigUint) -> Option<Finding> {
-    let mut bytes = n.to_bytes_be();
-    if bytes.first().is_some_and(|b| b & 0x80 != 0) {
-        bytes.insert(0, 0);
-    }
-    if bytes.len() < 16 || n.bits() == 0 {
+pub(super) fn xz_backdoor(n: &[u8]) -> Option<Finding> {
+    // The modulus as its DER INTEGER content: a leading zero when the top bit is set.
+    let zero = n.first().is_some_and(|b| b & 0x80 != 0);
+    let at = |i: usize| -> u8 {
+        if zero {
+            if i == 0 { 0 } else { n[i - 1] }
+        } else {
+            n[i]
+        }
+    };
+    if n.len() + usize::from(zero) < 16 {
         return None;
     }
-    let word = |r: std::ops::Range<usize>| {
-        bytes[r]
-            .iter()
-            .rev()
-            .fold(0u64, |acc, &b| (acc << 8) | u64::from(b))
-    };
+    let word =
+        |r: std::ops::Range<usize>| r.rev().fold(0u64, |acc, i| (acc << 8) | u64::from(at(i)));
     let (a, b, c) = (word(0..4), word(4..8), word(8..16));
     let value = a.wrapping_mul(b).wrapping_add(c);
     (value <= 3).then(|| Finding {
@@ -119,7 +134,7 @@ pub(super) fn xz_backdoor(n: &BigUint) -> Option<Finding> {
             "xz_backdoor",
             "RSA modulus carries the xz-utils backdoor's command payload (CVE-2024-3094): it is \
              not a key but a message to the backdoor",
-            json!({ "cve": "CVE-2024-3094", "selector": value, "bits": n.bits() }),
+            json!({ "cve": "CVE-2024-3094", "selector": value, "bits": n.len() * 8 }),
         )
     })
 }

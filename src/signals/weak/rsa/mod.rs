@@ -76,8 +76,11 @@ const THOROUGH_PRIME_TEST_MAX_BITS: u64 = 8192;
 /// Miller–Rabin rounds before calling `n` prime: a composite passes with probability below
 /// 2^-16 even if chosen against the bases, far less for any real key.
 const MODULUS_PRIME_ROUNDS: u32 = 8;
-/// Rounds for labelling a small factor's cofactor `valid` (prime) or `corrupt`.
-const COFACTOR_PRIME_ROUNDS: u32 = 8;
+/// Rounds for labelling a small factor's cofactor `valid` (prime) or `corrupt`: only a
+/// label (the key is factored either way), and a composite cofactor of a corrupted modulus
+/// fails the first round all but always; each round is a modular exponentiation the size of
+/// the modulus, the costliest thing `analyze` does to a key.
+const COFACTOR_PRIME_ROUNDS: u32 = 2;
 /// Cofactors longer than this are not tested (the label is then absent).
 const COFACTOR_TEST_MAX_BITS: u64 = 8192;
 /// The exponent the BRs recommend and everyone uses.

@@ -344,17 +344,10 @@ fn malformed_lists_are_rejected_with_the_file_and_line() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-fn venv() -> PathBuf {
-    std::env::var_os("CERTRESPONDER_TEST_VENV").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-venv"),
-        PathBuf::from,
-    )
-}
-
 /// badkeys' verdicts (`check` names) on `files`, with the package found first on
 /// `pythonpath` (a copy whose keydata holds extra primes).
 fn badkeys_checks(pythonpath: &Path, files: &[PathBuf]) -> Vec<Vec<String>> {
-    let out = Command::new(venv().join("bin/badkeys"))
+    let out = Command::new(common::venv().join("bin/badkeys"))
         .args(["--json", "--all", "-c", "sharedprimes"])
         .args(files)
         .env("PYTHONPATH", pythonpath)
@@ -374,23 +367,7 @@ fn known_bad_primes_are_imported_from_badkeys_keydata_and_agree_with_badkeys() {
     let home = Home::new();
     let fx = home.path("known-primes");
     std::fs::create_dir_all(&fx).unwrap();
-    let python = venv().join("bin/python");
-    assert!(
-        python.is_file(),
-        "{} is missing: run scripts/test, which makes the test venv",
-        python.display()
-    );
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/known_primes.py");
-    let out = Command::new(&python)
-        .arg(&script)
-        .arg(&fx)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "known_primes.py: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::python_fixture("known_primes.py", &fx);
     let shares = fx.join("shares.pub.pem");
     let healthy = fx.join("healthy.pub.pem");
 

@@ -14,35 +14,12 @@ use std::process::Command;
 use common::Home;
 use serde_json::Value;
 
-fn venv() -> PathBuf {
-    std::env::var_os("CERTRESPONDER_TEST_VENV").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-venv"),
-        PathBuf::from,
-    )
-}
-
 #[test]
 fn every_algorithm_is_read_and_looked_up_as_badkeys_does() {
     let home = Home::new();
     let fx = home.path("keys");
     std::fs::create_dir_all(&fx).unwrap();
-    let python = venv().join("bin/python");
-    assert!(
-        python.is_file(),
-        "{} is missing: run scripts/test, which makes the test venv",
-        python.display()
-    );
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/key_algorithms.py");
-    let out = Command::new(&python)
-        .arg(&script)
-        .arg(&fx)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "key_algorithms.py: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::python_fixture("key_algorithms.py", &fx);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&fx)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -54,7 +31,7 @@ fn every_algorithm_is_read_and_looked_up_as_badkeys_does() {
 
     // badkeys, text output (its --json cannot print ML-DSA keys): "CHECK/LIST vulnerability,
     // TYPE, FILE" for each hit.
-    let out = Command::new(venv().join("bin/badkeys"))
+    let out = Command::new(common::venv().join("bin/badkeys"))
         .args(["-c", "blocklist,dsasparse"])
         .args(&files)
         .env("XDG_CACHE_HOME", fx.join("cache"))

@@ -13,28 +13,10 @@ use std::process::Command;
 
 use serde_json::Value;
 
-fn venv() -> PathBuf {
-    std::env::var_os("CERTRESPONDER_TEST_VENV").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-venv"),
-        PathBuf::from,
-    )
-}
-
 /// Writes the fixtures into a temporary directory.
 fn fixtures() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let python = venv().join("bin/python");
-    assert!(
-        python.is_file(),
-        "{} is missing: run scripts/test, which makes the test venv",
-        python.display()
-    );
-    let out = Command::new(python)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rule_certs.py"))
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", common::text(&out));
+    common::python_fixture("rule_certs.py", dir.path());
     dir
 }
 

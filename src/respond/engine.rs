@@ -852,26 +852,42 @@ impl Engine {
                 Some(now_case) if now_case.state == case.state => case = now_case,
                 _ => continue,
             }
-            let mut rec = started(Step::Close);
-            let closing = match self.close(&mut case) {
-                StepResult::Ok(d) | StepResult::Skipped(d) => d,
-                StepResult::Unconfirmed(detail)
-                | StepResult::Fail { detail, .. }
-                | StepResult::NotRevoked { detail, .. } => detail,
-            };
-            rec.finished_at = Some(now);
-            rec.outcome = StepOutcome::Ok;
-            rec.detail = format!("{why}; {closing}");
-            case.journal.push(rec);
-            self.audit_step(&case)?;
-            case.state = CaseState::Done;
-            case.error = None;
-            self.save(&mut case)?;
-            self.finished(&case)?;
+            self.close_done(&mut case, Some(&why), now)?;
             tracing::info!(case = case.id, cert = %case.cert, "{why}; case closed");
             closed.push(case.id);
         }
         Ok(closed)
+    }
+
+    /// Closes a case that has no step left to run (its old certificate seen revoked or
+    /// expired): runs Close, which resolves its signals, journals it (`why` first, when
+    /// given) and marks the case done.
+    fn close_done(
+        &self,
+        case: &mut Case,
+        why: Option<&str>,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<(), RespondError> {
+        let mut rec = started(Step::Close);
+        let closing = match self.close(case) {
+            StepResult::Ok(d) | StepResult::Skipped(d) => d,
+            StepResult::Unconfirmed(detail)
+            | StepResult::Fail { detail, .. }
+            | StepResult::NotRevoked { detail, .. } => detail,
+        };
+        rec.finished_at = Some(now);
+        rec.outcome = StepOutcome::Ok;
+        rec.detail = match why {
+            Some(why) => format!("{why}; {closing}"),
+            None => closing,
+        };
+        case.journal.push(rec);
+        self.audit_step(case)?;
+        case.state = CaseState::Done;
+        case.error = None;
+        self.save(case)?;
+        self.finished(case)?;
+        Ok(())
     }
 
     /// Asks the issuer again about the old certificate of every `unconfirmed` case (a CA
@@ -908,21 +924,7 @@ impl Engine {
             rec.detail = format!("{seen} (confirmed by a later CA check)");
             case.journal.push(rec);
             self.audit_step(&case)?;
-            let mut rec = started(Step::Close);
-            let closing = match self.close(&mut case) {
-                StepResult::Ok(d) | StepResult::Skipped(d) => d,
-                StepResult::Unconfirmed(detail)
-                | StepResult::Fail { detail, .. }
-                | StepResult::NotRevoked { detail, .. } => detail,
-            };
-            rec.finished_at = Some(now);
-            rec.outcome = StepOutcome::Ok;
-            rec.detail = closing;
-            case.journal.push(rec);
-            self.audit_step(&case)?;
-            case.state = CaseState::Done;
-            self.save(&mut case)?;
-            self.finished(&case)?;
+            self.close_done(&mut case, None, now)?;
             tracing::info!(case = case.id, cert = %case.cert, "revocation confirmed; case closed");
             closed.push(case.id);
         }

@@ -165,3 +165,33 @@ pub fn chown_tree(dir: &Path, uid: u32) {
         }
     }
 }
+
+/// The test venv (`CERTRESPONDER_TEST_VENV`, default `target/test-venv`), which
+/// `scripts/test` makes with badkeys and Python `cryptography`.
+pub fn venv() -> PathBuf {
+    std::env::var_os("CERTRESPONDER_TEST_VENV").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-venv"),
+        PathBuf::from,
+    )
+}
+
+/// Runs `tests/fixtures/SCRIPT OUT` with the venv's Python; fails the test, saying why,
+/// when the venv is missing or the script fails.
+pub fn python_fixture(script: &str, out: &Path) {
+    let python = venv().join("bin/python");
+    assert!(
+        python.is_file(),
+        "{} is missing: run scripts/test, which makes the test venv",
+        python.display()
+    );
+    let run = std::process::Command::new(&python)
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures")
+                .join(script),
+        )
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{script}: {}", text(&run));
+}

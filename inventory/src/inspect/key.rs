@@ -165,10 +165,7 @@ impl KeyInfo {
     pub(crate) fn rsa(n: &[u8], e: &[u8]) -> Self {
         let modulus = der::strip_leading_zeros(n).to_vec();
         let exponent_bytes = der::strip_leading_zeros(e).to_vec();
-        let bits = match modulus.first() {
-            Some(&top) if top != 0 => modulus.len() * 8 - top.leading_zeros() as usize,
-            _ => 0,
-        };
+        let bits = Self::rsa_modulus_bits(&modulus);
         let exponent = if exponent_bytes.len() <= 8 {
             exponent_bytes
                 .iter()
@@ -193,7 +190,7 @@ impl KeyInfo {
         }
     }
 
-    /// The bit length of an RSA modulus given as big-endian bytes.
+    /// The bit length of an RSA modulus (or any unsigned integer) given as big-endian bytes.
     pub fn rsa_modulus_bits(n: &[u8]) -> usize {
         let n = der::strip_leading_zeros(n);
         match n.first() {
@@ -206,10 +203,7 @@ impl KeyInfo {
     /// are dropped).
     pub fn dsa(p: &[u8], q: &[u8], g: &[u8], y: &[u8]) -> Self {
         let p = der::strip_leading_zeros(p).to_vec();
-        let bits = match p.first() {
-            Some(&top) if top != 0 => p.len() * 8 - top.leading_zeros() as usize,
-            _ => 0,
-        };
+        let bits = Self::rsa_modulus_bits(&p);
         Self::Dsa {
             bits,
             p,
@@ -703,20 +697,9 @@ fn parse_pkcs8(input: &[u8]) -> Result<KeyInfo, InspectError> {
                     .to_vec(),
             })
         }
-        OID_ED448 => {
-            // RFC 8410 §7: a v2 OneAsymmetricKey may carry the public key as [1].
-            let public = fields
-                .iter()
-                .find(|f| f.tag == 0x81)
-                .and_then(|f| f.content.get(1..))
-                .map(<[u8]>::to_vec)
-                .ok_or_else(|| InspectError::Unsupported {
-                    what: "private key",
-                    reason: "Ed448 key without its public key; certresponder cannot derive it"
-                        .into(),
-                })?;
-            Ok(KeyInfo::Ed448 { public })
-        }
+        OID_ED448 => Ok(KeyInfo::Ed448 {
+            public: embedded_public(&fields, "Ed448")?,
+        }),
         OID_DSA => {
             let params = alg_fields
                 .get(1)
@@ -749,25 +732,31 @@ fn parse_pkcs8(input: &[u8]) -> Result<KeyInfo, InspectError> {
                 public: public.as_ref().to_vec(),
             })
         }
-        OID_X448 => {
-            let public = fields
-                .iter()
-                .find(|f| f.tag == 0x81)
-                .and_then(|f| f.content.get(1..))
-                .map(<[u8]>::to_vec)
-                .ok_or_else(|| InspectError::Unsupported {
-                    what: "private key",
-                    reason: "X448 key without its public key; certresponder cannot derive it"
-                        .into(),
-                })?;
-            Ok(KeyInfo::X448 { public })
-        }
+        OID_X448 => Ok(KeyInfo::X448 {
+            public: embedded_public(&fields, "X448")?,
+        }),
         other if ml_kem(other).is_some() => ml_kem_private(other, key.content),
         other => Err(InspectError::Unsupported {
             what: "private key",
             reason: format!("algorithm {}", dotted_oid(other)),
         }),
     }
+}
+
+/// The public key a v2 OneAsymmetricKey carries as `[1]` (RFC 5958; RFC 8410 §7), for the
+/// algorithms whose public key certresponder cannot derive (Ed448, X448).
+fn embedded_public(fields: &[der::Tlv<'_>], algorithm: &str) -> Result<Vec<u8>, InspectError> {
+    fields
+        .iter()
+        .find(|f| f.tag == 0x81)
+        .and_then(|f| f.content.get(1..))
+        .map(<[u8]>::to_vec)
+        .ok_or_else(|| InspectError::Unsupported {
+            what: "private key",
+            reason: format!(
+                "{algorithm} key without its public key; certresponder cannot derive it"
+            ),
+        })
 }
 
 /// OpenSSL's traditional DSA private key: `SEQUENCE { version 0, p, q, g, y, x }`.

@@ -292,11 +292,7 @@ pub fn remove(dir: &Path, name: &str) -> Result<ListInfo, BlocklistError> {
 /// says).
 pub fn load(dir: &Path, info: &ListInfo) -> Result<Table, BlocklistError> {
     let path = dir.join(&info.file);
-    let damaged = |message: String| BlocklistError::Stored {
-        name: info.name.clone(),
-        path: path.clone(),
-        message,
-    };
+    let damaged = |message: String| damaged(info, &path, message);
     let bytes = std::fs::read(&path).map_err(|e| damaged(format!("cannot read: {e}")))?;
     let expected = usize::try_from(info.records)
         .ok()
@@ -319,12 +315,17 @@ pub fn load_primes(
     info: &ListInfo,
 ) -> Result<crate::signals::weak::batch_gcd::ProductIndex, BlocklistError> {
     let path = dir.join(&info.file);
-    let damaged = |message: String| BlocklistError::Stored {
-        name: info.name.clone(),
-        path: path.clone(),
-        message,
-    };
-    let bytes = std::fs::read(&path).map_err(|e| damaged(format!("cannot read: {e}")))?;
+    let bytes =
+        std::fs::read(&path).map_err(|e| damaged(info, &path, format!("cannot read: {e}")))?;
     crate::signals::weak::batch_gcd::ProductIndex::from_product(&bytes, info.records)
-        .ok_or_else(|| damaged("the stored product is zero".into()))
+        .ok_or_else(|| damaged(info, &path, "the stored product is zero".into()))
+}
+
+/// A stored list that cannot be used as the index describes it.
+fn damaged(info: &ListInfo, path: &Path, message: String) -> BlocklistError {
+    BlocklistError::Stored {
+        name: info.name.clone(),
+        path: path.to_path_buf(),
+        message,
+    }
 }
